@@ -1,0 +1,26 @@
+# Two commands do all set-up on a fresh machine with python3:
+#   make run    -- creates .venv, installs accsim, runs the main job
+#   make test   -- creates .venv, installs accsim with test extras, runs the whole test suite
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test,train]"
+	touch $(STAMP)
+
+.PHONY: run test lint bench
+run: $(STAMP)
+	$(BIN)/accsim run configs/paper_mlp.toml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py

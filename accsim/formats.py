@@ -1,0 +1,452 @@
+"""Binary floating-point formats: parameters, presets, codes and ml_dtypes interop.
+
+A format is a small frozen dataclass (in the spirit of gfloat's ``FormatInfo``) with
+``numpy.finfo``-style properties. Kernels never see the dataclass: they receive the
+tuple returned by :meth:`FloatFormat.kernel_params`.
+
+Special-value styles (see ``docs/formats.md``):
+
+``"ieee"``
+    IEEE 754 style: the all-ones exponent field encodes +-inf and NaNs.
+``"fn"``
+    OCP "finite": no infinities; the single NaN pattern is exponent and fraction all
+    ones (so the top binade loses one code, e.g. float8_e4m3fn max = 448).
+``"fnuz"``
+    "finite, no negative zero" (Graphcore/AMD): no infinities, NaN is the code 0x80
+    (sign bit alone), there is no -0.
+``"finite"``
+    No infinities and no NaN at all (OCP MX fp6/fp4); conversions saturate.
+``"e8m0"``
+    OCP MX scale format: unsigned powers of two 2^-127..2^127, NaN is 0xFF, no zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import ml_dtypes
+import numpy as np
+
+SPECIAL_STYLES = ("ieee", "fn", "fnuz", "finite", "e8m0")
+
+# Codes the kernels use for what a round-to-nearest overflow produces.
+OVF_INF, OVF_NAN, OVF_SAT = 0, 1, 2
+# Flag bits passed to kernels.
+FLAG_NO_NEG_ZERO = 1
+FLAG_E8M0 = 2
+
+
+@dataclass(frozen=True)
+class FloatFormat:
+    """A binary floating-point format.
+
+    Parameters
+    ----------
+    name : str
+        Canonical name (the ml_dtypes name where ml_dtypes has the format).
+    exponent_bits : int
+        Width of the exponent field.
+    mantissa_bits : int
+        Width of the stored fraction field (precision ``p = mantissa_bits + 1``).
+    bias : int
+        Exponent bias.
+    specials : str
+        Special-value style, one of ``"ieee"``, ``"fn"``, ``"fnuz"``, ``"finite"``,
+        ``"e8m0"`` (see the module docstring).
+    subnormals : bool
+        Whether the format has subnormal numbers. Without them values below the
+        smallest normal round onto {0, smallest_normal}.
+    saturate : bool
+        Overflow gives the largest finite value in every rounding mode (and inf inputs
+        give +-max).
+    emax_cap : int or None
+        Largest exponent actually used, for formats built from (precision, emax) whose
+        emax is not 2^(exponent_bits-1) - 1.
+    """
+
+    name: str
+    exponent_bits: int
+    mantissa_bits: int
+    bias: int
+    specials: str = "ieee"
+    subnormals: bool = True
+    saturate: bool = False
+    emax_cap: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.specials not in SPECIAL_STYLES:
+            raise ValueError(
+                f"unknown special-value style {self.specials!r}; valid: {SPECIAL_STYLES}"
+            )
+        if not (1 <= self.exponent_bits <= 11):
+            raise ValueError(f"exponent_bits must be in 1..11, got {self.exponent_bits}")
+        if not (0 <= self.mantissa_bits <= 52):
+            raise ValueError(f"mantissa_bits must be in 0..52, got {self.mantissa_bits}")
+        if self.emin < -1022 or self.emax > 1023:
+            raise ValueError(f"format {self.name!r} exceeds the binary64 exponent range")
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def p(self) -> int:
+        """Precision in bits, implicit bit included."""
+        return self.mantissa_bits + 1
+
+    precision = p
+
+    @property
+    def bits(self) -> int:
+        """Storage width in bits."""
+        sign = 0 if self.specials == "e8m0" else 1
+        return sign + self.exponent_bits + self.mantissa_bits
+
+    @property
+    def emin(self) -> int:
+        """Exponent of the smallest normal number."""
+        if self.specials == "e8m0":
+            return -self.bias
+        return 1 - self.bias
+
+    @property
+    def emax(self) -> int:
+        """Exponent of the largest finite number."""
+        top = (1 << self.exponent_bits) - 1 - self.bias
+        if self.specials == "ieee":
+            top -= 1
+        elif self.specials == "e8m0":
+            top -= 1
+        elif self.specials == "fn" and self.mantissa_bits == 0:
+            top -= 1
+        if self.emax_cap is not None:
+            top = min(top, self.emax_cap)
+        return top
+
+    @cached_property
+    def max(self) -> float:
+        """Largest finite value."""
+        frac_max = (1 << self.mantissa_bits) - 1
+        if self.specials == "fn" and self.mantissa_bits > 0 and self.emax_cap is None:
+            frac_max -= 1  # the all-ones code of the top binade is NaN
+        return math.ldexp(1.0 + frac_max / (1 << self.mantissa_bits), self.emax)
+
+    @property
+    def smallest_normal(self) -> float:
+        """Smallest positive normal value, 2^emin."""
+        return math.ldexp(1.0, self.emin)
+
+    @property
+    def smallest_subnormal(self) -> float:
+        """Smallest positive value (the smallest normal if there are no subnormals)."""
+        if not self.subnormals:
+            return self.smallest_normal
+        return math.ldexp(1.0, self.emin - self.mantissa_bits)
+
+    tiny = smallest_normal
+
+    @property
+    def eps(self) -> float:
+        """Machine epsilon 2^(1-p), the gap between 1 and the next value."""
+        return math.ldexp(1.0, -self.mantissa_bits)
+
+    @property
+    def u(self) -> float:
+        """Unit roundoff 2^-p of round to nearest (directed rounding: 2u)."""
+        return math.ldexp(1.0, -self.p)
+
+    unit_roundoff = u
+
+    @property
+    def has_inf(self) -> bool:
+        return self.specials == "ieee" and not self.saturate
+
+    @property
+    def has_nan(self) -> bool:
+        return self.specials != "finite"
+
+    @property
+    def has_negative_zero(self) -> bool:
+        return self.specials not in ("fnuz", "e8m0")
+
+    @property
+    def signed(self) -> bool:
+        return self.specials != "e8m0"
+
+    @property
+    def ml_dtype(self) -> np.dtype | None:
+        """The ml_dtypes / numpy dtype storing this format, or None."""
+        return _DTYPES.get(self.name)
+
+    def kernel_params(self) -> tuple[int, int, float, int, int, int]:
+        """The format as plain numbers for numba kernels.
+
+        Returns
+        -------
+        tuple
+            ``(p, emin, max, subnormals, overflow_code, flags)`` where overflow_code
+            says what a round-to-nearest overflow produces (0 inf, 1 NaN, 2 +-max).
+        """
+        if self.saturate or self.specials == "finite":
+            ovf = OVF_SAT
+        elif self.specials == "ieee":
+            ovf = OVF_INF
+        else:
+            ovf = OVF_NAN
+        flags = 0
+        if self.specials == "fnuz":
+            flags |= FLAG_NO_NEG_ZERO
+        if self.specials == "e8m0":
+            flags |= FLAG_E8M0 | FLAG_NO_NEG_ZERO
+        return (self.p, self.emin, float(self.max), int(self.subnormals), ovf, flags)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_bits(
+        cls, exponent_bits: int, mantissa_bits: int, *, name: str | None = None, **kw
+    ) -> FloatFormat:
+        """IEEE-style format with bias 2^(exponent_bits-1) - 1."""
+        bias = (1 << (exponent_bits - 1)) - 1
+        name = name or f"e{exponent_bits}m{mantissa_bits}"
+        return cls(name, exponent_bits, mantissa_bits, bias, **kw)
+
+    @classmethod
+    def from_precision(cls, p: int, emax: int, *, name: str | None = None, **kw) -> FloatFormat:
+        """IEEE-style format of precision ``p`` with exponents ``1-emax .. emax``."""
+        if p < 1 or emax < 1:
+            raise ValueError(f"need p >= 1 and emax >= 1, got p={p}, emax={emax}")
+        ebits = max(2, (2 * emax + 1).bit_length())
+        return cls(
+            name or f"p{p}emax{emax}", ebits, p - 1, emax, emax_cap=emax, **kw
+        )
+
+    def with_(self, **changes) -> FloatFormat:
+        """A copy with some fields changed (e.g. ``saturate=True``)."""
+        return replace(self, **changes)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _f(name, e, m, bias, specials="ieee", **kw) -> FloatFormat:
+    return FloatFormat(name, e, m, bias, specials, **kw)
+
+
+PRESETS: dict[str, FloatFormat] = {
+    f.name: f
+    for f in (
+        _f("binary64", 11, 52, 1023),
+        _f("binary32", 8, 23, 127),
+        _f("tfloat32", 8, 10, 127),
+        _f("bfloat16", 8, 7, 127),
+        _f("binary16", 5, 10, 15),
+        _f("float8_e4m3", 4, 3, 7),
+        _f("float8_e4m3fn", 4, 3, 7, "fn"),
+        _f("float8_e4m3fnuz", 4, 3, 8, "fnuz"),
+        _f("float8_e5m2", 5, 2, 15),
+        _f("float8_e5m2fnuz", 5, 2, 16, "fnuz"),
+        _f("float6_e3m2fn", 3, 2, 3, "finite", saturate=True),
+        _f("float6_e2m3fn", 2, 3, 1, "finite", saturate=True),
+        _f("float4_e2m1fn", 2, 1, 1, "finite", saturate=True),
+        _f("float8_e8m0fnu", 8, 0, 127, "e8m0", subnormals=False),
+    )
+}
+
+ALIASES: dict[str, str] = {
+    "fp64": "binary64",
+    "float64": "binary64",
+    "fp32": "binary32",
+    "float32": "binary32",
+    "tf32": "tfloat32",
+    "bf16": "bfloat16",
+    "fp16": "binary16",
+    "float16": "binary16",
+    "half": "binary16",
+}
+
+_DTYPES: dict[str, np.dtype] = {
+    "binary64": np.dtype(np.float64),
+    "binary32": np.dtype(np.float32),
+    "binary16": np.dtype(np.float16),
+    "bfloat16": np.dtype(ml_dtypes.bfloat16),
+    "float8_e4m3": np.dtype(ml_dtypes.float8_e4m3),
+    "float8_e4m3fn": np.dtype(ml_dtypes.float8_e4m3fn),
+    "float8_e4m3fnuz": np.dtype(ml_dtypes.float8_e4m3fnuz),
+    "float8_e5m2": np.dtype(ml_dtypes.float8_e5m2),
+    "float8_e5m2fnuz": np.dtype(ml_dtypes.float8_e5m2fnuz),
+    "float6_e3m2fn": np.dtype(ml_dtypes.float6_e3m2fn),
+    "float6_e2m3fn": np.dtype(ml_dtypes.float6_e2m3fn),
+    "float4_e2m1fn": np.dtype(ml_dtypes.float4_e2m1fn),
+    "float8_e8m0fnu": np.dtype(ml_dtypes.float8_e8m0fnu),
+}
+
+
+def available_formats() -> list[str]:
+    """Names of the preset formats (aliases excluded)."""
+    return list(PRESETS)
+
+
+def format(name: str | FloatFormat) -> FloatFormat:  # noqa: A001 - public API name
+    """Look up a format by name or alias, or pass a FloatFormat through.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the valid names.
+    """
+    if isinstance(name, FloatFormat):
+        return name
+    if not isinstance(name, str):
+        raise ValueError(f"format must be a name or FloatFormat, got {type(name).__name__}")
+    key = name.strip()
+    key = ALIASES.get(key.lower(), key)
+    if key in PRESETS:
+        return PRESETS[key]
+    raise ValueError(
+        f"unknown format {name!r}; valid names: {', '.join(PRESETS)}; "
+        f"aliases: {', '.join(ALIASES)}"
+    )
+
+
+def from_dtype(dtype) -> FloatFormat:
+    """The format stored by a numpy / ml_dtypes dtype."""
+    dt = np.dtype(dtype)
+    for name, d in _DTYPES.items():
+        if d == dt:
+            return PRESETS[name]
+    raise ValueError(f"no accsim format for dtype {dt}; known: {[str(d) for d in _DTYPES.values()]}")
+
+
+# ---------------------------------------------------------------------- codes
+def _code_dtype(fmt: FloatFormat):
+    return np.uint8 if fmt.bits <= 8 else np.uint16 if fmt.bits <= 16 else (
+        np.uint32 if fmt.bits <= 32 else np.uint64
+    )
+
+
+def decode(codes, fmt: str | FloatFormat) -> np.ndarray:
+    """Decode integer codes of ``fmt`` into float64 values (NaN for NaN codes).
+
+    Parameters
+    ----------
+    codes : array_like of int
+        Bit patterns, the sign in bit ``bits - 1``.
+    fmt : str or FloatFormat
+    """
+    fmt = format(fmt)
+    c = np.asarray(codes).astype(np.uint64)
+    if np.any(c >> np.uint64(fmt.bits)):
+        raise ValueError(f"codes exceed {fmt.bits} bits for {fmt.name}")
+    m = fmt.mantissa_bits
+    frac = (c & np.uint64((1 << m) - 1)).astype(np.float64)
+    ef = ((c >> np.uint64(m)) & np.uint64((1 << fmt.exponent_bits) - 1)).astype(np.int64)
+    sign = np.ones(c.shape) if not fmt.signed else np.where(
+        (c >> np.uint64(fmt.bits - 1)) & np.uint64(1), -1.0, 1.0
+    )
+    if fmt.specials == "e8m0":
+        mag = np.ldexp(1.0, (ef - fmt.bias).astype(np.int32))
+    else:
+        normal = ef > 0
+        e = np.where(normal, ef - fmt.bias, fmt.emin).astype(np.int32)
+        sig = np.where(normal, 1.0 + np.ldexp(frac, -m), np.ldexp(frac, -m))
+        mag = np.ldexp(sig, e)
+    out = sign * mag
+    allones_e = ef == (1 << fmt.exponent_bits) - 1
+    if fmt.specials == "ieee":
+        out = np.where(allones_e & (frac == 0), sign * np.inf, out)
+        out = np.where(allones_e & (frac != 0), np.nan, out)
+    elif fmt.specials == "fn":
+        out = np.where(allones_e & (frac == (1 << m) - 1), np.nan, out)
+    elif fmt.specials == "fnuz":
+        out = np.where(c == np.uint64(1 << (fmt.bits - 1)), np.nan, out)
+    elif fmt.specials == "e8m0":
+        out = np.where(c == np.uint64(0xFF), np.nan, out)
+    return out
+
+
+def encode(values, fmt: str | FloatFormat, mode: str = "rne") -> np.ndarray:
+    """Round float values into ``fmt`` (see :func:`accsim.round`) and return their codes.
+
+    NaN is encoded as the format's canonical NaN (quiet, sign clear); formats without
+    NaN ("finite") raise ``ValueError`` on NaN input.
+    """
+    from .rounding import round as _round
+
+    fmt = format(fmt)
+    x = _round(np.asarray(values, dtype=np.float64), fmt, mode)
+    x = np.atleast_1d(x)
+    nan = np.isnan(x)
+    if nan.any() and not fmt.has_nan:
+        raise ValueError(f"{fmt.name} has no NaN encoding")
+    m = fmt.mantissa_bits
+    neg = np.signbit(x) & fmt.signed
+    a = np.abs(np.where(nan, 1.0, x))
+    inf = np.isinf(a)
+    a_fin = np.where(inf, 1.0, a)
+    mant, ex = np.frexp(a_fin)  # a = mant * 2^ex, mant in [0.5, 1)
+    e = ex.astype(np.int64) - 1
+    if fmt.specials == "e8m0":
+        ef = e + fmt.bias
+        frac = np.zeros_like(ef)
+    else:
+        normal = (e >= fmt.emin) & (a_fin > 0)
+        ef = np.where(normal, e + fmt.bias, 0)
+        scaled = np.where(
+            normal,
+            np.ldexp(a_fin, (m - e).astype(np.int32)) - (1 << m),
+            np.ldexp(a_fin, m - fmt.emin),
+        )
+        frac = scaled.astype(np.int64)
+        frac = np.where(a_fin == 0, 0, frac)
+        ef = np.where(a_fin == 0, 0, ef)
+    code = (ef.astype(np.uint64) << np.uint64(m)) | frac.astype(np.uint64)
+    if fmt.signed:
+        code = code | (neg.astype(np.uint64) << np.uint64(fmt.bits - 1))
+    allones = (1 << fmt.exponent_bits) - 1
+    if fmt.specials == "ieee":
+        code = np.where(inf, (np.uint64(allones) << np.uint64(m)) | (
+            neg.astype(np.uint64) << np.uint64(fmt.bits - 1)), code)
+        nan_code = (allones << m) | (1 << max(m - 1, 0))
+    elif fmt.specials == "fn":
+        nan_code = (allones << m) | ((1 << m) - 1)
+    elif fmt.specials == "fnuz":
+        nan_code = 1 << (fmt.bits - 1)
+    elif fmt.specials == "e8m0":
+        nan_code = 0xFF
+    else:
+        nan_code = 0
+    code = np.where(nan, np.uint64(nan_code), code)
+    return code.astype(_code_dtype(fmt)).reshape(np.shape(values))
+
+
+def all_values(fmt: str | FloatFormat) -> np.ndarray:
+    """Every code of a format of at most 16 bits, decoded (index = code)."""
+    fmt = format(fmt)
+    if fmt.bits > 16:
+        raise ValueError(f"{fmt.name} has {fmt.bits} bits; enumeration is for <= 16 bits")
+    return decode(np.arange(1 << fmt.bits), fmt)
+
+
+def to_ml_dtypes(values, fmt: str | FloatFormat, mode: str = "rne") -> np.ndarray:
+    """Round ``values`` into ``fmt`` with accsim's exact rounding and return an array of
+    the format's numpy/ml_dtypes dtype (bit patterns set directly, never through casts)."""
+    fmt = format(fmt)
+    dt = fmt.ml_dtype
+    if dt is None:
+        raise ValueError(f"{fmt.name} has no ml_dtypes dtype")
+    if fmt.bits > 16:
+        from .rounding import round as _round
+
+        return _round(np.asarray(values, np.float64), fmt, mode).astype(dt)
+    codes = encode(values, fmt, mode)
+    return codes.astype(np.uint8 if dt.itemsize == 1 else np.uint16).view(dt)
+
+
+def from_ml_dtypes(array) -> np.ndarray:
+    """Exact float64 values of a numpy/ml_dtypes floating array (every such format is a
+    subset of float32 or float64, so the conversion is exact)."""
+    a = np.asarray(array)
+    if a.dtype == np.float64:
+        return a.copy()
+    if a.dtype.kind not in "fV" and a.dtype not in _DTYPES.values():
+        raise ValueError(f"expected a floating array, got dtype {a.dtype}")
+    return a.astype(np.float32).astype(np.float64)

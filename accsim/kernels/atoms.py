@@ -1,0 +1,77 @@
+"""Arithmetic atoms rounded once: add, multiply and fused multiply-add.
+
+Each atom forms the exact result as an unevaluated pair ``hi + lo`` with error-free
+transformations (TwoSum; TwoProd through a true FMA) and rounds it once with
+:func:`~accsim.kernels.rounding.round_dd`; nothing is computed in binary64 and rounded
+a second time. Exactness conditions (checked by the Python callers):
+
+* ``add_round``: always exact (TwoSum is exact barring binary64 overflow, which is
+  handled as an overflow of the target format).
+* ``mul_round``: exact when ``|a*b|`` is zero or at least 2^-969 (no binary64
+  underflow of the TwoProd error term); always true for inputs of formats up to
+  binary32.
+* ``fma_round``: exact when the product is exact in binary64 (``p_a + p_b <= 53``, i.e.
+  all inputs up to binary32/tf32), or for binary64 targets in RNE (hardware FMA).
+"""
+
+import math
+
+from numba import njit
+
+from .bits import JIT, fma, two_prod, two_sum
+from .rounding import RNE, overflow_result, round_dd
+
+
+@njit(**JIT)
+def _finite_overflow(a, b, s, maxv, ovf, mode):
+    neg = s < 0.0
+    if mode == 2 or mode == 5:  # RZ, RO
+        away = False
+    elif mode == 3:
+        away = not neg
+    elif mode == 4:
+        away = neg
+    else:
+        away = True
+    return overflow_result(neg, away, maxv, ovf)
+
+
+@njit(**JIT)
+def add_round(a, b, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
+    """``round(a + b)`` into the format, exactly once."""
+    s, t = two_sum(a, b)
+    if math.isinf(s) and not (math.isinf(a) or math.isinf(b)):
+        return _finite_overflow(a, b, s, maxv, ovf, mode)
+    if not math.isfinite(s):
+        t = 0.0
+    return round_dd(s, t, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr)
+
+
+@njit(**JIT)
+def mul_round(a, b, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
+    """``round(a * b)`` into the format, exactly once."""
+    s, t = two_prod(a, b)
+    if math.isinf(s) and not (math.isinf(a) or math.isinf(b)):
+        return _finite_overflow(a, b, s, maxv, ovf, mode)
+    if not math.isfinite(s) or s == 0.0:
+        t = 0.0
+    return round_dd(s, t, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr)
+
+
+@njit(**JIT)
+def fma_round(a, b, c, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
+    """``round(a * b + c)`` into the format, exactly once.
+
+    The product ``a * b`` must be exact in binary64 (see module docstring); for a
+    binary64 target in RNE the hardware FMA is used directly.
+    """
+    if p == 53 and mode == RNE:
+        return round_dd(fma(a, b, c), 0.0, p, emin, maxv, sub, ovf, flags, mode, r, seed,
+                        stream, ctr)
+    prod = a * b
+    s, t = two_sum(prod, c)
+    if math.isinf(s) and not (math.isinf(prod) or math.isinf(c)):
+        return _finite_overflow(prod, c, s, maxv, ovf, mode)
+    if not math.isfinite(s):
+        t = 0.0
+    return round_dd(s, t, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr)

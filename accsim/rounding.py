@@ -1,0 +1,108 @@
+"""Public exact rounding: :func:`round` of float64/float32 arrays into any format.
+
+Every element is rounded once, as if from its exact real value (float32 inputs are
+widened exactly). Modes are defined in ``docs/rounding.md``. Stochastic rounding draws
+the random word for element ``i`` (flat C-order index) from the counter-based generator
+keyed by ``(seed, 0, i)``, so results are independent of threads and chunking.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .formats import FloatFormat
+from .formats import format as get_format
+from .kernels.bits import JIT
+from .kernels.rounding import MODES, SR, round_dd
+
+__all__ = ["round", "MODES", "mode_code", "check_sr_bits"]
+
+
+def mode_code(mode: str) -> int:
+    """Kernel code of a rounding mode name; ``ValueError`` listing valid names."""
+    if not isinstance(mode, str) or mode.lower() not in MODES:
+        raise ValueError(f"unknown rounding mode {mode!r}; valid modes: {', '.join(MODES)}")
+    return MODES[mode.lower()]
+
+
+def check_sr_bits(mode: str, sr_bits: int | None) -> int:
+    """Validate ``sr_bits`` for ``mode``; return the kernel's ``r`` (0 = exact)."""
+    if sr_bits is None:
+        return 0
+    if mode.lower() != "sr":
+        raise ValueError(f"sr_bits applies only to mode='sr', got mode={mode!r}")
+    if isinstance(sr_bits, bool) or not isinstance(sr_bits, int | np.integer):
+        raise ValueError(f"sr_bits must be an int in 1..64 or None, got {sr_bits!r}")
+    if not 1 <= int(sr_bits) <= 64:
+        raise ValueError(f"sr_bits must be in 1..64 (or None for exact SR), got {sr_bits}")
+    return int(sr_bits)
+
+
+@njit(parallel=True, **JIT)
+def _round_array(x, out, p, emin, maxv, sub, ovf, flags, mode, r, seed):
+    n = x.shape[0]
+    for i in prange(n):
+        out[i] = round_dd(x[i], 0.0, p, emin, maxv, sub, ovf, flags, mode, r, seed, 0, i)
+
+
+@njit(**JIT)
+def _round_array_serial(x, out, p, emin, maxv, sub, ovf, flags, mode, r, seed):
+    for i in range(x.shape[0]):
+        out[i] = round_dd(x[i], 0.0, p, emin, maxv, sub, ovf, flags, mode, r, seed, 0, i)
+
+
+def round(  # noqa: A001 - public API name mirrors the issue
+    x,
+    fmt: str | FloatFormat,
+    mode: str = "rne",
+    *,
+    sr_bits: int | None = None,
+    seed: int = 0,
+):
+    """Round values exactly into a floating-point format.
+
+    Parameters
+    ----------
+    x : float or array_like of float64/float32
+        Values to round. Integer, complex or object inputs raise ``ValueError``.
+    fmt : str or FloatFormat
+        Target format (a preset name, alias, or a :class:`~accsim.FloatFormat`).
+    mode : {"rne", "rna", "rz", "ru", "rd", "ro", "sr"}
+        Rounding mode (see ``docs/rounding.md``).
+    sr_bits : int or None
+        For ``mode="sr"``: number of random bits ``r`` in 1..64; the discarded fraction
+        of an ulp is truncated to ``r`` bits and compared with an ``r``-bit uniform
+        integer. ``None`` means exact probabilities.
+    seed : int
+        Key of the counter-based generator (element ``i`` uses counter ``i``).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        float64 values representable in ``fmt`` (NaN where the format gives NaN), of
+        the input's shape.
+    """
+    fmt = get_format(fmt)
+    m = mode_code(mode)
+    r = check_sr_bits(mode, sr_bits)
+    scalar = np.ndim(x) == 0 and not isinstance(x, np.ndarray)
+    a = np.asarray(x)
+    if a.dtype.kind != "f" or a.dtype.itemsize > 8:
+        raise ValueError(
+            f"round expects float64 or float32 values, got dtype {a.dtype}; "
+            "convert explicitly (e.g. np.asarray(x, dtype=np.float64))"
+        )
+    a64 = np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
+    out = np.empty_like(a64)
+    seed = int(seed) & 0xFFFFFFFFFFFFFFFF
+    p, emin, maxv, sub, ovf, flags = fmt.kernel_params()
+    kernel = _round_array if a64.size >= 4096 else _round_array_serial
+    kernel(a64, out, p, emin, maxv, sub, ovf, flags, m, r, np.uint64(seed))
+    out = out.reshape(a.shape)
+    if scalar:
+        return float(out)
+    return out
+
+
+_ = SR  # re-exported constant used by callers that build kernels
