@@ -313,7 +313,8 @@ def from_dtype(dtype) -> FloatFormat:
     for name, d in _DTYPES.items():
         if d == dt:
             return PRESETS[name]
-    raise ValueError(f"no accsim format for dtype {dt}; known: {[str(d) for d in _DTYPES.values()]}")
+    known = ", ".join(str(d) for d in _DTYPES.values())
+    raise ValueError(f"no accsim format for dtype {dt}; known: {known}")
 
 
 # ---------------------------------------------------------------------- codes

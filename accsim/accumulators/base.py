@@ -1,0 +1,184 @@
+"""The accumulator model interface shared by every family and hardware model.
+
+An accumulator model computes ``D = A @ B + C`` exactly as some hardware (or a design
+under study) would: every output component ``D[i, j]`` is the sum of the terms
+``A[i, k] * B[k, j]`` (k = 0..K-1) and ``C[i, j]`` in a fixed, documented order and
+with documented roundings. Models are small parameter objects; the arithmetic lives in
+numba kernels that see only arrays and plain numbers.
+
+Contract (every family implements it):
+
+``matmul(A, B, C=None, *, seed=0) -> ndarray``
+    ``A`` (M, K), ``B`` (K, N), ``C`` (M, N) or None (zeros), all float64 arrays whose
+    values are representable in the model's input formats (``a_format``, ``b_format``,
+    ``c_format``; :meth:`check_inputs` verifies). Returns float64 (M, N) holding values
+    of ``out_format``. ``seed`` keys the stochastic-rounding generator: the random word
+    for output ``(i, j)`` at rounding number ``t`` is ``random_u64(seed, i * N + j, t)``,
+    so results depend on neither threads nor chunking.
+``error_bound(A, B, C=None, kind="deterministic", **kw) -> ndarray``
+    Componentwise bound on ``|D - exact|`` (see :mod:`accsim.bounds`).
+``cost_bits(n)``
+    Hardware cost of one inner product of length ``n``: accumulator significand bits
+    times number of terms (see the executor's cost model).
+``describe() -> dict``
+    Flat dict of str/int/float parameters (fits netCDF attributes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from ..formats import FloatFormat, from_dtype
+from ..formats import format as get_format
+
+
+def as_format(f: str | FloatFormat | None) -> FloatFormat | None:
+    """Resolve a format name (None passes through: 'exact', any binary64 value)."""
+    return None if f is None else get_format(f)
+
+
+def as_float64(X, name: str = "array") -> np.ndarray:
+    """Exact float64 values of a numpy float or ml_dtypes array (``ValueError`` for
+    integer, complex, object or unknown dtypes)."""
+    X = np.asarray(X)
+    if X.dtype.kind == "f" and X.dtype.itemsize <= 8:
+        return np.ascontiguousarray(X, dtype=np.float64)
+    try:
+        from_dtype(X.dtype)
+    except ValueError:
+        raise ValueError(
+            f"{name} must be a floating array (numpy float or ml_dtypes), got dtype {X.dtype}"
+        ) from None
+    return np.ascontiguousarray(X.astype(np.float32), dtype=np.float64)
+
+
+def check_matmul_shapes(A, B, C):
+    """Validate and convert operands of ``A @ B + C``; returns float64 contiguous arrays.
+
+    Raises
+    ------
+    ValueError
+        Naming the operand whose dtype or shape is wrong.
+    """
+    out = []
+    for name, X in (("A", A), ("B", B)):
+        X = as_float64(X, name)
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be 2-D, got shape {X.shape}")
+        out.append(X)
+    A, B = out
+    if A.shape[1] != B.shape[0]:
+        raise ValueError(f"inner dimensions differ: A is {A.shape}, B is {B.shape}")
+    M, N = A.shape[0], B.shape[1]
+    if C is None:
+        C = np.zeros((M, N))
+    else:
+        C = as_float64(C, "C")
+        if C.shape != (M, N):
+            try:
+                C = np.broadcast_to(C, (M, N))
+            except ValueError:
+                raise ValueError(f"C has shape {C.shape}, expected {(M, N)}") from None
+        C = np.ascontiguousarray(C, dtype=np.float64)
+    return A, B, C
+
+
+def _representable(X: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    from ..rounding import round as _round
+
+    finite = np.isfinite(X)
+    R = _round(np.where(finite, X, 0.0), fmt, "rne")
+    return ~finite | (R == X)
+
+
+@dataclass(frozen=True)
+class Accumulator:
+    """Base class: a named accumulator model with input/output formats.
+
+    Attributes
+    ----------
+    name : str
+        Registry name or a description.
+    a_format, b_format, c_format : FloatFormat or None
+        Formats of the operands (None: any binary64 value; products must then be exact
+        in binary64 for the family's exactness claims, see each family).
+    out_format : FloatFormat
+        Format of D.
+    source : str
+        Citation of the fact(s) the model implements.
+    """
+
+    name: str = "accumulator"
+    a_format: FloatFormat | None = None
+    b_format: FloatFormat | None = None
+    c_format: FloatFormat | None = None
+    out_format: FloatFormat = field(default_factory=lambda: get_format("binary32"))
+    source: str = ""
+
+    family = "abstract"
+
+    # ---------------------------------------------------------------- interface
+    def matmul(self, A, B, C=None, *, seed: int = 0) -> np.ndarray:
+        A, B, C = check_matmul_shapes(A, B, C)
+        self.check_inputs(A, B, C)
+        return self._matmul(A, B, C, int(seed) & (2**64 - 1))
+
+    def _matmul(self, A, B, C, seed):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def dot(self, a, b, c: float = 0.0, *, seed: int = 0) -> float:
+        """One inner product ``sum a_i b_i + c`` (convenience for tests)."""
+        a = np.asarray(a, np.float64)[None, :]
+        b = np.asarray(b, np.float64)[:, None]
+        return float(self.matmul(a, b, np.array([[c]], np.float64), seed=seed)[0, 0])
+
+    def error_bound(self, A, B, C=None, kind: str = "deterministic", **kw) -> np.ndarray:
+        from .. import bounds
+
+        return bounds.error_bound(self, A, B, C, kind=kind, **kw)
+
+    def cost_bits(self, n: int) -> float:
+        """Accumulator significand bits times number of terms."""
+        return float(self.out_format.p * n)
+
+    @property
+    def unit_roundoff(self) -> float:
+        return self.out_format.u
+
+    def check_inputs(self, A, B, C) -> None:
+        """``ValueError`` if an operand holds values outside its declared format."""
+        for name, X, fmt in (("A", A, self.a_format), ("B", B, self.b_format),
+                             ("C", C, self.c_format)):
+            if fmt is None or fmt.p == 53:
+                continue
+            ok = _representable(X, fmt)
+            if not ok.all():
+                idx = tuple(int(i) for i in np.argwhere(~ok)[0])
+                raise ValueError(
+                    f"{name}{list(idx)} = {X[idx]!r} is not a {fmt.name} value "
+                    f"(model {self.name!r} expects {name} in {fmt.name}); round it first "
+                    "with accsim.round"
+                )
+
+    def params(self) -> dict:
+        """The model's parameters as a flat dict (formats by name)."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, FloatFormat):
+                v = v.name
+            elif v is None:
+                v = "none"
+            elif isinstance(v, bool):
+                v = int(v)
+            elif isinstance(v, tuple | list):
+                v = ",".join(str(x) for x in v)
+            out[f.name] = v
+        return out
+
+    def describe(self) -> dict:
+        d = {"family": self.family}
+        d.update(self.params())
+        return d
