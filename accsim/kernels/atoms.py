@@ -37,6 +37,15 @@ def _finite_overflow(a, b, s, maxv, ovf, mode):
 
 
 @njit(**JIT)
+def _exact_zero_sign(x, y, mode):
+    """Sign of an exact zero sum x + y (IEEE 754 §6.3): -0 if both addends are -0, or
+    in RD unless both are +0; +0 otherwise."""
+    if x == 0.0 and y == 0.0 and math.copysign(1.0, x) == math.copysign(1.0, y):
+        return x
+    return -0.0 if mode == 4 else 0.0
+
+
+@njit(**JIT)
 def add_round(a, b, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
     """``round(a + b)`` into the format, exactly once."""
     s, t = two_sum(a, b)
@@ -44,6 +53,8 @@ def add_round(a, b, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
         return _finite_overflow(a, b, s, maxv, ovf, mode)
     if not math.isfinite(s):
         t = 0.0
+    elif s == 0.0:
+        s = _exact_zero_sign(a, b, mode)
     return round_dd(s, t, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr)
 
 
@@ -74,4 +85,6 @@ def fma_round(a, b, c, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ct
         return _finite_overflow(prod, c, s, maxv, ovf, mode)
     if not math.isfinite(s):
         t = 0.0
+    elif s == 0.0:
+        s = _exact_zero_sign(prod, c, mode)
     return round_dd(s, t, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr)

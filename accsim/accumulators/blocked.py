@@ -1,0 +1,138 @@
+"""Blocked summation: blocks of ``b`` terms summed in one format, block sums in another.
+
+hardware.md: "Blocked summation: blocks of b terms summed in one precision, block sums
+accumulated in another (the authors' CUDA kernel for the seed paper sums blocks of 8)".
+
+Order for output (i, j) (SR stream ``i*N + j``):
+
+1. ``acc = round(c_ij)`` into ``outer_format`` (SR counter ``2K``);
+2. for each block ``[k0, k1)`` of ``block`` consecutive terms (the last may be shorter):
+   ``t = +0``; for k in the block ``t = round(t + a_ik b_kj)`` into ``inner_format``
+   (counter ``2k``; the first term is thus just rounded); then
+   ``acc = round(acc + t)`` into ``outer_format`` (counter ``2(k1-1) + 1``).
+
+Products are exact (binary64). Error bound: gamma_b(u) + gamma_{n/b}(u) (hardware.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit, prange
+
+from ..formats import FloatFormat
+from ..formats import format as get_format
+from ..kernels.bits import JIT
+from ._checks import check_exact_products, check_format_products, check_mode, fmt_or_none
+from ._kernels_common import fill_keys, round1, vstep
+from .base import Accumulator
+
+_RB = 8
+_JB = 256
+
+
+@njit(parallel=True, **JIT)
+def blocked_kernel(A, B, C, out, block, p, emin, maxv, sub, ovf, flags, q, qemin, qmaxv,
+                   qsub, qovf, qflags, mode, r, seed, fast):
+    """Blocked summation of every output (inner format p..., outer format q...)."""
+    M, K = A.shape
+    N = B.shape[1]
+    nrb = (M + _RB - 1) // _RB
+    ncb = (N + _JB - 1) // _JB
+    for task in prange(nrb * ncb):
+        ib = task // ncb
+        jb = task - ib * ncb
+        i0 = ib * _RB
+        rows = min(M, i0 + _RB) - i0
+        j0 = jb * _JB
+        n = min(N, j0 + _JB) - j0
+        inner = np.zeros((2, _RB, _JB))
+        outer = np.empty((2, _RB, _JB))
+        keys = np.zeros((_RB, _JB), np.uint64)
+        for ii in range(rows):
+            sbase = (i0 + ii) * N + j0
+            if mode == 6:
+                fill_keys(keys[ii], seed, sbase, n)
+            for j in range(n):
+                outer[0, ii, j] = round1(C[i0 + ii, j0 + j], q, qemin, qmaxv, qsub, qovf,
+                                         qflags, mode, r, seed, sbase + j, 2 * K)
+        cur = 0  # inner ping-pong index
+        oc = 0  # outer ping-pong index
+        for k in range(K):
+            brow = B[k, j0:j0 + n]
+            first = (k % block) == 0
+            last = (k % block) == block - 1 or k == K - 1
+            for ii in range(rows):
+                i = i0 + ii
+                sbase = i * N + j0
+                src = inner[cur, ii]
+                if first:
+                    src[:n] = 0.0
+                vstep(src, inner[1 - cur, ii], A[i, k], brow, n, p, emin, maxv, sub, ovf,
+                      flags, mode, r, seed, sbase, keys[ii], 2 * k, fast)
+                if last:
+                    vstep(outer[oc, ii], outer[1 - oc, ii], 1.0, inner[1 - cur, ii], n, q,
+                          qemin, qmaxv, qsub, qovf, qflags, mode, r, seed, sbase, keys[ii],
+                          2 * k + 1, fast)
+            cur = 1 - cur
+            if last:
+                oc = 1 - oc
+        for ii in range(rows):
+            for j in range(n):
+                out[i0 + ii, j0 + j] = outer[oc, ii, j]
+
+
+@dataclass(frozen=True)
+class BlockedSum(Accumulator):
+    """Blocked summation (see the module docstring for order and SR counters).
+
+    Parameters
+    ----------
+    block : int
+        Block size b (>= 1).
+    inner_format, outer_format : FloatFormat or str
+        Formats of the block sums and of the accumulator (= output format).
+    mode : str
+        Rounding mode of every rounding.
+    sr_bits : int or None
+        Random bits per SR decision (None: exact SR).
+    """
+
+    block: int = 8
+    inner_format: FloatFormat = field(default_factory=lambda: get_format("binary32"))
+    outer_format: FloatFormat = field(default_factory=lambda: get_format("binary32"))
+    mode: str = "rne"
+    sr_bits: int | None = None
+
+    family = "blocked"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.block, bool) or not isinstance(self.block, int | np.integer) \
+                or self.block < 1:
+            raise ValueError(f"block must be an int >= 1, got {self.block!r}")
+        object.__setattr__(self, "block", int(self.block))
+        inner, outer = get_format(self.inner_format), get_format(self.outer_format)
+        object.__setattr__(self, "inner_format", inner)
+        object.__setattr__(self, "outer_format", outer)
+        object.__setattr__(self, "out_format", outer)
+        for f in ("a_format", "b_format", "c_format"):
+            object.__setattr__(self, f, fmt_or_none(getattr(self, f)))
+        check_mode(self.mode, self.sr_bits)
+        object.__setattr__(self, "mode", self.mode.lower())
+        check_format_products(self.a_format, self.b_format, f"{self.family} {self.name}")
+
+    def check_inputs(self, A, B, C) -> None:
+        super().check_inputs(A, B, C)
+        if self.a_format is None or self.b_format is None:
+            check_exact_products(A, B, f"{self.family} model {self.name!r}")
+
+    def _matmul(self, A, B, C, seed, *, fast: bool = True):
+        m, r = check_mode(self.mode, self.sr_bits)
+        out = np.empty((A.shape[0], B.shape[1]))
+        blocked_kernel(A, B, C, out, self.block, *self.inner_format.kernel_params(),
+                       *self.outer_format.kernel_params(), m, r, np.uint64(seed), fast)
+        return out
+
+    def cost_bits(self, n: int) -> float:
+        return float(self.inner_format.p * n + self.outer_format.p * -(-n // self.block))

@@ -1,0 +1,117 @@
+"""Pairwise (tree) summation of the rounded products.
+
+hardware.md: "Pairwise (tree) summation". Order for output (i, j) (SR stream ``i*N+j``):
+
+1. ``cr = round(c_ij)`` into ``acc_format`` (SR counter ``2K``);
+2. ``p_k = round(a_ik b_kj)`` into ``acc_format``, k = 0..K-1 (counter ``k``);
+3. tree: pairs (0,1), (2,3), ... of the current level are added and rounded, an odd last
+   element is carried up unchanged; repeat until one value is left. The m-th addition
+   overall (level by level, left to right, m = 0..K-2) uses counter ``K + m``;
+4. ``d = round(tree + cr)`` (counter ``2K + 1``); with K = 0, ``d = cr``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit, prange
+
+from ..formats import FloatFormat
+from ..formats import format as get_format
+from ..kernels.bits import JIT
+from ._checks import check_exact_products, check_format_products, check_mode, fmt_or_none
+from ._kernels_common import fill_keys, round1, vstep
+from .base import Accumulator
+from .recursive import vmul
+
+_JB = 64
+
+
+@njit(parallel=True, **JIT)
+def pairwise_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed, fast):
+    M, K = A.shape
+    N = B.shape[1]
+    ncb = (N + _JB - 1) // _JB
+    for task in prange(M * ncb):
+        i = task // ncb
+        jb = task - i * ncb
+        j0 = jb * _JB
+        n = min(N, j0 + _JB) - j0
+        sbase = i * N + j0
+        keys = np.zeros(_JB, np.uint64)
+        if mode == 6:
+            fill_keys(keys, seed, sbase, n)
+        cr = np.empty(_JB)
+        for j in range(n):
+            cr[j] = round1(C[i, j0 + j], p, emin, maxv, sub, ovf, flags, mode, r, seed,
+                           sbase + j, 2 * K)
+        if K == 0:
+            for j in range(n):
+                out[i, j0 + j] = cr[j]
+            continue
+        P = np.empty((K, _JB))
+        Q = np.empty((K, _JB))
+        for k in range(K):
+            vmul(P[k], A[i, k], B[k, j0:j0 + n], n, p, emin, maxv, sub, ovf, flags, mode,
+                 r, seed, sbase, keys, k, fast)
+        L = K
+        m = 0
+        while L > 1:
+            h = L // 2
+            for t in range(h):
+                vstep(P[2 * t], Q[t], 1.0, P[2 * t + 1], n, p, emin, maxv, sub, ovf, flags,
+                      mode, r, seed, sbase, keys, K + m, fast)
+                m += 1
+            if L % 2 == 1:
+                Q[h, :n] = P[L - 1, :n]
+            L = h + L % 2
+            P, Q = Q, P
+        res = np.empty(_JB)
+        vstep(P[0], res, 1.0, cr, n, p, emin, maxv, sub, ovf, flags, mode, r, seed, sbase,
+              keys, 2 * K + 1, fast)
+        for j in range(n):
+            out[i, j0 + j] = res[j]
+
+
+@dataclass(frozen=True)
+class PairwiseSum(Accumulator):
+    """Pairwise (tree) summation in one format (order and SR counters: module docstring).
+
+    Parameters
+    ----------
+    acc_format : FloatFormat or str
+        Format of the rounded products, of every partial sum and of the output.
+    mode : str
+        Rounding mode of every rounding.
+    sr_bits : int or None
+        Random bits per SR decision (None: exact SR).
+    """
+
+    acc_format: FloatFormat = field(default_factory=lambda: get_format("binary32"))
+    mode: str = "rne"
+    sr_bits: int | None = None
+
+    family = "pairwise"
+
+    def __post_init__(self) -> None:
+        acc = get_format(self.acc_format)
+        object.__setattr__(self, "acc_format", acc)
+        object.__setattr__(self, "out_format", acc)
+        for f in ("a_format", "b_format", "c_format"):
+            object.__setattr__(self, f, fmt_or_none(getattr(self, f)))
+        check_mode(self.mode, self.sr_bits)
+        object.__setattr__(self, "mode", self.mode.lower())
+        check_format_products(self.a_format, self.b_format, f"{self.family} {self.name}")
+
+    def check_inputs(self, A, B, C) -> None:
+        super().check_inputs(A, B, C)
+        if self.a_format is None or self.b_format is None:
+            check_exact_products(A, B, f"{self.family} model {self.name!r}")
+
+    def _matmul(self, A, B, C, seed, *, fast: bool = True):
+        m, r = check_mode(self.mode, self.sr_bits)
+        out = np.empty((A.shape[0], B.shape[1]))
+        pairwise_kernel(A, B, C, out, *self.acc_format.kernel_params(), m, r,
+                        np.uint64(seed), fast)
+        return out

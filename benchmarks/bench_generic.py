@@ -1,0 +1,98 @@
+"""Throughput of the generic accumulator families (MAC/s) on a 512x512x1024 product.
+
+Run: ``python benchmarks/bench_generic.py [--quick]``. Prints a table and writes
+``benchmarks/results/generic.json``. The yardstick, numpy float32 matmul (BLAS), is
+timed in the same run; peer figure quoted for context: APyTypes 92-99 M MAC/s (RNE).
+Slow families (Kahan, Kulisch) are timed on fewer rows (column "M") and reported per MAC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+import accsim  # noqa: E402
+from accsim.accumulators.factory import build_model  # noqa: E402
+
+APYTYPES_RNE = 95e6  # APyTypes: 92-99 M MAC/s (RNE), midpoint
+
+CASES = [
+    ("fp16-recursive-rne", "fp16-recursive-rne", None),
+    ("fp32-recursive", "fp32-recursive", None),
+    ("fp16-fma-chain", "fp16-fma-chain", None),
+    ("fp16 SR r=8", {"family": "recursive", "acc_format": "fp16", "mode": "sr",
+                     "sr_bits": 8}, None),
+    ("bf16-sr-accumulator (r=16)", "bf16-sr-accumulator", None),
+    ("bf16-sr-exact", "bf16-sr-exact", None),
+    ("fp16 RZ recursive", {"family": "recursive", "acc_format": "fp16", "mode": "rz"}, None),
+    ("fp8-e4m3-blocked8", "fp8-e4m3-blocked8", None),
+    ("fp8-promotion-128", "fp8-promotion-128", None),
+    ("fp16-pairwise", "fp16-pairwise", None),
+    ("fp16-kahan", "fp16-kahan", 32),
+    ("kulisch-fp32", "kulisch-fp32", 64),
+]
+
+
+def best_time(fn, reps):
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="128x128x256, 1 repetition")
+    args = ap.parse_args()
+    M = N = 128 if args.quick else 512
+    K = 256 if args.quick else 1024
+    reps = 1 if args.quick else 3
+    rng = np.random.default_rng(0)
+    A = accsim.round(rng.standard_normal((M, K)), "float8_e4m3")
+    B = accsim.round(rng.standard_normal((K, N)), "float8_e4m3")
+    A32, B32 = A.astype(np.float32), B.astype(np.float32)
+    t_np = best_time(lambda: A32 @ B32, 5)
+    rows = [{"model": "numpy float32 matmul (yardstick)", "M": M,
+             "mac_per_s": M * N * K / t_np, "vs_numpy": 1.0, "vs_apytypes": None}]
+    for label, spec, m_rows in CASES:
+        model = build_model(spec)
+        Mi = min(M, m_rows) if m_rows else M
+        Ai = np.ascontiguousarray(A[:Mi])
+        model.matmul(Ai[:2, :8].copy(), B[:8, :8].copy())  # compile
+        model.matmul(Ai, B)  # warm-up at full size (parallel pool, caches)
+        t = best_time(lambda m=model, a=Ai: m.matmul(a, B, seed=1), reps)
+        macs = Mi * N * K / t
+        rows.append({"model": label, "M": Mi, "mac_per_s": macs,
+                     "vs_numpy": macs / rows[0]["mac_per_s"],
+                     "vs_apytypes": macs / APYTYPES_RNE})
+    print(f"{'model':34s} {'M':>4s} {'M MAC/s':>10s} {'vs numpy':>9s} {'vs APyTypes':>11s}")
+    for r in rows:
+        apy = "" if r["vs_apytypes"] is None else f"{r['vs_apytypes']:.1f}x"
+        print(f"{r['model']:34s} {r['M']:4d} {r['mac_per_s'] / 1e6:10.1f} "
+              f"{r['vs_numpy']:9.4f} {apy:>11s}")
+    out = {
+        "shape": [M, N, K], "threads": numba.get_num_threads(), "cpu_count": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+        "load_average": os.getloadavg(), "apytypes_rne_mac_per_s": [92e6, 99e6],
+        "rows": rows,
+    }
+    path = Path(__file__).parent / "results" / "generic.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

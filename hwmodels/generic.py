@@ -1,0 +1,90 @@
+"""Generic accumulator models a designer explores (plain registry names).
+
+Every factory sets ``source`` to where the design comes from. Inputs are unconstrained
+float64 values whose products are exact in binary64 (``a_format``/``b_format`` None;
+checked on the data, see :mod:`accsim.accumulators._checks`).
+
+Stochastic rounding: "bf16-sr-accumulator" uses r = 16 random bits per decision (the
+bit budget of hardware SR units such as Graphcore's, cheap and nearly unbiased for
+bf16); "bf16-sr-exact" uses exact probabilities (64-bit words; hardware.md: "r = 32 is
+exact SR" -- with 64 bits it is exact to 2^-64).
+"""
+
+from __future__ import annotations
+
+from accsim.accumulators.blocked import BlockedSum
+from accsim.accumulators.kahan import KahanSum
+from accsim.accumulators.kulisch import KulischSum
+from accsim.accumulators.pairwise import PairwiseSum
+from accsim.accumulators.promotion import PromotedSum
+from accsim.accumulators.recursive import RecursiveSum
+from accsim.formats import FloatFormat
+
+from . import register
+
+HW = "shared/reference/hardware.md, 'Generic accumulators a designer explores'"
+
+#: RZ-E8M13: 13 fraction bits (p = 14) with fp32's exponent range (hardware.md, Ada/Hopper
+#: fp8 output rounding; DeepSeek-V3: "only about 14 bits kept").
+E8M13 = FloatFormat.from_bits(8, 13, name="e8m13")
+
+
+def _models() -> dict:
+    return {
+        "fp16-fma-chain": lambda: RecursiveSum(
+            name="fp16-fma-chain", acc_format="binary16", mode="rne", product="fused",
+            source=f"{HW}: recursive summation, products fused (an FMA chain, one "
+                   "rounding per term), fp16 accumulator, RNE"),
+        "fp32-fma-chain": lambda: RecursiveSum(
+            name="fp32-fma-chain", acc_format="binary32", mode="rne", product="fused",
+            source="hardware.md, AMD 'any: fp32, fp64: chains of correctly rounded fp32 or "
+                   "fp64 FMAs, one per term'"),
+        "fp64-fma-chain": lambda: RecursiveSum(
+            name="fp64-fma-chain", acc_format="binary64", mode="rne", product="fused",
+            source="hardware.md: 'fp64 mma on every architecture: a chain of correctly "
+                   "rounded fp64 FMAs, one per term'"),
+        "fp16-recursive-rne": lambda: RecursiveSum(
+            name="fp16-recursive-rne", acc_format="binary16", mode="rne",
+            source=f"{HW}: recursive summation, exact products, fp16 RNE"),
+        "fp32-recursive": lambda: RecursiveSum(
+            name="fp32-recursive", acc_format="binary32", mode="rne",
+            source=f"{HW}: recursive summation, exact products, fp32 RNE"),
+        "bf16-sr-accumulator": lambda: RecursiveSum(
+            name="bf16-sr-accumulator", acc_format="bfloat16", mode="sr", sr_bits=16,
+            source=f"{HW}: 'Stochastic rounding accumulation (Graphcore IPU, AWS "
+                   "Trainium ...) using r random bits'; r = 16"),
+        "bf16-sr-exact": lambda: RecursiveSum(
+            name="bf16-sr-exact", acc_format="bfloat16", mode="sr", sr_bits=None,
+            source=f"{HW}: stochastic rounding accumulation with exact probabilities"),
+        "fp8-e4m3-blocked8": lambda: BlockedSum(
+            name="fp8-e4m3-blocked8", block=8, inner_format="float8_e4m3",
+            outer_format="float8_e4m3", mode="rne",
+            source=f"{HW}: 'the authors' CUDA kernel for the seed paper sums blocks of "
+                   "8'; float8_e4m3 round-to-nearest for block and outer sums"),
+        "fp8-promotion-128": lambda: PromotedSum(
+            name="fp8-promotion-128", chunk=128, outer_format="binary32", outer_mode="rne",
+            inner=RecursiveSum(name="e8m13-rz-recursive", acc_format=E8M13, mode="rz"),
+            source="hardware.md (DeepSeek-V3): ~14 bits kept while accumulating fp8 "
+                   "products (modelled as recursive RZ into E8M13), promoted to fp32 "
+                   "every N_C = 128 terms"),
+        "fp16-kahan": lambda: KahanSum(
+            name="fp16-kahan", acc_format="binary16", mode="rne",
+            source="Kahan 1965; Higham, Accuracy and Stability, Alg. 4.2: compensated "
+                   "summation, every operation in fp16 RNE"),
+        "fp16-pairwise": lambda: PairwiseSum(
+            name="fp16-pairwise", acc_format="binary16", mode="rne",
+            source=f"{HW}: pairwise (tree) summation, fp16 RNE"),
+        "kulisch-fp32": lambda: KulischSum(
+            name="kulisch-fp32", out_format="binary32", mode="rne",
+            source=f"{HW}: 'Kulisch-style exact (long fixed-point) accumulators', "
+                   "rounded once to fp32"),
+        "kulisch-fp64": lambda: KulischSum(
+            name="kulisch-fp64", out_format="binary64", mode="rne",
+            source=f"{HW}: 'Kulisch-style exact (long fixed-point) accumulators', "
+                   "rounded once to fp64"),
+    }
+
+
+MODELS = _models()
+for _name, _factory in MODELS.items():
+    register(_name, _factory)
