@@ -1,0 +1,200 @@
+"""Typed hardware models: an accumulator plus one instruction's shape and data types.
+
+A :class:`HardwareModel` is what ``hwmodels.get("hopper", "wgmma.m64n8k32.f32.e4m3.e4m3")``
+returns for NVIDIA and AMD instructions. It takes numpy arrays in the instruction's input
+types (``np.float16``; ml_dtypes ``bfloat16``, ``float8_e4m3fn`` -- PTX "e4m3" is OCP
+e4m3fn --, ``float8_e5m2``, the AMD fnuz fp8 types; ``np.float32`` for tf32/xf32 and fp32;
+``np.float64`` for fp64), chains the instruction along K and returns D in the output
+type, converted exactly (the values are already values of the output format) with the
+canonical NaN of the hardware where it has one.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from accsim.accumulators.base import Accumulator, check_matmul_shapes
+from accsim.formats import from_ml_dtypes
+
+# PTX / AMD type names -> (numpy dtype, accsim format name)
+DTYPES = {
+    "f64": (np.dtype(np.float64), "binary64"),
+    "f32": (np.dtype(np.float32), "binary32"),
+    "tf32": (np.dtype(np.float32), "tfloat32"),
+    "xf32": (np.dtype(np.float32), "tfloat32"),
+    "f16": (np.dtype(np.float16), "binary16"),
+    "bf16": (np.dtype(ml_dtypes.bfloat16), "bfloat16"),
+    "e4m3": (np.dtype(ml_dtypes.float8_e4m3fn), "float8_e4m3fn"),
+    "e5m2": (np.dtype(ml_dtypes.float8_e5m2), "float8_e5m2"),
+    "e3m2": (np.dtype(ml_dtypes.float6_e3m2fn), "float6_e3m2fn"),
+    "e2m3": (np.dtype(ml_dtypes.float6_e2m3fn), "float6_e2m3fn"),
+    "e2m1": (np.dtype(ml_dtypes.float4_e2m1fn), "float4_e2m1fn"),
+    "fp8": (np.dtype(ml_dtypes.float8_e4m3fnuz), "float8_e4m3fnuz"),
+    "bf8": (np.dtype(ml_dtypes.float8_e5m2fnuz), "float8_e5m2fnuz"),
+}
+
+_CANON_NAN = {np.dtype(np.float32): (np.uint32, 0x7FFFFFFF),
+              np.dtype(np.float16): (np.uint16, 0x7FFF)}
+
+
+class HardwareModel:
+    """One matrix instruction of one architecture.
+
+    Parameters
+    ----------
+    accumulator : Accumulator
+        The arithmetic (one inner product ``sum a_k b_k + c`` chained along K).
+    arch, instruction : str
+        Registry name parts (``name = arch + ":" + instruction``).
+    m, n, k : int
+        The instruction's shape. ``matmul`` accepts any M and N; K must be a multiple
+        of ``k`` (the product is a chain of instructions along K).
+    a_type, b_type, c_type, d_type : str
+        PTX/AMD type names (keys of :data:`DTYPES`).
+    source : str
+        Where the facts come from.
+    canonical_nan : bool
+        NaN results are stored as the canonical NaN (sign clear, exponent and fraction
+        all ones: 0x7FFFFFFF / 0x7FFF), as NVIDIA tensor cores and AMD CDNA3 do
+        (hardware.md step 5; MMA-Sim).
+    """
+
+    def __init__(self, accumulator: Accumulator, *, arch: str, instruction: str, m: int,
+                 n: int, k: int, a_type: str, b_type: str, c_type: str, d_type: str,
+                 source: str, canonical_nan: bool = True, notes: str = "") -> None:
+        self.accumulator = accumulator
+        self.arch = arch
+        self.instruction = instruction
+        self.name = f"{arch}:{instruction}"
+        self.m, self.n, self.k = int(m), int(n), int(k)
+        self.a_type, self.b_type, self.c_type, self.d_type = a_type, b_type, c_type, d_type
+        self.a_dtype = DTYPES[a_type][0]
+        self.b_dtype = DTYPES[b_type][0]
+        self.c_dtype = DTYPES[c_type][0]
+        self.d_dtype = DTYPES[d_type][0]
+        self.source = source
+        self.canonical_nan = canonical_nan
+        self.notes = notes
+        self.__doc__ = (f"{self.name}: {type(accumulator).__name__} "
+                        f"({accumulator.family}); source: {source}")
+
+    # ------------------------------------------------------------------ typed API
+    def _check(self, X, name, dtype, what):
+        X = np.asarray(X)
+        if X.dtype != dtype:
+            raise ValueError(
+                f"{self.name}: operand {name} has dtype {X.dtype}, expected {dtype} "
+                f"({what} type {getattr(self, name.lower() + '_type')!r})")
+        if X.ndim != 2:
+            raise ValueError(f"{self.name}: operand {name} must be 2-D, got shape {X.shape}")
+        return X
+
+    def matmul(self, A, B, C=None, *, seed: int = 0) -> np.ndarray:
+        """``D = A @ B + C`` as the hardware computes it (a chain of instructions along K).
+
+        ``seed`` is accepted for interface uniformity with the other accumulator models
+        and ignored: matrix instructions round deterministically.
+
+        Raises
+        ------
+        ValueError
+            Wrong dtype (names the operand and the expected dtype), shapes that do not
+            match, or K not a multiple of the instruction's k.
+        """
+        A = self._check(A, "A", self.a_dtype, "input")
+        B = self._check(B, "B", self.b_dtype, "input")
+        M, K = A.shape
+        if B.shape[0] != K:
+            raise ValueError(f"{self.name}: inner dimensions differ: A is {A.shape}, "
+                             f"B is {B.shape}")
+        N = B.shape[1]
+        if K % self.k:
+            raise ValueError(f"{self.name}: K={K} is not a multiple of the instruction's "
+                             f"k={self.k}")
+        if C is None:
+            C64 = np.zeros((M, N))
+        else:
+            C = self._check(C, "C", self.c_dtype, "accumulator")
+            if C.shape != (M, N):
+                raise ValueError(f"{self.name}: C has shape {C.shape}, expected {(M, N)}")
+            C64 = from_ml_dtypes(C)
+        # typed operands hold values of their formats by construction: skip the check
+        D64 = self.accumulator._matmul(np.ascontiguousarray(from_ml_dtypes(A)),
+                                       np.ascontiguousarray(from_ml_dtypes(B)),
+                                       np.ascontiguousarray(C64), 0)
+        return self._to_output(D64)
+
+    def _to_output(self, D64: np.ndarray) -> np.ndarray:
+        dt = self.d_dtype
+        if dt == np.float64:
+            return D64
+        # D64 holds values of the output format: the conversion is exact (one step,
+        # never through an intermediate type)
+        D = D64.astype(dt)
+        if self.canonical_nan and dt in _CANON_NAN:
+            nan = np.isnan(D64)
+            if nan.any():
+                ut, code = _CANON_NAN[dt]
+                bits = D.view(ut)
+                bits[nan] = code
+        return D
+
+    def quantize_operands(self, A64, B64, C64=None):
+        """Round float64 operands (RNE, accsim's exact rounding) into the storage formats
+        of the instruction's A, B and C types: what a kernel does when it converts
+        wider activations before issuing the instruction. Identity on values that are
+        already representable."""
+        from accsim.formats import from_dtype
+        from accsim.rounding import round as _round
+
+        A64, B64, C64 = check_matmul_shapes(A64, B64, C64)
+        out = []
+        for X, dt in ((A64, self.a_dtype), (B64, self.b_dtype), (C64, self.c_dtype)):
+            fmt = from_dtype(dt)
+            out.append(X if fmt.p == 53 else _round(X, fmt, "rne"))
+        return tuple(out)
+
+    def matmul_values(self, A64, B64, C64=None, *, seed: int = 0,
+                      quantize: bool = False) -> np.ndarray:
+        """float64 in, float64 out (for the executor). Operand values must be values of
+        the input types (or pass ``quantize=True`` to round them there first, see
+        :meth:`quantize_operands`); K is padded with zero terms to a multiple of k (what
+        a kernel feeding the instruction does). ``seed`` is ignored (deterministic)."""
+        if quantize:
+            A64, B64, C64 = self.quantize_operands(A64, B64, C64)
+        A64, B64, C64 = check_matmul_shapes(A64, B64, C64)
+        K = A64.shape[1]
+        pad = (-K) % self.k
+        if pad:
+            A64 = np.concatenate([A64, np.zeros((A64.shape[0], pad))], axis=1)
+            B64 = np.concatenate([B64, np.zeros((pad, B64.shape[1]))], axis=0)
+        return self.accumulator.matmul(A64, B64, C64)
+
+    def error_bound(self, A, B, C=None, kind: str = "deterministic", **kw) -> np.ndarray:
+        """The accumulator's error bound (see :mod:`accsim.bounds`)."""
+        return self.accumulator.error_bound(A, B, C, kind=kind, **kw)
+
+    def cost_bits(self, n: int) -> float:
+        return self.accumulator.cost_bits(n)
+
+    @property
+    def unit_roundoff(self) -> float:
+        return self.accumulator.unit_roundoff
+
+    @property
+    def family(self) -> str:
+        return self.accumulator.family
+
+    def describe(self) -> dict:
+        d = dict(self.accumulator.describe())
+        d.update(name=self.name, arch=self.arch, instruction=self.instruction, m=self.m,
+                 n=self.n, k=self.k, a_type=self.a_type, b_type=self.b_type,
+                 c_type=self.c_type, d_type=self.d_type, source=self.source)
+        return d
+
+    def __repr__(self) -> str:
+        return f"HardwareModel({self.name!r}, {self.accumulator.family})"
+
+
+__all__ = ["DTYPES", "HardwareModel"]
