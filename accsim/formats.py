@@ -364,15 +364,63 @@ def decode(codes, fmt: str | FloatFormat) -> np.ndarray:
     return out
 
 
+def _nan_code(fmt: FloatFormat) -> int | None:
+    m, allones = fmt.mantissa_bits, (1 << fmt.exponent_bits) - 1
+    return {"ieee": (allones << m) | (1 << max(m - 1, 0)), "fn": (allones << m) | ((1 << m) - 1),
+            "fnuz": 1 << (fmt.bits - 1), "e8m0": 0xFF}.get(fmt.specials)
+
+
+def _fast_encode(values, fmt: FloatFormat, mode: str, sr_bits=None, seed: int = 0):
+    """Codes straight from the bit-pattern kernels (no float64 round trip), or None when
+    the fast path does not cover ``fmt`` (then :func:`encode` rounds, then encodes)."""
+    from .kernels import fastround as fr
+    from .rounding import _PARALLEL_MIN, check_sr_bits, mode_code
+
+    p, emin, maxv, sub, ovf, flags = fmt.kernel_params()
+    if fmt.bits > 16 or not sub or not fr.supported(p, emin, flags):
+        return None
+    m = mode_code(mode)
+    r = check_sr_bits(mode, sr_bits)
+    a = np.asarray(values)
+    if a.dtype.kind != "f" or a.dtype.itemsize > 8:
+        raise ValueError(f"expected float64 or float32 values, got dtype {a.dtype}")
+    x = np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
+    nan_code = _nan_code(fmt)
+    if nan_code is None:
+        if np.isnan(x).any():
+            raise ValueError(f"{fmt.name} has no NaN encoding")
+        nan_code = 1 << 63  # never produced
+    inf_code = ((1 << fmt.exponent_bits) - 1) << fmt.mantissa_bits if fmt.has_inf else 0
+    sshift = fmt.bits - 1
+    u64 = np.uint64
+    max_code = int(fr.encode_value(fmt.max, p, emin, fmt.bias, u64(sshift), u64(inf_code),
+                                   u64(nan_code), flags))
+    out = np.empty(x.shape[0], _code_dtype(fmt))
+    kernel = fr.fast_encode_array if x.size >= _PARALLEL_MIN else fr.fast_encode_array_serial
+    kernel(x.view(np.uint64), out, p, emin, fr.ecap_of(maxv), maxv, sub, ovf, fmt.bias,
+           u64(sshift), u64(max_code), u64(inf_code), u64(nan_code), flags, m, r,
+           u64(int(seed) & 0xFFFFFFFFFFFFFFFF))
+    return out.reshape(a.shape)
+
+
 def encode(values, fmt: str | FloatFormat, mode: str = "rne") -> np.ndarray:
     """Round float values into ``fmt`` (see :func:`accsim.round`) and return their codes.
 
     NaN is encoded as the format's canonical NaN (quiet, sign clear); formats without
     NaN ("finite") raise ``ValueError`` on NaN input.
     """
-    from .rounding import round as _round
 
     fmt = format(fmt)
+    fast = _fast_encode(values, fmt, mode)
+    if fast is not None:
+        return fast.reshape(np.shape(values))
+    return _encode_slow(values, fmt, mode)
+
+
+def _encode_slow(values, fmt: FloatFormat, mode: str = "rne") -> np.ndarray:
+    """Reference path of :func:`encode`: round to float64 values, then build the codes."""
+    from .rounding import round as _round
+
     x = _round(np.asarray(values, dtype=np.float64), fmt, mode)
     x = np.atleast_1d(x)
     nan = np.isnan(x)
@@ -427,9 +475,13 @@ def all_values(fmt: str | FloatFormat) -> np.ndarray:
     return decode(np.arange(1 << fmt.bits), fmt)
 
 
-def to_ml_dtypes(values, fmt: str | FloatFormat, mode: str = "rne") -> np.ndarray:
+def to_ml_dtypes(values, fmt: str | FloatFormat, mode: str = "rne", *, sr_bits=None,
+                 seed: int = 0) -> np.ndarray:
     """Round ``values`` into ``fmt`` with accsim's exact rounding and return an array of
-    the format's numpy/ml_dtypes dtype (bit patterns set directly, never through casts)."""
+    the format's numpy/ml_dtypes dtype (bit patterns set directly, never through casts).
+
+    ``sr_bits`` and ``seed`` are as in :func:`accsim.round` (same random words, so
+    ``from_ml_dtypes(to_ml_dtypes(x, f, "sr", seed=s)) == round(x, f, "sr", seed=s)``)."""
     fmt = format(fmt)
     dt = fmt.ml_dtype
     if dt is None:
@@ -437,9 +489,18 @@ def to_ml_dtypes(values, fmt: str | FloatFormat, mode: str = "rne") -> np.ndarra
     if fmt.bits > 16:
         from .rounding import round as _round
 
-        return _round(np.asarray(values, np.float64), fmt, mode).astype(dt)
-    codes = encode(values, fmt, mode)
-    return codes.astype(np.uint8 if dt.itemsize == 1 else np.uint16).view(dt)
+        return _round(np.asarray(values, np.float64), fmt, mode, sr_bits=sr_bits,
+                      seed=seed).astype(dt)
+    codes = _fast_encode(values, fmt, mode, sr_bits, seed)
+    if codes is None:
+        if sr_bits is not None or seed != 0:
+            from .rounding import round as _round
+
+            v = _round(np.asarray(values, np.float64), fmt, mode, sr_bits=sr_bits, seed=seed)
+            codes = _encode_slow(v, fmt)
+        else:
+            codes = _encode_slow(values, fmt, mode)
+    return codes.astype(np.uint8 if dt.itemsize == 1 else np.uint16, copy=False).view(dt)
 
 
 def from_ml_dtypes(array) -> np.ndarray:
@@ -450,4 +511,5 @@ def from_ml_dtypes(array) -> np.ndarray:
         return a.copy()
     if a.dtype.kind not in "fV" and a.dtype not in _DTYPES.values():
         raise ValueError(f"expected a floating array, got dtype {a.dtype}")
-    return a.astype(np.float32).astype(np.float64)
+    with np.errstate(invalid="ignore"):  # NaN codes of narrow dtypes warn spuriously
+        return a.astype(np.float32).astype(np.float64)

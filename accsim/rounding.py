@@ -13,6 +13,7 @@ from numba import njit, prange
 
 from .formats import FloatFormat
 from .formats import format as get_format
+from .kernels import fastround
 from .kernels.bits import JIT
 from .kernels.rounding import MODES, SR, round_dd
 
@@ -50,6 +51,26 @@ def _round_array(x, out, p, emin, maxv, sub, ovf, flags, mode, r, seed):
 def _round_array_serial(x, out, p, emin, maxv, sub, ovf, flags, mode, r, seed):
     for i in range(x.shape[0]):
         out[i] = round_dd(x[i], 0.0, p, emin, maxv, sub, ovf, flags, mode, r, seed, 0, i)
+
+
+def _round_flat(a64, out, fmt: FloatFormat, m: int, r: int, seed: int, *, fast: bool = True):
+    """Round the flat float64 array ``a64`` into ``out`` (kernel codes ``m``, ``r``).
+
+    Uses the branch-light bit-pattern kernels of :mod:`accsim.kernels.fastround` where
+    they apply (identical bits, see ``tests/test_rounding.py``), else ``round_dd``.
+    """
+    p, emin, maxv, sub, ovf, flags = fmt.kernel_params()
+    big = a64.size >= _PARALLEL_MIN
+    if fast and fastround.supported(p, emin, flags):
+        kernel = fastround.fast_round_array if big else fastround.fast_round_array_serial
+        kernel(a64.view(np.uint64), out, p, emin, fastround.ecap_of(maxv), maxv, sub, ovf,
+               flags, m, r, np.uint64(seed))
+    else:
+        kernel = _round_array if big else _round_array_serial
+        kernel(a64, out, p, emin, maxv, sub, ovf, flags, m, r, np.uint64(seed))
+
+
+_PARALLEL_MIN = 1 << 16
 
 
 def round(  # noqa: A001 - public API name mirrors the issue
@@ -96,9 +117,7 @@ def round(  # noqa: A001 - public API name mirrors the issue
     a64 = np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
     out = np.empty_like(a64)
     seed = int(seed) & 0xFFFFFFFFFFFFFFFF
-    p, emin, maxv, sub, ovf, flags = fmt.kernel_params()
-    kernel = _round_array if a64.size >= 4096 else _round_array_serial
-    kernel(a64, out, p, emin, maxv, sub, ovf, flags, m, r, np.uint64(seed))
+    _round_flat(a64, out, fmt, m, r, seed)
     out = out.reshape(a.shape)
     if scalar:
         return float(out)
