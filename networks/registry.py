@@ -1,0 +1,181 @@
+"""Registry of the shipped networks: architectures, weight files, loading."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .model import Layer, Network
+from .quant import e4m3_codes, from_e4m3_codes
+
+__all__ = ["ARCHITECTURES", "available", "load", "build", "layer_specs", "save_weights",
+           "weights_path", "manifest"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+#: name -> architecture description (see :func:`layer_specs`).
+ARCHITECTURES = {
+    "mlp-relu": {"family": "mlp", "activation": "relu"},
+    "mlp-tanh": {"family": "mlp", "activation": "tanh"},
+    "mlp-sigmoid": {"family": "mlp", "activation": "sigmoid"},
+    "mlp-gelu": {"family": "mlp", "activation": "gelu"},
+    "cnn-relu": {"family": "cnn", "activation": "relu"},
+}
+
+
+def available():
+    """Names of the shipped networks.
+
+    Returns
+    -------
+    list of str
+    """
+    return list(ARCHITECTURES)
+
+
+def _check_name(name):
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown network {name!r}; valid names: {', '.join(available())}")
+
+
+def layer_specs(name):
+    """Geometry of each layer of network ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`available`.
+
+    Returns
+    -------
+    list of dict
+        Keyword arguments of :class:`~networks.model.Layer` without ``W`` and
+        ``b``, plus ``shape`` = ``(m, n)`` of ``W``.
+
+    Notes
+    -----
+    MLP: 784 -> 784 -> 128 -> 10, hidden activation as named, identity output.
+    CNN: input (1, 28, 28); conv 3x3, 8 channels, stride 2, padding 1
+    -> (8, 14, 14); conv 3x3, 16 channels, stride 2, padding 1 -> (16, 7, 7);
+    flatten (784) -> dense 10.
+    """
+    _check_name(name)
+    arch = ARCHITECTURES[name]
+    act = arch["activation"]
+    if arch["family"] == "mlp":
+        sizes = [784, 784, 128, 10]
+        acts = [act, act, "identity"]
+        return [{"kind": "dense", "activation": a, "shape": (sizes[i + 1], sizes[i])}
+                for i, a in enumerate(acts)]
+    conv = {"kind": "conv", "activation": act, "kernel": (3, 3), "stride": 2, "padding": 1}
+    return [
+        dict(conv, in_shape=(1, 28, 28), shape=(8, 1 * 9)),
+        dict(conv, in_shape=(8, 14, 14), shape=(16, 8 * 9)),
+        {"kind": "dense", "activation": "identity", "shape": (10, 16 * 7 * 7)},
+    ]
+
+
+def build(name, params):
+    """Assemble a :class:`~networks.model.Network` from weight arrays.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`available`.
+    params : list of (W, b)
+        Weight matrix and bias vector of every layer.
+
+    Returns
+    -------
+    Network
+        Layers hold float64 copies of the arrays (read-only).
+    """
+    layers = []
+    specs = layer_specs(name)
+    if len(params) != len(specs):
+        raise ValueError(f"{name}: expected {len(specs)} layers, got {len(params)}")
+    for spec, (w, b) in zip(specs, params, strict=True):
+        spec = dict(spec)
+        shape = spec.pop("shape")
+        w = np.array(w, dtype=np.float64)
+        b = np.array(b, dtype=np.float64)
+        if w.shape != shape:
+            raise ValueError(f"{name}: expected W of shape {shape}, got {w.shape}")
+        w.setflags(write=False)
+        b.setflags(write=False)
+        layers.append(Layer(W=w, b=b, **spec))
+    return Network(name=name, layers=layers)
+
+
+def weights_path(name):
+    """Path of the shipped weight file of network ``name``."""
+    _check_name(name)
+    return WEIGHTS_DIR / f"{name}.npz"
+
+
+def save_weights(path, params):
+    """Write e4m3 weights as a byte-reproducible ``.npz`` of uint8 codes.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        Output file.
+    params : list of (W, b)
+        Arrays holding exact e4m3 values.
+
+    Notes
+    -----
+    Members ``W0, b0, W1, b1, ...`` are written with a fixed timestamp so the
+    file's bytes depend only on the values (``numpy.savez`` stamps the time).
+    """
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for i, (w, b) in enumerate(params):
+            for key, arr in ((f"W{i}", w), (f"b{i}", b)):
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, np.ascontiguousarray(e4m3_codes(arr)),
+                                          allow_pickle=False)
+                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, buf.getvalue(), compresslevel=9)
+
+
+def load(name):
+    """Load a shipped network (never retrains).
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`available`.
+
+    Returns
+    -------
+    Network
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown (the message lists the valid names).
+    """
+    path = weights_path(name)
+    with np.load(path, allow_pickle=False) as f:
+        n = len(layer_specs(name))
+        params = [(from_e4m3_codes(f[f"W{i}"]), from_e4m3_codes(f[f"b{i}"])) for i in range(n)]
+    return build(name, params)
+
+
+def manifest():
+    """Recorded training results (``networks/weights/manifest.json``).
+
+    Returns
+    -------
+    dict
+        Per network: measured float64 test accuracy of the shipped e4m3 net,
+        test accuracy of the unquantized float32 reference net, parameter
+        count, training hyper-parameters and the SHA-256 of the weight file.
+    """
+    return json.loads((WEIGHTS_DIR / "manifest.json").read_text())
