@@ -125,8 +125,53 @@ def augment(img, index, n_variants=N_VARIANTS, seed=AUG_SEED):
     return np.stack(out)
 
 
+def _cache_path():
+    """On-disk cache of the built split: ``$ACCSIM_CACHE_DIR`` (default
+    ``~/.cache/accsim``), keyed by a hash of this module's source and the versions of
+    the libraries that produce the pixels, so a code or library change rebuilds it."""
+    import hashlib
+    import os
+    from pathlib import Path
+
+    import scipy
+    import sklearn
+
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(f"{np.__version__}|{scipy.__version__}|{sklearn.__version__}".encode())
+    root = Path(os.environ.get("ACCSIM_CACHE_DIR", Path.home() / ".cache" / "accsim"))
+    return root / f"digits-{h.hexdigest()[:16]}.npz"
+
+
 @functools.lru_cache(maxsize=1)
 def _build():
+    import os
+    import tempfile
+
+    path = _cache_path()
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                parts = [(z[f"x{k}"], z[f"y{k}"], z[f"o{k}"]) for k in (0, 1)]
+            for part in parts:
+                for a in part:
+                    a.setflags(write=False)
+            return parts
+        except (OSError, KeyError, ValueError):
+            pass  # a damaged cache file: rebuild it
+    parts = _build_uncached()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{f"{n}{k}": a for k, part in enumerate(parts)
+                           for n, a in zip("xyo", part, strict=True)})
+        os.replace(tmp, path)
+    except OSError:
+        pass  # read-only home: work without the cache
+    return parts
+
+
+def _build_uncached():
     from sklearn.datasets import load_digits
 
     digits = load_digits()
