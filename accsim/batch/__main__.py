@@ -1,0 +1,7 @@
+"""``python -m accsim.batch > docs/sweep_schema.json``: print the sweep-file JSON schema."""
+
+import json
+
+from .config import json_schema
+
+print(json.dumps(json_schema(), indent=2, sort_keys=True))

@@ -1,0 +1,140 @@
+"""Cost accounting of a strategy: recomputed inner products and a bit-cost model.
+
+The hardware cost model (documented in ``docs/executor.md``)
+-----------------------------------------------------------
+One inner product of length ``n`` plus a bias (``n + 1`` terms) run on accumulator model
+``M`` costs ``M.cost_bits(n + 1)``: the accumulator's significand bits times the number
+of terms (see :meth:`accsim.accumulators.Accumulator.cost_bits`; a family may refine it,
+e.g. a blocked sum charges its inner and outer precisions). A strategy's cost for one
+layer is the sum over its output components of
+
+* the pass every component gets (the low accumulator, or the uniform model),
+* the estimation pass ``fl_low(|W||x| + |b|)`` of the adaptive strategies (one more
+  inner product on the low accumulator for every component: El Arar et al.,
+  arXiv:2503.15568, Sec. "adaptive algorithm", step 2),
+* the recomputation of the selected components on the model of their level.
+
+The recomputed fraction counts output components (inner products) whose final value came
+from a model other than the base (low) one, over all layers, as in the paper's tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["LayerCost", "CostTally", "inner_product_bits", "layer_cost"]
+
+
+def inner_product_bits(model, n: int) -> float:
+    """Bit cost of one inner product of ``n`` products plus a bias on ``model``.
+
+    Parameters
+    ----------
+    model : Accumulator
+        Any accumulator model (``cost_bits`` is part of the model contract).
+    n : int
+        Number of products (the layer's fan-in).
+
+    Returns
+    -------
+    float
+        ``model.cost_bits(n + 1)`` (the bias is one more term).
+    """
+    return float(model.cost_bits(int(n) + 1))
+
+
+@dataclass
+class LayerCost:
+    """Cost of one layer on a batch.
+
+    Attributes
+    ----------
+    components : int
+        Output components (inner products) of the layer over the batch.
+    recomputed : int
+        Components whose final value comes from a level above the base one.
+    per_level : list of int
+        Number of components whose final value comes from each level.
+    base_bits, estimate_bits, recompute_bits : float
+        Bit cost of the base pass, of the estimation pass and of the recomputations.
+    """
+
+    components: int
+    recomputed: int
+    per_level: list
+    base_bits: float
+    estimate_bits: float
+    recompute_bits: float
+
+    @property
+    def bit_cost(self) -> float:
+        """Total bit cost (base + estimate + recomputations)."""
+        return self.base_bits + self.estimate_bits + self.recompute_bits
+
+
+def layer_cost(models, level: np.ndarray, n: int, *, estimate: bool) -> LayerCost:
+    """Cost of a layer whose component ``k`` took its final value from ``models[level[k]]``.
+
+    Every component pays one pass on ``models[0]`` (the base/low model); with
+    ``estimate=True`` one more ``models[0]`` inner product (the ``|W||x| + |b|`` pass);
+    each component with ``level > 0`` pays one inner product on ``models[level]``.
+
+    Parameters
+    ----------
+    models : sequence of Accumulator
+        The levels, ``models[0]`` the base.
+    level : numpy.ndarray of int
+        Level index of every component of the layer (any shape).
+    n : int
+        Fan-in of the layer.
+    estimate : bool
+        Whether the strategy ran the estimation pass.
+
+    Returns
+    -------
+    LayerCost
+    """
+    level = np.asarray(level)
+    counts = np.bincount(level.ravel().astype(np.int64), minlength=len(models))
+    if counts.size > len(models):
+        raise ValueError(f"level index {level.max()} out of range for {len(models)} models")
+    bits = [inner_product_bits(m, n) for m in models]
+    total = int(level.size)
+    base = total * bits[0]
+    est = total * bits[0] if estimate else 0.0
+    rec = float(sum(int(c) * b for c, b in zip(counts[1:], bits[1:], strict=True)))
+    return LayerCost(components=total, recomputed=int(total - counts[0]),
+                     per_level=[int(c) for c in counts], base_bits=float(base),
+                     estimate_bits=float(est), recompute_bits=rec)
+
+
+@dataclass
+class CostTally:
+    """Running sums of :class:`LayerCost` per layer over batches."""
+
+    n_layers: int
+    components: np.ndarray = field(init=False)
+    recomputed: np.ndarray = field(init=False)
+    bits: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.components = np.zeros(self.n_layers, np.int64)
+        self.recomputed = np.zeros(self.n_layers, np.int64)
+        self.bits = np.zeros(self.n_layers, np.float64)
+
+    def add(self, layer: int, c: LayerCost) -> None:
+        self.components[layer] += c.components
+        self.recomputed[layer] += c.recomputed
+        self.bits[layer] += c.bit_cost
+
+    def layer_fractions(self) -> np.ndarray:
+        """Recomputed fraction of each layer."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.components > 0, self.recomputed / self.components, 0.0)
+
+    def fraction(self) -> float:
+        """Recomputed fraction of all inner products over all layers."""
+        tot = int(self.components.sum())
+        return float(self.recomputed.sum() / tot) if tot else 0.0

@@ -1,0 +1,243 @@
+"""Result datasets: the xarray schema of accsim results and atomic zarr / netCDF I/O.
+
+Schema (``docs/datasets.md``): dimensions are any of :data:`DIMS`; data variables named
+in :data:`VARIABLES` have the meaning and dtype listed there; attributes are flat
+(str, int or float values only) so that both zarr and netCDF accept them, and always
+include ``accsim_version``, ``created`` and ``schema_version``; model parameters are
+stored as ``model_<name>`` (from ``model.describe()``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+SCHEMA_VERSION = 1
+DIMS = ("sample", "layer", "component", "n", "kappa", "row", "col")
+ENGINES = ("zarr", "netcdf")
+
+# name -> (dtype kind, description)
+VARIABLES = {
+    "computed": ("f", "value computed by the model (float64 holding out_format values)"),
+    "exact": ("f", "exact result rounded once to binary64 (nearest even)"),
+    "abs_error": ("f", "|computed - exact| (exact real error, rounded once)"),
+    "rel_error": ("f", "abs_error / |exact| (0 where abs_error is 0, inf where exact is 0)"),
+    "bound": ("f", "componentwise error bound (never below the real bound)"),
+    "kappa_v": ("f", "condition number of the inner product (achieved, exact sums)"),
+    "kappa_phi": ("f", "condition number of the activation at the exact value"),
+    "holds": ("b", "abs_error <= bound as real numbers (rigorous verdict)"),
+    "rechecked": ("b", "verdict decided by the exact (Fraction) re-check"),
+}
+
+__all__ = ["DIMS", "VARIABLES", "ENGINES", "SCHEMA_VERSION", "flat_attrs", "make_dataset",
+           "validate", "normalise", "save", "load", "check_writable"]
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def flat_attrs(d: dict, prefix: str = "") -> dict:
+    """Flatten a (possibly nested) dict into netCDF-safe attributes: str/int/float values;
+    bool -> int, None -> "none", sequences -> comma-joined str, nested dicts ->
+    ``prefix_key``, anything else -> str."""
+    out: dict = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flat_attrs(v, key + "_"))
+        elif isinstance(v, bool | np.bool_):
+            out[key] = int(v)
+        elif v is None:
+            out[key] = "none"
+        elif isinstance(v, int | np.integer):
+            out[key] = int(v)
+        elif isinstance(v, float | np.floating):
+            out[key] = float(v)
+        elif isinstance(v, str):
+            out[key] = v
+        elif isinstance(v, list | tuple | np.ndarray):
+            out[key] = ",".join(str(x) for x in np.asarray(v).ravel())
+        else:
+            out[key] = str(v)
+    return out
+
+
+def make_dataset(data_vars: dict, coords: dict, *, model=None, attrs: dict | None = None,
+                 seed: int | None = None) -> xr.Dataset:
+    """Build a schema-conforming Dataset.
+
+    Parameters
+    ----------
+    data_vars : dict
+        name -> (dims tuple, array) as for ``xarray.Dataset``.
+    coords : dict
+        Coordinates.
+    model : object with ``describe()``, optional
+        Its parameters become ``model_*`` attributes (plus ``model`` = its name).
+    attrs : dict, optional
+        Further attributes (flattened).
+    seed : int, optional
+    """
+    ds = xr.Dataset(data_vars, coords=coords)
+    a = {"schema_version": SCHEMA_VERSION, "accsim_version": _version(),
+         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+    if model is not None:
+        desc = model.describe() if hasattr(model, "describe") else {}
+        a["model"] = str(getattr(model, "name", type(model).__name__))
+        a.update(flat_attrs(desc, "model_"))
+    if seed is not None:
+        a["seed"] = int(seed)
+    if attrs:
+        a.update(flat_attrs(attrs))
+    ds.attrs.update(a)
+    for name, var in ds.data_vars.items():
+        if name in VARIABLES:
+            var.attrs.setdefault("description", VARIABLES[name][1])
+    validate(ds)
+    return ds
+
+
+def validate(ds: xr.Dataset, *, strict: bool = False) -> None:
+    """``ValueError`` if ``ds`` breaks the schema: wrong dtypes of the known variables,
+    non-flat attributes, missing ``schema_version`` / ``accsim_version``; with
+    ``strict=True`` also dimensions outside :data:`DIMS` (other dimensions, e.g.
+    ``strategy``, are allowed as extensions otherwise)."""
+    if strict:
+        for d in ds.dims:
+            if d not in DIMS:
+                raise ValueError(f"dimension {d!r} is not in the schema; valid: "
+                                 f"{', '.join(DIMS)}")
+    for name, var in ds.data_vars.items():
+        if name in VARIABLES and var.dtype.kind != VARIABLES[name][0]:
+            raise ValueError(f"variable {name!r} has dtype {var.dtype}, expected kind "
+                             f"{VARIABLES[name][0]!r}")
+    for k, v in ds.attrs.items():
+        if not isinstance(v, str | int | float | np.integer | np.floating) or \
+                isinstance(v, bool | np.bool_):
+            raise ValueError(f"attribute {k!r} = {v!r} is not str/int/float")
+    for req in ("schema_version", "accsim_version"):
+        if req not in ds.attrs:
+            raise ValueError(f"missing required attribute {req!r}")
+
+
+def normalise(ds: xr.Dataset) -> xr.Dataset:
+    """A shallow copy with flat attributes (dataset and variables) and the required
+    attributes filled in (what :func:`save` writes)."""
+    ds = ds.copy()
+    a = flat_attrs(dict(ds.attrs))
+    a.setdefault("schema_version", SCHEMA_VERSION)
+    a.setdefault("accsim_version", _version())
+    ds.attrs = a
+    for name in list(ds.data_vars) + list(ds.coords):
+        ds[name].attrs = flat_attrs(dict(ds[name].attrs))
+    return ds
+
+
+def _engine_for(path: Path, engine: str | None) -> str:
+    if engine is not None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+        return engine
+    suf = path.suffix.lower()
+    if suf in (".nc", ".nc4", ".netcdf", ".h5"):
+        return "netcdf"
+    return "zarr"
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """``ValueError`` unless ``path``'s parent directory exists and is writable."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"output directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"output directory {str(parent)!r} is not writable")
+    if p.exists() and p.is_dir() and _engine_for(p, None) == "netcdf":
+        raise ValueError(f"output path {str(p)!r} is a directory")
+    return p
+
+
+def _encode_for_netcdf(ds: xr.Dataset) -> xr.Dataset:
+    """netCDF has no bool: store bools as int8 with attribute ``accsim_dtype = "bool"``;
+    ``inf`` floats are fine in netCDF."""
+    ds = ds.copy()
+    for name in list(ds.data_vars) + list(ds.coords):
+        v = ds[name]
+        if v.dtype == bool:
+            ds[name] = v.astype(np.int8)
+            ds[name].attrs = dict(v.attrs, accsim_dtype="bool")
+    return ds
+
+
+def _decode(ds: xr.Dataset) -> xr.Dataset:
+    for name in list(ds.data_vars) + list(ds.coords):
+        v = ds[name]
+        if v.attrs.get("accsim_dtype") == "bool":
+            attrs = {k: a for k, a in v.attrs.items() if k != "accsim_dtype"}
+            ds[name] = v.astype(bool)
+            ds[name].attrs = attrs
+    return ds
+
+
+def save(ds: xr.Dataset, path: str | os.PathLike, engine: str | None = None,
+         *, overwrite: bool = True) -> Path:
+    """Write ``ds`` atomically to ``path`` (zarr directory or netCDF file via h5netcdf).
+
+    The data go to a temporary path in the same directory, then are renamed into place;
+    on any error the temporary is removed and an existing ``path`` is left untouched.
+    ``engine`` defaults from the extension (``.nc`` -> netCDF, else zarr).
+    """
+    ds = normalise(ds)
+    validate(ds)
+    p = check_writable(path)
+    eng = _engine_for(p, engine)
+    if p.exists() and not overwrite:
+        raise ValueError(f"{str(p)!r} exists (overwrite=False)")
+    parent = p.parent if str(p.parent) else Path(".")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent))
+    target = tmp / p.name
+    try:
+        if eng == "netcdf":
+            _encode_for_netcdf(ds).to_netcdf(target, engine="h5netcdf")
+        else:
+            ds.to_zarr(target, mode="w", consolidated=False)
+        if p.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".old", dir=parent))
+            os.replace(p, old / p.name)
+            try:
+                os.replace(target, p)
+            except BaseException:
+                os.replace(old / p.name, p)
+                raise
+            finally:
+                shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(target, p)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return p
+
+
+def load(path: str | os.PathLike, engine: str | None = None) -> xr.Dataset:
+    """Load a dataset written by :func:`save` (fully into memory)."""
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"no dataset at {str(p)!r}")
+    eng = _engine_for(p, engine)
+    if eng == "netcdf":
+        with xr.open_dataset(p, engine="h5netcdf") as ds:
+            out = ds.load()
+    else:
+        with xr.open_zarr(p, consolidated=False) as ds:
+            out = ds.load()
+    return _decode(out)
+

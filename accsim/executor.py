@@ -1,0 +1,378 @@
+"""Layer executor: run a network layer by layer with simulated accumulators.
+
+Every layer computes ``v = W x + b`` as ``model.matmul(W, X, C)`` with ``X`` the layer's
+``(n, P)`` input columns (``layer.to_columns``; im2col patches for convolutions) and
+``C = b[:, None]`` broadcast, so component ``v[i, p]`` is one inner product of length
+``n`` plus the bias. A :class:`~accsim.strategies.Strategy` decides which accumulator
+model computes each component. The activation ``phi`` is evaluated in binary64 and its
+output rounded once to the activation format (binary32 by default, as in El Arar et al.,
+arXiv:2503.15568: "inputs and activations fp32") with :func:`accsim.round`.
+
+For every component the executor records (in the layer's output layout
+``(n_out, batch)``):
+
+``computed``   the strategy's ``v_hat``;
+``exact``      :func:`accsim.exact.matmul` of the SAME layer input (so the error is the
+               error of this layer's accumulation alone);
+``bound``      the deterministic componentwise bound of the model that produced the
+               component (:func:`accsim.bounds.error_bound`);
+``kappa_v``    ``(|W||x| + |b|) / |v|`` with ``v`` exact (numerator: binary64 BLAS
+               product of non-negative terms, relative error below ``(n + 1) 2^-53``);
+``kappa_phi``  the activation's condition number at the exact ``v``;
+``level``      index of the model in the strategy's level list;
+``propagated`` first-order multi-layer estimate of the relative error of the layer's
+               OUTPUT ``y`` (method.md, "Several layers"):
+               ``kappa_phi (|W| diag(|x|) eps_in / |v| + kappa_v g) + u_act`` with
+               ``g = bound / (|W||x| + |b|)`` the model's relative constant and
+               ``eps_in`` the previous layer's estimate (0 for the network input).
+               Same formula as :func:`accsim.kappa.propagate_layer_error`, evaluated
+               with one binary64 BLAS product instead of its three exact products
+               (the estimate is first order anyway; the exact passes would double the
+               run time).
+
+Results of expensive passes are cached per (layer, input digest, model), so strategies
+that see the same layer input (all of them on the first layer) share one computation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .cost import CostTally
+from .strategies import Strategy, model_key
+
+__all__ = ["LayerContext", "LayerResult", "ComputeCache", "run_batch", "RunAccumulator",
+           "kappa_phi"]
+
+
+def kappa_phi(activation: str, z: np.ndarray) -> np.ndarray:
+    """Condition number of the activation (``accsim.kappa`` if present, else the
+    closed forms of :func:`networks.kappa`); 0/0 is taken as 0 (method.md)."""
+    try:
+        from . import kappa as _kappa
+        f = getattr(_kappa, "kappa_phi", None)
+    except ImportError:  # pragma: no cover - module written in parallel
+        f = None
+    if f is not None:
+        return np.asarray(f(z, activation), np.float64)
+    import networks
+
+    return np.asarray(networks.kappa(activation, z), np.float64)
+
+
+def run_model(model, A, B, C, seed: int) -> np.ndarray:
+    """``model`` on float64 operands. Hardware models (``hwmodels``, which take typed
+    operands) first round the operands into their instruction's input types (RNE), as
+    a kernel converting fp32 activations before issuing the instruction would; the
+    recorded error then includes that operand rounding (see docs/executor.md)."""
+    if hasattr(model, "matmul_values"):
+        return model.matmul_values(A, B, C, seed=seed, quantize=True)
+    return model.matmul(A, B, C, seed=seed)
+
+
+def _stochastic(model) -> bool:
+    return any(str(v).lower() == "sr" for v in model.describe().values())
+
+
+class ComputeCache(dict):
+    """Results keyed by (layer index, input digest, pass, model key, seed)."""
+
+
+@dataclass
+class LayerContext:
+    """What a strategy sees of one layer on one batch (with cached passes)."""
+
+    index: int
+    layer: object
+    X: np.ndarray
+    C: np.ndarray
+    seed: int
+    cache: ComputeCache = field(default_factory=ComputeCache)
+    _digest: str | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.layer.W.shape[1])
+
+    @property
+    def activation(self) -> str:
+        return self.layer.activation
+
+    @property
+    def digest(self) -> str:
+        if self._digest is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(np.ascontiguousarray(self.X).view(np.uint8).data)
+            h.update(str(self.X.shape).encode())
+            self._digest = h.hexdigest()
+        return self._digest
+
+    def _key(self, what: str, model=None):
+        return (self.index, self.digest, what, "" if model is None else model_key(model),
+                self.seed)
+
+    def _cached(self, key, fn):
+        if key not in self.cache:
+            self.cache[key] = fn()
+        return self.cache[key]
+
+    def compute(self, model) -> np.ndarray:
+        """``model.matmul(W, X, C)`` for every component."""
+        return self._cached(self._key("v", model),
+                            lambda: run_model(model, self.layer.W, self.X, self.C, self.seed))
+
+    def compute_abs(self, model) -> np.ndarray:
+        """``fl_model(|W||X| + |b|)`` (the estimation pass of the adaptive strategies)."""
+        seed = self.seed ^ 0x5BD1E995
+        return self._cached(
+            self._key("abs", model),
+            lambda: run_model(model, np.abs(self.layer.W), np.abs(self.X), np.abs(self.C),
+                              seed))
+
+    def compute_selected(self, model, mask: np.ndarray) -> np.ndarray:
+        """``model`` on the components where ``mask`` (other entries unspecified).
+
+        Each component's value depends only on its row of ``W`` and column of ``X`` (the
+        accumulator contract), so computing only the columns holding a selected
+        component gives the same bits as a full pass. Stochastic-rounding models draw
+        their random words from the output index, so they always run the full pass.
+        """
+        key = self._key("v", model)
+        if key in self.cache:
+            return self.cache[key]
+        cols = np.flatnonzero(mask.any(axis=0))
+        if _stochastic(model) or cols.size > 0.75 * self.X.shape[1]:
+            return self.compute(model)
+        out = np.full(mask.shape, np.nan)
+        if cols.size:
+            out[:, cols] = run_model(model, self.layer.W, self.X[:, cols], self.C[:, cols],
+                                     self.seed)
+        return out
+
+    def exact(self) -> np.ndarray:
+        from . import exact
+
+        return self._cached(self._key("exact"),
+                            lambda: exact.matmul(self.layer.W, self.X, self.C))
+
+    def abs_sum(self) -> np.ndarray:
+        """``|W||X| + |b|`` in binary64 (BLAS; non-negative terms)."""
+        return self._cached(self._key("S"),
+                            lambda: np.abs(self.layer.W) @ np.abs(self.X) + np.abs(self.C))
+
+    def bound(self, model) -> np.ndarray:
+        return self._cached(self._key("bound", model), lambda: self._bound(model))
+
+    def _bound(self, model) -> np.ndarray:
+        if not hasattr(model, "matmul_values"):
+            return np.asarray(model.error_bound(self.layer.W, self.X, self.C,
+                                                kind="deterministic"), np.float64)
+        # hardware model: the accumulator's bound on the rounded operands, plus the
+        # measured effect of rounding the operands (|exact(q) - exact|, widened by
+        # 4 ulps of binary64 to cover the two roundings to nearest of the references)
+        from . import exact
+
+        Wq, Xq, Cq = model.quantize_operands(self.layer.W, self.X, self.C)
+        acc = np.asarray(model.error_bound(Wq, Xq, Cq, kind="deterministic"), np.float64)
+        ex, exq = self.exact(), exact.matmul(Wq, Xq, Cq)
+        quant = np.abs(exq - ex) + 4 * np.finfo(np.float64).eps * (np.abs(ex) + np.abs(exq))
+        return acc + quant
+
+    def kappa_phi(self, z: np.ndarray) -> np.ndarray:
+        return kappa_phi(self.activation, z)
+
+
+@dataclass
+class LayerResult:
+    """Per-component results of one layer (arrays shaped ``(n_out, batch)``)."""
+
+    computed: np.ndarray
+    exact: np.ndarray
+    bound: np.ndarray
+    kappa_v: np.ndarray
+    kappa_phi: np.ndarray
+    level: np.ndarray
+    propagated: np.ndarray
+    cost: object
+    info: dict
+
+    @property
+    def abs_error(self) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return np.abs(self.computed - self.exact)
+
+    @property
+    def rel_error(self) -> np.ndarray:
+        err = self.abs_error
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = err / np.abs(self.exact)
+        return np.where(err == 0, 0.0, r)
+
+    @property
+    def holds(self) -> np.ndarray:
+        return self.abs_error <= self.bound
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """``abs_error / bound`` (0 where both are 0, inf where only the bound is)."""
+        err = self.abs_error
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = err / self.bound
+        return np.where(err == 0, 0.0, r)
+
+
+def _layer_seed(seed: int, layer: int, offset: int) -> int:
+    return (int(seed) * 0x9E3779B97F4A7C15 + layer * 0xBF58476D1CE4E5B9 + offset) % 2**64
+
+
+def run_batch(net, strategy: Strategy, x: np.ndarray, *, seed: int = 0,
+              act_format: str = "binary32", input_format: str = "binary32",
+              cache: ComputeCache | None = None, offset: int = 0,
+              propagate: bool = True) -> tuple[np.ndarray, list]:
+    """Run one batch through ``net`` with ``strategy``.
+
+    Parameters
+    ----------
+    net : networks.Network
+    strategy : Strategy
+    x : numpy.ndarray, shape (batch, n_in)
+        Inputs; rounded to ``input_format`` first.
+    seed : int
+        Seed of stochastic-rounding models (folded with the layer index and ``offset``).
+    act_format, input_format : str
+        Formats of the activations (phi's output) and of the inputs.
+    cache : ComputeCache, optional
+        Shared between strategies run on the same batch.
+    offset : int
+        Index of the batch's first sample (keys the random streams per batch).
+    propagate : bool
+        Compute the first-order multi-layer estimate.
+
+    Returns
+    -------
+    logits : numpy.ndarray, shape (batch, n_classes)
+    layers : list of LayerResult
+    """
+    from . import round as _round
+    from .formats import format as get_format
+
+    cache = ComputeCache() if cache is None else cache
+    u_act = get_format(act_format).u
+    x = np.asarray(x, np.float64)
+    h = _round(np.ascontiguousarray(x.T), input_format)
+    eps = np.zeros_like(h)
+    results = []
+    for li, layer in enumerate(net.layers):
+        X = np.ascontiguousarray(layer.to_columns(h), dtype=np.float64)
+        C = np.ascontiguousarray(np.broadcast_to(layer.b[:, None], (layer.W.shape[0],
+                                                                    X.shape[1])))
+        ctx = LayerContext(li, layer, X, C, _layer_seed(seed, li, offset), cache)
+        dec = strategy.layer(ctx)
+        v = ctx.exact()
+        S = ctx.abs_sum()
+        bound = np.empty_like(v)
+        for k, m in enumerate(dec.models):
+            sel = dec.level == k
+            if sel.any():
+                bound[sel] = ctx.bound(m)[sel]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kv = S / np.abs(v)
+        kp = ctx.kappa_phi(v)
+        prop = np.full_like(v, np.nan)
+        if propagate:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                carried = np.abs(layer.W) @ (np.abs(X) * layer.to_columns(eps))
+                g = np.where(S > 0, bound / S, 0.0)
+                prop = kp * (carried / np.abs(v) + kv * g)
+                prop = np.where(kp == 0, 0.0, prop) + u_act
+            eps = layer.from_columns(prop)
+        f = layer.from_columns
+        results.append(LayerResult(
+            computed=f(dec.v_hat), exact=f(v), bound=f(bound), kappa_v=f(kv),
+            kappa_phi=f(kp), level=f(dec.level), propagated=f(prop), cost=dec.cost,
+            info=dec.info))
+        with np.errstate(all="ignore"):
+            y = layer.phi(dec.v_hat)
+        h = f(_round(np.ascontiguousarray(y), act_format))
+    return h.T, results
+
+
+@dataclass
+class RunAccumulator:
+    """Summary statistics of one strategy accumulated over batches.
+
+    ``record`` collects the per-component arrays of the first ``record_samples`` inputs.
+    """
+
+    n_layers: int
+    record_samples: int = 0
+    correct: int = 0
+    n_samples: int = 0
+    cost: CostTally = None
+    max_ratio: np.ndarray = None
+    violations: np.ndarray = None
+    max_rel: np.ndarray = None
+    nonfinite: np.ndarray = None
+    info: list = None
+    record: list = None
+
+    def __post_init__(self):
+        L = self.n_layers
+        self.cost = CostTally(L)
+        self.max_ratio = np.zeros(L)
+        self.violations = np.zeros(L, np.int64)
+        self.max_rel = np.zeros(L)
+        self.nonfinite = np.zeros(L, np.int64)
+        self.info = [dict() for _ in range(L)]
+        self.record = [[] for _ in range(L)]
+
+    def add(self, logits: np.ndarray, labels: np.ndarray, layers: list) -> None:
+        with np.errstate(invalid="ignore"):
+            pred = np.argmax(logits, axis=1)
+        self.correct += int(np.sum(pred == np.asarray(labels)))
+        before = self.n_samples
+        self.n_samples += logits.shape[0]
+        take = max(0, min(self.record_samples - before, logits.shape[0]))
+        for li, r in enumerate(layers):
+            self.cost.add(li, r.cost)
+            ratio = np.where(np.isnan(r.ratio), np.inf, r.ratio)  # NaN computed: unbounded
+            self.max_ratio[li] = max(self.max_ratio[li], float(np.max(ratio, initial=0.0)))
+            self.violations[li] += int(np.sum(~r.holds))
+            rel = r.rel_error
+            self.max_rel[li] = max(self.max_rel[li], float(np.nanmax(rel, initial=0.0)))
+            self.nonfinite[li] += int(np.sum(~np.isfinite(r.computed)))
+            self.info[li] = r.info
+            if take:
+                self.record[li].append({
+                    "computed": r.computed[:, :take], "exact": r.exact[:, :take],
+                    "bound": r.bound[:, :take], "kappa_v": r.kappa_v[:, :take],
+                    "kappa_phi": r.kappa_phi[:, :take], "level": r.level[:, :take],
+                    "propagated": r.propagated[:, :take]})
+
+    def summary(self) -> dict:
+        """Scalar summary (the keys :func:`accsim.experiment.evaluate` returns)."""
+        n = max(self.n_samples, 1)
+        mr = float(np.max(self.max_ratio))
+        return {
+            "accuracy": self.correct / n,
+            "recomputed_fraction": self.cost.fraction(),
+            "bit_cost": float(self.cost.bits.sum() / n),
+            "max_error_bound_ratio": mr,
+            "max_rel_error": float(np.max(self.max_rel)),
+            "n_samples": int(self.n_samples),
+            "violations": int(self.violations.sum()),
+            "nonfinite": int(self.nonfinite.sum()),
+        }
+
+    def records(self) -> list:
+        """Per layer, dict of arrays ``(n_out, record_samples)`` (concatenated)."""
+        out = []
+        for parts in self.record:
+            if not parts:
+                out.append({})
+                continue
+            out.append({k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]})
+        return out

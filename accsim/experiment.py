@@ -1,0 +1,377 @@
+"""Experiments: run strategies on a network and test split; the ``evaluate`` entry point.
+
+:func:`evaluate` is the one-cell API the batch sweep calls; :func:`prepare` +
+:func:`run_plan` + :func:`to_dataset` are what ``accsim run`` does with a configuration
+(:mod:`accsim.run_config`). All validation happens in :func:`prepare`, before any work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .executor import ComputeCache, RunAccumulator, run_batch
+from .run_config import RunConfig, format_tau
+from .strategies import Adaptive, MultiLevel, Strategy, Uniform
+
+__all__ = ["evaluate", "prepare", "run_plan", "to_dataset", "Plan", "resolve_model",
+           "select_samples", "SUMMARY_KEYS"]
+
+SUMMARY_KEYS = ("accuracy", "recomputed_fraction", "bit_cost", "max_error_bound_ratio",
+                "max_rel_error", "n_samples", "violations", "nonfinite")
+
+
+def resolve_model(spec, models: dict | None = None, where: str = "model"):
+    """An accumulator model from a ``[models]`` key, a registry name or a spec dict.
+
+    Raises
+    ------
+    ValueError
+        Naming ``where`` and the bad spec (the factory's message lists valid choices).
+    """
+    from .accumulators.base import Accumulator
+
+    if isinstance(spec, Accumulator):
+        return spec
+    models = models or {}
+    if isinstance(spec, str) and spec in models:
+        spec = models[spec]
+    from .accumulators.factory import build_model
+
+    try:
+        return build_model(dict(spec) if isinstance(spec, dict) else spec)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"{where}: cannot build accumulator model {spec!r}: {exc}") from None
+
+
+def select_samples(n_total: int, samples: int | None, seed: int) -> np.ndarray:
+    """Indices of the inputs to run: all (``samples`` None or 0), else a deterministic
+    sorted subset of ``samples`` drawn with ``numpy.random.default_rng(seed)``."""
+    if not samples or samples >= n_total:
+        return np.arange(n_total)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_total, size=int(samples), replace=False))
+
+
+def load_network(name: str, activations: list | None = None):
+    """``networks.load(name)``, with each layer's activation replaced if given."""
+    import networks
+
+    net = networks.load(name)
+    if activations is not None:
+        if len(activations) != len(net.layers):
+            raise ValueError(f"activations: {name} has {len(net.layers)} layers, got "
+                             f"{len(activations)} activations")
+        for a in activations:
+            if a not in networks.ACTIVATIONS:
+                raise ValueError(f"activations: unknown activation {a!r}; valid: "
+                                 f"{', '.join(networks.ACTIVATIONS)}")
+        layers = [dataclasses.replace(lay, activation=a)
+                  for lay, a in zip(net.layers, activations, strict=True)]
+        net = dataclasses.replace(net, layers=layers)
+    return net
+
+
+def load_inputs(path: str | None, n_in: int):
+    """Test inputs and labels: the digits test split, or an ``.npz`` with ``x``, ``y``."""
+    if path is None:
+        import networks
+
+        _, _, x, y = networks.digits_dataset()
+    else:
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                x, y = np.asarray(f["x"]), np.asarray(f["y"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(f"inputs: cannot read {path!r} (an .npz with arrays x and y): "
+                             f"{exc}") from None
+    if x.ndim != 2 or x.shape[1] != n_in:
+        raise ValueError(f"inputs: expected shape (N, {n_in}), got {x.shape}")
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"inputs: labels have shape {y.shape}, expected ({x.shape[0]},)")
+    if x.dtype.kind != "f":
+        raise ValueError(f"inputs: x must be a float array, got dtype {x.dtype}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        i, j = (int(k) for k in np.argwhere(bad)[0])
+        raise ValueError(f"inputs: non-finite value x[{i}, {j}] = {x[i, j]} "
+                         f"({int(bad.sum())} in total)")
+    return x, y
+
+
+def make_strategy(kind: str, *, low=None, high=None, levels=None, tau=None,
+                  criterion: str = "predicted", guard: bool = False,
+                  constant: str = "auto", label: str | None = None) -> Strategy:
+    """A :class:`Strategy` from already-built models, with the standard label."""
+    if kind == "uniform":
+        return Uniform(low, label=label or f"uniform-{low.name}")
+    if tau is None:
+        raise ValueError(f"strategy {kind!r} needs tau")
+    tau = float(tau)
+    g = "+guard" if guard else ""
+    if kind == "adaptive":
+        if high is None:
+            raise ValueError("adaptive strategy needs a high model")
+        lab = ("authors-tol=" if criterion == "authors" else "adaptive-tau=") + format_tau(tau)
+        return Adaptive(low, high, tau, criterion=criterion, guard=guard, constant=constant,
+                        label=label or lab + g)
+    if kind == "multilevel":
+        if not levels or len(levels) < 2:
+            raise ValueError("multilevel strategy needs levels (at least 2 models)")
+        if criterion != "predicted":
+            raise ValueError("multilevel strategy supports only criterion='predicted'")
+        return MultiLevel(list(levels), tau, guard=guard, constant=constant,
+                          label=label or f"multilevel-tau={format_tau(tau)}{g}")
+    raise ValueError(f"unknown strategy {kind!r}; valid: uniform, adaptive, multilevel")
+
+
+@dataclass
+class Plan:
+    """Everything :func:`run_plan` needs, validated."""
+
+    network: object
+    x: np.ndarray
+    y: np.ndarray
+    strategies: list
+    batch: int = 256
+    seed: int = 0
+    record_samples: int = 0
+    input_format: str = "binary32"
+    activation_format: str = "binary32"
+    models: dict = field(default_factory=dict)
+    config: RunConfig | None = None
+
+
+def prepare(cfg: RunConfig) -> Plan:
+    """Validate a configuration fully (network, models, data) and build the plan."""
+    from .formats import format as get_format
+
+    r = cfg.run
+    for key in ("input_format", "activation_format"):
+        try:
+            get_format(getattr(r, key))
+        except ValueError as exc:
+            raise ValueError(f"run.{key}: {exc}") from None
+    try:
+        net = load_network(r.network, r.activations)
+    except ValueError as exc:
+        raise ValueError(f"run.network: {exc}") from None
+    built = {}
+
+    def model(name, where):
+        if name not in built:
+            m = resolve_model(name, cfg.models, where)
+            if name in cfg.models:
+                m = dataclasses.replace(m, name=name) if hasattr(m, "name") else m
+            built[name] = m
+        return built[name]
+
+    for name in cfg.models:
+        model(name, f"models.{name}")
+    strategies = []
+    for i, s in enumerate(cfg.strategies):
+        where = f"strategies[{i}]"
+        if s.kind == "uniform":
+            strategies.append(make_strategy("uniform", low=model(s.model, where + ".model"),
+                                            label=s.label))
+            continue
+        low = high = levels = None
+        if s.kind == "adaptive":
+            low, high = model(s.low, where + ".low"), model(s.high, where + ".high")
+        else:
+            levels = [model(m, f"{where}.levels") for m in s.levels]
+        for t in s.taus():
+            strategies.append(make_strategy(s.kind, low=low, high=high, levels=levels,
+                                            tau=t, criterion=s.criterion, guard=s.guard,
+                                            constant=s.constant, label=s.label))
+    labels = [s.label for s in strategies]
+    dup = sorted({lab for lab in labels if labels.count(lab) > 1})
+    if dup:
+        raise ValueError(f"strategies: duplicate labels {dup}; set 'label' to tell them apart")
+    x, y = load_inputs(r.inputs, net.input_size)
+    idx = select_samples(len(x), r.samples, r.seed)
+    return Plan(net, np.asarray(x[idx]), np.asarray(y[idx]), strategies, batch=r.batch,
+                seed=r.seed, record_samples=r.record_samples, input_format=r.input_format,
+                activation_format=r.activation_format, models=built, config=cfg)
+
+
+def run_plan(plan: Plan, progress=None) -> tuple[dict, float]:
+    """Run every strategy on every batch; returns ``({label: RunAccumulator}, seconds)``.
+
+    Batches are the outer loop so that all strategies share the batch's cached passes
+    (the first layer's input is the same for every strategy). ``progress(k)`` is called
+    after each (batch, strategy) with the number of inputs just processed.
+    """
+    t0 = time.perf_counter()
+    L = len(plan.network.layers)
+    acc = {s.label: RunAccumulator(L, plan.record_samples) for s in plan.strategies}
+    N = len(plan.x)
+    for start in range(0, N, plan.batch):
+        xb = plan.x[start:start + plan.batch]
+        yb = plan.y[start:start + plan.batch]
+        cache = ComputeCache()
+        for s in plan.strategies:
+            logits, layers = run_batch(plan.network, s, xb, seed=plan.seed, cache=cache,
+                                       offset=start, act_format=plan.activation_format,
+                                       input_format=plan.input_format)
+            acc[s.label].add(logits, yb, layers)
+            if progress is not None:
+                progress(len(xb))
+    return acc, time.perf_counter() - t0
+
+
+def evaluate(network: str, strategy: str, low, high=None, levels: list | None = None,
+             tau: float | None = None, criterion: str = "predicted", guard: bool = False,
+             samples: int | None = None, seed: int = 0, *, constant: str = "auto",
+             batch: int = 256) -> dict:
+    """Run one strategy on the digits test split; the batch sweep's one-cell API.
+
+    Parameters
+    ----------
+    network : str
+        A name of :func:`networks.available`.
+    strategy : {"uniform", "adaptive", "multilevel"}
+    low : str or dict
+        Model spec (registry name or :func:`accsim.accumulators.factory.build_model`
+        dict): the uniform model, or the low accumulator.
+    high : str or dict, optional
+        The high accumulator (adaptive).
+    levels : list of (str or dict), optional
+        Multi-level models ordered by cost (``low`` is ignored if given).
+    tau : float, optional
+        Tolerance (predicted error, or the authors' ``tol``).
+    criterion : {"predicted", "authors"}
+    guard : bool
+        Guard band around zero.
+    samples : int, optional
+        Number of test images (None: whole split; else a deterministic subset).
+    seed : int
+        Subset selection and stochastic-rounding seed.
+    constant : {"auto", "deterministic", "probabilistic"}
+        Bound constant of the predicted criterion (see :mod:`accsim.strategies`).
+    batch : int
+        Inputs per executor batch (does not change results of deterministic models).
+
+    Returns
+    -------
+    dict
+        :data:`SUMMARY_KEYS` plus ``criterion``-free per-layer fractions
+        ``recomputed_fraction_layer{k}`` and the ``label``.
+    """
+    if strategy not in ("uniform", "adaptive", "multilevel"):
+        raise ValueError(f"unknown strategy {strategy!r}; valid: uniform, adaptive, multilevel")
+    if criterion not in ("predicted", "authors"):
+        raise ValueError(f"unknown criterion {criterion!r}; valid: predicted, authors")
+    net = load_network(network)
+    lo = resolve_model(low, where="low") if (low is not None and levels is None) else None
+    hi = resolve_model(high, where="high") if high is not None else None
+    lv = [resolve_model(m, where=f"levels[{k}]") for k, m in enumerate(levels)] \
+        if levels is not None else None
+    if strategy == "uniform" and lo is None:
+        raise ValueError("uniform strategy needs low (the model)")
+    if strategy == "adaptive" and lo is None:
+        raise ValueError("adaptive strategy needs low")
+    s = make_strategy(strategy, low=lo, high=hi, levels=lv, tau=tau, criterion=criterion,
+                      guard=guard, constant=constant)
+    x, y = load_inputs(None, net.input_size)
+    idx = select_samples(len(x), samples, seed)
+    plan = Plan(net, np.asarray(x[idx]), np.asarray(y[idx]), [s], batch=batch, seed=seed)
+    acc, _ = run_plan(plan)
+    a = acc[s.label]
+    out = a.summary()
+    for k, f in enumerate(a.cost.layer_fractions()):
+        out[f"recomputed_fraction_layer{k}"] = float(f)
+    out["label"] = s.label
+    return out
+
+
+def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
+    """The run as an :class:`xarray.Dataset`.
+
+    Summary variables over ``strategy`` (and ``layer``); per-component records of the
+    first ``record_samples`` inputs over ``(strategy, component)`` with coordinates
+    ``layer``, ``feature`` and ``sample`` of each component.
+    """
+    import xarray as xr
+
+    labels = [s.label for s in plan.strategies]
+    L = len(plan.network.layers)
+    sums = {lab: acc[lab].summary() for lab in labels}
+    data = {}
+    for k in SUMMARY_KEYS:
+        data[k] = ("strategy", np.array([sums[lab][k] for lab in labels]))
+    data["recomputed_fraction_layer"] = (("strategy", "layer"), np.array(
+        [acc[lab].cost.layer_fractions() for lab in labels]))
+    data["bit_cost_layer"] = (("strategy", "layer"), np.array(
+        [acc[lab].cost.bits / max(acc[lab].n_samples, 1) for lab in labels]))
+    data["max_error_bound_ratio_layer"] = (("strategy", "layer"),
+                                           np.array([acc[lab].max_ratio for lab in labels]))
+    data["violations_layer"] = (("strategy", "layer"),
+                                np.array([acc[lab].violations for lab in labels]))
+    data["max_rel_error_layer"] = (("strategy", "layer"),
+                                   np.array([acc[lab].max_rel for lab in labels]))
+    data["strategy_kind"] = ("strategy", np.array([s.kind for s in plan.strategies]))
+    data["criterion"] = ("strategy", np.array([s.criterion for s in plan.strategies]))
+    data["tau"] = ("strategy", np.array([float(getattr(s, "tau", math.nan))
+                                         for s in plan.strategies]))
+    data["guard"] = ("strategy", np.array([int(getattr(s, "guard", 0))
+                                           for s in plan.strategies]))
+    data["models"] = ("strategy", np.array([",".join(m.name for m in s.models)
+                                            for s in plan.strategies]))
+    data["constant_kind_layer"] = (("strategy", "layer"), np.array(
+        [[str(acc[lab].info[li].get("constant_kind", "none")) for li in range(L)]
+         for lab in labels]))
+    from .strategies import bound_constant
+
+    n_in = [lay.W.shape[1] for lay in plan.network.layers]
+    data["probabilistic_constant_layer"] = (("strategy", "layer"), np.array(
+        [[bound_constant(s.models[0], n, "probabilistic") for n in n_in]
+         for s in plan.strategies]))
+    data["deterministic_constant_layer"] = (("strategy", "layer"), np.array(
+        [[bound_constant(s.models[0], n, "deterministic") for n in n_in]
+         for s in plan.strategies]))
+    coords = {"strategy": labels, "layer": np.arange(L)}
+    rec = {lab: acc[lab].records() for lab in labels}
+    if plan.record_samples and labels and rec[labels[0]][0]:
+        lay, feat, samp = [], [], []
+        for li, r in enumerate(rec[labels[0]]):
+            nf, ns = r["computed"].shape
+            lay.append(np.full(nf * ns, li))
+            feat.append(np.repeat(np.arange(nf), ns))
+            samp.append(np.tile(np.arange(ns), nf))
+        coords["component_layer"] = ("component", np.concatenate(lay))
+        coords["component_feature"] = ("component", np.concatenate(feat))
+        coords["component_sample"] = ("component", np.concatenate(samp))
+        for k in ("computed", "exact", "bound", "kappa_v", "kappa_phi", "level",
+                  "propagated"):
+            arr = np.stack([np.concatenate([r[k].ravel() for r in rec[lab]])
+                            for lab in labels])
+            data[k] = (("strategy", "component"), arr)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            err = np.abs(data["computed"][1] - data["exact"][1])
+            data["abs_error"] = (("strategy", "component"), err)
+            rel = np.where(err == 0, 0.0, err / np.abs(data["exact"][1]))
+            data["rel_error"] = (("strategy", "component"), rel)
+            data["holds"] = (("strategy", "component"), err <= data["bound"][1])
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update({
+        "network": plan.network.name,
+        "n_samples": int(len(plan.x)),
+        "seed": int(plan.seed),
+        "input_format": plan.input_format,
+        "activation_format": plan.activation_format,
+        "paper": "El Arar, Filip, Mary, Riccietti, arXiv:2503.15568 (2025)",
+        "bit_cost_units": "accumulator significand bits x terms, per input image",
+        "bound_kind": "deterministic",
+        "activations": ",".join(lay.activation for lay in plan.network.layers),
+    })
+    if seconds is not None:
+        ds.attrs["run_seconds"] = float(seconds)
+    for name, m in plan.models.items():
+        for k, v in m.describe().items():
+            ds.attrs[f"model_{name}_{k}"] = v if isinstance(v, int | float | str) else str(v)
+    return ds

@@ -1,0 +1,339 @@
+"""Exact dot products: a long fixed-point ("Kulisch") accumulator with deferred carries.
+
+The accumulator is an array of ``NLIMB`` signed 64-bit limbs; limb ``i`` has weight
+``2^(32 i + BASE)``, so the limbs cover bit positions ``2^-2336 .. 2^2207``, which holds
+every product of two binary64 numbers (``2^-2148 <= |a b| < 2^2048``), every TwoProd error
+term (its nonzero bits are ``>= 2^-2252``, the last bit of its 53-bit significand field
+``>= 2^-2304``) and sums of up to ``2^31`` of them. This is Neal's
+"small superaccumulator" (R. M. Neal, "Fast exact summation using small and large
+superaccumulators", arXiv:1505.05571, 2015): a term ``M 2^E`` (``M < 2^53``) is added as
+two pieces, ``(M << s) mod 2^32`` into limb ``k`` and ``M >> (32 - s)`` (< 2^52) into limb
+``k + 1`` (``E - BASE = 32 k + s``), with the sign applied to both; carries are deferred,
+and normalised every ``CARRY_EVERY`` terms (each piece is below 2^52, so 2^10 additions
+cannot overflow a limb).
+
+Products are split exactly with TwoProd (true FMA) when ``2^-960 <= |a b| < 2^1000``
+(the error term is then a normal binary64 number); otherwise each factor is normalised
+to ``[1, 2) * 2^e`` and TwoProd runs on the significands, with the exponent carried
+separately. Inputs whose products are exact in binary64 (every format up to binary32)
+take a fast path with one term per product.
+
+Infinities and NaNs follow IEEE 754: any NaN, ``inf * 0`` or ``+inf + -inf`` gives NaN,
+otherwise an infinite term gives that infinity. An exact zero result is ``+0.0``.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .bits import JIT, f64_to_bits, fma
+
+BASE = -2336  # bit position of limb 0's least significant bit (multiple of 32)
+NLIMB = 142  # 32 * 142 = 4544 bits: positions -2336 .. 2207
+CARRY_EVERY = 1000
+_OFF = -1075 - BASE  # lsb position above BASE of a binary64 with biased exponent ef: ef + _OFF
+_MASK32 = np.int64(0xFFFFFFFF)
+_FRAC = np.uint64((1 << 52) - 1)
+_HIDDEN = np.uint64(1 << 52)
+_M32 = np.uint64(0xFFFFFFFF)
+_LO_SAFE = 2.0**-960
+_HI_SAFE = 2.0**1000
+
+
+@njit(**JIT)
+def acc_add(acc, x, escale):
+    """Add the finite binary64 value ``x * 2^escale`` exactly to ``acc``."""
+    b = f64_to_bits(x)
+    ef = np.int64((b >> np.uint64(52)) & np.uint64(0x7FF))
+    m = b & _FRAC
+    if ef != 0:
+        m = m | _HIDDEN
+    else:
+        ef = 1
+    pos = ef + escale + _OFF  # bit position of m's last bit above BASE
+    k = pos >> 5
+    s = np.uint64(pos & 31)
+    lo = np.int64((m << s) & _M32)
+    hi = np.int64(m >> (np.uint64(32) - s))
+    sg = -np.int64(b >> np.uint64(63))  # 0 or -1
+    acc[k] += (lo ^ sg) - sg
+    acc[k + 1] += (hi ^ sg) - sg
+
+
+@njit(**JIT)
+def acc_normalise(acc):
+    """Propagate carries: limbs 0..NLIMB-2 in [0, 2^32), the top limb signed."""
+    carry = np.int64(0)
+    n = acc.shape[0]
+    for i in range(n - 1):
+        v = acc[i] + carry
+        carry = v >> 32
+        acc[i] = v & _MASK32
+    acc[n - 1] += carry
+
+
+@njit(**JIT)
+def acc_round(acc):
+    """Round the (normalised or not) exact value in ``acc`` to binary64, RNE.
+
+    ``acc`` is normalised in place (and negated in place if the value is negative, so
+    call it last or on a copy).
+    """
+    acc_normalise(acc)
+    n = acc.shape[0]
+    neg = acc[n - 1] < 0
+    if neg:
+        for i in range(n):
+            acc[i] = -acc[i]
+        acc_normalise(acc)
+    t = n - 1
+    while t >= 0 and acc[t] == 0:
+        t -= 1
+    if t < 0:
+        return 0.0
+    top = np.uint64(acc[t])
+    nb = np.int64(0)
+    while (top >> np.uint64(nb)) != np.uint64(0):
+        nb += 1
+    # 64 bits starting at the leading one, plus a sticky bit for the rest
+    l1 = np.uint64(acc[t - 1]) if t >= 1 else np.uint64(0)
+    l2 = np.uint64(acc[t - 2]) if t >= 2 else np.uint64(0)
+    w = top << np.uint64(64 - nb)
+    w = w | (l1 << np.uint64(32 - nb))
+    if nb < 32:
+        w = w | (l2 >> np.uint64(nb))
+    sticky = (l2 & ((np.uint64(1) << np.uint64(nb)) - np.uint64(1))) != np.uint64(0)
+    for i in range(t - 3, -1, -1):
+        if acc[i] != 0:
+            sticky = True
+            break
+    etop = 32 * t + BASE + nb - 1  # exponent of the leading bit
+    q = etop - 52
+    if q < -1074:
+        q = -1074
+    k = etop - q + 1  # significand bits kept (<= 53)
+    if k >= 1:
+        T = w >> np.uint64(64 - k)
+        R = w & ((np.uint64(1) << np.uint64(64 - k)) - np.uint64(1))
+        half = np.uint64(1) << np.uint64(63 - k)
+        if R > half or (R == half and (sticky or (T & np.uint64(1)) == np.uint64(1))):
+            T += np.uint64(1)
+    elif k == 0:
+        T = np.uint64(0)
+        if w > np.uint64(1 << 63) or (w == np.uint64(1 << 63) and sticky):
+            T = np.uint64(1)
+    else:
+        T = np.uint64(0)
+    res = math.ldexp(float(T), q)
+    return -res if neg else res
+
+
+@njit(**JIT)
+def _split_exp(x):
+    """x = m * 2^e with m in [1, 2) (x finite, nonzero)."""
+    fm, fe = math.frexp(x)
+    return fm * 2.0, fe - 1
+
+
+@njit(**JIT)
+def add_product(acc, a, b, state):
+    """Add the exact product ``a * b`` to ``acc`` (at most two terms). ``state``
+    (int64[3]) collects NaN, +inf and -inf flags."""
+    p = a * b
+    ap = abs(p)
+    if ap >= _LO_SAFE and ap < _HI_SAFE:
+        e = fma(a, b, -p)
+        acc_add(acc, p, 0)
+        acc_add(acc, e, 0)
+        return
+    if a != a or b != b:
+        state[0] = 1
+        return
+    if math.isinf(a) or math.isinf(b):
+        if a == 0.0 or b == 0.0:
+            state[0] = 1
+        elif p > 0:
+            state[1] = 1
+        else:
+            state[2] = 1
+        return
+    if a == 0.0 or b == 0.0:
+        return
+    ma, ea = _split_exp(a)
+    mb, eb = _split_exp(b)
+    p = ma * mb
+    e = fma(ma, mb, -p)
+    acc_add(acc, p, ea + eb)
+    acc_add(acc, e, ea + eb)
+
+
+@njit(**JIT)
+def add_value(acc, c, state):
+    """Add a binary64 value (inf/NaN go to the flags)."""
+    if c != c:
+        state[0] = 1
+    elif math.isinf(c):
+        if c > 0:
+            state[1] = 1
+        else:
+            state[2] = 1
+    else:
+        acc_add(acc, c, 0)
+
+
+@njit(**JIT)
+def finish(acc, state):
+    """Rounded result of acc and the special flags."""
+    if state[0] != 0 or (state[1] != 0 and state[2] != 0):
+        return math.nan
+    if state[1] != 0:
+        return math.inf
+    if state[2] != 0:
+        return -math.inf
+    return acc_round(acc)
+
+
+@njit(**JIT)
+def finish_dd(acc, state, out2):
+    """hi = RN(S), lo = RN(S - hi); out2[0], out2[1] = hi, lo; returns True iff exact."""
+    if state[0] != 0 or (state[1] != 0 and state[2] != 0):
+        out2[0] = math.nan
+        out2[1] = 0.0
+        return True
+    if state[1] != 0 or state[2] != 0:
+        out2[0] = math.inf if state[1] != 0 else -math.inf
+        out2[1] = 0.0
+        return True
+    work = acc.copy()
+    hi = acc_round(work)
+    out2[0] = hi
+    if math.isinf(hi):
+        out2[1] = 0.0
+        return False
+    acc_add(acc, -hi, 0)
+    work[:] = acc
+    lo = acc_round(work)
+    out2[1] = lo
+    acc_add(acc, -lo, 0)
+    acc_normalise(acc)
+    for i in range(acc.shape[0]):
+        if acc[i] != 0:
+            return False
+    return True
+
+
+@njit(**JIT)
+def dot_into(acc, state, a, b, c):
+    """acc := exact c + sum_k a[k] b[k] (acc and state are reset first)."""
+    acc[:] = 0
+    state[:] = 0
+    add_value(acc, c, state)
+    K = a.shape[0]
+    k0 = 0
+    while k0 < K:
+        k1 = min(K, k0 + CARRY_EVERY // 2)
+        for k in range(k0, k1):
+            x = a[k]
+            y = b[k]
+            p = x * y
+            ap = abs(p)
+            if ap >= _LO_SAFE and ap < _HI_SAFE:
+                e = fma(x, y, -p)
+                acc_add(acc, p, 0)
+                acc_add(acc, e, 0)
+            else:
+                add_product(acc, x, y, state)
+        acc_normalise(acc)
+        k0 = k1
+
+
+@njit(**JIT)
+def _row_exact(A, BT, C, out, i, acc, state):
+    for j in range(BT.shape[0]):
+        dot_into(acc, state, A[i], BT[j], C[i, j])
+        out[i, j] = finish(acc, state)
+
+
+@njit(**JIT)
+def _row_exact_fast(A, BT, C, out, i, acc, state):
+    K = A.shape[1]
+    for j in range(BT.shape[0]):
+        acc[:] = 0
+        state[:] = 0
+        add_value(acc, C[i, j], state)
+        k0 = 0
+        while k0 < K:
+            k1 = min(K, k0 + CARRY_EVERY)
+            for k in range(k0, k1):
+                acc_add(acc, A[i, k] * BT[j, k], 0)
+            acc_normalise(acc)
+            k0 = k1
+        out[i, j] = finish(acc, state)
+
+
+@njit(**JIT)
+def _row_dd(A, BT, C, hi, lo, exact, i, acc, state):
+    out2 = np.zeros(2)
+    for j in range(BT.shape[0]):
+        dot_into(acc, state, A[i], BT[j], C[i, j])
+        exact[i, j] = finish_dd(acc, state, out2)
+        hi[i, j] = out2[0]
+        lo[i, j] = out2[1]
+
+
+@njit(**JIT)
+def _row_residual(A, BT, C, D, out, i, acc, state):
+    for j in range(BT.shape[0]):
+        dot_into(acc, state, A[i], BT[j], C[i, j])
+        for t in range(acc.shape[0]):
+            acc[t] = -acc[t]
+        s1 = state[1]
+        state[1] = state[2]
+        state[2] = s1
+        add_value(acc, D[i, j], state)
+        out[i, j] = finish(acc, state)
+
+
+# drivers: kind 0 general, 1 fast (exact products), 2 residual; parallel over rows or
+# serial (small problems: thread start-up would dominate). Results do not depend on it.
+@njit(parallel=True, **JIT)
+def matmul_exact_par(A, BT, C, D, out, kind):
+    for i in prange(A.shape[0]):
+        acc = np.zeros(NLIMB, np.int64)
+        state = np.zeros(3, np.int64)
+        if kind == 0:
+            _row_exact(A, BT, C, out, i, acc, state)
+        elif kind == 1:
+            _row_exact_fast(A, BT, C, out, i, acc, state)
+        else:
+            _row_residual(A, BT, C, D, out, i, acc, state)
+
+
+@njit(**JIT)
+def matmul_exact_ser(A, BT, C, D, out, kind):
+    acc = np.zeros(NLIMB, np.int64)
+    state = np.zeros(3, np.int64)
+    for i in range(A.shape[0]):
+        if kind == 0:
+            _row_exact(A, BT, C, out, i, acc, state)
+        elif kind == 1:
+            _row_exact_fast(A, BT, C, out, i, acc, state)
+        else:
+            _row_residual(A, BT, C, D, out, i, acc, state)
+
+
+@njit(parallel=True, **JIT)
+def matmul_dd_par(A, BT, C, hi, lo, exact):
+    for i in prange(A.shape[0]):
+        acc = np.zeros(NLIMB, np.int64)
+        state = np.zeros(3, np.int64)
+        _row_dd(A, BT, C, hi, lo, exact, i, acc, state)
+
+
+@njit(**JIT)
+def matmul_dd_ser(A, BT, C, hi, lo, exact):
+    acc = np.zeros(NLIMB, np.int64)
+    state = np.zeros(3, np.int64)
+    for i in range(A.shape[0]):
+        _row_dd(A, BT, C, hi, lo, exact, i, acc, state)

@@ -1,0 +1,172 @@
+"""The ``accsim run`` configuration: a TOML file validated by a pydantic v2 model.
+
+Example (``configs/paper_mlp.toml``)::
+
+    [run]
+    network = "mlp-relu"          # networks.available()
+    samples = 0                   # 0: whole test split; k: deterministic subset of k
+    seed = 0
+    batch = 256
+    record_samples = 16           # inputs whose per-component records are stored
+    output = "results/paper_mlp.zarr"
+
+    [models.fp8]                  # any accsim.accumulators.factory.build_model spec
+    family = "blocked"
+    block = 8
+    inner_format = "float8_e4m3"
+    outer_format = "float8_e4m3"
+    mode = "rne"
+
+    [[strategies]]
+    kind = "uniform"              # uniform | adaptive | multilevel
+    model = "fp8"                 # a [models] key or a registered model name
+
+    [[strategies]]
+    kind = "adaptive"
+    low = "fp8"
+    high = "fp16"
+    criterion = "predicted"       # predicted | authors
+    tau = [0.1, 1.0]              # one strategy per value
+
+Unknown keys, bad values, unknown networks, models or activations raise ``ValueError``
+naming the location (``strategies[1].tau``) before any work starts.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = ["RunConfig", "RunSection", "StrategySpec", "load_config", "parse_config",
+           "format_tau"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunSection(_Strict):
+    """``[run]``: what to run on."""
+
+    network: str
+    samples: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0)
+    batch: int = Field(256, ge=1)
+    record_samples: int = Field(16, ge=0)
+    output: str = "results/run.zarr"
+    input_format: str = "binary32"
+    activation_format: str = "binary32"
+    activations: list[str] | None = None
+    inputs: str | None = None
+    plots: bool = True
+
+
+class StrategySpec(_Strict):
+    """One ``[[strategies]]`` entry (``tau`` may be a list: one strategy per value)."""
+
+    kind: Literal["uniform", "adaptive", "multilevel"]
+    model: str | None = None
+    low: str | None = None
+    high: str | None = None
+    levels: list[str] | None = None
+    criterion: Literal["predicted", "authors"] = "predicted"
+    tau: float | list[float] | None = None
+    guard: bool = False
+    constant: Literal["auto", "deterministic", "probabilistic"] = "auto"
+    label: str | None = None
+
+    @field_validator("tau")
+    @classmethod
+    def _tau(cls, v):
+        vals = v if isinstance(v, list) else [v]
+        if isinstance(v, list) and not v:
+            raise ValueError("tau list is empty")
+        for t in vals:
+            if t is not None and (math.isnan(t) or t < 0):
+                raise ValueError(f"tau must be >= 0 (inf allowed), got {t}")
+        return v
+
+    def taus(self) -> list[float]:
+        return self.tau if isinstance(self.tau, list) else [self.tau]
+
+    def check(self) -> None:
+        """Field combinations (ValueError with the field name)."""
+        if self.kind == "uniform":
+            if self.model is None:
+                raise ValueError("uniform strategy needs 'model'")
+            extra = [k for k in ("low", "high", "levels", "tau") if getattr(self, k) is not None]
+            if extra:
+                raise ValueError(f"uniform strategy does not take {', '.join(extra)}")
+        elif self.kind == "adaptive":
+            for k in ("low", "high", "tau"):
+                if getattr(self, k) is None:
+                    raise ValueError(f"adaptive strategy needs {k!r}")
+        else:
+            if self.levels is None or len(self.levels) < 2:
+                raise ValueError("multilevel strategy needs 'levels' (at least 2 models)")
+            if self.tau is None:
+                raise ValueError("multilevel strategy needs 'tau'")
+            if self.criterion != "predicted":
+                raise ValueError("multilevel strategy supports only criterion='predicted'")
+        if self.label is not None and len(self.taus()) > 1:
+            raise ValueError("'label' applies only to a single tau")
+
+
+class RunConfig(_Strict):
+    """The whole file: ``[run]``, ``[models.NAME]`` tables and ``[[strategies]]``."""
+
+    run: RunSection
+    models: dict[str, dict] = Field(default_factory=dict)
+    strategies: list[StrategySpec] = Field(min_length=1)
+
+
+def format_tau(t: float) -> str:
+    """Label form of a tolerance (``1e-02``-free: ``0.01``, ``0.3``, ``inf``)."""
+    return "inf" if math.isinf(t) else f"{t:g}"
+
+
+def _loc(loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def parse_config(data: dict, source: str = "<config>") -> RunConfig:
+    """Validate a parsed TOML document.
+
+    Raises
+    ------
+    ValueError
+        ``"<source>: <location>: <problem>"`` for the first problems found.
+    """
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        msgs = [f"{_loc(e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
+        raise ValueError(f"{source}: invalid configuration:\n  " + "\n  ".join(msgs)) from None
+    for i, s in enumerate(cfg.strategies):
+        try:
+            s.check()
+        except ValueError as exc:
+            raise ValueError(f"{source}: strategies[{i}]: {exc}") from None
+    return cfg
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a TOML run configuration."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"configuration file {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, str(path))

@@ -1,0 +1,185 @@
+"""``accsim run``: happy path on a tiny configuration and clear configuration errors."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from accsim.cli import app
+from accsim.experiment import evaluate, prepare
+from accsim.run_config import load_config, parse_config
+
+TINY = """
+[run]
+network = "mlp-relu"
+samples = 12
+batch = 8
+record_samples = 3
+output = "{out}"
+plots = true
+
+[models.fp8]
+family = "blocked"
+block = 8
+inner_format = "float8_e4m3"
+outer_format = "float8_e4m3"
+mode = "rne"
+
+[models.fp16]
+family = "recursive"
+acc_format = "binary16"
+
+[models.fp32]
+family = "recursive"
+acc_format = "binary32"
+
+[[strategies]]
+kind = "uniform"
+model = "fp8"
+
+[[strategies]]
+kind = "uniform"
+model = "fp16"
+
+[[strategies]]
+kind = "adaptive"
+low = "fp8"
+high = "fp16"
+tau = [1.0, 10.0]
+
+[[strategies]]
+kind = "adaptive"
+low = "fp8"
+high = "fp16"
+criterion = "authors"
+tau = 0.3
+
+[[strategies]]
+kind = "multilevel"
+levels = ["fp8", "fp16", "fp32"]
+tau = 1.0
+"""
+
+
+def _write(tmp_path, text, name="c.toml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_run_happy_path(tmp_path):
+    import xarray as xr
+
+    out = tmp_path / "res" / "tiny.zarr"
+    cfg = _write(tmp_path, TINY.format(out=out))
+    res = CliRunner().invoke(app, ["run", str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert str(out) in res.output.replace("\n", "")
+    ds = xr.open_zarr(out, consolidated=False).load()
+    labels = list(ds["strategy"].values)
+    assert labels == ["uniform-fp8", "uniform-fp16", "adaptive-tau=1", "adaptive-tau=10",
+                      "authors-tol=0.3", "multilevel-tau=1"]
+    for k in ("accuracy", "recomputed_fraction", "bit_cost", "max_error_bound_ratio"):
+        assert ds[k].dims == ("strategy",)
+    assert (ds["n_samples"] == 12).all()
+    assert (ds["violations"] == 0).all()
+    assert list(ds["criterion"].values) == ["none", "none", "predicted", "predicted",
+                                            "authors", "predicted"]
+    assert ds["recomputed_fraction_layer"].shape == (6, 3)
+    assert ds["computed"].shape[0] == 6 and ds.sizes["component"] == (784 + 128 + 10) * 3
+    assert bool(ds["holds"].all())
+    assert (tmp_path / "res" / "tiny_img" / "accuracy_vs_cost.png").is_file()
+    assert (tmp_path / "res" / "tiny_img" / "error_vs_condition.png").is_file()
+    # --out overrides the configured path, and results are deterministic
+    out2 = tmp_path / "other.zarr"
+    res = CliRunner().invoke(app, ["run", str(cfg), "--out", str(out2), "--no-plots"])
+    assert res.exit_code == 0, res.output
+    ds2 = xr.open_zarr(out2, consolidated=False).load()
+    np.testing.assert_array_equal(ds["accuracy"].values, ds2["accuracy"].values)
+    np.testing.assert_array_equal(ds["computed"].values, ds2["computed"].values)
+
+
+def test_evaluate_matches_run_and_is_deterministic():
+    a = evaluate("mlp-relu", "adaptive", low={"family": "blocked", "block": 8,
+                 "inner_format": "float8_e4m3", "outer_format": "float8_e4m3",
+                 "mode": "rne"}, high={"family": "recursive", "acc_format": "binary16"},
+                 tau=3.0, samples=10, seed=1)
+    b = evaluate("mlp-relu", "adaptive", low={"family": "blocked", "block": 8,
+                 "inner_format": "float8_e4m3", "outer_format": "float8_e4m3",
+                 "mode": "rne"}, high={"family": "recursive", "acc_format": "binary16"},
+                 tau=3.0, samples=10, seed=1, batch=3)
+    assert a == b
+    for k in ("accuracy", "recomputed_fraction", "bit_cost", "max_error_bound_ratio",
+              "max_rel_error", "n_samples", "violations"):
+        assert k in a
+    assert a["n_samples"] == 10 and 0 < a["recomputed_fraction"] < 1
+
+
+BAD = [
+    ("[run]\nnetwork = 'mlp-relu'\nbogus = 1\n[[strategies]]\nkind='uniform'\nmodel='x'\n",
+     "run.bogus"),
+    ("[run]\nnetwork = 'mlp-relu'\nsamples = -1\n[[strategies]]\nkind='uniform'\nmodel='x'\n",
+     "run.samples"),
+    ("[run]\nnetwork = 'mlp-relu'\n[[strategies]]\nkind='adaptive'\nlow='a'\nhigh='b'\n"
+     "tau=-1.0\n", "strategies[0].tau"),
+    ("[run]\nnetwork = 'mlp-relu'\n[[strategies]]\nkind='magic'\nmodel='a'\n",
+     "strategies[0].kind"),
+    ("[run]\nnetwork = 'mlp-relu'\n[[strategies]]\nkind='adaptive'\nlow='a'\ntau=1.0\n",
+     "strategies[0]: adaptive strategy needs 'high'"),
+    ("[run]\nnetwork = 'mlp-relu'\n", "strategies"),
+    ("[run]\nnetwork = 'mlp-relu'\n[[strategies]]\nkind='uniform'\nmodel='x'\ntau=1.0\n",
+     "does not take tau"),
+    ("not toml [", "not valid TOML"),
+]
+
+
+@pytest.mark.parametrize("text,needle", BAD)
+def test_bad_config_errors(tmp_path, text, needle):
+    p = _write(tmp_path, text)
+    with pytest.raises(ValueError) as exc:
+        load_config(p)
+    assert needle in str(exc.value)
+    res = CliRunner().invoke(app, ["run", str(p)])
+    assert res.exit_code == 2
+    assert needle in res.output
+
+
+def _cfg(**run):
+    base = {"network": "mlp-relu", "samples": 2}
+    base.update(run)
+    return {"run": base, "models": {"fp16": {"family": "recursive", "acc_format": "binary16"}},
+            "strategies": [{"kind": "uniform", "model": "fp16"}]}
+
+
+def test_semantic_errors_before_work(tmp_path):
+    with pytest.raises(ValueError, match="run.network.*unknown network 'mlp-nope'"):
+        prepare(parse_config(_cfg(network="mlp-nope")))
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        prepare(parse_config(_cfg(activations=["relu", "swish", "identity"])))
+    with pytest.raises(ValueError, match="3 layers, got 2"):
+        prepare(parse_config(_cfg(activations=["relu", "relu"])))
+    d = _cfg()
+    d["strategies"][0]["model"] = "no-such-model"
+    with pytest.raises(ValueError, match="strategies\\[0\\].model"):
+        prepare(parse_config(d))
+    d = _cfg()
+    d["models"]["fp16"]["family"] = "no-family"
+    with pytest.raises(ValueError, match="models.fp16"):
+        prepare(parse_config(d))
+    x = np.zeros((3, 784), np.float32)
+    x[1, 5] = np.nan
+    np.savez(tmp_path / "nan.npz", x=x, y=np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match=r"non-finite value x\[1, 5\]"):
+        prepare(parse_config(_cfg(inputs=str(tmp_path / "nan.npz"))))
+    np.savez(tmp_path / "shape.npz", x=np.zeros((3, 100), np.float32), y=np.zeros(3))
+    with pytest.raises(ValueError, match=r"expected shape \(N, 784\)"):
+        prepare(parse_config(_cfg(inputs=str(tmp_path / "shape.npz"))))
+    with pytest.raises(ValueError, match="run.activation_format"):
+        prepare(parse_config(_cfg(activation_format="binary99")))
+    d = _cfg()
+    d["strategies"].append({"kind": "uniform", "model": "fp16"})
+    with pytest.raises(ValueError, match="duplicate labels"):
+        prepare(parse_config(d))
