@@ -226,11 +226,108 @@ def test_fast_and_exact_paths_agree():
     models += [RecursiveSum(acc_format="binary16", mode="rne", product="rounded",
                             product_format="float8_e5m2"),
                BlockedSum(block=8, inner_format="bfloat16", outer_format="binary32", mode="sr"),
-               PairwiseSum(acc_format="binary16", mode="rd")]
+               BlockedSum(block=8, inner_format="float8_e4m3", outer_format="float8_e4m3"),
+               PairwiseSum(acc_format="binary16", mode="rd"),
+               PairwiseSum(acc_format="binary16"), KahanSum(acc_format="bfloat16")]
     for m in models:
         fast = m._matmul(A, B, C, 5, fast=True)
         slow = m._matmul(A, B, C, 5, fast=False)
         assert same_bits(fast, slow).all(), m.describe()
+
+
+RNE_FORMATS = ["float8_e4m3", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2",
+               "float8_e5m2fnuz", "float6_e3m2fn", "float4_e2m1fn", "binary16", "bfloat16",
+               "binary32"]
+
+
+def _rne_models(fmt):
+    return [RecursiveSum(acc_format=fmt, mode="rne"),
+            BlockedSum(block=3, inner_format=fmt, outer_format=fmt, mode="rne"),
+            BlockedSum(block=8, inner_format="float8_e4m3", outer_format=fmt, mode="rne"),
+            PairwiseSum(acc_format=fmt, mode="rne"), KahanSum(acc_format=fmt, mode="rne")]
+
+
+@pytest.mark.parametrize("fmt", RNE_FORMATS)
+def test_rne_fast_path_fallbacks(fmt):
+    """The vectorised RNE lanes (magic-constant rounding, subnormal/overflow/zero-sign
+    handling, rare lanes redone exactly) agree bit for bit with the exact path and the
+    Fraction reference, with subnormal targets, overflow (inf, NaN, saturation), NaN
+    and inf inputs, and -0."""
+    rng = np.random.default_rng(abs(hash(fmt)) % 2**32)
+    f = accsim.format(fmt)
+    small = f.p <= 4
+    for idx, (M, K, N) in enumerate([(5, 60, 70), (4, 33, 9), (3, 17, 300)]):
+        A, B, C = data(rng, M, K, N, fmt="float8_e4m3" if small else "binary16",
+                       spread=4 if small else 9, specials=idx == 1)
+        if idx == 2:  # big sums overflow the format, tiny ones are subnormal in it
+            A *= accsim.round(np.array(min(f.max / 64, 128.0) if small else 2.0**6),
+                              "float8_e4m3")
+            A[1] *= 2.0**-12
+            C[2] = -0.0
+        A = accsim.round(A, "float8_e4m3" if small else "binary16")
+        for m in _rne_models(fmt):
+            fast = m._matmul(A, B, C, 3)
+            slow = m._matmul(A, B, C, 3, fast=False)
+            assert same_bits(fast, slow).all(), (m.describe(), idx)
+        # the Fraction reference on a few outputs
+        rf = getattr(R, fmt)()
+        for i, j in [(0, 0), (M - 1, N - 1), (1, 2)]:
+            ref = R.ref_recursive(list(A[i]), list(B[:, j]), C[i, j], rf, "rne")
+            got = RecursiveSum(acc_format=fmt).matmul(A, B, C)[i, j]
+            assert same_bits(got, ref), (fmt, idx, i, j, got, ref)
+            ref = R.ref_blocked(list(A[i]), list(B[:, j]), C[i, j], 3, rf, rf, "rne")
+            got = BlockedSum(block=3, inner_format=fmt, outer_format=fmt).matmul(A, B, C)
+            assert same_bits(got[i, j], ref), (fmt, idx, i, j, got[i, j], ref)
+
+
+def test_rne_double_rounding_guard():
+    """RN_p(RN_53(v)) != RN_p(v) when the binary64 sum is inexact and lands on a p-bit
+    midpoint: 2^-100 + (1 + 2^-8) into bf16 is 1 + 2^-7 (a plain 'round the binary64
+    sum' gives 1). The guard (TwoSum error != 0 on a midpoint) sends it to round_dd."""
+    from accsim.accumulators._checks import sums_exact
+
+    bf = accsim.format("bfloat16")
+    A = np.array([[1.0 + 2.0**-8]])
+    B = np.array([[1.0]])
+    C = np.array([[2.0**-100]])
+    assert not sums_exact(A, B, C, [bf], 4)
+    assert RecursiveSum(acc_format=bf).matmul(A, B, C)[0, 0] == 1.0 + 2.0**-7
+    # blocked: the inner sum 2^-100 + (1 + 2^-8) (C enters the outer sum only)
+    A2 = np.array([[2.0**-100, 1.0 + 2.0**-8]])
+    B2 = np.array([[1.0], [1.0]])
+    m = BlockedSum(block=2, inner_format=bf, outer_format="binary32")
+    assert m.matmul(A2, B2)[0, 0] == 1.0 + 2.0**-7
+    # pairwise and Kahan round the product first (tie to even: 1), then add 2^-100
+    for m in (PairwiseSum(acc_format=bf), KahanSum(acc_format=bf)):
+        assert m.matmul(A, B, C)[0, 0] == 1.0
+    # random wide-range data: the guard is on and the results match the reference
+    rng = np.random.default_rng(5)
+    A = accsim.round(rng.standard_normal((3, 30)) * np.exp2(rng.integers(-60, 60, (3, 30))),
+                     "bfloat16")
+    B = accsim.round(rng.standard_normal((30, 4)) * np.exp2(rng.integers(-60, 60, (30, 4))),
+                     "bfloat16")
+    C = np.zeros((3, 4))
+    m = RecursiveSum(acc_format="bfloat16")
+    check(m, lambda a, b, c, rand: R.ref_recursive(a, b, c, R.bfloat16(), "rne"),
+          lambda K: ctrs_recursive(K, False), A, B, C, 0, None)
+
+
+def test_sums_exact_rule():
+    from accsim.accumulators._checks import sums_exact
+
+    rng = np.random.default_rng(3)
+    A = accsim.round(rng.standard_normal((4, 64)) * 8, "float8_e4m3")
+    B = accsim.round(rng.standard_normal((64, 5)), "float8_e4m3")
+    f16, f32 = accsim.format("binary16"), accsim.format("binary32")
+    assert sums_exact(A, B, None, [f16], 65)  # |x| <= 65504, multiples of 2^-18
+    assert sums_exact(A, B, None, [f32], 65)  # bounded growth: |x| << 2^35
+    assert not sums_exact(A, B, np.full((4, 5), 2.0**40), [f32], 65)
+    Z = np.zeros((4, 64))
+    assert sums_exact(Z, B, None, [f32], 65)
+    # a product with bits far below 2^-53 times the largest sum: not provably exact
+    A2 = A.copy()
+    A2[0, 0] = 2.0**-60
+    assert not sums_exact(A2, B, None, [f16], 65)
 
 
 def test_kahan_one_compensation_per_output():
@@ -272,7 +369,7 @@ def test_threads_bit_identical():
         B = accsim.round(rng.standard_normal((70, 300)), "bfloat16")
         h = hashlib.sha256()
         for spec in ["fp16-recursive-rne", "bf16-sr-accumulator", "fp8-promotion-128",
-                     "fp16-pairwise", "fp16-kahan", "kulisch-fp32",
+                     "fp16-pairwise", "fp16-kahan", "kulisch-fp32", "fp8-e4m3-blocked8",
                      {"family": "blocked", "block": 8, "inner_format": "bf16",
                       "outer_format": "fp32", "mode": "sr"}]:
             h.update(build_model(spec).matmul(A, B, seed=9).tobytes())

@@ -10,6 +10,14 @@ bits of a finite nonzero entry of A plus that of B must be <= 53, the sum of the
 lowest set-bit exponents >= -1074, and ``max|A| * max|B|`` finite. This is O(MK + KN),
 conservative (a pair that is never multiplied can reject), and passes every matrix of
 binary32 (or narrower) values.
+
+Exact sums. :func:`sums_exact` proves from the same statistics that every binary64 sum
+an accumulator kernel forms (accumulator value + term) is exact, which lets the fast
+rounding paths skip their TwoSum guards (:mod:`._kernels_common`). Argument: every
+product is a multiple of ``2^L`` (``L`` = sum of the lowest set-bit exponents of A and
+B), every rounding of a multiple of ``2^L`` is either exact or a multiple of a quantum
+``> 2^L``, so every accumulator value is a multiple of ``2^L`` (``L`` lowered to cover C);
+a sum of two multiples of ``2^L`` below ``2^(53 + L)`` in magnitude is exact in binary64.
 """
 
 from __future__ import annotations
@@ -17,9 +25,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 from ..formats import FloatFormat
 from ..formats import format as get_format
+from ..kernels.bits import JIT, f64_to_bits
 from ..rounding import check_sr_bits, mode_code
 
 MODES = ("rne", "rna", "rz", "ru", "rd", "ro", "sr")
@@ -59,19 +69,81 @@ def check_format_products(a: FloatFormat | None, b: FloatFormat | None, model: s
         )
 
 
+_NONE = 10**6  # "no finite nonzero entry" lowest-bit exponent
+
+
+@njit(**JIT)
+def _stats2d(X):
+    """(max significant bits, min lowest-set-bit exponent, max |x|) over the finite
+    nonzero entries of a 2-D float64 array, in one pass."""
+    sig = 0
+    low = _NONE
+    mx = 0.0
+    frac = np.uint64((1 << 52) - 1)
+    for i in range(X.shape[0]):
+        for j in range(X.shape[1]):
+            v = abs(X[i, j])
+            if v != 0.0 and v <= 1.7976931348623157e308:
+                mx = max(mx, v)
+                b = f64_to_bits(v)
+                E = np.int64(b >> np.uint64(52))
+                M = (b & frac) | (np.uint64(1 << 52) if E != 0 else np.uint64(0))
+                lb = M & (~M + np.uint64(1))  # lowest set bit, a power of 2 <= 2^52
+                tz = np.int64(f64_to_bits(float(lb)) >> np.uint64(52)) - 1023
+                top = np.int64(f64_to_bits(float(M)) >> np.uint64(52)) - 1023
+                sig = max(sig, top - tz + 1)
+                low = min(low, max(E, 1) - 1075 + tz)
+    return sig, low, mx
+
+
 def _sig_stats(X: np.ndarray) -> tuple[int, int, float]:
-    """(max significant bits, min lowest-set-bit exponent, max |x|) over finite nonzero
-    entries of X ((0, large, 0) when there are none)."""
-    x = X[np.isfinite(X) & (X != 0)]
-    if x.size == 0:
-        return 0, 10**6, 0.0
-    m, e = np.frexp(np.abs(x))  # |x| = m 2^e, m in [0.5, 1)
-    mi = np.ldexp(m, 53).astype(np.int64)  # exact 53-bit integer significand
-    low = mi & -mi
-    tz = np.log2(low.astype(np.float64)).astype(np.int64)  # exact: low is a power of 2
-    sig = 53 - tz
-    lsb = e.astype(np.int64) - 53 + tz
-    return int(sig.max()), int(lsb.min()), float(np.abs(x).max())
+    """(max significant bits, min lowest-set-bit exponent, max |x|) over finite
+    nonzero entries of X ((0, large, 0) when there are none)."""
+    X = np.asarray(X, np.float64)
+    if X.ndim != 2:
+        X = X.reshape(1, -1) if X.size else np.zeros((1, 0))
+    sig, low, mx = _stats2d(X)
+    return int(sig), int(low), float(mx)
+
+
+def _growth(p: int, n: int) -> float:
+    """Bound on the magnitude growth of ``n`` roundings to ``p`` bits (any mode)."""
+    return math.exp(min(n * math.log1p(2.0 ** (1 - p)), 700.0))
+
+
+def sums_exact(A: np.ndarray, B: np.ndarray, C: np.ndarray | None,
+               fmts: list[FloatFormat], n_round: int, products: bool = True) -> bool:
+    """Whether every sum ``x + y`` a kernel forms is exact in binary64, where ``y`` is a
+    product ``a_ik b_kj`` (or a value derived from such products by rounding into
+    ``fmts``) and ``x`` an accumulator value in one of ``fmts`` derived from products
+    and ``c`` by at most ``n_round`` roundings (see the module docstring).
+
+    ``products=True``: every ``y`` is a single exact product (``|y| <= max|A| max|B|``);
+    else ``y`` is a product or bounded like an accumulator value. Every finite value of
+    a format is at most its ``max``, so a huge ``n_round`` gives a bound valid for any
+    order of operations. Conservative: False when unsure.
+    """
+    _, la, ma = _sig_stats(A)
+    _, lb, mb = _sig_stats(B)
+    lc, mc = _NONE, 0.0
+    if C is not None:
+        _, lc, mc = _sig_stats(C)
+    if la >= _NONE or lb >= _NONE:  # no nonzero product: only c and zeros
+        L, P = lc, 0.0
+    else:
+        L, P = min(la + lb, lc), ma * mb
+    if L >= _NONE:
+        return True  # everything is zero
+    if L < -1074 or not math.isfinite(P):
+        return False
+    K = A.shape[1]
+    p = min(f.p for f in fmts)
+    q = max(math.ldexp(1.0, f.emin - f.p + 1) for f in fmts)
+    bound = (mc + K * P + (n_round + 1) * q) * _growth(p, n_round + 1)
+    X = min(bound, max(f.max for f in fmts))
+    Y = P if products else max(P, X)
+    lim = math.ldexp(1.0, 53 + L) if L < 900 else math.inf
+    return X + Y < lim
 
 
 def check_exact_products(A: np.ndarray, B: np.ndarray, model: str) -> None:

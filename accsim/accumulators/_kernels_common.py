@@ -4,17 +4,24 @@ Two ways to round ``x + y`` (``y`` an exact binary64 product) into a format:
 
 * the exact, general path :func:`add_r` (TwoSum, then one
   :func:`~accsim.kernels.rounding.round_dd`), valid in every mode, for every input;
-* branch-free fast paths for the common lane (result in the normal range of the target,
-  no overflow, finite), used by :func:`vstep` which updates a whole vector of
-  accumulators and re-does the rare lanes with the exact path:
+* branch-free fast paths, used by :func:`vstep` which updates a whole vector of
+  accumulators and re-does the rare rejected lanes with the exact path:
 
-  - RNE with ``p <= 25``: ``s = x + y`` in binary64 is RN to 53 bits and rounding it
-    again to ``p`` bits by the integer "add half minus one plus lsb, mask" trick is the
-    correctly rounded result because ``53 >= 2p + 2`` (double rounding is innocuous for
-    round-to-nearest only; Figueroa 1995);
-  - every mode (including stochastic rounding) when the binary64 sum is exact
-    (TwoSum error ``t == 0``, the usual case for short formats): the discarded bits are
-    then exactly the low ``53 - p`` bits of ``s``.
+  - RNE with ``p <= 25`` (:func:`rne_lane`, floating-point operations only, so the loop
+    vectorises): ``s = x + y`` in binary64, then ``r = (s + C) - C`` with
+    ``C = 1.5 * 2^(53 - p) * max(2^e_s, 2^emin)`` rounds ``s`` to the target quantum in
+    the hardware's RNE (the classic "magic constant" trick; subnormal targets, zero and
+    the tie parity included), the sign of ``s`` is ORed back (so ``-tiny`` gives ``-0``)
+    and an overflow of the unbounded rounding (``|r| > max``) is replaced by the format's
+    overflow value (inf, NaN or +-max), exactly as ``round_dd``. ``RN_p(RN_53(v))`` can
+    differ from ``RN_p(v)`` only when ``s = RN_53(v)`` is inexact AND a ``p``-bit
+    midpoint (the double rounding of Figueroa 1995 is otherwise innocuous as
+    ``53 >= 2p + 2``); such lanes (TwoSum error ``!= 0`` and ``|s - r|`` half a quantum)
+    are rejected, unless the caller proved every sum exact (``exact=True``, see
+    :func:`accsim.accumulators._checks.sums_exact`), when the guard is skipped;
+  - every other mode (including stochastic rounding) when the binary64 sum is exact
+    (TwoSum error ``t == 0``, the usual case for short formats) and the result is in the
+    normal range: the discarded bits are then exactly the low ``53 - p`` bits of ``s``.
 
 The random word of stochastic rounding is ``random_u64(seed, stream, ctr)`` in both paths;
 the fast path evaluates it as ``mix64(key ^ (ctr * C2 + G))`` with the per-stream key
@@ -33,7 +40,10 @@ from ..kernels.atoms import add_round, mul_round
 from ..kernels.bits import JIT, bits_to_f64, f64_to_bits, two_sum
 from ..kernels.rng import _C1, _C2, _G, mix64
 from ..kernels.rounding import (
+    FLAG_E8M0,
     FLAG_NO_NEG_ZERO,
+    OVF_NAN,
+    OVF_SAT,
     RD,
     RNA,
     RNE,
@@ -47,6 +57,9 @@ _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
 _SIGN = np.uint64(1 << 63)
 _ABS = np.uint64((1 << 63) - 1)
+_EXP = np.uint64(0x7FF0000000000000)
+_NAN_BITS = np.uint64(0x7FF8000000000000)
+_LIM = 2.0**900  # |s| above this (or inf/NaN): exact path (keeps C finite)
 
 
 @njit(**JIT)
@@ -94,23 +107,138 @@ def round1(x, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
 
 
 @njit(**JIT)
-def fast_rne(s, sh, tiny, maxv):
-    """RNE of a binary64 value to ``53 - sh`` bits; returns (result, ok). ``ok`` is False
-    when the lane needs the exact path (target subnormal/zero, overflow, inf, NaN)."""
-    b = f64_to_bits(s)
-    half_m1 = (_ONE << np.uint64(sh - 1)) - _ONE
-    mask = ~((_ONE << np.uint64(sh)) - _ONE)
-    rb = (b + half_m1 + ((b >> np.uint64(sh)) & _ONE)) & mask
-    res = bits_to_f64(rb)
-    ok = (abs(s) >= tiny) & (abs(res) <= maxv)
-    return res, ok
+def rne_ok(p, emin, maxv, flags):
+    """Whether :func:`rne_lane` covers the format (else every lane takes the exact path)."""
+    return p <= 25 and emin - p >= -1000 and maxv < 2.0**899 and not (flags & FLAG_E8M0)
+
+
+@njit(**JIT)
+def rne_consts(p, emin, maxv, sub, ovf, flags):
+    """Loop constants of :func:`rne_lane`: ``(K1, KH, tiny, lowE, maxv, obits, omask,
+    nz0)``."""
+    tiny = math.ldexp(1.0, emin)
+    # below 2^emin the quantum is 2^(emin-p+1) (subnormals) or 2^emin (none): the
+    # binade "exponent" used for C is tiny, resp. tiny * 2^(p-1)
+    lowE = tiny if sub else math.ldexp(tiny, p - 1)
+    if ovf == OVF_NAN:
+        obits, omask = _NAN_BITS, _ZERO  # round_dd returns the positive quiet NaN
+    elif ovf == OVF_SAT:
+        obits, omask = f64_to_bits(maxv), _SIGN
+    else:
+        obits, omask = f64_to_bits(math.inf), _SIGN
+    nz0 = 0.0 if flags & FLAG_NO_NEG_ZERO else -0.0  # x + 0.0 maps -0 to +0
+    return (1.5 * math.ldexp(1.0, 53 - p), math.ldexp(1.0, -p), tiny, lowE, maxv, obits,
+            omask, nz0)
+
+
+@njit(inline="always", **JIT)
+def rne_lane(x, y, c, guard):
+    """``RNE(x + y)`` into the format of the constants ``c`` (:func:`rne_consts`) with
+    floating-point operations only; returns ``(result, bad)``. ``bad`` lanes (sum not
+    finite or above 2^900; with ``guard``: inexact binary64 sum on a ``p``-bit
+    midpoint) must be redone by the exact path. Valid for ``p <= 25``
+    (:func:`rne_ok`)."""
+    K1, KH, tiny, lowE, maxv, obits, omask, nz0 = c
+    s = x + y
+    sb = f64_to_bits(s)
+    E = bits_to_f64(sb & _EXP)  # 2^e_s
+    Eq = E if E >= tiny else lowE
+    C = Eq * K1  # ulp(C) = target quantum, C/ulp even
+    r = (s + C) - C
+    r = bits_to_f64(f64_to_bits(r) | (sb & _SIGN))
+    o = bits_to_f64(obits | (sb & omask))
+    r = o if abs(r) > maxv else r
+    r = r + nz0
+    bad = not (abs(s) <= _LIM)
+    if guard:
+        bp = s - x
+        ap = s - bp
+        t = (x - ap) + (y - bp)
+        bad = bad | ((t != 0.0) & (abs(s - r) == Eq * KH))
+    return r, bad
+
+
+@njit(**JIT)
+def rne_loop(src, dst, a, brow, n, c, guard):
+    """``dst[j] = RNE(src[j] + a * brow[j])`` by :func:`rne_lane` for j < n (vectorised;
+    the guard is a loop invariant, so each variant is its own loop). Returns True if a
+    lane must be redone exactly."""
+    bad = False
+    if guard:
+        for j in range(n):
+            r, b = rne_lane(src[j], a * brow[j], c, True)
+            dst[j] = r
+            bad |= b
+    else:
+        for j in range(n):
+            r, b = rne_lane(src[j], a * brow[j], c, False)
+            dst[j] = r
+            bad |= b
+    return bad
+
+
+@njit(**JIT)
+def rne_mul_loop(out, a, brow, n, c):
+    """``out[j] = RNE(a * brow[j])`` (exact binary64 product plus -0, one rounding) for
+    j < n, vectorised; returns True if a lane (non-finite product) must be redone."""
+    bad = False
+    for j in range(n):
+        r, b = rne_lane(a * brow[j], -0.0, c, False)
+        out[j] = r
+        bad |= b
+    return bad
+
+
+@njit(**JIT)
+def rne_rows(src, dst, A, i0, rows, k, brow, n, c, guard, p, emin, maxv, sub, ovf, flags):
+    """One step ``k`` of ``rows`` recursive RNE sums: ``dst[ii, j] = RNE(src[ii, j] +
+    A[i0 + ii, k] * brow[j])`` (fast lanes, then the rare rejected lanes exactly). One
+    call per step keeps the per-call overhead off the short lane loops."""
+    for ii in range(rows):
+        a = A[i0 + ii, k]
+        s_ = src[ii]
+        d_ = dst[ii]
+        bad = False
+        if guard:
+            for j in range(n):
+                r, b = rne_lane(s_[j], a * brow[j], c, True)
+                d_[j] = r
+                bad |= b
+        else:
+            for j in range(n):
+                r, b = rne_lane(s_[j], a * brow[j], c, False)
+                d_[j] = r
+                bad |= b
+        if bad:
+            rne_fix(s_, d_, a, brow, n, c, p, emin, maxv, sub, ovf, flags)
+
+
+@njit(**JIT)
+def rne_add_rows(src, dst, T, rows, n, c, guard, p, emin, maxv, sub, ovf, flags):
+    """``dst[ii, j] = RNE(src[ii, j] + T[ii, j])`` for ``rows`` rows (fast lanes, then the
+    rare rejected lanes exactly)."""
+    for ii in range(rows):
+        if rne_loop(src[ii], dst[ii], 1.0, T[ii], n, c, guard):
+            rne_fix(src[ii], dst[ii], 1.0, T[ii], n, c, p, emin, maxv, sub, ovf, flags)
+
+
+@njit(**JIT)
+def rne_fix(src, dst, a, brow, n, c, p, emin, maxv, sub, ovf, flags):
+    """Redo exactly (``add_r``) the lanes :func:`rne_loop` (guarded) rejects."""
+    for j in range(n):
+        x = src[j]
+        y = a * brow[j]
+        r, b = rne_lane(x, y, c, True)
+        if b:
+            dst[j] = add_r(x, y, p, emin, maxv, sub, ovf, flags, RNE, 0, _ZERO, 0, 0)
 
 
 @njit(**JIT)
 def fast_exact(s, sh, tiny, maxv, mode, rr, w):
     """Round a binary64 value that is the EXACT result (TwoSum error 0) to ``53 - sh``
     bits in ``mode``; ``rr`` random bits (64 for exact SR) from the word ``w``.
-    Returns (result, ok) as :func:`fast_rne`."""
+    Returns ``(result, ok)``: ``ok`` is False when the lane needs the exact path
+    (target subnormal/zero, overflow, inf, NaN)."""
     b = f64_to_bits(s)
     sh64 = np.uint64(sh)
     low = (_ONE << sh64) - _ONE
@@ -142,63 +270,64 @@ def fast_exact(s, sh, tiny, maxv, mode, rr, w):
 
 
 @njit(**JIT)
-def _rne_loop(src, dst, a, brow, n, sh, tb, span):
-    """Fast RNE lanes of :func:`vstep` (vectorised); returns nonzero if a lane must be
-    redone exactly."""
-    s64 = np.uint64(sh)
-    half_m1 = (_ONE << np.uint64(sh - 1)) - _ONE
-    mask = ~((_ONE << s64) - _ONE)
-    bad = _ZERO
-    for j in range(n):
-        s = src[j] + a * brow[j]
-        b = f64_to_bits(s)
-        rb = (b + half_m1 + ((b >> s64) & _ONE)) & mask
-        dst[j] = bits_to_f64(rb)
-        bad |= np.uint64(((rb & _ABS) - tb) > span)
-    return bad
-
-
-@njit(**JIT)
-def _sr_loop(src, dst, a, brow, n, sh, tb, span, r, keys, ctr):
-    """Fast SR lanes of :func:`vstep`: exact binary64 sums (TwoSum error 0) in the
-    normal range; returns nonzero if a lane must be redone exactly."""
+def _sr_loop(src, dst, a, brow, n, sh, tb, span, r, keys, ctr, exact):
+    """Fast SR lanes of :func:`vstep`: exact binary64 sums (TwoSum error 0, not computed
+    when ``exact``) in the normal range; returns True if a lane must be redone. (Written
+    with selects and bool flags: ``np.uint64(bool)`` conversions stop vectorisation.)"""
     s64 = np.uint64(sh)
     low = (_ONE << s64) - _ONE
     d = np.uint64(64 - (64 if r == 0 else r))
     fsh = np.uint64(64 - sh)
-    bad = _ZERO
-    for j in range(n):
-        s, t = two_sum(src[j], a * brow[j])
-        b = f64_to_bits(s)
-        w = word(keys[j], ctr)
-        up = (w >> d) < (((b & low) << fsh) >> d)
-        rb = (b & ~low) + (np.uint64(up) << s64)
-        dst[j] = bits_to_f64(rb)
-        bad |= np.uint64(((rb & _ABS) - tb) > span) | np.uint64(t != 0.0) \
-            | np.uint64(((b & _ABS) - tb) > span)
+    g = np.uint64(ctr) * _C2 + _G
+    bad = False
+    if exact:
+        for j in range(n):
+            s = src[j] + a * brow[j]
+            b = f64_to_bits(s)
+            w = mix64(keys[j] ^ g)
+            up = (w >> d) < (((b & low) << fsh) >> d)
+            rb = (b & ~low) + ((_ONE if up else _ZERO) << s64)
+            dst[j] = bits_to_f64(rb)
+            bad |= (((rb & _ABS) - tb) > span) | (((b & _ABS) - tb) > span)
+    else:
+        for j in range(n):
+            s, t = two_sum(src[j], a * brow[j])
+            b = f64_to_bits(s)
+            w = mix64(keys[j] ^ g)
+            up = (w >> d) < (((b & low) << fsh) >> d)
+            rb = (b & ~low) + ((_ONE if up else _ZERO) << s64)
+            dst[j] = bits_to_f64(rb)
+            bad |= (((rb & _ABS) - tb) > span) | (t != 0.0) | (((b & _ABS) - tb) > span)
     return bad
 
 
 @njit(**JIT)
 def vstep(src, dst, a, brow, n, p, emin, maxv, sub, ovf, flags, mode, r, seed, sbase,
-          keys, ctr, fast):
+          keys, ctr, fast, exact):
     """``dst[j] = round(src[j] + a * brow[j])`` for j < n, each exactly once.
 
     ``src`` and ``dst`` must be distinct arrays (ping-pong buffers: the rare lanes the
     fast path rejects are recomputed from ``src`` by the exact path). The product
     ``a * brow[j]`` must be exact in binary64. Lane j is SR stream ``sbase + j`` with
     key ``keys[j] = stream_key(seed, sbase + j)``; ``ctr`` is the counter of this
-    rounding. ``fast=False`` forces the exact path for every lane.
+    rounding. ``fast=False`` forces the exact path for every lane. ``exact=True``
+    asserts that every binary64 sum ``src[j] + a * brow[j]`` is exact (proved by the
+    caller with :func:`~accsim.accumulators._checks.sums_exact`): the fast paths then
+    skip their TwoSum guards.
     """
+    if fast and mode == RNE and rne_ok(p, emin, maxv, flags):
+        c = rne_consts(p, emin, maxv, sub, ovf, flags)
+        if rne_loop(src, dst, a, brow, n, c, not exact):
+            rne_fix(src, dst, a, brow, n, c, p, emin, maxv, sub, ovf, flags)
+        return
     sh = 53 - p
     tiny = math.ldexp(1.0, emin)
     tb = f64_to_bits(tiny)
     span = f64_to_bits(maxv) - tb
     bad = _ZERO
-    if fast and mode == RNE and p <= 25:
-        bad = _rne_loop(src, dst, a, brow, n, sh, tb, span)
-    elif fast and mode == SR and p <= 52:
-        bad = _sr_loop(src, dst, a, brow, n, sh, tb, span, r, keys, ctr)
+    if fast and mode == SR and p <= 52:
+        bad = _ONE if _sr_loop(src, dst, a, brow, n, sh, tb, span, r, keys, ctr,
+                                exact) else _ZERO
     elif fast and p <= 52:
         for j in range(n):
             s, t = two_sum(src[j], a * brow[j])
@@ -214,12 +343,11 @@ def vstep(src, dst, a, brow, n, p, emin, maxv, sub, ovf, flags, mode, r, seed, s
         for j in range(n):
             x = src[j]
             y = a * brow[j]
-            redo = not fast or p > 52 or (mode == RNE and p > 25)
+            redo = not fast or p > 52
             if not redo:
                 s, t = two_sum(x, y)
                 rb = f64_to_bits(dst[j])
-                redo = (t != 0.0 and mode != RNE) or ((rb & _ABS) - tb) > span \
-                    or not (abs(s) >= tiny)
+                redo = t != 0.0 or ((rb & _ABS) - tb) > span or not (abs(s) >= tiny)
             if redo:
                 dst[j] = add_r(x, y, p, emin, maxv, sub, ovf, flags, mode, r, seed,
                                sbase + j, ctr)

@@ -24,8 +24,23 @@ from numba import njit, prange
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT
-from ._checks import check_exact_products, check_format_products, check_mode, fmt_or_none
-from ._kernels_common import fill_keys, round1, vstep
+from ..kernels.rounding import RNE
+from ._checks import (
+    check_exact_products,
+    check_format_products,
+    check_mode,
+    fmt_or_none,
+    sums_exact,
+)
+from ._kernels_common import (
+    fill_keys,
+    rne_add_rows,
+    rne_consts,
+    rne_ok,
+    rne_rows,
+    round1,
+    vstep,
+)
 from .base import Accumulator
 
 _RB = 8
@@ -34,8 +49,9 @@ _JB = 256
 
 @njit(parallel=True, **JIT)
 def blocked_kernel(A, B, C, out, block, p, emin, maxv, sub, ovf, flags, q, qemin, qmaxv,
-                   qsub, qovf, qflags, mode, r, seed, fast):
-    """Blocked summation of every output (inner format p..., outer format q...)."""
+                   qsub, qovf, qflags, mode, r, seed, fast, iexact, oexact):
+    """Blocked summation of every output (inner format p..., outer format q...);
+    ``iexact``/``oexact``: every inner/outer binary64 sum is proved exact."""
     M, K = A.shape
     N = B.shape[1]
     nrb = (M + _RB - 1) // _RB
@@ -59,10 +75,24 @@ def blocked_kernel(A, B, C, out, block, p, emin, maxv, sub, ovf, flags, q, qemin
                                          qflags, mode, r, seed, sbase + j, 2 * K)
         cur = 0  # inner ping-pong index
         oc = 0  # outer ping-pong index
+        zero = np.zeros((_RB, _JB))
+        ci = rne_consts(p, emin, maxv, sub, ovf, flags)
+        co = rne_consts(q, qemin, qmaxv, qsub, qovf, qflags)
+        rne = fast and mode == RNE and rne_ok(p, emin, maxv, flags) \
+            and rne_ok(q, qemin, qmaxv, qflags)
         for k in range(K):
             brow = B[k, j0:j0 + n]
             first = (k % block) == 0
             last = (k % block) == block - 1 or k == K - 1
+            if rne:  # the common case: one call per step for all rows
+                rne_rows(zero if first else inner[cur], inner[1 - cur], A, i0, rows, k,
+                         brow, n, ci, not iexact, p, emin, maxv, sub, ovf, flags)
+                if last:
+                    rne_add_rows(outer[oc], outer[1 - oc], inner[1 - cur], rows, n, co,
+                                 not oexact, q, qemin, qmaxv, qsub, qovf, qflags)
+                    oc = 1 - oc
+                cur = 1 - cur
+                continue
             for ii in range(rows):
                 i = i0 + ii
                 sbase = i * N + j0
@@ -70,11 +100,11 @@ def blocked_kernel(A, B, C, out, block, p, emin, maxv, sub, ovf, flags, q, qemin
                 if first:
                     src[:n] = 0.0
                 vstep(src, inner[1 - cur, ii], A[i, k], brow, n, p, emin, maxv, sub, ovf,
-                      flags, mode, r, seed, sbase, keys[ii], 2 * k, fast)
+                      flags, mode, r, seed, sbase, keys[ii], 2 * k, fast, iexact)
                 if last:
                     vstep(outer[oc, ii], outer[1 - oc, ii], 1.0, inner[1 - cur, ii], n, q,
                           qemin, qmaxv, qsub, qovf, qflags, mode, r, seed, sbase, keys[ii],
-                          2 * k + 1, fast)
+                          2 * k + 1, fast, oexact)
             cur = 1 - cur
             if last:
                 oc = 1 - oc
@@ -130,8 +160,12 @@ class BlockedSum(Accumulator):
     def _matmul(self, A, B, C, seed, *, fast: bool = True):
         m, r = check_mode(self.mode, self.sr_bits)
         out = np.empty((A.shape[0], B.shape[1]))
-        blocked_kernel(A, B, C, out, self.block, *self.inner_format.kernel_params(),
-                       *self.outer_format.kernel_params(), m, r, np.uint64(seed), fast)
+        K = A.shape[1]
+        fi, fo = self.inner_format, self.outer_format
+        iexact = fast and sums_exact(A, B, None, [fi], min(K, self.block))
+        oexact = iexact and sums_exact(A, B, C, [fi, fo], 2 * K + 1, products=False)
+        blocked_kernel(A, B, C, out, self.block, *fi.kernel_params(), *fo.kernel_params(),
+                       m, r, np.uint64(seed), fast, iexact, oexact)
         return out
 
     def cost_bits(self, n: int) -> float:

@@ -11,6 +11,12 @@ product ``p = a_ik b_kj``::
     t    = round(s + y)           # counter 4k + 1
     comp = round(round(t - s) - y)  # counters 4k + 2, 4k + 3
     s    = t
+
+RNE fast path (formats with ``p <= 25``): every operation is one RNE rounding of an
+exact pair, computed as binary64 sum then one rounding by
+:func:`~._kernels_common.rne_lane` (correct as ``53 >= 2p + 2``, guarded against the
+inexact-midpoint case), vectorised across 256 output columns; lanes it rejects redo the
+whole step with the exact path.
 """
 
 from __future__ import annotations
@@ -23,9 +29,92 @@ from numba import njit, prange
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT
-from ._checks import check_exact_products, check_format_products, check_mode, fmt_or_none
-from ._kernels_common import add_r, round1
+from ..kernels.rounding import RNE
+from ._checks import (
+    check_exact_products,
+    check_format_products,
+    check_mode,
+    fmt_or_none,
+    sums_exact,
+)
+from ._kernels_common import add_r, rne_consts, rne_lane, rne_ok, round1
 from .base import Accumulator
+
+_RB = 8
+_JB = 256
+_Z = np.uint64(0)
+
+
+@njit(inline="always", **JIT)
+def _kahan_lanes(sa, ca, sb, cb, a, brow, n, cst, guard):
+    bad = False
+    for j in range(n):
+        s = sa[j]
+        cm = ca[j]
+        y, b1 = rne_lane(a * brow[j], -cm, cst, guard)
+        t, b2 = rne_lane(s, y, cst, guard)
+        d, b3 = rne_lane(t, -s, cst, guard)
+        cn, b4 = rne_lane(d, -y, cst, guard)
+        sb[j] = t
+        cb[j] = cn
+        bad |= b1 | b2 | b3 | b4
+    return bad
+
+
+@njit(**JIT)
+def _kahan_rows(s0, c0, s1, c1, A, i0, rows, k, brow, n, cst, guard, p, emin, maxv, sub,
+                ovf, flags):
+    """One Kahan step ``k`` (RNE) of ``rows`` x ``n`` outputs: state (s0, c0) -> (s1, c1)
+    by the vectorised lanes; rejected lanes redo the step with ``add_r``."""
+    for ii in range(rows):
+        a = A[i0 + ii, k]
+        sa, ca, sb, cb = s0[ii], c0[ii], s1[ii], c1[ii]
+        if guard:
+            bad = _kahan_lanes(sa, ca, sb, cb, a, brow, n, cst, True)
+        else:
+            bad = _kahan_lanes(sa, ca, sb, cb, a, brow, n, cst, False)
+        if bad:
+            for j in range(n):
+                s = sa[j]
+                cm = ca[j]
+                prod = a * brow[j]
+                y = add_r(prod, -cm, p, emin, maxv, sub, ovf, flags, RNE, 0, _Z, 0, 0)
+                t = add_r(s, y, p, emin, maxv, sub, ovf, flags, RNE, 0, _Z, 0, 0)
+                d = add_r(t, -s, p, emin, maxv, sub, ovf, flags, RNE, 0, _Z, 0, 0)
+                sb[j] = t
+                cb[j] = add_r(d, -y, p, emin, maxv, sub, ovf, flags, RNE, 0, _Z, 0, 0)
+
+
+@njit(parallel=True, **JIT)
+def kahan_rne_kernel(A, B, C, out, comp_out, p, emin, maxv, sub, ovf, flags, exact):
+    """Kahan summation in RNE, vectorised across columns (tasks: 8 rows x 256 columns);
+    ``exact``: every binary64 sum is proved exact (no double-rounding guard)."""
+    M, K = A.shape
+    N = B.shape[1]
+    nrb = (M + _RB - 1) // _RB
+    ncb = (N + _JB - 1) // _JB
+    cst = rne_consts(p, emin, maxv, sub, ovf, flags)
+    for task in prange(nrb * ncb):
+        ib = task // ncb
+        jb = task - ib * ncb
+        i0 = ib * _RB
+        rows = min(M, i0 + _RB) - i0
+        j0 = jb * _JB
+        n = min(N, j0 + _JB) - j0
+        S = np.empty((2, _RB, _JB))
+        Cp = np.zeros((2, _RB, _JB))
+        for ii in range(rows):
+            for j in range(n):
+                S[0, ii, j] = round1(C[i0 + ii, j0 + j], p, emin, maxv, sub, ovf, flags,
+                                     RNE, 0, _Z, 0, 0)
+        for k in range(K):
+            cur = k & 1
+            _kahan_rows(S[cur], Cp[cur], S[1 - cur], Cp[1 - cur], A, i0, rows, k,
+                        B[k, j0:j0 + n], n, cst, not exact, p, emin, maxv, sub, ovf, flags)
+        for ii in range(rows):
+            for j in range(n):
+                out[i0 + ii, j0 + j] = S[K & 1, ii, j]
+                comp_out[i0 + ii, j0 + j] = Cp[K & 1, ii, j]
 
 
 @njit(parallel=True, **JIT)
@@ -86,16 +175,20 @@ class KahanSum(Accumulator):
         if self.a_format is None or self.b_format is None:
             check_exact_products(A, B, f"{self.family} model {self.name!r}")
 
-    def _run(self, A, B, C, seed):
+    def _run(self, A, B, C, seed, *, fast: bool = True):
         m, r = check_mode(self.mode, self.sr_bits)
         out = np.empty((A.shape[0], B.shape[1]))
         comp = np.empty_like(out)
-        kahan_kernel(A, B, C, out, comp, *self.acc_format.kernel_params(), m, r,
-                     np.uint64(seed))
+        kp = self.acc_format.kernel_params()
+        if fast and self.mode == "rne" and rne_ok(kp[0], kp[1], kp[2], kp[5]):
+            exact = sums_exact(A, B, C, [self.acc_format], 10**9, products=False)
+            kahan_rne_kernel(A, B, C, out, comp, *kp, exact)
+        else:
+            kahan_kernel(A, B, C, out, comp, *kp, m, r, np.uint64(seed))
         return out, comp
 
-    def _matmul(self, A, B, C, seed):
-        return self._run(A, B, C, seed)[0]
+    def _matmul(self, A, B, C, seed, *, fast: bool = True):
+        return self._run(A, B, C, seed, fast=fast)[0]
 
     def matmul_with_compensation(self, A, B, C=None, *, seed: int = 0):
         """``(D, comp)``: the result and the final compensation term of every output

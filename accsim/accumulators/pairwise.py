@@ -20,19 +20,29 @@ from numba import njit, prange
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT
-from ._checks import check_exact_products, check_format_products, check_mode, fmt_or_none
-from ._kernels_common import fill_keys, round1, vstep
+from ..kernels.rounding import RNE
+from ._checks import (
+    check_exact_products,
+    check_format_products,
+    check_mode,
+    fmt_or_none,
+    sums_exact,
+)
+from ._kernels_common import fill_keys, rne_consts, rne_fix, rne_loop, rne_ok, round1, vstep
 from .base import Accumulator
 from .recursive import vmul
 
-_JB = 64
+_JB = 256
 
 
 @njit(parallel=True, **JIT)
-def pairwise_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed, fast):
+def pairwise_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed, fast,
+                    exact):
     M, K = A.shape
     N = B.shape[1]
     ncb = (N + _JB - 1) // _JB
+    rne = fast and mode == RNE and rne_ok(p, emin, maxv, flags)
+    c = rne_consts(p, emin, maxv, sub, ovf, flags)
     for task in prange(M * ncb):
         i = task // ncb
         jb = task - i * ncb
@@ -59,9 +69,15 @@ def pairwise_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed,
         m = 0
         while L > 1:
             h = L // 2
-            for t in range(h):
+            if rne:  # the common case: the vectorised lanes without per-call set-up
+                for t in range(h):
+                    if rne_loop(P[2 * t], Q[t], 1.0, P[2 * t + 1], n, c, not exact):
+                        rne_fix(P[2 * t], Q[t], 1.0, P[2 * t + 1], n, c, p, emin, maxv,
+                                sub, ovf, flags)
+                m += h
+            for t in range(0 if rne else h):
                 vstep(P[2 * t], Q[t], 1.0, P[2 * t + 1], n, p, emin, maxv, sub, ovf, flags,
-                      mode, r, seed, sbase, keys, K + m, fast)
+                      mode, r, seed, sbase, keys, K + m, fast, exact)
                 m += 1
             if L % 2 == 1:
                 Q[h, :n] = P[L - 1, :n]
@@ -69,7 +85,7 @@ def pairwise_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed,
             P, Q = Q, P
         res = np.empty(_JB)
         vstep(P[0], res, 1.0, cr, n, p, emin, maxv, sub, ovf, flags, mode, r, seed, sbase,
-              keys, 2 * K + 1, fast)
+              keys, 2 * K + 1, fast, exact)
         for j in range(n):
             out[i, j0 + j] = res[j]
 
@@ -112,6 +128,8 @@ class PairwiseSum(Accumulator):
     def _matmul(self, A, B, C, seed, *, fast: bool = True):
         m, r = check_mode(self.mode, self.sr_bits)
         out = np.empty((A.shape[0], B.shape[1]))
+        exact = fast and sums_exact(A, B, C, [self.acc_format], 2 * A.shape[1] + 2,
+                                    products=False)
         pairwise_kernel(A, B, C, out, *self.acc_format.kernel_params(), m, r,
-                        np.uint64(seed), fast)
+                        np.uint64(seed), fast, exact)
         return out

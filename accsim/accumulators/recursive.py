@@ -29,14 +29,28 @@ from numba import njit, prange
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT, fma
+from ..kernels.rounding import RNE
 from ._checks import (
     check_exact_products,
     check_format_products,
     check_mode,
     fmt_or_none,
     fmt_required,
+    sums_exact,
 )
-from ._kernels_common import fast_exact, fill_keys, mul_r, round1, vstep, word
+from ._kernels_common import (
+    fast_exact,
+    fill_keys,
+    mul_r,
+    rne_consts,
+    rne_lane,
+    rne_mul_loop,
+    rne_ok,
+    rne_rows,
+    round1,
+    vstep,
+    word,
+)
 from .base import Accumulator
 
 PRODUCTS = ("exact", "rounded", "fused")
@@ -48,6 +62,15 @@ _JB = 256  # output columns per task
 def vmul(out, a, brow, n, p, emin, maxv, sub, ovf, flags, mode, r, seed, sbase, keys,
          ctr, fast):
     """``out[j] = round(a * brow[j])`` for j < n (product exact in binary64)."""
+    if fast and mode == RNE and rne_ok(p, emin, maxv, flags):
+        c = rne_consts(p, emin, maxv, sub, ovf, flags)
+        # a*b + (-0.0) is a*b exactly: one RNE rounding by the vectorised lanes
+        if rne_mul_loop(out, a, brow, n, c):
+            for j in range(n):
+                r_, bad = rne_lane(a * brow[j], -0.0, c, False)
+                out[j] = mul_r(a, brow[j], p, emin, maxv, sub, ovf, flags, mode, r, seed,
+                               sbase + j, ctr) if bad else r_
+        return
     sh = 53 - p
     tiny = np.ldexp(1.0, emin)
     rr = 64 if r == 0 else r
@@ -65,11 +88,12 @@ def vmul(out, a, brow, n, p, emin, maxv, sub, ovf, flags, mode, r, seed, sbase, 
 
 @njit(parallel=True, **JIT)
 def recursive_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed, kind,
-                     pp, pemin, pmaxv, psub, povf, pflags, fast):
+                     pp, pemin, pmaxv, psub, povf, pflags, fast, exact):
     """Recursive summation of every output (see module docstring); ``kind`` 0 exact or
     fused with exact products, 1 rounded products, 2 binary64 RNE FMA chain (any
     products). Tasks = blocks of rows x columns, run in parallel; each output is summed
-    in order k = 0..K-1 by one task."""
+    in order k = 0..K-1 by one task. ``exact``: every binary64 sum is proved exact
+    (``_checks.sums_exact``; lets the fast paths skip their guards)."""
     M, K = A.shape
     N = B.shape[1]
     nrb = (M + _RB - 1) // _RB
@@ -91,22 +115,28 @@ def recursive_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed
             for j in range(n):
                 acc[0, ii, j] = round1(C[i0 + ii, j0 + j], p, emin, maxv, sub, ovf, flags,
                                        mode, r, seed, sbase + j, 2 * K)
+        rne = fast and kind == 0 and mode == RNE and rne_ok(p, emin, maxv, flags)
+        c = rne_consts(p, emin, maxv, sub, ovf, flags)
         for k in range(K):
             brow = B[k, j0:j0 + n]
             src = acc[k & 1]
             dst = acc[(k + 1) & 1]
+            if rne:  # the common case: one call per step for all rows
+                rne_rows(src, dst, A, i0, rows, k, brow, n, c, not exact, p, emin, maxv,
+                         sub, ovf, flags)
+                continue
             for ii in range(rows):
                 i = i0 + ii
                 sbase = i * N + j0
                 a = A[i, k]
                 if kind == 0:
                     vstep(src[ii], dst[ii], a, brow, n, p, emin, maxv, sub, ovf, flags,
-                          mode, r, seed, sbase, keys[ii], 2 * k, fast)
+                          mode, r, seed, sbase, keys[ii], 2 * k, fast, exact)
                 elif kind == 1:
                     vmul(prod, a, brow, n, pp, pemin, pmaxv, psub, povf, pflags, mode,
                          r, seed, sbase, keys[ii], 2 * k + 1, fast)
                     vstep(src[ii], dst[ii], 1.0, prod, n, p, emin, maxv, sub, ovf, flags,
-                          mode, r, seed, sbase, keys[ii], 2 * k, fast)
+                          mode, r, seed, sbase, keys[ii], 2 * k, fast, False)
                 else:
                     s_ = src[ii]
                     d_ = dst[ii]
@@ -183,8 +213,9 @@ class RecursiveSum(Accumulator):
         if self._fma64:
             kind = 2
         pf = self.product_format or self.acc_format
+        exact = kind == 0 and fast and sums_exact(A, B, C, [self.acc_format], A.shape[1])
         recursive_kernel(A, B, C, out, *self.acc_format.kernel_params(), m, r,
-                         np.uint64(seed), kind, *pf.kernel_params(), fast)
+                         np.uint64(seed), kind, *pf.kernel_params(), fast, exact)
         return out
 
     def cost_bits(self, n: int) -> float:
