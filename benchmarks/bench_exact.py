@@ -118,6 +118,24 @@ def main() -> None:
     for label, r, rf, rm, ok in rows:
         print(f"{label:30s} {r:10.1f} {rf:10.3f} {rm:10.3f} {r / rf:8.0f} {r / rm:9.0f}  {ok}")
     print("(M MAC/s; baselines on a subset of the same matrices, same results bit for bit)")
+    write_rows(rows)
+
+
+def write_rows(rows) -> None:
+    """Write ``benchmarks/results/exact.json`` in the shared row format (README.md)."""
+    import json
+    from pathlib import Path
+
+    out = []
+    for label, r, rf, rm, ok in rows:
+        for base, bv in (("math.fsum of TwoProd parts", rf), ("mpmath.fdot", rm)):
+            out.append({"benchmark": "exact", "case": f"exact.matmul, {label}", "value": r,
+                        "unit": "M MAC/s", "baseline": base, "baseline_value": bv,
+                        "ratio": r / bv,
+                        "note": "results agree bit for bit" if ok else "RESULTS DIFFER"})
+    path = Path(__file__).parent / "results" / "exact.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -105,7 +105,8 @@ def fmt_cell(v) -> str:
 
 def table(rows) -> list[str]:
     extra = sorted({k for r in rows for k in r} - set(COLUMNS) - {"benchmark"})
-    cols = list(COLUMNS) + extra
+    cols = [c for c in list(COLUMNS) + extra
+            if any(r.get(c) not in (None, "") for r in rows)]
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         out.append("| " + " | ".join(fmt_cell(r.get(c)) for c in cols) + " |")
