@@ -26,12 +26,10 @@ from ..formats import format as get_format
 from ..kernels.bits import JIT
 from ..kernels.rounding import RNE
 from ._checks import (
-    check_exact_products,
-    check_format_products,
     check_mode,
-    fmt_or_none,
     sums_exact,
 )
+from ._exact_products import ExactProductAccumulator
 from ._kernels_common import (
     fill_keys,
     rne_add_rows,
@@ -41,7 +39,6 @@ from ._kernels_common import (
     round1,
     vstep,
 )
-from .base import Accumulator
 
 _RB = 8
 _JB = 256
@@ -114,7 +111,7 @@ def blocked_kernel(A, B, C, out, block, p, emin, maxv, sub, ovf, flags, q, qemin
 
 
 @dataclass(frozen=True)
-class BlockedSum(Accumulator):
+class BlockedSum(ExactProductAccumulator):
     """Blocked summation (see the module docstring for order and SR counters).
 
     Parameters
@@ -145,17 +142,7 @@ class BlockedSum(Accumulator):
         inner, outer = get_format(self.inner_format), get_format(self.outer_format)
         object.__setattr__(self, "inner_format", inner)
         object.__setattr__(self, "outer_format", outer)
-        object.__setattr__(self, "out_format", outer)
-        for f in ("a_format", "b_format", "c_format"):
-            object.__setattr__(self, f, fmt_or_none(getattr(self, f)))
-        check_mode(self.mode, self.sr_bits)
-        object.__setattr__(self, "mode", self.mode.lower())
-        check_format_products(self.a_format, self.b_format, f"{self.family} {self.name}")
-
-    def check_inputs(self, A, B, C) -> None:
-        super().check_inputs(A, B, C)
-        if self.a_format is None or self.b_format is None:
-            check_exact_products(A, B, f"{self.family} model {self.name!r}")
+        self._setup(outer)
 
     def _matmul(self, A, B, C, seed, *, fast: bool = True):
         m, r = check_mode(self.mode, self.sr_bits)

@@ -31,14 +31,11 @@ from ..formats import format as get_format
 from ..kernels.bits import JIT
 from ..kernels.rounding import RNE
 from ._checks import (
-    check_exact_products,
-    check_format_products,
     check_mode,
-    fmt_or_none,
     sums_exact,
 )
+from ._exact_products import ExactProductAccumulator
 from ._kernels_common import add_r, rne_consts, rne_lane, rne_ok, round1
-from .base import Accumulator
 
 _RB = 8
 _JB = 256
@@ -141,7 +138,7 @@ def kahan_kernel(A, B, C, out, comp_out, p, emin, maxv, sub, ovf, flags, mode, r
 
 
 @dataclass(frozen=True)
-class KahanSum(Accumulator):
+class KahanSum(ExactProductAccumulator):
     """Kahan compensated summation (order and SR counters: module docstring).
 
     Parameters
@@ -163,17 +160,7 @@ class KahanSum(Accumulator):
     def __post_init__(self) -> None:
         acc = get_format(self.acc_format)
         object.__setattr__(self, "acc_format", acc)
-        object.__setattr__(self, "out_format", acc)
-        for f in ("a_format", "b_format", "c_format"):
-            object.__setattr__(self, f, fmt_or_none(getattr(self, f)))
-        check_mode(self.mode, self.sr_bits)
-        object.__setattr__(self, "mode", self.mode.lower())
-        check_format_products(self.a_format, self.b_format, f"{self.family} {self.name}")
-
-    def check_inputs(self, A, B, C) -> None:
-        super().check_inputs(A, B, C)
-        if self.a_format is None or self.b_format is None:
-            check_exact_products(A, B, f"{self.family} model {self.name!r}")
+        self._setup(acc)
 
     def _run(self, A, B, C, seed, *, fast: bool = True):
         m, r = check_mode(self.mode, self.sr_bits)

@@ -25,8 +25,8 @@ from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT, f64_to_bits, two_sum
 from ..kernels.rounding import RD, overflow_result, round_dd
-from ._checks import check_exact_products, check_format_products, check_mode, fmt_or_none
-from .base import Accumulator
+from ._checks import check_mode
+from ._exact_products import ExactProductAccumulator
 
 NLIMB = 72
 _M32 = np.int64(0xFFFFFFFF)
@@ -184,7 +184,7 @@ def kulisch_kernel(A, Bt, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed)
 
 
 @dataclass(frozen=True)
-class KulischSum(Accumulator):
+class KulischSum(ExactProductAccumulator):
     """Exact accumulation rounded once into ``out_format`` (see module docstring).
 
     Parameters
@@ -205,17 +205,10 @@ class KulischSum(Accumulator):
     family = "kulisch"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "out_format", get_format(self.out_format))
-        for f in ("a_format", "b_format", "c_format"):
-            object.__setattr__(self, f, fmt_or_none(getattr(self, f)))
-        check_mode(self.mode, self.sr_bits)
-        object.__setattr__(self, "mode", self.mode.lower())
-        check_format_products(self.a_format, self.b_format, f"{self.family} {self.name}")
+        self._setup(get_format(self.out_format))
 
     def check_inputs(self, A, B, C) -> None:
         super().check_inputs(A, B, C)
-        if self.a_format is None or self.b_format is None:
-            check_exact_products(A, B, f"{self.family} model {self.name!r}")
         if A.shape[1] >= 2**31:
             raise ValueError("kulisch: K must be < 2^31 (carry headroom)")
 

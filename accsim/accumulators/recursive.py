@@ -31,13 +31,13 @@ from ..formats import format as get_format
 from ..kernels.bits import JIT, fma
 from ..kernels.rounding import RNE
 from ._checks import (
-    check_exact_products,
     check_format_products,
     check_mode,
     fmt_or_none,
     fmt_required,
     sums_exact,
 )
+from ._exact_products import ExactProductAccumulator
 from ._kernels_common import (
     fast_exact,
     fill_keys,
@@ -51,7 +51,6 @@ from ._kernels_common import (
     vstep,
     word,
 )
-from .base import Accumulator
 
 PRODUCTS = ("exact", "rounded", "fused")
 _RB = 8  # output rows per task (B rows are reused across them)
@@ -149,7 +148,7 @@ def recursive_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed
 
 
 @dataclass(frozen=True)
-class RecursiveSum(Accumulator):
+class RecursiveSum(ExactProductAccumulator):
     """Recursive summation ``s = round(s + a_k b_k)``, k = 0..K-1, starting from
     ``round(c)`` (see the module docstring for the exact order and SR counters).
 
@@ -179,11 +178,7 @@ class RecursiveSum(Accumulator):
     def __post_init__(self) -> None:
         acc = fmt_required(self.acc_format, "acc_format")
         object.__setattr__(self, "acc_format", acc)
-        object.__setattr__(self, "out_format", acc)
-        for f in ("a_format", "b_format", "c_format"):
-            object.__setattr__(self, f, fmt_or_none(getattr(self, f)))
-        check_mode(self.mode, self.sr_bits)
-        object.__setattr__(self, "mode", self.mode.lower())
+        self._setup(acc, check_products=False)
         if self.product not in PRODUCTS:
             raise ValueError(f"unknown product {self.product!r}; valid: {', '.join(PRODUCTS)}")
         pf = fmt_or_none(self.product_format)
@@ -201,10 +196,8 @@ class RecursiveSum(Accumulator):
         return self.product == "fused" and self.acc_format.p == 53 and self.mode == "rne" \
             and self.acc_format.name == "binary64"
 
-    def check_inputs(self, A, B, C) -> None:
-        super().check_inputs(A, B, C)
-        if not self._fma64 and (self.a_format is None or self.b_format is None):
-            check_exact_products(A, B, f"{self.family} model {self.name!r}")
+    def _products_exact_by_construction(self) -> bool:
+        return self._fma64
 
     def _matmul(self, A, B, C, seed, *, fast: bool = True):
         m, r = check_mode(self.mode, self.sr_bits)
