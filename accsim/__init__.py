@@ -12,3 +12,15 @@ from .rounding import round
 __version__ = "0.1.0"
 
 __all__ = ["FloatFormat", "format", "round", "available_formats", "__version__"]
+
+_SUBMODULES = ("accumulators", "atoms", "bounds", "datasets", "exact", "executor",
+               "experiment", "formats", "kappa", "rounding", "strategies", "verify")
+
+
+def __getattr__(name: str):
+    """Import submodules on first use (``accsim.exact.matmul`` without an import)."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'accsim' has no attribute {name!r}")
