@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["register", "run_command", "summary_table"]
+__all__ = ["register", "run_command", "summary_table", "check_output"]
 
 
 def _fmt(v) -> str:
@@ -40,6 +40,24 @@ def summary_table(ds):
         row.append(" ".join(f"{f:.3f}" for f in ds["recomputed_fraction_layer"].values[i]))
         t.add_row(*row)
     return t
+
+
+def check_output(out: Path) -> Path:
+    """``ValueError`` unless ``out`` ends in .zarr or .nc and can be written: its directory
+    is writable, or missing with a writable nearest existing ancestor (the directories are
+    created when the results are written). Checked before any work; an existing dataset
+    is replaced atomically."""
+    from .datasets import check_writable
+
+    if out.suffix.lower() not in (".zarr", ".nc"):
+        raise ValueError(f"output must end in .zarr or .nc, got {str(out)!r}")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ValueError(f"{str(parent)!r} is not a directory")
+    check_writable(parent / out.name)
+    return out
 
 
 def write_dataset(ds, out: Path) -> Path:
@@ -86,10 +104,17 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
     from .experiment import prepare, run_plan, to_dataset
     from .run_config import load_config
 
+    out_given = out is not None
+
     console = Console(quiet=quiet, width=max(Console().width, 150))
     cfg = load_config(config)
-    plan = prepare(cfg)
     out = Path(out) if out is not None else Path(cfg.run.output)
+    try:
+        check_output(out)
+    except ValueError as exc:
+        where = "--out" if out_given else cfg.where("run.output")
+        raise ValueError(f"{where}: {exc}") from None
+    plan = prepare(cfg)
     total = len(plan.x) * len(plan.strategies)
     console.print(f"[bold]accsim run[/bold] {config}: network {plan.network.name}, "
                   f"{len(plan.x)} inputs, {len(plan.strategies)} strategies")
@@ -110,10 +135,20 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
     return ds, out
 
 
+_EPILOG = (
+    "Examples:" "\n\n"
+    "accsim run configs/paper_mlp.toml" "\n\n"
+    "accsim run configs/tanh_mlp.toml --out results/tanh.nc --no-plots" "\n\n"
+    "The whole configuration and the output path are checked before any work (errors name "
+    "FILE:LINE and the key; exit code 2). An existing dataset at the output is replaced "
+    "atomically; plots go to OUT_STEM_img/ next to it. Format: docs/executor.md."
+)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``run`` command to the accsim typer app."""
 
-    @app.command("run")
+    @app.command("run", epilog=_EPILOG)
     def run(
         config: Annotated[Path, typer.Argument(help="TOML run configuration (see configs/).")],
         out: Annotated[Path | None, typer.Option(
@@ -127,3 +162,6 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None
+        except OSError as exc:  # e.g. the disk filled up while writing
+            typer.echo(f"error: cannot write the results: {exc}", err=True)
+            raise typer.Exit(code=1) from None

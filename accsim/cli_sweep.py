@@ -40,7 +40,8 @@ def sweep(
     try:
         sw = load_config(config)
     except ConfigError as exc:
-        console.print(f"[red]config error:[/] {exc}", highlight=False, markup=False)
+        console.print("[red]config error:[/]", end=" ")
+        console.print(str(exc), highlight=False, markup=False)
         raise typer.Exit(2) from None
     store = out or Path(sw.config.sweep.out or f"results/{sw.name}.zarr")
     where = f"scheduler {scheduler}" if scheduler else (
@@ -80,13 +81,29 @@ def plot(
     console = Console(stderr=True)
     try:
         path = plot_store(store, x=x, y=y, out=out)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     console.print(f"wrote {path}")
 
 
+_SWEEP_EPILOG = (
+    "Examples:" "\n\n"
+    "accsim sweep configs/smoke_sweep.toml --workers 2 --out results/smoke.zarr" "\n\n"
+    "accsim sweep configs/paper_sweep.toml --scheduler tcp://10.0.0.5:8786" "\n\n"
+    "Finished cells are written at once: an interrupted sweep resumes where it stopped when "
+    "rerun (--force recomputes everything). Configuration errors name FILE:LINE and the key "
+    "(exit code 2); failed cells give exit code 1. Format: docs/configs.md."
+)
+
+_PLOT_EPILOG = (
+    "Examples:" "\n\n"
+    "accsim plot results/smoke.zarr" "\n\n"
+    "accsim plot results/smoke.zarr --y max_rel_error --out smoke_error.png"
+)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``sweep`` and ``plot`` commands to the accsim app."""
-    app.command("sweep")(sweep)
-    app.command("plot")(plot)
+    app.command("sweep", epilog=_SWEEP_EPILOG)(sweep)
+    app.command("plot", epilog=_PLOT_EPILOG)(plot)

@@ -180,10 +180,20 @@ def verify_command(model_name: str, n: str, kappa: str, samples: int, seed: int,
     return ds, out
 
 
+_EPILOG = (
+    "Examples:" "\n\n"
+    "accsim verify -m fp16-recursive-rne -o v.zarr --n 16,256,4096 --kappa 1,1e6" "\n\n"
+    "accsim verify -m hopper:wgmma.m64n8k32.f32.e4m3.e4m3 -o h.nc --samples 20" "\n\n"
+    "Hardware models round n up to a multiple of the instruction's k. Writes the dataset and "
+    "OUT with suffix .png; an existing dataset at OUT is replaced atomically. Exit code 2 on "
+    "bad input (nothing is written), 0 otherwise (violations are reported in the table)."
+)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``verify`` command to the accsim typer app."""
 
-    @app.command("verify")
+    @app.command("verify", epilog=_EPILOG)
     def verify(
         model: Annotated[str, typer.Option(
             "--model", "-m", help="ARCH:INSTRUCTION or a generic model name.")],
@@ -203,3 +213,6 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None
+        except OSError as exc:  # e.g. the disk filled up while writing
+            typer.echo(f"error: cannot write the results: {exc}", err=True)
+            raise typer.Exit(code=1) from None

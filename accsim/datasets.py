@@ -161,6 +161,12 @@ def check_writable(path: str | os.PathLike) -> Path:
         raise ValueError(f"output directory {str(parent)!r} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"output directory {str(parent)!r} is not writable")
+    try:  # os.access is not enough (root, read-only mounts, /proc): try it
+        probe = tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".probe", dir=parent)
+    except OSError as exc:
+        raise ValueError(f"output directory {str(parent)!r} is not writable "
+                         f"({exc.strerror or exc})") from None
+    os.rmdir(probe)
     if p.exists() and p.is_dir() and _engine_for(p, None) == "netcdf":
         raise ValueError(f"output path {str(p)!r} is a directory")
     return p

@@ -50,8 +50,19 @@ def resolve_model(spec, models: dict | None = None, where: str = "model"):
 
 def select_samples(n_total: int, samples: int | None, seed: int) -> np.ndarray:
     """Indices of the inputs to run: all (``samples`` None or 0), else a deterministic
-    sorted subset of ``samples`` drawn with ``numpy.random.default_rng(seed)``."""
-    if not samples or samples >= n_total:
+    sorted subset of ``samples`` drawn with ``numpy.random.default_rng(seed)``.
+
+    Raises
+    ------
+    ValueError
+        ``samples`` negative or larger than ``n_total`` (the test split).
+    """
+    if samples is not None and (int(samples) != samples or samples < 0):
+        raise ValueError(f"samples must be an integer >= 0, got {samples!r}")
+    if samples is not None and samples > n_total:
+        raise ValueError(f"samples = {samples} exceeds the test split ({n_total} inputs); "
+                         "use samples = 0 for the whole split")
+    if not samples or samples == n_total:
         return np.arange(n_total)
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n_total, size=int(samples), replace=False))
@@ -151,20 +162,24 @@ def prepare(cfg: RunConfig) -> Plan:
     from .formats import format as get_format
 
     r = cfg.run
+
+    def where(key):
+        return cfg.where(key) if hasattr(cfg, "where") else key
     for key in ("input_format", "activation_format"):
         try:
             get_format(getattr(r, key))
         except ValueError as exc:
-            raise ValueError(f"run.{key}: {exc}") from None
+            raise ValueError(f"{where(f'run.{key}')}: {exc}") from None
     try:
         net = load_network(r.network, r.activations)
     except ValueError as exc:
-        raise ValueError(f"run.network: {exc}") from None
+        key = "run.activations" if str(exc).startswith("activations:") else "run.network"
+        raise ValueError(f"{where(key)}: {str(exc).removeprefix('activations: ')}") from None
     built = {}
 
-    def model(name, where):
+    def model(name, loc):
         if name not in built:
-            m = resolve_model(name, cfg.models, where)
+            m = resolve_model(name, cfg.models, where(loc))
             if name in cfg.models:
                 m = dataclasses.replace(m, name=name) if hasattr(m, "name") else m
             built[name] = m
@@ -174,16 +189,16 @@ def prepare(cfg: RunConfig) -> Plan:
         model(name, f"models.{name}")
     strategies = []
     for i, s in enumerate(cfg.strategies):
-        where = f"strategies[{i}]"
+        at = f"strategies[{i}]"
         if s.kind == "uniform":
-            strategies.append(make_strategy("uniform", low=model(s.model, where + ".model"),
+            strategies.append(make_strategy("uniform", low=model(s.model, at + ".model"),
                                             label=s.label))
             continue
         low = high = levels = None
         if s.kind == "adaptive":
-            low, high = model(s.low, where + ".low"), model(s.high, where + ".high")
+            low, high = model(s.low, at + ".low"), model(s.high, at + ".high")
         else:
-            levels = [model(m, f"{where}.levels") for m in s.levels]
+            levels = [model(m, f"{at}.levels[{k}]") for k, m in enumerate(s.levels)]
         for t in s.taus():
             strategies.append(make_strategy(s.kind, low=low, high=high, levels=levels,
                                             tau=t, criterion=s.criterion, guard=s.guard,
@@ -191,9 +206,14 @@ def prepare(cfg: RunConfig) -> Plan:
     labels = [s.label for s in strategies]
     dup = sorted({lab for lab in labels if labels.count(lab) > 1})
     if dup:
-        raise ValueError(f"strategies: duplicate labels {dup}; set 'label' to tell them apart")
-    x, y = load_inputs(r.inputs, net.input_size)
-    idx = select_samples(len(x), r.samples, r.seed)
+        raise ValueError(f"{where('strategies')}: duplicate labels {dup}; set 'label' to "
+                         "tell them apart")
+    try:
+        x, y = load_inputs(r.inputs, net.input_size)
+        idx = select_samples(len(x), r.samples, r.seed)
+    except ValueError as exc:
+        key = "run.samples" if str(exc).startswith("samples") else "run.inputs"
+        raise ValueError(f"{where(key)}: {str(exc).removeprefix('inputs: ')}") from None
     return Plan(net, np.asarray(x[idx]), np.asarray(y[idx]), strategies, batch=r.batch,
                 seed=r.seed, record_samples=r.record_samples, input_format=r.input_format,
                 activation_format=r.activation_format, models=built, config=cfg)

@@ -36,8 +36,10 @@ def plot_accuracy_cost(ds, path: Path) -> Path:
     labels = [str(s) for s in ds["strategy"].values]
     acc = ds["accuracy"].values
     cost = ds["bit_cost"].values
-    for i in np.flatnonzero(kind == "uniform"):
-        ax.scatter(cost[i], acc[i], s=60, marker="s", zorder=3)
+    uni = np.flatnonzero(kind == "uniform")
+    for n, i in enumerate(uni):
+        ax.scatter(cost[i], acc[i], s=60, marker="s", zorder=3, color="0.2",
+                   label="uniform accumulator" if n == 0 else None)
         ax.annotate(labels[i], (cost[i], acc[i]), textcoords="offset points",
                     xytext=(5, -12), fontsize=8)
     fam = {}
@@ -51,10 +53,11 @@ def plot_accuracy_cost(ds, path: Path) -> Path:
         if k == "multilevel":
             name = "multi-level (predicted)"
         name += " + guard" if g else ""
-        ax.plot(cost[idx], acc[idx], marker="o", label=name)
-        for j in idx:
-            ax.annotate(f"{ds['tau'].values[j]:g}", (cost[j], acc[j]),
-                        textcoords="offset points", xytext=(3, 3), fontsize=7)
+        line, = ax.plot(cost[idx], acc[idx], marker="o", label=name)
+        for n, (pos, taus) in enumerate(tau_labels(cost[idx], acc[idx],
+                                                   ds["tau"].values[idx])):
+            ax.annotate(taus, pos, textcoords="offset points", fontsize=7,
+                        color=line.get_color(), xytext=(3, 4 if n % 2 == 0 else -11))
     ax.set_xscale("log")
     ax.set_xlabel("bit cost per image (accumulator significand bits x terms)")
     ax.set_ylabel("test accuracy")
@@ -62,11 +65,25 @@ def plot_accuracy_cost(ds, path: Path) -> Path:
                  f"({ds.attrs.get('n_samples', '')} inputs)")
     ax.grid(True, which="both", alpha=0.3)
     if fam:
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="lower right", title="labels: tau / tol",
+                  title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def tau_labels(cost, acc, taus, rel: float = 0.02) -> list:
+    """Merge the tolerance labels of points that would overlap (same accuracy, costs
+    within ``rel`` relative) into one ``"a, b, c"`` label at their first point; returns
+    ``[((cost, acc), text), ...]`` in order of cost."""
+    out: list = []
+    for c, a, t in zip(cost, acc, taus, strict=True):
+        if out and out[-1][2] == a and abs(c - out[-1][1]) <= rel * max(abs(c), 1e-300):
+            out[-1][3].append(t)
+            continue
+        out.append([(c, a), c, a, [t]])
+    return [(pos, ", ".join(f"{t:g}" for t in sorted(ts))) for pos, _, _, ts in out]
 
 
 def _output_rel_error(ds, i, activations):
@@ -122,7 +139,7 @@ def plot_error_condition(ds, path: Path, activations) -> Path | None:
                 ax.plot(xs, pc * xs, "k--", label=f"probabilistic (lambda=1) {pc:.2e} x")
         flips = int(np.sum(np.isinf(err)))
         if flips:
-            ax.text(0.97, 0.03, f"{flips} components with y = 0 but y_hat != 0 not shown",
+            ax.text(0.97, 0.03, f"{flips} component(s) with y = 0 but y_hat != 0 not shown",
                     transform=ax.transAxes, fontsize=7, ha="right")
         ax.legend(fontsize=7, loc="upper left")
         ax.set_xscale("log")
@@ -133,7 +150,17 @@ def plot_error_condition(ds, path: Path, activations) -> Path | None:
     axes[0][0].set_ylabel("|y_hat - y| / |y| (0 shown at 1e-12)")
     fig.suptitle(f"{ds.attrs.get('network', '')}: per-component error (colour = layer)",
                  fontsize=10)
-    fig.tight_layout()
+    from matplotlib.lines import Line2D
+
+    layers = np.unique(ds["component_layer"].values)
+    cmap = plt.get_cmap("viridis")
+    lo, hi = (layers.min(), layers.max()) if layers.size else (0, 0)
+    handles = [Line2D([], [], ls="", marker="o", ms=5,
+                      color=cmap((k - lo) / (hi - lo) if hi > lo else 0.0),
+                      label=f"layer {int(k)}") for k in layers]
+    fig.legend(handles=handles, loc="lower center", ncol=max(len(handles), 1), fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -17,7 +17,16 @@ from .kernels import fastround
 from .kernels.bits import JIT
 from .kernels.rounding import MODES, SR, round_dd
 
-__all__ = ["round", "MODES", "mode_code", "check_sr_bits"]
+__all__ = ["round", "MODES", "mode_code", "check_sr_bits", "check_seed"]
+
+
+def check_seed(seed) -> int:
+    """The generator key of ``seed``: an integer (numpy integers too; negative values
+    wrap modulo 2^64). ``ValueError`` for anything else (a float such as 1.5 would
+    otherwise be truncated silently to another stream)."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise ValueError(f"seed must be an integer, got {seed!r} ({type(seed).__name__})")
+    return int(seed) & 0xFFFFFFFFFFFFFFFF
 
 
 def mode_code(mode: str) -> int:
@@ -85,8 +94,9 @@ def round(  # noqa: A001 - public API name mirrors the issue
 
     Parameters
     ----------
-    x : float or array_like of float64/float32
-        Values to round. Integer, complex or object inputs raise ``ValueError``.
+    x : float or array_like of float64/float32/float16 or an ml_dtypes float type
+        Values to round (taken exactly). Integer, bool, complex or object inputs raise
+        ``ValueError``.
     fmt : str or FloatFormat
         Target format (a preset name, alias, or a :class:`~accsim.FloatFormat`).
     mode : {"rne", "rna", "rz", "ru", "rd", "ro", "sr"}
@@ -96,7 +106,8 @@ def round(  # noqa: A001 - public API name mirrors the issue
         of an ulp is truncated to ``r`` bits and compared with an ``r``-bit uniform
         integer. ``None`` means exact probabilities.
     seed : int
-        Key of the counter-based generator (element ``i`` uses counter ``i``).
+        Key of the counter-based generator (element ``i`` uses counter ``i``);
+        non-integers raise ``ValueError``.
 
     Returns
     -------
@@ -108,15 +119,18 @@ def round(  # noqa: A001 - public API name mirrors the issue
     m = mode_code(mode)
     r = check_sr_bits(mode, sr_bits)
     scalar = np.ndim(x) == 0 and not isinstance(x, np.ndarray)
+    seed = check_seed(seed)
     a = np.asarray(x)
-    if a.dtype.kind != "f" or a.dtype.itemsize > 8:
+    from .accumulators.base import as_float64
+
+    try:
+        a64 = as_float64(a).reshape(-1)
+    except ValueError:
         raise ValueError(
-            f"round expects float64 or float32 values, got dtype {a.dtype}; "
-            "convert explicitly (e.g. np.asarray(x, dtype=np.float64))"
-        )
-    a64 = np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
+            f"round expects float64 or float32 values (or float16, ml_dtypes floats), got "
+            f"dtype {a.dtype}; convert explicitly (e.g. np.asarray(x, dtype=np.float64))"
+        ) from None
     out = np.empty_like(a64)
-    seed = int(seed) & 0xFFFFFFFFFFFFFFFF
     _round_flat(a64, out, fmt, m, r, seed)
     out = out.reshape(a.shape)
     if scalar:

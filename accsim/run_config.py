@@ -29,7 +29,8 @@ Example (``configs/paper_mlp.toml``)::
     tau = [0.1, 1.0]              # one strategy per value
 
 Unknown keys, bad values, unknown networks, models or activations raise ``ValueError``
-naming the location (``strategies[1].tau``) before any work starts.
+naming the file, line and key (``c.toml:27: strategies[1].tau: ...``) before any work
+starts.
 """
 
 from __future__ import annotations
@@ -39,7 +40,14 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 __all__ = ["RunConfig", "RunSection", "StrategySpec", "load_config", "parse_config",
            "format_tau"]
@@ -122,11 +130,34 @@ class RunConfig(_Strict):
     run: RunSection
     models: dict[str, dict] = Field(default_factory=dict)
     strategies: list[StrategySpec] = Field(min_length=1)
+    _source: str = PrivateAttr("<config>")
+    _lines: dict = PrivateAttr(default_factory=dict)
+
+    def where(self, key: str) -> str:
+        """``"FILE:LINE: key"`` for a key path such as ``"strategies[2].model"`` (the line
+        of the longest prefix of the key found in the file; no line for dict input)."""
+        path = _parse_key(key)
+        line = None
+        for k in range(len(path), 0, -1):
+            if path[:k] in self._lines:
+                line = self._lines[path[:k]]
+                break
+        return f"{self._source}{'' if line is None else f':{line}'}: {key}"
 
 
 def format_tau(t: float) -> str:
     """Label form of a tolerance (``1e-02``-free: ``0.01``, ``0.3``, ``inf``)."""
     return "inf" if math.isinf(t) else f"{t:g}"
+
+
+def _parse_key(key: str) -> tuple:
+    """``"strategies[2].model"`` -> ``("strategies", 2, "model")``."""
+    import re
+
+    out: list = []
+    for name, idx in re.findall(r"([^.\[\]]+)|\[(\d+)\]", key):
+        out.append(int(idx) if idx else name)
+    return tuple(out)
 
 
 def _loc(loc) -> str:
@@ -139,25 +170,47 @@ def _loc(loc) -> str:
     return out
 
 
-def parse_config(data: dict, source: str = "<config>") -> RunConfig:
-    """Validate a parsed TOML document.
+def parse_config(data: dict, source: str = "<config>", text: str | None = None) -> RunConfig:
+    """Validate a parsed TOML document (``text``: the file's text, for line numbers).
 
     Raises
     ------
     ValueError
-        ``"<source>: <location>: <problem>"`` for the first problems found.
+        ``"<source>:<line>: <location>: <problem>"`` for the problems found.
     """
+    lines = {}
+    if text is not None:
+        from .batch.config import key_lines
+
+        lines = key_lines(text)
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as exc:
-        msgs = [f"{_loc(e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
-        raise ValueError(f"{source}: invalid configuration:\n  " + "\n  ".join(msgs)) from None
+        probe = RunConfig.model_construct()
+        probe._source, probe._lines = source, lines
+        msgs = []
+        for e in exc.errors(include_url=False):
+            key = _loc(tuple(p for p in e["loc"] if p not in _UNION_TAGS)) or "(top level)"
+            msg = e["msg"].removeprefix("Value error, ")
+            if e["type"] == "extra_forbidden":
+                msg = "unknown key (not allowed here)"
+            elif e["type"] == "missing":
+                msg = "required key is missing"
+            msgs.append(f"{probe.where(key)}: {msg}")
+        msgs = list(dict.fromkeys(msgs))
+        head = "invalid configuration:\n  " if len(msgs) > 1 else ""
+        raise ValueError(head + "\n  ".join(msgs)) from None
+    cfg._source, cfg._lines = source, lines
     for i, s in enumerate(cfg.strategies):
         try:
             s.check()
         except ValueError as exc:
-            raise ValueError(f"{source}: strategies[{i}]: {exc}") from None
+            raise ValueError(f"{cfg.where(f'strategies[{i}]')}: {exc}") from None
     return cfg
+
+
+# pydantic's union branch tags in error locations (not keys of the file)
+_UNION_TAGS = ("float", "int", "str", "bool", "list[float]", "list[str]", "dict[str,any]")
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -166,7 +219,14 @@ def load_config(path: str | Path) -> RunConfig:
     if not path.is_file():
         raise ValueError(f"configuration file {str(path)!r} does not exist")
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_text()
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(data, str(path))
+        import re
+
+        m = re.search(r"line (\d+)", str(exc))
+        raise ValueError(f"{path}{':' + m.group(1) if m else ''}: not valid TOML: {exc}") \
+            from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the configuration: {exc}") from None
+    return parse_config(data, str(path), text)

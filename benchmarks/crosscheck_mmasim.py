@@ -6,7 +6,10 @@ real GPUs. This script runs every instruction MMA-Sim supports (wgmma / tcgen05 
 variants: a few per type, their arithmetic does not depend on N) on random inputs
 (Gaussian values with cancellation, random bit patterns over the whole format including
 subnormals, tiny values and zeros probing e_zero, and inputs with inf/NaN), chaining
-instructions along K, and compares the output bits. It also times both simulators.
+instructions along K, and compares the output bits. Block-scaled (MX) instructions also
+get random block scales (near 1, spread over the whole ue8m0 range, the extremes 2^-127
+and 2^127 that underflow / overflow, zeros and NaNs for ue4m3, NaN codes), see
+:func:`check_mx_model`. It also times both simulators.
 
 Run (MMA-Sim lives in its own venv)::
 
@@ -178,12 +181,16 @@ def _from_torch(T):
 def mmasim_op(model):
     """The MMA-Sim operation for a registered model, or None."""
     from mmasim.amd import MFMA
-    from mmasim.nv_ptx import MMA, WGMMA, TCGen05MMA
+    from mmasim.nv_ptx import MMA, WGMMA, MMABlockScale, TCGen05MMA, TCGen05MMABlockScale
 
     ins = model.instruction
     if model.arch in AMD_ARCH:
         return MFMA(AMD_ARCH[model.arch], ins.removeprefix("mfma."))
     arch = NV_ARCH[model.arch]
+    if getattr(model, "s_type", None):
+        if ins.startswith("tcgen05.mma."):
+            return TCGen05MMABlockScale(arch, ins.removeprefix("tcgen05.mma."))
+        return MMABlockScale(arch, ins.removeprefix("mma."))
     if ins.startswith("wgmma."):
         return WGMMA(arch, ins.removeprefix("wgmma."))
     if ins.startswith("tcgen05.mma."):
@@ -286,9 +293,115 @@ def check_probes(model, op, rng):
     return D.size, int(bad.sum()), ex
 
 
+# ---------------------------------------------------------------------- MX instructions
+SCALE_MODES = ("near1", "wide", "extreme", "nan", "near1", "wide")
+
+
+def _scales(rng, s_type, shape, mode):
+    """Random block scales of type s_type ("ue8m0" / "ue4m3") as ml_dtypes arrays.
+
+    near1: 2^-6 .. 2^6; wide: the whole finite range; extreme: the end points (2^-127,
+    2^127 for ue8m0: products underflow below e_zero / sums overflow to inf) mixed with
+    1; nan: a few NaN codes (0xFF; 0x7F / 0xFF for ue4m3) and, for ue4m3, zeros and
+    negative codes (sign ignored)."""
+    if s_type == "ue8m0":
+        if mode == "near1":
+            codes = rng.integers(121, 134, shape)
+        elif mode == "wide":
+            codes = rng.integers(0, 255, shape)
+        elif mode == "extreme":
+            codes = rng.choice([0, 1, 2, 127, 252, 253, 254], shape)
+        else:
+            codes = rng.integers(115, 140, shape)
+            codes[rng.random(shape) < 0.1] = 0xFF
+        return codes.astype(np.uint8).view(DTYPES["ue8m0"][0])
+    # ue4m3 held as float8_e4m3fn codes (0x00..0x7E finite, 0x7F NaN)
+    if mode == "near1":
+        codes = rng.integers(0x30, 0x48, shape)
+    elif mode == "wide":
+        codes = rng.integers(0, 0x7F, shape)
+    elif mode == "extreme":
+        codes = rng.choice([0x00, 0x01, 0x07, 0x08, 0x38, 0x7D, 0x7E], shape)
+    else:
+        codes = rng.integers(0x28, 0x50, shape)
+        r = rng.random(shape)
+        codes[r < 0.08] = 0x7F
+        codes[(r >= 0.08) & (r < 0.16)] = 0
+        codes |= np.where(rng.random(shape) < 0.3, 0x80, 0)
+    return codes.astype(np.uint8).view(DTYPES["ue4m3"][0])
+
+
+def _mx_operand_to_torch(X, t, kind):
+    """MMA-Sim operand: kind::mxf4* take any float tensor holding fp4 values (it unpacks
+    only uint8); mxf8f6f4 takes fp6/fp4 one per uint8 like kind::f8f6f4."""
+    if kind.startswith("kind::mxf4"):
+        return torch.from_numpy(np.asarray(X, np.float64).astype(np.float16))
+    return _to_torch(X, t)
+
+
+def _scale_to_torch(S, s_type):
+    u = torch.from_numpy(np.ascontiguousarray(S).view(np.uint8).copy())
+    return u.view(torch.float8_e8m0fnu if s_type == "ue8m0" else torch.float8_e4m3fn)
+
+
+def check_mx_model(name, *, M=16, N=8, ninst=3, reps=6, seed=0):
+    """Compare one block-scaled (MX) model with MMA-Sim (one instruction at a time,
+    chained through C); returns (cases, mismatches, example)."""
+    model = hwmodels.get(name)
+    op = mmasim_op(model)
+    rng = np.random.default_rng([seed, abs(hash(name)) % 2**31])
+    k, bs = model.k, model.block
+    kind = next(q for q in model.instruction.split(".") if q.startswith("kind::"))
+    acc = model.accumulator
+    ctx = dict(e_zero=acc.e_zero, F=acc.F)
+    modes = ("gauss", "spread", "pow2", "ezero", "bits", "tiny", "special")
+    cases = mism = 0
+    example = None
+    for rep in range(reps):
+        mode = modes[rep % len(modes)]
+        smode = SCALE_MODES[rep % len(SCALE_MODES)]
+        K = k * ninst
+        A = _codes(rng, model.a_type, (M, K), mode, ctx)
+        B = _codes(rng, model.b_type, (K, N), mode, ctx)
+        C = np.asarray(_c_values(rng, "f32", (M, N), "special" if rep == 3 else mode, ctx),
+                       np.float32)
+        if smode == "extreme":
+            C[rng.random((M, N)) < 0.3] = np.float32(3e38)
+        if rep % 3 == 2:
+            A[:, :bs] = 0  # a zero block
+        SA = _scales(rng, model.s_type, (M, K // bs), smode)
+        SB = _scales(rng, model.s_type, (K // bs, N), smode)
+        D = model.matmul(A, B, C, scale_a=SA, scale_b=SB)
+        tc = torch.from_numpy(C.copy())
+        nb = k // bs
+        for s in range(ninst):
+            ta = _mx_operand_to_torch(A[:, s * k:(s + 1) * k], model.a_type, kind)
+            tb = _mx_operand_to_torch(B[s * k:(s + 1) * k], model.b_type, kind)
+            tsa = _scale_to_torch(SA[:, s * nb:(s + 1) * nb], model.s_type)
+            tsb = _scale_to_torch(SB[s * nb:(s + 1) * nb], model.s_type)
+            tc = op(ta, tb, tc, tsa, tsb)
+        R = _from_torch(tc)
+        bad = _bits(D) != R
+        cases += D.size
+        nbad = int(bad.sum())
+        mism += nbad
+        if nbad and example is None:
+            i, j = (int(x) for x in np.argwhere(bad)[0])
+            example = dict(mode=f"{mode}/{smode}", i=i, j=j, ours=hex(int(_bits(D)[i, j])),
+                           mmasim=hex(int(R[i, j])),
+                           a=[float(x) for x in A[i].astype(np.float64)],
+                           b=[float(x) for x in B[:, j].astype(np.float64)],
+                           sa=[float(x) for x in SA[i].astype(np.float64)],
+                           sb=[float(x) for x in SB[:, j].astype(np.float64)],
+                           c=float(C[i, j]))
+    return cases, mism, example
+
+
 def check_model(name, *, M=16, N=8, ninst=3, reps=4, seed=0):
     """Compare one model with MMA-Sim; returns (cases, mismatches, example)."""
     model = hwmodels.get(name)
+    if getattr(model, "s_type", None):
+        return check_mx_model(name, M=M, N=N, ninst=ninst, reps=max(reps, 6), seed=seed)
     op = mmasim_op(model)
     rng = np.random.default_rng([seed, abs(hash(name)) % 2**31])
     k = model.k
@@ -415,5 +528,5 @@ def _version():
 if __name__ == "__main__":
     sys.exit(main())
 
-__all__ = ["check_model", "mmasim_op", "selected_names", "timing"]
+__all__ = ["check_model", "check_mx_model", "mmasim_op", "selected_names", "timing"]
 _ = (amd, nvidia)

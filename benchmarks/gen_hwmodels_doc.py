@@ -73,7 +73,20 @@ negative sum underflows (as [MS]).
   not model it and hardware.md gives F=13 only for wgmma on Hopper.
 - wgmma: every N = 8..256 (step 8) is registered; tcgen05: M in {64, 128},
   N in {8, 16, 32, 64, 128, 256} (the arithmetic does not depend on M or N).
-- MX block-scaled (`kind::mxf8f6f4`, `mxf4`) instructions are not implemented yet.
+- MX block-scaled instructions (RTX Blackwell `mma ... kind::mxf8f6f4 / mxf4 /
+  mxf4nvf4 .block_scale`, Blackwell `tcgen05.mma` likewise; names are MMA-Sim's
+  qualifier strings, e.g.
+  `rtx-blackwell:mma.m16n8k32.kind::mxf8f6f4.block32.f32.e4m3.e4m3.f32.ue8m0`):
+  `matmul(A, B, C, scale_a=, scale_b=)` with `ml_dtypes.float8_e8m0fnu` scales (ue4m3:
+  `float8_e4m3fn`, sign bit ignored) of shapes (M, K/B) and (K/B, N), B = 32 (16 for
+  `block16`). k=32: both scales multiplied into every product (exponents added), F=25,
+  L=32, RZ-FP32, e_zero=-133 [HW, MS]. k=64 (fp4): groups of G=16 products summed
+  exactly [HW]; as [MS] (`gst_fdpa`) each group sum is one term whose exponent is the
+  two scale exponents alone (its own size does not enter the alignment), e_zero=-139
+  (hardware.md gives none; not observable through an fp32 result), F=35, L=64. A NaN
+  scale gives NaN; a zero ue4m3 scale a zero term (e_zero); RZ overflow (e.g. scales
+  2^127 * 2^127) gives inf as [MS]. The mxf4nvf4 ue4m3 variant is as [MS] (hardware.md
+  does not describe it).
 """
 
 
@@ -143,6 +156,10 @@ def hw_rows():
                 rho += f", F2={acc.F2}" + (", even/odd groups" if acc.odd_even else "")
             if acc.tf32_truncate:
                 rho += ", inputs RZ to tf32"
+            if getattr(acc, "group", 1) > 1:
+                rho += f", groups of G={acc.group}"
+            if getattr(acc, "block", 0):
+                rho += f", {m.s_type} scale per {acc.block}"
         elif fam == "exact-step":
             L, F, ez, rho = acc.L, "exact", "-", "RNE-FP32"
         elif fam == "ftz-pairwise":
@@ -211,7 +228,10 @@ def main():
                 "al. style). Every registered NVIDIA/AMD name has a MMA-Sim counterpart; "
                 "wgmma/tcgen05 N variants are sampled (two per type). NaN payloads are "
                 "compared bitwise where the hardware canonicalises (NVIDIA, CDNA3), by "
-                "NaN-ness elsewhere.", ""]
+                "NaN-ness elsewhere. Block-scaled (MX) instructions also get random "
+                "ue8m0 / ue4m3 block scales: near 1, over the whole range, the extremes "
+                "2^-127 and 2^127 (underflow below e_zero, overflow to inf), NaN codes, "
+                "zero and sign-bit-set ue4m3 codes, and zero blocks.", ""]
         for r in bad:
             out.append(f"- {r['name']}: {r['mismatches']}/{r['cases']}: {r['example']}")
         if j.get("timings"):

@@ -23,6 +23,8 @@ ARCHS = ("volta", "turing", "ampere", "ada", "hopper", "blackwell", "rtx-blackwe
 BUILTIN_MODULES = ("hwmodels.generic", "hwmodels.nvidia", "hwmodels.amd")
 ENTRY_POINT_GROUP = "accsim.hwmodels"
 
+_MAX_LISTED = 40  # longer lists of instructions: close matches only
+
 _REGISTRY: dict[str, Callable] = {}
 _CACHE: dict[str, object] = {}
 _loaded = False
@@ -86,6 +88,10 @@ def get(arch: str, instruction: str | None = None):
         instructions of that architecture).
     """
     _load()
+    if not isinstance(arch, str) or not (instruction is None or isinstance(instruction, str)):
+        raise ValueError(f"model names are strings (\"ARCH:INSTRUCTION\" or a generic "
+                         f"name), got {arch!r}" + (f", {instruction!r}" if instruction
+                                                   is not None else ""))
     if instruction is None:
         name = arch
         if ":" in name:
@@ -106,8 +112,19 @@ def get(arch: str, instruction: str | None = None):
     if arch not in known_archs:
         raise ValueError(f"unknown architecture {arch!r}; valid: {', '.join(known_archs)}")
     valid = [n.split(":", 1)[1] for n in available(arch)]
+    if len(valid) <= _MAX_LISTED:
+        raise ValueError(
+            f"unknown instruction {instruction!r} for {arch}; valid: {', '.join(valid)}"
+        )
+    import difflib
+
+    close = difflib.get_close_matches(instruction, valid, n=5, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    kinds = sorted({v.split(".", 1)[0] for v in valid})
     raise ValueError(
-        f"unknown instruction {instruction!r} for {arch}; valid: {', '.join(valid)}"
+        f"unknown instruction {instruction!r} for {arch}; {hint}{arch} has {len(valid)} "
+        f"instructions ({', '.join(k + '.*' for k in kinds)}), e.g. {', '.join(valid[:3])}; "
+        f"list them with hwmodels.available({arch!r})"
     )
 
 

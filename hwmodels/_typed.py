@@ -32,6 +32,10 @@ DTYPES = {
     "e2m1": (np.dtype(ml_dtypes.float4_e2m1fn), "float4_e2m1fn"),
     "fp8": (np.dtype(ml_dtypes.float8_e4m3fnuz), "float8_e4m3fnuz"),
     "bf8": (np.dtype(ml_dtypes.float8_e5m2fnuz), "float8_e5m2fnuz"),
+    # block-scale types of the MX instructions (OCP MX v1.0 E8M0; NVFP4's unsigned
+    # E4M3, held as float8_e4m3fn with the sign bit ignored)
+    "ue8m0": (np.dtype(ml_dtypes.float8_e8m0fnu), "float8_e8m0fnu"),
+    "ue4m3": (np.dtype(ml_dtypes.float8_e4m3fn), "float8_e4m3fn"),
 }
 
 _CANON_NAN = {np.dtype(np.float32): (np.uint32, 0x7FFFFFFF),
@@ -58,11 +62,17 @@ class HardwareModel:
         NaN results are stored as the canonical NaN (sign clear, exponent and fraction
         all ones: 0x7FFFFFFF / 0x7FFF), as NVIDIA tensor cores and AMD CDNA3 do
         (hardware.md step 5; MMA-Sim).
+    s_type : str or None
+        Block-scaled (MX) instructions: the scale type ("ue8m0" or "ue4m3"); None for
+        the others.
+    block : int
+        MX instructions: K elements per scale (32, or 16 for ``mxf4nvf4.block16``).
     """
 
     def __init__(self, accumulator: Accumulator, *, arch: str, instruction: str, m: int,
                  n: int, k: int, a_type: str, b_type: str, c_type: str, d_type: str,
-                 source: str, canonical_nan: bool = True, notes: str = "") -> None:
+                 source: str, canonical_nan: bool = True, notes: str = "",
+                 s_type: str | None = None, block: int = 0) -> None:
         self.accumulator = accumulator
         self.arch = arch
         self.instruction = instruction
@@ -76,6 +86,9 @@ class HardwareModel:
         self.source = source
         self.canonical_nan = canonical_nan
         self.notes = notes
+        self.s_type = s_type
+        self.block = int(block)
+        self.s_dtype = DTYPES[s_type][0] if s_type else None
         self.__doc__ = (f"{self.name}: {type(accumulator).__name__} "
                         f"({accumulator.family}); source: {source}")
 
@@ -90,17 +103,28 @@ class HardwareModel:
             raise ValueError(f"{self.name}: operand {name} must be 2-D, got shape {X.shape}")
         return X
 
-    def matmul(self, A, B, C=None, *, seed: int = 0) -> np.ndarray:
+    def matmul(self, A, B, C=None, *, seed: int = 0, scale_a=None,
+               scale_b=None) -> np.ndarray:
         """``D = A @ B + C`` as the hardware computes it (a chain of instructions along K).
 
         ``seed`` is accepted for interface uniformity with the other accumulator models
         and ignored: matrix instructions round deterministically.
 
+        Block-scaled (MX) instructions (``s_type`` set) take the block scales
+        ``scale_a`` of shape (M, K // block) (one per row of A and block of K) and
+        ``scale_b`` of shape (K // block, N) (one per column of B and block of K), as
+        arrays of dtype ``ml_dtypes.float8_e8m0fnu`` (``ue8m0``: 2^-127 .. 2^127, code
+        0xFF is NaN) or ``ml_dtypes.float8_e4m3fn`` (``ue4m3``: the sign bit is ignored,
+        as the hardware's unsigned type has none). ``D = sum_k scale_a[i, k // block]
+        A[i, k] B[k, j] scale_b[k // block, j] + C`` with the hardware's step. ``None``
+        means all scales 1. A NaN scale gives NaN outputs.
+
         Raises
         ------
         ValueError
             Wrong dtype (names the operand and the expected dtype), shapes that do not
-            match, or K not a multiple of the instruction's k.
+            match, K not a multiple of the instruction's k, or scales given to a non-MX
+            instruction / scales of the wrong dtype or shape.
         """
         A = self._check(A, "A", self.a_dtype, "input")
         B = self._check(B, "B", self.b_dtype, "input")
@@ -120,10 +144,32 @@ class HardwareModel:
                 raise ValueError(f"{self.name}: C has shape {C.shape}, expected {(M, N)}")
             C64 = from_ml_dtypes(C)
         # typed operands hold values of their formats by construction: skip the check
-        D64 = self.accumulator._matmul(np.ascontiguousarray(from_ml_dtypes(A)),
-                                       np.ascontiguousarray(from_ml_dtypes(B)),
-                                       np.ascontiguousarray(C64), 0)
+        A64 = np.ascontiguousarray(from_ml_dtypes(A))
+        B64 = np.ascontiguousarray(from_ml_dtypes(B))
+        C64 = np.ascontiguousarray(C64)
+        if self.s_type is None:
+            if scale_a is not None or scale_b is not None:
+                raise ValueError(f"{self.name}: not a block-scaled instruction; scale_a / "
+                                 "scale_b are only accepted by the MX (block_scale) models")
+            D64 = self.accumulator._matmul(A64, B64, C64, 0)
+        else:
+            nb = K // self.block
+            SA = self._scales(scale_a, "scale_a", (M, nb))
+            SB = self._scales(scale_b, "scale_b", (nb, N))
+            D64 = self.accumulator._matmul(A64, B64, C64, 0, SA, SB)
         return self._to_output(D64)
+
+    def _scales(self, S, name, shape):
+        if S is None:
+            return np.ones(shape)
+        S = np.asarray(S)
+        if S.dtype != self.s_dtype:
+            raise ValueError(f"{self.name}: {name} has dtype {S.dtype}, expected "
+                             f"{self.s_dtype} (scale type {self.s_type!r})")
+        if S.shape != shape:
+            raise ValueError(f"{self.name}: {name} has shape {S.shape}, expected {shape} "
+                             f"(one scale per {self.block} elements of K)")
+        return np.ascontiguousarray(np.abs(from_ml_dtypes(S)))
 
     def _to_output(self, D64: np.ndarray) -> np.ndarray:
         dt = self.d_dtype
@@ -191,6 +237,8 @@ class HardwareModel:
         d.update(name=self.name, arch=self.arch, instruction=self.instruction, m=self.m,
                  n=self.n, k=self.k, a_type=self.a_type, b_type=self.b_type,
                  c_type=self.c_type, d_type=self.d_type, source=self.source)
+        if self.s_type:
+            d.update(s_type=self.s_type, scale_block=self.block)
         return d
 
     def __repr__(self) -> str:

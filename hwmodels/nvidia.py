@@ -15,6 +15,24 @@ Names: ``ARCH:mma.<shape>.<d>.<a>.<b>.<c>`` (e.g. ``ampere:mma.m16n8k16.f32.f16.
 ``blackwell:tcgen05.mma.m<M>n<N>k<k>.kind::<kind>.<d>.<a>.<b>`` (M in 64, 128;
 N in 8, 16, 32, 64, 128, 256),
 ``rtx-blackwell:mma.m16n8k32.kind::f8f6f4.<d>.<a>.<b>.<c>``.
+
+Block-scaled (OCP MX) instructions, named with MMA-Sim's qualifier strings (PTX
+``mma.sync.aligned.<shape>.row.col.kind::<kind>.block_scale.scale_vec::<n>X...``; the
+``block<B>`` qualifier gives the K elements per scale, ``<s>`` the scale type):
+``rtx-blackwell:mma.m16n8k32.kind::mxf8f6f4.block32.f32.<a>.<b>.f32.ue8m0`` (a, b in
+e4m3 e5m2 e3m2 e2m3 e2m1),
+``rtx-blackwell:mma.m16n8k64.kind::mxf4.block32.f32.e2m1.e2m1.f32.ue8m0``,
+``rtx-blackwell:mma.m16n8k64.kind::mxf4nvf4.block{32,16}.f32.e2m1.e2m1.f32.ue8m0`` and
+``...block16...ue4m3``; Blackwell datacenter
+``blackwell:tcgen05.mma.m128n<N>k32.kind::mxf8f6f4.block32.f32.<a>.<b>.ue8m0`` and the
+k64 ``mxf4`` / ``mxf4nvf4`` kinds likewise (N in 8, 16, 32, 64, 128, 256). Their
+``matmul`` takes ``scale_a`` (M, K/B) and ``scale_b`` (K/B, N) (see
+:meth:`hwmodels._typed.HardwareModel.matmul`). Arithmetic (hardware.md "Block-scaled MX
+formats"; MMA-Sim ``MMA_ST_FDPA`` / ``MMA_GST_FDPA``): k=32: the fused step with both
+scales multiplied into every product, F=25, L=32, RZ-FP32, e_zero=-133; k=64 (fp4):
+groups of G=16 products summed exactly, each group one term with the scale exponent as
+its exponent, F=35, L=64, RZ-FP32, e_zero=-139 (hardware.md gives no e_zero for k=64:
+MMA-Sim's value).
 """
 
 from __future__ import annotations
@@ -59,6 +77,23 @@ _SM90 = ["m16n8k16.f64.f64.f64.f64", "m16n8k8.f64.f64.f64.f64", "m16n8k4.f64.f64
 _SM120 = [f"m16n8k32.kind::f8f6f4.{d}.{a}.{b}.{d}" for d in ("f32", "f16")
           for a in F8F6F4 for b in F8F6F4]
 
+# block-scaled (MX) instructions, MMA-Sim nv_ptx/isa_mma.py / isa_tcgen05mma.py
+_SM120_MX = ([f"m16n8k32.kind::mxf8f6f4.block32.f32.{a}.{b}.f32.ue8m0" for a in F8F6F4
+              for b in F8F6F4]
+             + ["m16n8k64.kind::mxf4.block32.f32.e2m1.e2m1.f32.ue8m0",
+                "m16n8k64.kind::mxf4nvf4.block32.f32.e2m1.e2m1.f32.ue8m0",
+                "m16n8k64.kind::mxf4nvf4.block16.f32.e2m1.e2m1.f32.ue8m0",
+                "m16n8k64.kind::mxf4nvf4.block16.f32.e2m1.e2m1.f32.ue4m3"])
+TCGEN05_MX_N = (8, 16, 32, 64, 128, 256)
+TCGEN05_MX_TYPES = ([f"k32.kind::mxf8f6f4.block32.f32.{a}.{b}.ue8m0" for a in F8F6F4
+                     for b in F8F6F4]
+                    + ["k64.kind::mxf4.block32.f32.e2m1.e2m1.ue8m0",
+                       "k64.kind::mxf4nvf4.block32.f32.e2m1.e2m1.ue8m0",
+                       "k64.kind::mxf4nvf4.block16.f32.e2m1.e2m1.ue8m0",
+                       "k64.kind::mxf4nvf4.block16.f32.e2m1.e2m1.ue4m3"])
+# (F, L, e_zero, G) of the block-scaled steps by instruction k (MMA-Sim nv_ptx/sim.py)
+MX_PARAMS = {32: (25, 32, -133, 1), 64: (35, 64, -139, 16)}
+
 MMA_LISTS = {
     "volta": _SM70,
     "turing": _SM75 + _SM70,
@@ -66,7 +101,7 @@ MMA_LISTS = {
     "ada": _SM89 + _SM80 + _SM75,
     "hopper": _SM90 + _SM80 + _SM75,
     "blackwell": _SM80 + _SM75,
-    "rtx-blackwell": _SM120 + _SM89 + _SM80 + _SM75,
+    "rtx-blackwell": _SM120 + _SM120_MX + _SM89 + _SM80 + _SM75,
 }
 WGMMA_N = tuple(range(8, 257, 8))
 WGMMA_TYPES = (["k8.f32.tf32.tf32", "k16.f32.f16.f16", "k16.f16.f16.f16",
@@ -114,6 +149,8 @@ def make(arch: str, family: str, instruction: str) -> HardwareModel:
     """Build the model of one instruction (``instruction`` without the family prefix)."""
     q = instruction.split(".")
     kind = None
+    if len(q) > 2 and q[2].startswith("block"):
+        return make_mx(arch, family, instruction)
     if family == "wgmma":
         shape, d_type, a_type, b_type = q
         c_type = d_type
@@ -148,6 +185,32 @@ def make(arch: str, family: str, instruction: str) -> HardwareModel:
                          canonical_nan=True)
 
 
+def make_mx(arch: str, family: str, instruction: str) -> HardwareModel:
+    """Build a block-scaled (MX) instruction model (hardware.md "Block-scaled MX
+    formats"; MMA-Sim ``MMABlockScale`` / ``TCGen05MMABlockScale``)."""
+    q = instruction.split(".")
+    if family == "tcgen05":
+        shape, kind, blk, d_type, a_type, b_type, s_type = q
+        c_type = d_type
+    else:
+        shape, kind, blk, d_type, a_type, b_type, c_type, s_type = q
+    prefix = {"mma": "mma.", "tcgen05": "tcgen05.mma."}[family]
+    name = prefix + instruction
+    m, n, k = _mnk(shape)
+    block = int(blk.removeprefix("block"))
+    F, L, e_zero, G = MX_PARAMS[k]
+    fmt = {t: get_format(DTYPES[t][1]) for t in {a_type, b_type, c_type, s_type}}
+    src = (SOURCE + "; OCP Microscaling Formats (MX) v1.0 (2023); PTX ISA "
+           "mma.block_scale / tcgen05.mma.block_scale")
+    acc = FusedDot(name=f"{arch}:{name}", a_format=fmt[a_type], b_format=fmt[b_type],
+                   c_format=fmt[c_type], L=L, F=F, trunc="rz", e_zero=e_zero,
+                   out_rounding="rz-fp32", group=G, block=block,
+                   scale_format=fmt[s_type], source=src)
+    return HardwareModel(acc, arch=arch, instruction=name, m=m, n=n, k=k, a_type=a_type,
+                         b_type=b_type, c_type=c_type, d_type=d_type, source=src,
+                         canonical_nan=True, s_type=s_type, block=block)
+
+
 def instructions() -> list[tuple[str, str, str]]:
     """Every (arch, family, instruction-without-prefix) registered here."""
     out = []
@@ -156,6 +219,8 @@ def instructions() -> list[tuple[str, str, str]]:
     out += [("hopper", "wgmma", f"m64n{n}{t}") for t in WGMMA_TYPES for n in WGMMA_N]
     out += [("blackwell", "tcgen05", f"m{m}n{n}{t}") for t in TCGEN05_TYPES
             for m, n in TCGEN05_MN]
+    out += [("blackwell", "tcgen05", f"m128n{n}{t}") for t in TCGEN05_MX_TYPES
+            for n in TCGEN05_MX_N]
     return out
 
 
@@ -168,4 +233,4 @@ def _register_all() -> None:
 
 _register_all()
 
-__all__ = ["ARCH_PARAMS", "instructions", "make", "step_params"]
+__all__ = ["ARCH_PARAMS", "MX_PARAMS", "instructions", "make", "make_mx", "step_params"]

@@ -772,7 +772,7 @@ def _trunc_int(x, how):
 
 def ref_fused_step(a_vals, a_fmt, b_vals, b_fmt, c, c_fmt, F, e_zero, out_fmt=None,
                    out_rounding="rz-fp32", trunc="rz", input_rounding="auto", scale_a=1.0,
-                   scale_b=1.0):
+                   scale_b=1.0, group=1, scale_fmt=None, rz_overflow="max"):
     """One NVIDIA fused truncated dot-product-add step (hardware.md "The fused, truncated
     dot-product-add (NVIDIA tensor cores)", steps 1-5).
 
@@ -792,7 +792,19 @@ def ref_fused_step(a_vals, a_fmt, b_vals, b_fmt, c, c_fmt, F, e_zero, out_fmt=No
        rounding: RZ gives the largest finite value, RNE gives inf (ref_round).
     Block-scaled MX: "the two block scales multiplied into every product": scale_a and
     scale_b (positive powers of two, e.g. e8m0 values) add their exponents to every
-    product's exponent; a NaN scale gives NaN.
+    product's exponent; a NaN scale gives NaN.  They may be one value for the step or a
+    sequence with one value per product.  With ``scale_fmt`` (e.g. e4m3 for NVFP4's
+    ue4m3 scales) a scale is decoded like an input, s 2^e with e clamped at the format's
+    emin: the product's significand is multiplied by both scale significands and its
+    exponent gets both e; a zero scale makes the term zero (exponent e_zero).
+    Grouped (``group`` = G > 1, mxf4 k=64: "first sums groups of G=16 products
+    exactly, then runs the step"): as MMA-Sim ``gst_fdpa``, the exact group sum P
+    (times both scale significands) is one term whose exponent is the sum of the two
+    scale exponents alone (the magnitude of P does not enter the alignment); it gets
+    e_zero only when all G products are zero (a sum that cancels keeps the scale
+    exponent) or a scale is zero.  Scales must be equal within a group.
+    ``rz_overflow``: "max" (ref_round: RZ overflow gives the largest finite value) or
+    "inf" (MMA-Sim: the truncated value, >= 2^(emax+1), converts to an infinity).
     Inputs: see _prepare_inputs (tf32 formats truncate fp32 inputs by default).
     """
     a_vals, b_vals = _check_lengths(a_vals, b_vals)
@@ -800,26 +812,42 @@ def ref_fused_step(a_vals, a_fmt, b_vals, b_fmt, c, c_fmt, F, e_zero, out_fmt=No
     a_vals = _prepare_inputs(a_vals, a_fmt, input_rounding)
     b_vals = _prepare_inputs(b_vals, b_fmt, input_rounding)
     (c,) = _prepare_inputs([c], c_fmt, "check")
-    scale_a, scale_b = float(scale_a), float(scale_b)
-    if _is_nan(scale_a) or _is_nan(scale_b):
+    n = len(a_vals)
+    sc_a = _per_product(scale_a, n, "scale_a")
+    sc_b = _per_product(scale_b, n, "scale_b")
+    if any(_is_nan(x) for x in sc_a + sc_b):
         return NAN
     special = _special_dot(a_vals, b_vals, c)
     if special is not None:
         return special
-    e_scale = 0
-    for s in (scale_a, scale_b):
-        if not (s > 0 and math.isfinite(s) and Fraction(s) == _pow2(floor_log2(s))):
-            raise ValueError("block scales must be positive powers of two")
-        e_scale += floor_log2(s)
+    if rz_overflow not in ("max", "inf"):
+        raise ValueError(f"rz_overflow must be 'max' or 'inf', got {rz_overflow!r}")
+    dec_a = [_decode_scale(x, scale_fmt) for x in sc_a]
+    dec_b = [_decode_scale(x, scale_fmt) for x in sc_b]
 
     terms = []  # (significand, exponent)
-    for ai, bi in zip(a_vals, b_vals, strict=True):
-        if ai == 0 or bi == 0:
-            terms.append((Fraction(0), e_zero))
-        else:
-            sa, ea = _decode_se(ai, a_fmt)
-            sb, eb = _decode_se(bi, b_fmt)
-            terms.append((sa * sb, ea + eb + e_scale))
+    if group == 1:
+        for ai, bi, (ssa, esa), (ssb, esb) in zip(a_vals, b_vals, dec_a, dec_b,
+                                                  strict=True):
+            if ai == 0 or bi == 0 or ssa == 0 or ssb == 0:
+                terms.append((Fraction(0), e_zero))
+            else:
+                sa, ea = _decode_se(ai, a_fmt)
+                sb, eb = _decode_se(bi, b_fmt)
+                terms.append((sa * sb * ssa * ssb, ea + eb + esa + esb))
+    else:
+        if n % group:
+            raise ValueError(f"{n} products are not a multiple of group={group}")
+        for g in range(0, n, group):
+            idx = range(g, g + group)
+            if len({sc_a[i] for i in idx}) > 1 or len({sc_b[i] for i in idx}) > 1:
+                raise ValueError("scales must be equal within a group")
+            (ssa, esa), (ssb, esb) = dec_a[g], dec_b[g]
+            if all(a_vals[i] == 0 or b_vals[i] == 0 for i in idx) or ssa == 0 or ssb == 0:
+                terms.append((Fraction(0), e_zero))
+            else:
+                P = sum(_frac(a_vals[i]) * _frac(b_vals[i]) for i in idx)
+                terms.append((P * ssa * ssb, esa + esb))
     if c == 0:
         terms.append((Fraction(0), e_zero))
     else:
@@ -828,10 +856,39 @@ def ref_fused_step(a_vals, a_fmt, b_vals, b_fmt, c, c_fmt, F, e_zero, out_fmt=No
     e_max = max(e for _, e in terms)
     total = sum(_trunc_int(s * _pow2(e - e_max + F), trunc) for s, e in terms)
     exact_sum = total * _pow2(e_max - F)
+    if rz_overflow == "inf" and rmode == "rz" and abs(exact_sum) >= _pow2(rfmt.emax + 1):
+        return INF if exact_sum > 0 else -INF
     d = ref_round(exact_sum, rfmt, rmode)
     if d == 0:
         d = 0.0  # "A negative zero result is returned as +0"
     return d
+
+
+def _per_product(scale, n, name):
+    """A block scale given for the whole step or one per product, as a list of n floats."""
+    if isinstance(scale, int | float | Fraction):
+        return [float(scale)] * n
+    out = [float(x) for x in scale]
+    if len(out) != n:
+        raise ValueError(f"{name} has {len(out)} values for {n} products")
+    return out
+
+
+def _decode_scale(s, scale_fmt):
+    """(significand, exponent) of a finite block scale: scale_fmt None: a positive power
+    of two (e8m0) -> (1, log2 s); else decoded in scale_fmt (exponent clamped at its
+    emin); a zero scale -> (0, None)."""
+    if scale_fmt is None:
+        if not (s > 0 and math.isfinite(s) and Fraction(s) == _pow2(floor_log2(s))):
+            raise ValueError("block scales must be positive powers of two")
+        return Fraction(1), floor_log2(s)
+    if s < 0 or not math.isfinite(s):
+        raise ValueError("block scales must be non-negative and finite (or NaN)")
+    if s == 0:
+        return Fraction(0), None
+    if not ref_is_representable(s, scale_fmt):
+        raise ValueError(f"{s!r} is not a value of {_name(scale_fmt)}")
+    return _decode_se(s, scale_fmt)
 
 
 def ref_chain(step, a, b, c, L, pad=True):

@@ -28,6 +28,13 @@ NAMES = [
     "hopper:wgmma.m64n256k16.f32.bf16.bf16", "hopper:wgmma.m64n16k8.f32.tf32.tf32",
     "blackwell:tcgen05.mma.m128n64k32.kind::f8f6f4.f32.e2m1.e3m2",
     "rtx-blackwell:mma.m16n8k32.kind::f8f6f4.f16.e2m3.e4m3.f16",
+    # block-scaled MX (random ue8m0 / ue4m3 scales incl. 2^-127, 2^127, NaN, zeros)
+    "rtx-blackwell:mma.m16n8k32.kind::mxf8f6f4.block32.f32.e4m3.e5m2.f32.ue8m0",
+    "rtx-blackwell:mma.m16n8k32.kind::mxf8f6f4.block32.f32.e3m2.e2m1.f32.ue8m0",
+    "rtx-blackwell:mma.m16n8k64.kind::mxf4.block32.f32.e2m1.e2m1.f32.ue8m0",
+    "rtx-blackwell:mma.m16n8k64.kind::mxf4nvf4.block16.f32.e2m1.e2m1.f32.ue4m3",
+    "blackwell:tcgen05.mma.m128n16k32.kind::mxf8f6f4.block32.f32.e2m3.e4m3.ue8m0",
+    "blackwell:tcgen05.mma.m128n8k64.kind::mxf4nvf4.block32.f32.e2m1.e2m1.ue8m0",
     "cdna1:mfma.f32_32x32x8f16", "cdna1:mfma.f32_32x32x2bf16",
     "cdna2:mfma.f32_32x32x4bf16", "cdna2:mfma.f32_16x16x16bf16_1k",
     "cdna3:mfma.f32_32x32x8_f16", "cdna3:mfma.f32_16x16x8_xf32",

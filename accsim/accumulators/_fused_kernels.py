@@ -441,3 +441,67 @@ def ftz_pairwise_matmul(A, B, C, P, kinst, a_emin, b_emin):
                 c = _ftz(c + s, True)
             D[i, j] = c
     return D
+
+
+# --------------------------------------------------------------------- NVIDIA grouped MX step
+@njit(**PJIT)
+def nv_grouped_matmul(A, B, C, SA, SB, ESA, ESB, bs, G, L, F, e_zero, c_emin0, c_emin,
+                      p_out, emin_out, maxv_out, rz_out):
+    """Chained grouped, block-scaled fused steps (NVIDIA ``kind::mxf4`` / ``mxf4nvf4``;
+    hardware.md "first sums groups of G=16 products exactly, then runs the step"; term
+    definition as MMA-Sim ``gst_fdpa``, validated on RTX Blackwell):
+
+    * group g of G consecutive k: ``P_g = sum a_k b_k`` exact (float64: the inputs are
+      checked to keep it exact), scale ``s_g = SA[i, k//bs] * SB[k//bs, j]``;
+    * its term is the fixed-point significand ``P_g * (s_g / 2^e_g)`` with exponent
+      ``e_g = ESA + ESB`` (the block-scale exponents only, the size of ``P_g`` does not
+      enter the alignment); ``e_g = e_zero`` when all G products are zero (a sum that
+      cancels to zero keeps e_g) or the scale is zero;
+    * c: exponent of the fp32 value, ``e_zero`` when c == 0;
+    * alignment to the largest exponent with truncation toward zero to F fraction bits,
+      exact integer sum, one rounding (RZ-FP32: overflow gives inf, ``-0`` -> ``+0``).
+
+    ``SA`` (M, K//bs), ``SB`` (K//bs, N): scale values; ``ESA``/``ESB`` their exponents
+    (``< _ZLIM`` for a zero scale). A NaN scale gives a NaN term.
+    """
+    M, K = A.shape
+    N = B.shape[1]
+    D = np.empty((M, N))
+    ng = L // G
+    for i in prange(M):
+        T = np.empty(ng)
+        E = np.empty(ng, np.int64)
+        for j in range(N):
+            c = C[i, j]
+            cem = c_emin0
+            for k0 in range(0, K, L):
+                k1 = min(k0 + L, K)
+                n = 0
+                em = e_zero if c == 0.0 else max(exp_of(c), cem)
+                if not math.isfinite(c):
+                    em = 0
+                for g0 in range(k0, k1, G):
+                    P = 0.0
+                    allzero = True
+                    for k in range(g0, g0 + G):
+                        pr = A[i, k] * B[k, j]
+                        allzero = allzero and pr == 0.0
+                        P += pr
+                    blk = g0 // bs
+                    s = SA[i, blk] * SB[blk, j]
+                    e = np.int64(ESA[i, blk]) + np.int64(ESB[blk, j])
+                    if allzero or e < _ZLIM:
+                        e = e_zero
+                    # value P * s, exponent e (P * s / 2^e is the significand)
+                    T[n] = P * s
+                    E[n] = e
+                    em = max(em, e)
+                    n += 1
+                S = np.trunc(c * pow2(F - em))
+                for t in range(n):
+                    S += np.trunc(T[t] * pow2(F - E[t]) * pow2(E[t] - em))
+                v = S * pow2(em - F)
+                c = round_out(v, p_out, emin_out, maxv_out, rz_out)
+                cem = c_emin
+            D[i, j] = c
+    return D

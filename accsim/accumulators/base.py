@@ -123,7 +123,9 @@ class Accumulator:
     def matmul(self, A, B, C=None, *, seed: int = 0) -> np.ndarray:
         A, B, C = check_matmul_shapes(A, B, C)
         self.check_inputs(A, B, C)
-        return self._matmul(A, B, C, int(seed) & (2**64 - 1))
+        from ..rounding import check_seed
+
+        return self._matmul(A, B, C, check_seed(seed))
 
     def _matmul(self, A, B, C, seed):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -101,8 +101,24 @@ class FusedDot(Accumulator):
     odd_even : bool
         CDNA3 fp8: even- and odd-indexed products summed in two groups first.
     group : int
-        Products summed exactly in groups of G before the step (mxf4, G=16). Only 1 is
-        implemented.
+        Products summed exactly in groups of G before the step (``kind::mxf4``, G=16;
+        hardware.md "first sums groups of G=16 products exactly, then runs the step").
+        As MMA-Sim (``gst_fdpa``), the group sum is one term whose *exponent is the sum of
+        the two block-scale exponents alone* (0 without scales): it is a fixed-point
+        significand, its own size does not enter the alignment; it gets ``e_zero`` only
+        when all G products are zero (or the scale is zero). Needs ``L % G == 0``,
+        products and group sums exact in binary64, and ``block % G == 0``.
+    block : int
+        Block-scaled (OCP MX) units: one scale of ``scale_format`` per ``block``
+        consecutive K elements of A's rows and of B's columns (0: no scales). Pass them
+        to :meth:`matmul` as ``scale_a`` (M, K//block) and ``scale_b`` (K//block, N).
+        Without grouping, the scales multiply every product exactly and their exponents
+        add to its exponent (hardware.md "the two block scales multiplied into every
+        product"; MMA-Sim ``st_fdpa``); a NaN scale gives a NaN result.
+    scale_format : str or FloatFormat or None
+        Format of the scales (default ``float8_e8m0fnu``; ``float8_e4m3fn`` for the
+        ue4m3 scales of ``mxf4nvf4``, decoded with e4m3's minimum exponent -6 and the
+        sign ignored).
 
     Notes
     -----
@@ -123,6 +139,8 @@ class FusedDot(Accumulator):
     F2: int | None = None
     odd_even: bool = False
     group: int = 1
+    block: int = 0
+    scale_format: FloatFormat | str | None = None
 
     family = "fused"
 
@@ -136,8 +154,30 @@ class FusedDot(Accumulator):
             raise ValueError(f"L must be a positive integer, got {self.L!r}")
         if not (0 <= self.F <= 40):
             raise ValueError(f"F must be in 0..40, got {self.F}")
-        if self.group != 1:
-            raise ValueError("group != 1 (mxf4 grouped products) is not implemented")
+        if not (isinstance(self.group, int) and self.group >= 1):
+            raise ValueError(f"group must be a positive integer, got {self.group!r}")
+        if not (isinstance(self.block, int) and self.block >= 0):
+            raise ValueError(f"block must be a non-negative integer, got {self.block!r}")
+        if self.group > 1:
+            if self.L % self.group:
+                raise ValueError(f"L={self.L} must be a multiple of group={self.group}")
+            if self.block % self.group:
+                raise ValueError(f"block={self.block} must be a multiple of "
+                                 f"group={self.group} (0 is not allowed with group > 1; "
+                                 f"use block=group for unscaled groups)")
+            if self.c_separate or self.trunc != "rz":
+                raise ValueError("group > 1 is an NVIDIA (trunc='rz') option")
+        if self.block:
+            sf = get_format("float8_e8m0fnu" if self.scale_format is None
+                            else self.scale_format)
+            object.__setattr__(self, "scale_format", sf)
+            if sf.name not in ("float8_e8m0fnu", "float8_e4m3fn"):
+                raise ValueError(f"scale_format {sf.name!r} not supported; valid: "
+                                 "float8_e8m0fnu, float8_e4m3fn")
+            if self.c_separate:
+                raise ValueError("block scales are an NVIDIA option (c_separate=False)")
+        elif self.scale_format is not None:
+            raise ValueError("scale_format needs block > 0")
         if self.c_separate:
             if self.F2 is None or not (self.F <= self.F2 <= 45):
                 raise ValueError(f"c_separate needs F <= F2 <= 45, got F2={self.F2!r}")
@@ -158,6 +198,17 @@ class FusedDot(Accumulator):
                              "with their own format's minimum exponent)")
         if self.a_format.p + self.b_format.p > 53:
             raise ValueError("products must be exact in binary64 (p_a + p_b <= 53)")
+        if self.group > 1:
+            fa, fb = self.a_format, self.b_format
+            # group sums: fixed point from 2^(lsb_a + lsb_b) up to G max_a max_b, times a
+            # scale significand (< 4, p_s bits); the step's integer terms stay < 2^53
+            lsb = (fa.emin - fa.p + 1) + (fb.emin - fb.p + 1)
+            top = math.log2(self.group * fa.max * fb.max)
+            ps = self.scale_format.p if self.block else 1
+            if top - lsb + 2 * ps > 52 or top + 2 + self.F + math.log2(
+                    self.L // self.group + 1) > 52:
+                raise ValueError("group sums of these formats are not exact in binary64 "
+                                 f"with F={self.F} (grouping is meant for fp4/fp6 inputs)")
 
     def check_inputs(self, A, B, C) -> None:
         if not self.tf32_truncate:
@@ -171,12 +222,82 @@ class FusedDot(Accumulator):
                                  f"(model {self.name!r}; tf32 inputs are fp32 values)")
         return None
 
-    def _matmul(self, A, B, C, seed):
+    def matmul(self, A, B, C=None, *, seed: int = 0, scale_a=None, scale_b=None):
+        """``D = A @ B + C`` (see :class:`~accsim.accumulators.base.Accumulator`).
+
+        Block-scaled units (``block > 0``) take ``scale_a`` of shape (M, K//block) and
+        ``scale_b`` of shape (K//block, N), float64 values of ``scale_format`` (None:
+        all scales 1); K must be a multiple of ``block``.
+        """
+        if not self.block:
+            if scale_a is not None or scale_b is not None:
+                raise ValueError(f"model {self.name!r} has no block scales (block=0)")
+            return super().matmul(A, B, C, seed=seed)
+        from ..rounding import check_seed
+        from .base import check_matmul_shapes
+
+        A, B, C = check_matmul_shapes(A, B, C)
+        self.check_inputs(A, B, C)
+        SA, SB = self.check_scales(A.shape[0], A.shape[1], B.shape[1], scale_a, scale_b)
+        return self._matmul(A, B, C, check_seed(seed), SA, SB)
+
+    def check_scales(self, M, K, N, scale_a, scale_b):
+        """Validated float64 scale arrays (or (None, None) for an unscaled unit)."""
+        if not self.block:
+            if scale_a is not None or scale_b is not None:
+                raise ValueError(f"model {self.name!r} has no block scales (block=0)")
+            return None, None
+        if K % self.block:
+            raise ValueError(f"K={K} must be a multiple of the scale block {self.block}")
+        nb = K // self.block
+        out = []
+        for nm, S, shape in (("scale_a", scale_a, (M, nb)), ("scale_b", scale_b, (nb, N))):
+            if S is None:
+                S = np.ones(shape)
+            S = np.array(S, dtype=np.float64)
+            if S.shape != shape:
+                raise ValueError(f"{nm} has shape {S.shape}, expected {shape} (one scale "
+                                 f"per {self.block} elements of K)")
+            S = np.abs(S)  # ue8m0 / ue4m3 scales are unsigned
+            ok = _representable(S, self.scale_format) | np.isnan(S)
+            if not ok.all():
+                idx = tuple(int(i) for i in np.argwhere(~ok)[0])
+                raise ValueError(f"{nm}{list(idx)} = {S[idx]!r} is not a "
+                                 f"{self.scale_format.name} value")
+            out.append(np.ascontiguousarray(S))
+        return out[0], out[1]
+
+    def _matmul(self, A, B, C, seed, SA=None, SB=None):
         if self.tf32_truncate:
             A, B = truncate_tf32(A), truncate_tf32(B)
+        _, p, emin, maxv, rz = OUT_ROUNDINGS[self.out_rounding]
+        if self.group > 1:
+            K = A.shape[1]
+            if K % self.group:
+                raise ValueError(f"K={K} must be a multiple of group={self.group}")
+            bs = self.block
+            if SA is None:
+                SA = np.ones((A.shape[0], K // bs))
+                SB = np.ones((K // bs, B.shape[1]))
+            semin = self.scale_format.emin if self.block else 0
+            return fk.nv_grouped_matmul(A, B, C, SA, SB, decode_exponents(SA, semin),
+                                        decode_exponents(SB, semin), bs, self.group,
+                                        self.L, self.F, self.e_zero, self.c_format.emin,
+                                        self.out_format.emin, p, emin, maxv, rz)
         EA = decode_exponents(A, self.a_format.emin)
         EB = decode_exponents(B, self.b_format.emin)
-        _, p, emin, maxv, rz = OUT_ROUNDINGS[self.out_rounding]
+        if SA is not None:
+            # the scales multiply every product exactly; their exponents add to the
+            # product exponent (MMA-Sim st_fdpa: e_a + e_b + e_alpha + e_beta)
+            semin = self.scale_format.emin
+            SAx = np.repeat(SA, self.block, axis=1)
+            SBx = np.repeat(SB, self.block, axis=0)
+            A = np.ascontiguousarray(A * SAx)
+            B = np.ascontiguousarray(B * SBx)
+            EA = np.ascontiguousarray(EA + np.repeat(decode_exponents(SA, semin),
+                                                     self.block, axis=1), np.int32)
+            EB = np.ascontiguousarray(EB + np.repeat(decode_exponents(SB, semin),
+                                                     self.block, axis=0), np.int32)
         if self.c_separate:
             return fk.cdna3_matmul(A, B, C, EA, EB, self.L, self.F, self.F2,
                                    self.odd_even, self.out_format.emin)

@@ -184,7 +184,9 @@ class KahanSum(ExactProductAccumulator):
 
         A, B, C = check_matmul_shapes(A, B, C)
         self.check_inputs(A, B, C)
-        return self._run(A, B, C, int(seed) & (2**64 - 1))
+        from ..rounding import check_seed
+
+        return self._run(A, B, C, check_seed(seed))
 
     def cost_bits(self, n: int) -> float:
         return float(2 * self.acc_format.p * n)

@@ -354,6 +354,31 @@ def _networks(value, path, loc, check) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _test_split_size() -> int | None:
+    try:
+        import networks
+    except ImportError:  # pragma: no cover
+        return None
+    return int(networks.digits_dataset()[2].shape[0])
+
+
+def _check_samples(block, path: tuple, cfg: SweepConfig, loc) -> None:
+    """``samples`` larger than the test split is an error (0 means the whole split)."""
+    if block.samples is not None:
+        values, p = _as_list(block.samples), path + ("samples",)
+    else:
+        values, p = [cfg.sweep.samples], ("sweep", "samples")
+    big = [(i, v) for i, v in enumerate(values) if isinstance(v, int) and v > 2872]
+    if not big:  # 2872: the digits test split; avoid loading the data otherwise
+        return
+    n = _test_split_size()
+    for i, v in big:
+        if n is not None and v > n:
+            q = p + (i,) if isinstance(block.samples, list) else p
+            raise loc.error(q, f"samples = {v} exceeds the test split ({n} images); use "
+                               "0 for the whole split")
+
+
 def _block_axes(block: Block | CellEntry, path: tuple, res: _Resolver, cfg: SweepConfig,
                 check: bool) -> list[dict]:
     loc = res.loc
@@ -379,6 +404,8 @@ def _block_axes(block: Block | CellEntry, path: tuple, res: _Resolver, cfg: Swee
                         "strategy 'multilevel' supports only criterion = 'predicted'")
 
     nets = _networks(block.network, path + ("network",), loc, check)
+    if check:
+        _check_samples(block, path, cfg, loc)
     lows = res.resolve_axis(block.low, path + ("low",))
     highs = res.resolve_axis(block.high, path + ("high",))
     levels_axis = [None]
