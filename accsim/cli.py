@@ -14,7 +14,7 @@ app = typer.Typer(
 def _register() -> None:
     import importlib
 
-    for mod in ("accsim.cli_run", "accsim.cli_verify", "accsim.cli_sweep"):
+    for mod in ("accsim.cli_run", "accsim.cli_verify", "accsim.cli_sweep", "accsim.cli_models"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:
