@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[test,train]"
+	$(BIN)/python -m accsim.warmup
 	touch $(STAMP)
 
 .PHONY: run test lint bench
