@@ -225,14 +225,31 @@ def _rel(ar: _Ar, prob: _Prob, pairs, modes_ok: bool):
 
 # ---------------------------------------------------------------------------- data sums
 def _abs_sums(ar: _Ar, A, B, C):
-    """(Tx, |C|): ``sum_k |a_ik b_kj|`` and ``|c_ij|`` (float: exact sum rounded once)."""
+    """(Tx, |C|): ``sum_k |a_ik b_kj|`` and ``|c_ij|``.
+
+    Float mode returns a proven UPPER bound of the exact sums from one BLAS product:
+    every term is non-negative, so any evaluation order, with or without FMA, satisfies
+    ``|S - T| <= gamma_{K+1}(2^-53) T`` (Higham 2002, §3.1, products rounded too), hence
+    ``T <= S / (1 - gamma)``, evaluated here as ``S (1 + 2 gamma)`` (valid for
+    ``gamma <= 1/2``) rounded up, plus ``(2K + 1) 2^-1022`` for underflow (covers a
+    BLAS that flushes subnormals). Exact mode returns the Fractions.
+    """
     if ar.exact:
         Ae, Be = ar.arr(np.abs(A)), ar.arr(np.abs(B))
         return Ae @ Be if A.shape[1] else ar.zeros(C.shape), ar.arr(np.abs(C))
-    from . import exact as _exact
+    K = A.shape[1]
+    if K == 0:
+        return np.zeros(C.shape), np.abs(C)
+    nu = (K + 1) * _U64
+    if nu >= 0.25:  # far beyond any practical K: fall back to the exact reference
+        from . import exact as _exact
 
-    Tx = _exact.matmul(np.abs(A), np.abs(B))
-    return Tx, np.abs(C)
+        return _exact.matmul(np.abs(A), np.abs(B)), np.abs(C)
+    gamma = np.nextafter(nu / (1.0 - nu), np.inf) * (1 + 4 * _U64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        S = np.abs(A) @ np.abs(B)
+        Tx = S * (1.0 + 2.0 * gamma) + (2 * K + 1) * math.ldexp(1.0, -1022)
+    return np.nextafter(Tx, np.inf), np.abs(C)
 
 
 def _col_abs_products(ar: _Ar, A, B, k0, k1):

@@ -4,6 +4,7 @@ errors, output checks before any work, plots, API input validation)."""
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -138,7 +139,9 @@ def test_sweep_samples_larger_than_split_is_config_error(tmp_path):
 
     text = (ROOT / "configs" / "smoke_sweep.toml").read_text()
     p = tmp_path / "s.toml"
-    p.write_text(text.replace("samples = 16", "samples = 5000"))
+    broken = re.sub(r"^samples = \d+$", "samples = 5000", text, count=1, flags=re.M)
+    assert broken != text
+    p.write_text(broken)
     with pytest.raises(ConfigError) as exc:
         load_config(p)
     assert exc.value.key == "sweep.samples" and exc.value.line is not None
