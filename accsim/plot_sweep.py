@@ -139,6 +139,10 @@ def plot_store(store, x: str = "bit_cost", y: str = "accuracy", out=None) -> Pat
         ax.step(X[f], Y[f], where="post", color="k", lw=1.2, label="Pareto front")
         ax.scatter(X[f], Y[f], s=90, facecolors="none", edgecolors="k", linewidths=1.5,
                    zorder=4)
+        if len(uniq) > 24:  # no legend: name the models on the front instead
+            for k, j in enumerate(f):
+                ax.annotate(str(labels[j]), (X[j], Y[j]), textcoords="offset points",
+                            xytext=(6, 5 + 9 * (k % 3)), fontsize=6.5, color="k")
     pos = X[np.isfinite(X) & (X > 0)]
     if len(pos) and pos.max() / pos.min() > 50:
         ax.set_xscale("log")
@@ -156,6 +160,10 @@ def plot_store(store, x: str = "bit_cost", y: str = "accuracy", out=None) -> Pat
     ax.grid(True, alpha=0.3)
     if len(uniq) <= 24:
         ax.legend(fontsize=7, loc="best", ncols=1 if len(uniq) < 12 else 2)
+    else:
+        ax.text(0.99, 0.01, f"{len(uniq)} models (too many for a legend); models on the "
+                "Pareto front are named", transform=ax.transAxes, ha="right", va="bottom",
+                fontsize=7, color="0.3")
     out = Path(out) if out else store.with_suffix(".png")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
