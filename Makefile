@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m accsim.warmup
 	touch $(STAMP)
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench clean-cache
 run: $(STAMP)
 	$(BIN)/accsim run configs/paper_mlp.toml
 
@@ -25,3 +25,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# numba's on-disk cache does not notice edits to a kernel called from another module:
+# clear it after changing accsim/kernels or accsim/accumulators.
+clean-cache:
+	find accsim hwmodels -name '*.nbi' -delete -o -name '*.nbc' -delete

@@ -4,8 +4,9 @@ Every bound is a rigorous inequality between real numbers (see ``docs/bounds.md`
 derivations). Two evaluations share one code path:
 
 * **float** (default): float64 arithmetic on non-negative quantities (``+``, ``*``,
-  ``max``, ``min``), the data sums ``T = sum |a b| + |c|`` from the exact reference
-  (rounded once), constants ``prod (1 + u_i)^n_i - 1`` from ``log1p``/``expm1``. The
+  ``max``, ``min``), the data sums ``T = sum |a b| + |c|`` as a proven upper bound from
+  one BLAS product (see ``_abs_sums``), constants ``prod (1 + u_i)^n_i - 1`` from
+  ``log1p``/``expm1``. The
   result is then inflated by a proven relative margin (``(1 + 2^-52)^depth - 1`` for the
   longest chain of roundings, at least 2^-40) plus an absolute 2^-1050 (covers
   underflow inside the evaluation), so it is never below the real bound;

@@ -122,3 +122,21 @@ def test_exact_zero_sum_sign():
         assert np.signbit(A.fma(2.0, 3.0, -6.0, "fp16", mode, **kw)) == want_neg
         assert np.signbit(A.fma(-0.0, 3.0, -0.0, "fp16", mode, **kw))
     assert not np.signbit(A.add(1.0, -1.0, "float8_e4m3fnuz", "rd"))  # no -0 there
+
+
+@pytest.mark.parametrize("fmt", ["binary64", "binary32", "binary16", "bfloat16", "float8_e4m3"])
+@pytest.mark.parametrize("mode", ["rne", "rna", "rz", "ru", "rd", "ro"])
+def test_mul_of_tiny_products_is_exact(fmt, mode):
+    """Products below 2^-969 (where TwoProd's error term underflows in binary64) are still
+    rounded once from the exact value: e.g. 2^-600 * 2^-600 rounds up to the smallest
+    fp16 subnormal in RU, and subnormal binary64 products round in the right direction."""
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal(60) * np.exp2(rng.integers(-1074, -400, 60).astype(float))
+    b = rng.standard_normal(60) * np.exp2(rng.integers(-700, -100, 60).astype(float))
+    a[:2] = [2.0**-600, 3 * 2.0**-540]
+    b[:2] = [2.0**-600, 3 * 2.0**-500 * (1 + 2.0**-52)]
+    got = A.mul(a, b, fmt, mode)
+    ref_fmt = getattr(R, fmt)()
+    want = np.array([R.ref_mul(float(x), float(y), ref_fmt, mode)
+                     for x, y in zip(a, b, strict=True)])
+    assert np.array_equal(got.view(np.uint64), want.view(np.uint64))

@@ -7,9 +7,8 @@ a second time. Exactness conditions (checked by the Python callers):
 
 * ``add_round``: always exact (TwoSum is exact barring binary64 overflow, which is
   handled as an overflow of the target format).
-* ``mul_round``: exact when ``|a*b|`` is zero or at least 2^-969 (no binary64
-  underflow of the TwoProd error term); always true for inputs of formats up to
-  binary32.
+* ``mul_round``: exact; products below 2^-969 (where the TwoProd error term could
+  underflow) are rescaled to the format's smallest quantum first (``_mul_round_tiny``).
 * ``fma_round``: exact when the product is exact in binary64 (``p_a + p_b <= 53``, i.e.
   all inputs up to binary32/tf32), or for binary64 targets in RNE (hardware FMA).
 """
@@ -58,12 +57,45 @@ def add_round(a, b, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
     return round_dd(s, t, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr)
 
 
+_TINY_PRODUCT = 2.0**-969  # below this the TwoProd error term may underflow
+
+
+@njit(**JIT)
+def _mul_round_tiny(a, b, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
+    """``round(a * b)`` for finite nonzero ``a, b`` whose product is below 2^-969.
+
+    Works at the scale of the format's smallest quantum ``2^q``: ``y = a b 2^-q`` is
+    formed exactly by TwoProd of the rescaled operands (``a`` brought to [0.5, 1), the
+    whole factor ``2^-q`` put on ``b``; ``|y| < 2^107`` cannot overflow), rounded once
+    into the format with ``emin`` shifted by ``-q`` (same significands, quanta scaled by
+    ``2^-q``), and scaled back exactly. If even ``y`` underflows (``|a b|`` below about
+    ``2^(q-1022)``, far under half a quantum) a tiny nonzero stand-in of the right sign
+    gives the same decision in every mode (SR: probability below 2^-1022 instead of
+    the exact one).
+    """
+    q = emin - (p - 1) if sub else emin
+    ea = math.frexp(a)[1]
+    a_s = math.ldexp(a, -ea)
+    b_s = math.ldexp(b, ea - q)
+    s, t = two_prod(a_s, b_s)
+    if abs(s) < _TINY_PRODUCT:
+        s = math.copysign(5e-324, a) * math.copysign(1.0, b)
+        t = 0.0
+    res = round_dd(s, t, p, emin - q, math.ldexp(maxv, -q), sub, ovf, flags, mode, r, seed,
+                   stream, ctr)
+    return math.ldexp(res, q)
+
+
 @njit(**JIT)
 def mul_round(a, b, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
-    """``round(a * b)`` into the format, exactly once."""
+    """``round(a * b)`` into the format, exactly once (tiny products included)."""
     s, t = two_prod(a, b)
     if math.isinf(s) and not (math.isinf(a) or math.isinf(b)):
         return _finite_overflow(a, b, s, maxv, ovf, mode)
+    if abs(s) < _TINY_PRODUCT and a != 0.0 and b != 0.0 and math.isfinite(a) \
+            and math.isfinite(b):
+        return _mul_round_tiny(a, b, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream,
+                               ctr)
     if not math.isfinite(s) or s == 0.0:
         t = 0.0
     return round_dd(s, t, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr)
