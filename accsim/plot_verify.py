@@ -85,7 +85,7 @@ def save_plot(ds, path: str | os.PathLike) -> Path:
         style += [Line2D([], [], color="k", marker="v", ls="", label="median error = 0"),
                   Line2D([], [], color="k", marker="1", ls="", ms=8,
                          label="max error = 0")]
-    leg = ax.legend(handles=kappa_handles, title="condition number", fontsize=7,
+    leg = ax.legend(handles=kappa_handles, title="requested condition number", fontsize=7,
                     title_fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     ax.add_artist(leg)
     ax.legend(handles=style, title="quantity", fontsize=7, title_fontsize=7,
