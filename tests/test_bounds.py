@@ -213,8 +213,21 @@ def test_verdict_at_the_margin_uses_exact_recheck():
     assert Fraction(claimed) - Fraction(S) <= bound_real
     assert res.holds.all()
     # computed exactly at S + bound (not representable in fp16, but as a claim)
-    res = verify.verify(m, A, B, computed=np.array([[float(Fraction(S) + bound_real)]]))
+    c = float(Fraction(S) + bound_real)
+    res = verify.verify(m, A, B, computed=np.array([[c]]))
     assert res.rechecked.all()
+    # the verdict is the exact comparison with the exact (Fraction) bound
+    exact_bound = bounds.error_bound(m, A, B, exact=True)[0, 0]
+    assert bool(res.holds[0, 0]) == (abs(Fraction(c) - Fraction(S)) <= exact_bound)
+    # the float64 neighbours of S + bound straddle it: each verdict is exact
+    c0 = float(Fraction(S) + exact_bound)
+    verdicts = []
+    for c2 in (np.nextafter(c0, -np.inf), c0, np.nextafter(c0, np.inf)):
+        res2 = verify.verify(m, A, B, computed=np.array([[c2]]))
+        want = abs(Fraction(float(c2)) - Fraction(S)) <= exact_bound
+        assert bool(res2.holds[0, 0]) == want
+        verdicts.append(want)
+    assert verdicts[0] and not verdicts[2]  # the probe really straddles the bound
 
 
 def test_probabilistic_and_parameters():
