@@ -49,18 +49,10 @@ __all__ = ["LayerContext", "LayerResult", "ComputeCache", "run_batch", "RunAccum
 
 
 def kappa_phi(activation: str, z: np.ndarray) -> np.ndarray:
-    """Condition number of the activation (``accsim.kappa`` if present, else the
-    closed forms of :func:`networks.kappa`); 0/0 is taken as 0 (method.md)."""
-    try:
-        from . import kappa as _kappa
-        f = getattr(_kappa, "kappa_phi", None)
-    except ImportError:  # pragma: no cover - module written in parallel
-        f = None
-    if f is not None:
-        return np.asarray(f(z, activation), np.float64)
-    import networks
+    """Condition number of the activation, :func:`accsim.kappa.kappa_phi` (0/0 is 0)."""
+    from .kappa import kappa_phi as _kappa_phi
 
-    return np.asarray(networks.kappa(activation, z), np.float64)
+    return np.asarray(_kappa_phi(z, activation), np.float64)
 
 
 def run_model(model, A, B, C, seed: int) -> np.ndarray:

@@ -126,6 +126,12 @@ def kappa(name, z):
         The componentwise condition number; where ``phi(z) == 0`` the value is
         ``0`` if ``z * phi'(z) == 0`` as well (e.g. ReLU for ``z <= 0``) and
         ``inf`` otherwise.
+
+    Notes
+    -----
+    This is the literal quotient, accurate away from saturation; for large ``|z|``
+    (``1 - tanh(z)^2`` cancels, ``phi`` underflows) use the closed forms of
+    :func:`accsim.kappa.kappa_phi`, which the executor uses.
     """
     z = _as_float(z)
     num = np.abs(z * dphi(name, z))

@@ -155,3 +155,22 @@ def test_dphi_matches_finite_difference(name):
     assert np.array_equal(layer.phi(z), networks.phi(name, z))
     k = layer.kappa(z)
     assert np.all(np.isfinite(k)) and np.all(k >= 0)
+
+
+def test_network_kappa_agrees_with_accsim_kappa_phi():
+    """networks.kappa (the literal |z phi'(z) / phi(z)|) and accsim.kappa.kappa_phi
+    (method.md's closed forms, used by the executor) are written independently: they
+    agree where the literal quotient is accurate (z != 0, |z| <= 5, nothing underflows);
+    in saturation (e.g. tanh, |z| > 8: 1 - tanh^2 cancels) only the closed forms are
+    accurate, which is why the executor uses accsim.kappa."""
+    from accsim.kappa import kappa_phi
+    from networks.activations import dphi, phi
+
+    z = np.concatenate([np.linspace(-30, 30, 2001), [1e-300, -1e-300, 700.0]])
+    for act in ("identity", "relu", "tanh", "sigmoid", "gelu", "silu"):
+        a = np.asarray(networks.kappa(act, z), np.float64)
+        b = np.asarray(kappa_phi(z, act), np.float64)
+        p, zd = np.abs(phi(act, z)), np.abs(z * dphi(act, z))
+        ok = (z != 0) & (np.abs(z) <= 5) & (p > 1e-250) & (zd > 1e-250)
+        assert ok.sum() > 300
+        np.testing.assert_allclose(a[ok], b[ok], rtol=1e-6, atol=0, err_msg=act)
