@@ -14,7 +14,7 @@ from .formats import FloatFormat
 from .formats import format as get_format
 from .kernels.atoms import add_round, fma_round, mul_round
 from .kernels.bits import JIT
-from .rounding import MODES, check_sr_bits, mode_code
+from .rounding import check_sr_bits, mode_code
 
 __all__ = ["add", "mul", "fma"]
 
@@ -54,23 +54,10 @@ def _prepare(arrays, fmt, mode, sr_bits):
     return fmt, m, r, shape, flat
 
 
-def _rd_zero_sign(out, x, y):
-    """IEEE 754-2019 6.3: in roundTowardNegative an exact zero sum ``x + y`` is -0 unless
-    both terms are +0 (the kernels see the binary64 sum, which is +0 in that case)."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        z = (x + y == 0) & ~((x == 0) & (y == 0) & ~np.signbit(x) & ~np.signbit(y))
-    out[z & (out == 0)] = -0.0
-
-
 def _run(kernel, arrays, fmt, mode, sr_bits, seed):
     fmt, m, r, shape, flat = _prepare(arrays, fmt, mode, sr_bits)
     out = np.empty(flat[0].shape[0])
     kernel(*flat, out, *fmt.kernel_params(), m, r, np.uint64(int(seed) & (2**64 - 1)))
-    if m == MODES["rd"] and kernel is not _mul and fmt.has_negative_zero:
-        if kernel is _add:
-            _rd_zero_sign(out, flat[0], flat[1])
-        else:  # fma: the product is exact in binary64 here (checked by the caller)
-            _rd_zero_sign(out, flat[0] * flat[1], flat[2])
     out = out.reshape(shape)
     return float(out) if out.ndim == 0 else out
 
