@@ -2,8 +2,12 @@
 
 Run: ``python benchmarks/bench_generic.py [--quick]``. Prints a table and writes
 ``benchmarks/results/generic.json``. The yardstick, numpy float32 matmul (BLAS), is
-timed in the same run; peer figure quoted for context: APyTypes 92-99 M MAC/s (RNE).
-Slow families (Kahan, Kulisch) are timed on fewer rows (column "M") and reported per MAC.
+timed in the same run, and so is the peer simulator APyTypes (if installed): its fp16
+inner products with products rounded to binary16 (``APyFloatAccumulatorContext(exp_bits=5,
+man_bits=10)``) against accsim's ``recursive`` family doing the same arithmetic, which
+``tests/test_apytypes_crosscheck.py`` shows bit-identical; the run also counts
+mismatches on the benchmark shape. Slow families (Kahan, Kulisch) are timed on fewer
+rows (column "M") and reported per MAC.
 
 Two rates per model: wall clock (``mac_per_s``) and per CPU-second of the process
 (``mac_per_cpu_s``, from ``time.process_time``: all threads' CPU time). On a shared,
@@ -33,7 +37,9 @@ import numpy as np  # noqa: E402
 import accsim  # noqa: E402
 from accsim.accumulators.factory import build_model  # noqa: E402
 
-APYTYPES_RNE = 95e6  # APyTypes: 92-99 M MAC/s (RNE), midpoint
+APY_ROWS = 64  # APyTypes runs at tens of M MAC/s: time it (and accsim's twin) on fewer rows
+APY_TWIN = {"family": "recursive", "acc_format": "fp16", "product": "rounded",
+            "product_format": "fp16"}
 
 CASES = [
     ("fp16-recursive-rne", "fp16-recursive-rne", None),
@@ -88,6 +94,37 @@ def mlp_rows(batch: int, reps: int) -> list[dict]:
     return out
 
 
+def apytypes_rows(A, B, reps: int) -> list[dict]:
+    """APyTypes fp16 matmul and accsim's bit-identical twin, timed in this run."""
+    try:
+        import apytypes as apy
+    except ImportError:
+        return []
+    A16 = accsim.round(np.ascontiguousarray(A[:APY_ROWS]), "fp16")
+    B16 = accsim.round(B, "fp16")
+    macs = A16.shape[0] * A16.shape[1] * B16.shape[1]
+    Aa = apy.APyFloatArray.from_float(A16, exp_bits=5, man_bits=10)
+    Ba = apy.APyFloatArray.from_float(B16, exp_bits=5, man_bits=10)
+
+    def run_apy():
+        with apy.APyFloatAccumulatorContext(exp_bits=5, man_bits=10):
+            return Aa @ Ba
+
+    theirs = run_apy().to_numpy()
+    t_apy, c_apy = best_time(run_apy, reps)
+    twin = build_model(APY_TWIN)
+    ours = twin.matmul(A16, B16)
+    t, c = best_time(lambda: twin.matmul(A16, B16), reps)
+    mismatches = int(np.count_nonzero(ours.view(np.uint64) != theirs.view(np.uint64)))
+    note = f"{mismatches} of {ours.size} outputs differ from APyTypes {apy.__version__}"
+    return [
+        {"model": f"APyTypes {apy.__version__} fp16 (peer)", "M": A16.shape[0],
+         "mac_per_s": macs / t_apy, "mac_per_cpu_s": macs / c_apy, "note": note},
+        {"model": "fp16 rounded products (APyTypes twin)", "M": A16.shape[0],
+         "mac_per_s": macs / t, "mac_per_cpu_s": macs / c, "note": note},
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="128x128x256, 1 repetition")
@@ -103,6 +140,12 @@ def main() -> None:
     rows = [{"model": "numpy float32 matmul (yardstick)", "M": M,
              "mac_per_s": M * N * K / t_np, "mac_per_cpu_s": M * N * K / c_np,
              "vs_numpy": 1.0, "vs_apytypes": None}]
+    apy_rows = apytypes_rows(A, B, reps)
+    apy_rate = apy_rows[0]["mac_per_s"] if apy_rows else None
+    for r in apy_rows:
+        r["vs_numpy"] = r["mac_per_s"] / rows[0]["mac_per_s"]
+        r["vs_apytypes"] = r["mac_per_s"] / apy_rate
+    rows += apy_rows
     for label, spec, m_rows in CASES:
         model = build_model(spec)
         Mi = min(M, m_rows) if m_rows else M
@@ -114,13 +157,14 @@ def main() -> None:
         rows.append({"model": label, "M": Mi, "mac_per_s": macs,
                      "mac_per_cpu_s": Mi * N * K / c,
                      "vs_numpy": macs / rows[0]["mac_per_s"],
-                     "vs_apytypes": macs / APYTYPES_RNE})
-    print(f"{'model':34s} {'M':>4s} {'M MAC/s':>10s} {'/CPU-s':>8s} {'vs numpy':>9s} "
+                     "vs_apytypes": macs / apy_rate if apy_rate else None})
+    print(f"{'model':38s} {'M':>4s} {'M MAC/s':>10s} {'/CPU-s':>8s} {'vs numpy':>9s} "
           f"{'vs APyTypes':>11s}")
     for r in rows:
         apy = "" if r["vs_apytypes"] is None else f"{r['vs_apytypes']:.1f}x"
-        print(f"{r['model']:34s} {r['M']:4d} {r['mac_per_s'] / 1e6:10.1f} "
-              f"{r['mac_per_cpu_s'] / 1e6:8.1f} {r['vs_numpy']:9.4f} {apy:>11s}")
+        print(f"{r['model']:38s} {r['M']:4d} {r['mac_per_s'] / 1e6:10.1f} "
+              f"{r['mac_per_cpu_s'] / 1e6:8.1f} {r['vs_numpy']:9.4f} {apy:>11s}"
+              + (f"  {r['note']}" if "note" in r else ""))
     mlp = mlp_rows(256 if args.quick else 1000, reps)
     print("MLP 784-784-128-10 layer products (W @ X):")
     for r in mlp:
@@ -130,7 +174,7 @@ def main() -> None:
     out = {
         "shape": [M, N, K], "threads": numba.get_num_threads(), "cpu_count": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
-        "load_average": os.getloadavg(), "apytypes_rne_mac_per_s": [92e6, 99e6],
+        "load_average": os.getloadavg(),
         "rows": rows, "mlp": mlp,
     }
     path = Path(__file__).parent / "results" / "generic.json"
