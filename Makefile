@@ -1,24 +1,48 @@
 # Two commands do all set-up on a fresh machine with python3:
-#   make run    -- creates .venv, installs accsim, runs the main job
-#   make test   -- creates .venv, installs accsim with test extras, runs the whole test suite
+#   make run    -- creates .venv from the lock, installs accsim, runs the main job
+#   make test   -- creates .venv from the lock, installs accsim with test extras, runs the suite
+# Every package (pip and setuptools included) installs at the exact version pinned in
+# requirements.lock, with which the whole suite passes. `make lock` re-resolves the newest
+# releases that pyproject.toml allows, runs the suite on them and rewrites the lock.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+LOCK := requirements.lock
+EXTRAS := test,train
 STAMP := $(VENV)/.installed
+LATEST := .venv-latest
+PYTEST := -m pytest -q -n 2 --dist loadfile
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,train]"
-	$(BIN)/python -m accsim.warmup
+	$(BIN)/pip install --quiet --disable-pip-version-check -c $(LOCK) pip setuptools wheel
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-build-isolation \
+		-c $(LOCK) -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
-.PHONY: run test lint bench clean-cache
+.PHONY: run test test-latest lock lint bench clean-cache
 run: $(STAMP)
 	$(BIN)/accsim run configs/paper_mlp.toml
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python $(PYTEST)
+
+# The newest releases that pyproject.toml's ranges allow, in a separate venv, no lock.
+test-latest:
+	rm -rf $(LATEST)
+	$(PY) -m venv $(LATEST)
+	$(LATEST)/bin/pip install --quiet --disable-pip-version-check --upgrade pip setuptools wheel
+	$(LATEST)/bin/pip install --quiet --disable-pip-version-check --no-build-isolation \
+		-e ".[$(EXTRAS)]"
+	{ echo "# Exact versions with which the whole suite passed; written by 'make lock'."; \
+	  echo "# Used as a pip constraints file (-c) by the set-up: do not edit by hand."; \
+	  $(LATEST)/bin/pip freeze --all --exclude-editable; } > $(LATEST)/resolved.txt
+	$(LATEST)/bin/python $(PYTEST)
+
+# Re-resolve, test, and only then rewrite the lock.
+lock: test-latest
+	cp $(LATEST)/resolved.txt $(LOCK)
+	@echo "rewrote $(LOCK); commit it"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
