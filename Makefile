@@ -21,7 +21,9 @@ $(STAMP): pyproject.toml $(LOCK)
 	touch $(STAMP)
 
 .PHONY: run test test-latest lock lint bench clean-cache
+# The warm-up compiles the main job's numba kernels on both cores (cached on disk).
 run: $(STAMP)
+	$(BIN)/python -m accsim.warmup configs/paper_mlp.toml
 	$(BIN)/accsim run configs/paper_mlp.toml
 
 test: $(STAMP)

@@ -82,7 +82,17 @@ def check_matmul_shapes(A, B, C):
             except ValueError:
                 raise ValueError(f"C has shape {C.shape}, expected {(M, N)}") from None
         C = np.ascontiguousarray(C, dtype=np.float64)
-    return A, B, C
+    return _readonly(A), _readonly(B), _readonly(C)
+
+
+def _readonly(X: np.ndarray) -> np.ndarray:
+    """A read-only view of X (no copy). numba types read-only and writable arrays
+    differently, so passing every operand read-only gives each kernel one signature,
+    whether the caller's arrays are frozen network weights or fresh arrays: one
+    compilation instead of one per combination."""
+    X = X.view()
+    X.flags.writeable = False
+    return X
 
 
 def _representable(X: np.ndarray, fmt: FloatFormat) -> np.ndarray:

@@ -224,16 +224,17 @@ def fast_round_array(bits, out, p, emin, ecap, maxv, sub, ovf, flags, mode, r, s
     n = bits.shape[0]
     scale = 2.0 ** (1 - p)
     for c in prange((n + _CHUNK - 1) // _CHUNK):
-        lo = c * _CHUNK
-        _chunk(bits, out, lo, min(lo + _CHUNK, n), p, emin, ecap, sub, maxv, ovf, flags,
-               mode, r, seed, scale)
+        # int64 bounds, as in the serial twin: one compiled _chunk serves both
+        lo = np.int64(c) * _CHUNK
+        hi = min(lo + _CHUNK, np.int64(n))
+        _chunk(bits, out, lo, hi, p, emin, ecap, sub, maxv, ovf, flags, mode, r, seed, scale)
 
 
 @njit(**JIT)
 def fast_round_array_serial(bits, out, p, emin, ecap, maxv, sub, ovf, flags, mode, r, seed):
     """Serial twin of :func:`fast_round_array` (small arrays: no thread start-up)."""
-    _chunk(bits, out, 0, bits.shape[0], p, emin, ecap, sub, maxv, ovf, flags, mode, r, seed,
-           2.0 ** (1 - p))
+    _chunk(bits, out, np.int64(0), np.int64(bits.shape[0]), p, emin, ecap, sub, maxv, ovf,
+           flags, mode, r, seed, 2.0 ** (1 - p))
 
 
 def ecap_of(maxv: float) -> int:
