@@ -399,7 +399,7 @@ def _fast_encode(values, fmt: FloatFormat, mode: str, sr_bits=None, seed: int = 
     kernel = fr.fast_encode_array if x.size >= _PARALLEL_MIN else fr.fast_encode_array_serial
     kernel(x.view(np.uint64), out, p, emin, fr.ecap_of(maxv), maxv, sub, ovf, fmt.bias,
            u64(sshift), u64(max_code), u64(inf_code), u64(nan_code), flags, m, r,
-           u64(int(seed) & 0xFFFFFFFFFFFFFFFF))
+           u64(seed))
     return out.reshape(a.shape)
 
 
@@ -482,6 +482,9 @@ def to_ml_dtypes(values, fmt: str | FloatFormat, mode: str = "rne", *, sr_bits=N
 
     ``sr_bits`` and ``seed`` are as in :func:`accsim.round` (same random words, so
     ``from_ml_dtypes(to_ml_dtypes(x, f, "sr", seed=s)) == round(x, f, "sr", seed=s)``)."""
+    from .seeds import check_seed
+
+    seed = check_seed(seed)
     fmt = format(fmt)
     dt = fmt.ml_dtype
     if dt is None:
