@@ -205,6 +205,10 @@ class FloatFormat:
         cls, exponent_bits: int, mantissa_bits: int, *, name: str | None = None, **kw
     ) -> FloatFormat:
         """IEEE-style format with bias 2^(exponent_bits-1) - 1."""
+        for k, v, lo, hi in (("exponent_bits", exponent_bits, 1, 11),
+                             ("mantissa_bits", mantissa_bits, 0, 52)):
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or not lo <= v <= hi:
+                raise ValueError(f"{k} must be an integer in {lo}..{hi}, got {v!r}")
         bias = (1 << (exponent_bits - 1)) - 1
         name = name or f"e{exponent_bits}m{mantissa_bits}"
         return cls(name, exponent_bits, mantissa_bits, bias, **kw)
