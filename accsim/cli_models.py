@@ -14,8 +14,9 @@ def models_table(arch: str | None = None, pattern: str | None = None) -> list[tu
 
     Without ``arch``: every generic model plus one row per architecture with its count
     of instructions; with a ``pattern`` too, every model (generic or
-    ``ARCH:INSTRUCTION``) whose name or instruction part matches it. With ``arch``: every instruction of that architecture (optionally
-    filtered by a shell-style ``pattern``).
+    ``ARCH:INSTRUCTION``) whose name or instruction part matches it. With ``arch``:
+    every instruction of that architecture (optionally filtered by a shell-style
+    ``pattern``).
     """
     import fnmatch
 
