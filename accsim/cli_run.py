@@ -127,7 +127,7 @@ def _run_locked(cfg, config, out, plots, console, digest, quiet):
     nonfinite = int(ds["nonfinite"].sum()) if "nonfinite" in ds else 0
     if nonfinite:
         console.print(f"[red]{nonfinite} non-finite output component(s)[/red] (overflow or "
-                      "NaN): errors there are reported as nan, not as 0")
+                      "NaN): their errors are reported as inf or nan, never as 0")
     if plots if plots is not None else cfg.run.plots:
         from .plot_run import save_plots
 
