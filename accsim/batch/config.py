@@ -91,8 +91,9 @@ def parse_range(text: str) -> list[int] | None:
     return list(range(a, b + 1, step))
 
 
-def range_bounds(text) -> tuple[int, int, int] | None:
-    """``(start, stop, step)`` of a range string (validated, not expanded), else None."""
+def range_bounds(text, *, limit: bool = True) -> tuple[int, int, int] | None:
+    """``(start, stop, step)`` of a range string (validated, not expanded), else None;
+    ``limit``: also refuse ranges of more than :data:`MAX_RANGE` values."""
     m = RANGE_RE.match(text) if isinstance(text, str) else None
     if not m:
         return None
@@ -100,7 +101,7 @@ def range_bounds(text) -> tuple[int, int, int] | None:
     if step < 1 or b < a:
         raise ValueError(f"bad range {text!r}: need start <= stop and step >= 1")
     count = (b - a) // step + 1
-    if count > MAX_RANGE:
+    if limit and count > MAX_RANGE:
         raise ValueError(f"range {text!r} has {count} values; the limit is {MAX_RANGE}")
     return a, b, step
 
@@ -108,7 +109,7 @@ def range_bounds(text) -> tuple[int, int, int] | None:
 def _axis_extremes(v) -> list[int]:
     """The smallest and largest value of an integer axis (scalar, list or range)."""
     if isinstance(v, str):
-        bounds = range_bounds(v)
+        bounds = range_bounds(v, limit=False)
         if bounds is None:
             return []
         a, b, step = bounds
@@ -183,8 +184,8 @@ class FormatTable(_Strict):
     def _axis(cls, v, info):
         if v is None:
             return v
-        _check_int_axis(v)
-        return _check_bounds(v, info.field_name, *FORMAT_BOUNDS[info.field_name])
+        _check_bounds(v, info.field_name, *FORMAT_BOUNDS[info.field_name])
+        return _check_int_axis(v)
 
     @model_validator(mode="after")
     def _one_form(self):
