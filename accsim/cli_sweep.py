@@ -95,15 +95,16 @@ def sweep(
 
 
 def check_store_path(store: Path) -> Path:
-    """``ValueError`` unless ``store`` can be a sweep store: a ``.zarr`` path (a sweep
-    store is a zarr directory) whose nearest existing ancestor is a writable
+    """``ValueError`` unless ``store`` can be a sweep store: a path ending in ``.zarr``
+    or without extension (a sweep store is a zarr directory; ``x.nc`` would mislead)
+    whose nearest existing ancestor is a writable
     directory. What may be at ``store`` itself is checked by
     :func:`accsim.outputs.check_replace`."""
     from accsim.datasets import check_writable
 
-    if store.suffix.lower() != ".zarr":
-        raise ValueError(f"a sweep store is a zarr directory: the path must end in .zarr, "
-                         f"got {str(store)!r}")
+    if store.suffix.lower() not in (".zarr", ""):
+        raise ValueError(f"a sweep store is a zarr directory: the path must end in .zarr "
+                         f"(or have no extension), got {str(store)!r}")
     parent = store.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
