@@ -295,3 +295,19 @@ def test_kahan_inf_behaviour_is_the_documented_one():
     assert "inf - inf" in kahan.__doc__
     docs = (Path(__file__).resolve().parents[1] / "docs" / "accumulators.md").read_text()
     assert "Kahan and infinities" in docs
+
+
+def test_sweep_summary_shows_nan_and_nonfinite_counts():
+    from rich.console import Console
+
+    from accsim.batch.summary import summary_table
+
+    ds = xr.Dataset(
+        {"accuracy": ("cell", [0.5]), "max_rel_error": ("cell", [np.nan]),
+         "nonfinite": ("cell", [7]), "status": ("cell", np.array(["ok"], object))},
+        coords={"network": ("cell", ["mlp-relu"]), "strategy": ("cell", ["uniform"]),
+                "model": ("cell", ["m"])})
+    con = Console(width=200, record=True)
+    con.print(summary_table(ds))
+    text = con.export_text()
+    assert "non-finite" in text and " 7 " in text and "nan" in text
