@@ -15,6 +15,7 @@ from .formats import format as get_format
 from .kernels.atoms import add_round, fma_round, mul_round
 from .kernels.bits import JIT
 from .rounding import check_sr_bits, mode_code
+from .seeds import check_seed
 
 __all__ = ["add", "mul", "fma"]
 
@@ -57,7 +58,7 @@ def _prepare(arrays, fmt, mode, sr_bits):
 def _run(kernel, arrays, fmt, mode, sr_bits, seed):
     fmt, m, r, shape, flat = _prepare(arrays, fmt, mode, sr_bits)
     out = np.empty(flat[0].shape[0])
-    kernel(*flat, out, *fmt.kernel_params(), m, r, np.uint64(int(seed) & (2**64 - 1)))
+    kernel(*flat, out, *fmt.kernel_params(), m, r, np.uint64(check_seed(seed)))
     out = out.reshape(shape)
     return float(out) if out.ndim == 0 else out
 

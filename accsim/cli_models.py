@@ -13,14 +13,21 @@ def models_table(arch: str | None = None, pattern: str | None = None) -> list[tu
     """Rows ``(name, description)`` of the registered models.
 
     Without ``arch``: every generic model plus one row per architecture with its count
-    of instructions. With ``arch``: every instruction of that architecture (optionally
-    filtered by a shell-style ``pattern``).
+    of instructions; with a ``pattern`` too, every model (generic or
+    ``ARCH:INSTRUCTION``) whose name or instruction part matches it. With ``arch``:
+    every instruction of that architecture (optionally filtered by a shell-style
+    ``pattern``).
     """
     import fnmatch
 
     import hwmodels
 
     names = hwmodels.available()
+    if arch is None and pattern:
+        # every model whose name, or instruction part, matches
+        return [(n, _summary(hwmodels.get(n)) if ":" not in n else "") for n in names
+                if fnmatch.fnmatch(n, pattern)
+                or (":" in n and fnmatch.fnmatch(n.split(":", 1)[1], pattern))]
     if arch is None:
         rows = []
         for name in names:
@@ -74,6 +81,9 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        if match and not rows:
+            typer.echo(f"no model matches {match!r}", err=True)
+            raise typer.Exit(1)
         table = Table(title="accsim models" + (f": {arch}" if arch else ""))
         table.add_column("name")
         if arch is None:

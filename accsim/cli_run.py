@@ -61,47 +61,22 @@ def check_output(out: Path) -> Path:
 
 
 def write_dataset(ds, out: Path) -> Path:
-    """Write with :mod:`accsim.datasets` if present, else ``to_zarr``/``to_netcdf``."""
+    """Write atomically with :func:`accsim.datasets.save` (consolidated zarr or netCDF)."""
+    from .datasets import save
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        from . import datasets
-        save = getattr(datasets, "save", None)
-    except ImportError:  # pragma: no cover - written in parallel
-        save = None
-    import warnings
-
-    with warnings.catch_warnings():
-        # zarr 3: fixed-length strings have no v3 spec yet; consolidated metadata notice
-        warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
-        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
-        if save is not None:
-            save(ds, out)
-            return out
-        if out.suffix == ".nc":
-            ds.to_netcdf(out, engine="h5netcdf")
-        else:
-            import shutil
-
-            if out.exists():
-                shutil.rmtree(out)
-            ds.to_zarr(out, mode="w")
-    return out
+    return save(ds, out)
 
 
 def run_command(config: Path, out: Path | None = None, plots: bool | None = None,
-                quiet: bool = False):
-    """Validate, run, write, print; returns the dataset and the output path."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+                quiet: bool = False, force: bool = False):
+    """Validate, run, write, print; returns the dataset and the output path.
 
-    from .experiment import prepare, run_plan, to_dataset
+    The output is checked before any work (:func:`accsim.outputs.check_replace`): only
+    an earlier run of the same configuration is replaced without ``force``; it is
+    locked for the whole run and published atomically."""
+    from rich.console import Console
+
     from .run_config import load_config
 
     out_given = out is not None
@@ -114,6 +89,28 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
     except ValueError as exc:
         where = "--out" if out_given else cfg.where("run.output")
         raise ValueError(f"{where}: {exc}") from None
+    from .outputs import OutputLock, check_replace, clean_leftovers, config_digest
+
+    digest = config_digest(cfg.model_dump(exclude={"run": {"output", "plots"}}))
+    option = "--out" if out_given else "run.output"
+    with OutputLock(out, option):
+        check_replace(out, "run", digest, force=force, option=option)
+        clean_leftovers(out)
+        return _run_locked(cfg, config, out, plots, console, digest, quiet)
+
+
+def _run_locked(cfg, config, out, plots, console, digest, quiet):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from .experiment import prepare, run_plan, to_dataset
+
     plan = prepare(cfg)
     total = len(plan.x) * len(plan.strategies)
     console.print(f"[bold]accsim run[/bold] {config}: network {plan.network.name}, "
@@ -124,8 +121,13 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
         task = prog.add_task("inputs x strategies", total=total)
         acc, secs = run_plan(plan, progress=lambda k: prog.advance(task, k))
     ds = to_dataset(plan, acc, secs)
+    ds.attrs.update(accsim_kind="run", config_sha256=digest)
     write_dataset(ds, out)
     console.print(summary_table(ds))
+    nonfinite = int(ds["nonfinite"].sum()) if "nonfinite" in ds else 0
+    if nonfinite:
+        console.print(f"[red]{nonfinite} non-finite output component(s)[/red] (overflow or "
+                      "NaN): their errors are reported as inf or nan, never as 0")
     if plots if plots is not None else cfg.run.plots:
         from .plot_run import save_plots
 
@@ -140,8 +142,10 @@ _EPILOG = (
     "accsim run configs/paper_mlp.toml" "\n\n"
     "accsim run configs/tanh_mlp.toml --out results/tanh.nc --no-plots" "\n\n"
     "The whole configuration and the output path are checked before any work (errors name "
-    "FILE:LINE and the key; exit code 2). An existing dataset at the output is replaced "
-    "atomically; plots go to OUT_STEM_img/ next to it. Format: docs/executor.md."
+    "FILE:LINE and the key; exit code 2). An earlier run of the same configuration at the "
+    "output is replaced atomically; anything else needs --force (accsim run datasets "
+    "only; other files are never replaced). Exit code 3: another process is writing "
+    "the output. Plots go to OUT_STEM_img/ next to it. Format: docs/executor.md."
 )
 
 
@@ -155,10 +159,18 @@ def register(app: typer.Typer) -> None:
             "--out", "-o", help="Output dataset (.zarr or .nc); default run.output.")] = None,
         plots: Annotated[bool | None, typer.Option(
             "--plots/--no-plots", help="Save PNG plots (default run.plots).")] = None,
+        force: Annotated[bool, typer.Option(
+            "--force", help="Replace an accsim run dataset of another configuration at "
+            "the output (never other files).")] = False,
     ) -> None:
         """Run uniform and adaptive accumulation strategies on a network (paper's job)."""
+        from .outputs import OutputBusy
+
         try:
-            run_command(config, out, plots)
+            run_command(config, out, plots, force=force)
+        except OutputBusy as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=3) from None
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None

@@ -21,7 +21,14 @@ def sweep(
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Result store (default: [sweep] out, else "
         "results/NAME.zarr).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Recompute finished cells.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Recompute every cell into a fresh store swapped in at the end; "
+        "also replaces the store of another sweep (never other files).")] = False,
+    max_cells: Annotated[int, typer.Option(
+        "--max-cells", min=1, help="Refuse sweeps of more cells (counted before "
+        "expanding).")] = 100_000,
+    connect_timeout: Annotated[float, typer.Option(
+        "--connect-timeout", min=0.1, help="Seconds to wait for --scheduler.")] = 10.0,
     cell_fn: Annotated[str | None, typer.Option(
         "--cell-fn", hidden=True, help="module:function replacing "
         "accsim.experiment.evaluate (testing).")] = None,
@@ -33,26 +40,49 @@ def sweep(
 
     from accsim.batch import ConfigError, load_config, run_sweep
     from accsim.batch.summary import failure_table, summary_table
+    from accsim.outputs import OutputBusy
 
     console = Console(stderr=True)
     if not console.is_terminal:
         console.width = max(console.width, 160)
+
+    def fail(msg: str, code: int):
+        console.print("[red]error:[/]", end=" ")
+        console.print(msg, highlight=False, markup=False)
+        raise typer.Exit(code)
+
     try:
-        sw = load_config(config)
+        sw = load_config(config, max_cells=max_cells)
     except ConfigError as exc:
         console.print("[red]config error:[/]", end=" ")
         console.print(str(exc), highlight=False, markup=False)
         raise typer.Exit(2) from None
     store = out or Path(sw.config.sweep.out or f"results/{sw.name}.zarr")
+    option = "--out" if out else ("[sweep] out" if sw.config.sweep.out else "the default "
+                                  "output")
+    try:
+        check_store_path(store)
+    except ValueError as exc:
+        fail(f"{option}: {exc}", 2)
+    if scheduler and workers != 1:
+        console.print(f"[yellow]note:[/] --workers {workers} is ignored with --scheduler "
+                      "(the cluster's workers run the cells)")
     where = f"scheduler {scheduler}" if scheduler else (
         f"{workers} local worker processes" if workers > 1 else "in-process")
     console.print(f"sweep [bold]{sw.name}[/]: {len(sw.cells)} cells, {where} -> {store}")
     try:
         res = run_sweep(sw, store, scheduler=scheduler, workers=workers, force=force,
-                        cell_fn=cell_fn, progress=progress, console=console)
-    except ValueError as exc:  # e.g. the cell function cannot be imported
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+                        cell_fn=cell_fn, progress=progress, console=console,
+                        connect_timeout=connect_timeout)
+    except OutputBusy as exc:
+        fail(str(exc), 3)
+    except ValueError as exc:  # e.g. the store may not be replaced
+        fail(str(exc), 2)
+    except OSError as exc:  # e.g. the disk filled up while writing
+        fail(f"cannot write the store {str(store)!r}: {exc}; the previous store (if "
+             "any) is unchanged", 1)
+    for d in res.damage:
+        console.print(f"[yellow]repaired:[/] {d}", highlight=False)
     console.print(summary_table(res.dataset))
     if res.failures:
         console.print(failure_table(res.failures))
@@ -62,6 +92,26 @@ def sweep(
         raise typer.Exit(130)
     if res.failures:
         raise typer.Exit(1)
+
+
+def check_store_path(store: Path) -> Path:
+    """``ValueError`` unless ``store`` can be a sweep store: a path ending in ``.zarr``
+    or without extension (a sweep store is a zarr directory; ``x.nc`` would mislead)
+    whose nearest existing ancestor is a writable
+    directory. What may be at ``store`` itself is checked by
+    :func:`accsim.outputs.check_replace`."""
+    from accsim.datasets import check_writable
+
+    if store.suffix.lower() not in (".zarr", ""):
+        raise ValueError(f"a sweep store is a zarr directory: the path must end in .zarr "
+                         f"(or have no extension), got {str(store)!r}")
+    parent = store.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ValueError(f"{str(parent)!r} is not a directory")
+    check_writable(parent / store.name)
+    return store
 
 
 def plot(
@@ -92,8 +142,9 @@ _SWEEP_EPILOG = (
     "accsim sweep configs/smoke_sweep.toml --workers 2 --out results/smoke.zarr" "\n\n"
     "accsim sweep configs/paper_sweep.toml --scheduler tcp://10.0.0.5:8786" "\n\n"
     "Finished cells are written at once: an interrupted sweep resumes where it stopped when "
-    "rerun (--force recomputes everything). Configuration errors name FILE:LINE and the key "
-    "(exit code 2); failed cells give exit code 1. Format: docs/configs.md."
+    "rerun (--force recomputes everything into a fresh store swapped in at the end). "
+    "Configuration errors name FILE:LINE and the key (exit code 2); failed cells give exit "
+    "code 1; exit code 3: another process is writing the store. Format: docs/configs.md."
 )
 
 _PLOT_EPILOG = (

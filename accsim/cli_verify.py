@@ -21,6 +21,10 @@ import typer
 __all__ = ["register", "verify_command", "parse_sizes", "parse_kappas", "summary_table"]
 
 _EXTS = (".zarr", ".nc")
+#: Longest dot product ``--n`` accepts (the generator keeps exact running sums).
+MAX_N = 1 << 22
+#: Most dot products one verify run computes (``len(n) * len(kappa) * samples``).
+MAX_DOTS = 1_000_000
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -34,6 +38,9 @@ def parse_sizes(text: str) -> list[int]:
             raise ValueError(f"--n: {part!r} is not an integer (give e.g. 16,64,256)") from None
         if v <= 0:
             raise ValueError(f"--n: sizes must be positive, got {v}")
+        if v > MAX_N:
+            raise ValueError(f"--n: {v} exceeds the limit of {MAX_N} (2**22) terms per dot "
+                             "product")
         out.append(v)
     if not out:
         raise ValueError("--n: give at least one size")
@@ -109,12 +116,16 @@ def summary_table(ds):
 
 
 def verify_command(model_name: str, n: str, kappa: str, samples: int, seed: int, out: Path,
-                   kind: str = "deterministic", plot: bool = True, console=None):
-    """Validate everything, run, write the dataset (and PNG); returns (dataset, path)."""
+                   kind: str = "deterministic", plot: bool = True, console=None,
+                   force: bool = False):
+    """Validate everything, run, write the dataset (and PNG); returns (dataset, path).
+
+    Only an earlier verify run of the same parameters at ``out`` is replaced without
+    ``force`` (:func:`accsim.outputs.check_replace`); ``out`` is locked for the run and
+    published atomically."""
     from rich.console import Console
 
-    from . import bounds, datasets
-    from .verify import gen_dot, verify
+    from . import bounds
 
     console = console or Console()
     # ---- validation: nothing is computed or written before all of this passes
@@ -122,10 +133,33 @@ def verify_command(model_name: str, n: str, kappa: str, samples: int, seed: int,
     kappas = parse_kappas(kappa)
     if samples < 1:
         raise ValueError(f"--samples must be >= 1, got {samples}")
+    n_dots = len(sizes) * len(kappas) * samples
+    if n_dots > MAX_DOTS:
+        raise ValueError(f"--n x --kappa x --samples asks for {n_dots} dot products; the "
+                         f"limit is {MAX_DOTS}")
+    from .seeds import check_seed
+
+    seed = check_seed(seed, "--seed")
     if kind not in bounds.KINDS:
         raise ValueError(f"--kind must be one of {', '.join(bounds.KINDS)}, got {kind!r}")
     out = _check_out(Path(out))
     model = _resolve(model_name)
+    from .outputs import OutputLock, check_replace, clean_leftovers, config_digest
+
+    digest = config_digest({"model": model_name, "n": sizes, "kappa": kappas,
+                            "samples": samples, "seed": seed, "kind": kind})
+    with OutputLock(out, "--out"):
+        check_replace(out, "verify", digest, force=force, option="--out")
+        clean_leftovers(out)
+        return _verify_locked(model, model_name, sizes, kappas, samples, seed, out, kind,
+                              plot, console, digest)
+
+
+def _verify_locked(model, model_name, sizes, kappas, samples, seed, out, kind, plot,
+                   console, digest):
+    from . import datasets
+    from .verify import gen_dot, verify
+
     k_inst = int(getattr(model, "k", 1) or 1)
     used = sorted({-(-s // k_inst) * k_inst for s in sizes})
     if used != sorted(set(sizes)):
@@ -158,16 +192,13 @@ def verify_command(model_name: str, n: str, kappa: str, samples: int, seed: int,
     attrs = {"kind": kind, "a_format": fa.name, "b_format": fb.name, "c": 0.0,
              "n_requested": ",".join(str(s) for s in sizes), "instruction_k": k_inst,
              "generator": "Ogita-Rump-Oishi GenDot (accsim.verify.gen_dot)",
-             "seconds": secs, "violations": int((~holds).sum())}
+             "seconds": secs, "violations": int((~holds).sum()),
+             "accsim_kind": "verify", "config_sha256": digest}
     ds = datasets.make_dataset(
         data, {"n": np.asarray(used), "kappa": np.asarray(kappas),
                "sample": np.arange(samples)}, model=model, attrs=attrs, seed=seed)
     ds.attrs["model"] = str(getattr(model, "name", model_name))
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
-        datasets.save(ds, out)
+    datasets.save(ds, out)
     console.print(summary_table(ds))
     if plot:
         from .plot_verify import save_plot
@@ -185,8 +216,10 @@ _EPILOG = (
     "accsim verify -m fp16-recursive-rne -o v.zarr --n 16,256,4096 --kappa 1,1e6" "\n\n"
     "accsim verify -m hopper:wgmma.m64n8k32.f32.e4m3.e4m3 -o h.nc --samples 20" "\n\n"
     "Hardware models round n up to a multiple of the instruction's k. Writes the dataset and "
-    "OUT with suffix .png; an existing dataset at OUT is replaced atomically. Exit code 2 on "
-    "bad input (nothing is written), 0 otherwise (violations are reported in the table)."
+    "OUT with suffix .png; an earlier verify dataset of the same parameters at OUT is replaced "
+    "atomically, one of other parameters only with --force, anything else never. Exit code "
+    "2 on bad input (nothing is written), 3 when another process writes OUT, 0 otherwise "
+    "(violations are reported in the table)."
 )
 
 
@@ -206,10 +239,19 @@ def register(app: typer.Typer) -> None:
         kind: Annotated[str, typer.Option(help="deterministic or probabilistic.")]
         = "deterministic",
         plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Save a PNG.")] = True,
+        force: Annotated[bool, typer.Option(
+            "--force", help="Replace an accsim verify dataset of other parameters at OUT "
+            "(never other files).")] = False,
     ) -> None:
         """Verify a model's componentwise error bound against exact results."""
+        from .outputs import OutputBusy
+
         try:
-            _, _ = verify_command(model, n, kappa, samples, seed, out, kind, plot)
+            _, _ = verify_command(model, n, kappa, samples, seed, out, kind, plot,
+                                  force=force)
+        except OutputBusy as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=3) from None
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None

@@ -10,6 +10,7 @@ stored as ``model_<name>`` (from ``model.describe()``).
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import shutil
 import tempfile
@@ -198,10 +199,20 @@ def save(ds: xr.Dataset, path: str | os.PathLike, engine: str | None = None,
          *, overwrite: bool = True) -> Path:
     """Write ``ds`` atomically to ``path`` (zarr directory or netCDF file via h5netcdf).
 
-    The data go to a temporary path in the same directory, then are renamed into place;
-    on any error the temporary is removed and an existing ``path`` is left untouched.
-    ``engine`` defaults from the extension (``.nc`` -> netCDF, else zarr).
+    The data go to a temporary path in the same directory (``.NAME.*.tmp``), then are
+    swapped into place (:func:`accsim.outputs.publish`: readers see the old dataset or
+    the new one, never a mixture); on any error the temporary is removed and an
+    existing ``path`` is left untouched. Zarr stores carry consolidated metadata (one
+    read opens them; ``xarray.open_zarr`` needs no fallback). A netCDF file is built in
+    memory and written with ordinary file I/O, so a full disk is an ``OSError``, never
+    a crash inside HDF5. ``engine`` defaults from the extension (``.nc`` -> netCDF,
+    else zarr). Whether an existing ``path`` may be replaced at all is the caller's
+    decision (:func:`accsim.outputs.check_replace`).
     """
+    import warnings
+
+    from .outputs import publish
+
     ds = normalise(ds)
     validate(ds)
     p = check_writable(path)
@@ -213,24 +224,33 @@ def save(ds: xr.Dataset, path: str | os.PathLike, engine: str | None = None,
     target = tmp / p.name
     try:
         if eng == "netcdf":
-            _encode_for_netcdf(ds).to_netcdf(target, engine="h5netcdf")
+            data = _encode_for_netcdf(ds).to_netcdf(engine="h5netcdf")
+            with open(target, "wb") as f:
+                f.write(bytes(data))
+                f.flush()
+                os.fsync(f.fileno())
         else:
-            ds.to_zarr(target, mode="w", consolidated=False)
-        if p.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".old", dir=parent))
-            os.replace(p, old / p.name)
-            try:
-                os.replace(target, p)
-            except BaseException:
-                os.replace(old / p.name, p)
-                raise
-            finally:
-                shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(target, p)
+            with warnings.catch_warnings():
+                # zarr 3: consolidated metadata and fixed-length strings are not in the
+                # v3 specification yet (informational; xarray reads both)
+                warnings.filterwarnings("ignore", message=".*Zarr format 3 spec.*")
+                warnings.filterwarnings("ignore", message=".*Zarr V3 spec.*")
+                ds.to_zarr(target, mode="w", consolidated=True)
+        publish(target, p)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return p
+
+
+def _consolidated(p: Path) -> bool:
+    """Whether a zarr store carries consolidated metadata (v3 or v2)."""
+    try:
+        if (p / ".zmetadata").is_file():
+            return True
+        meta = json.loads((p / "zarr.json").read_text())
+        return bool(meta.get("consolidated_metadata"))
+    except (OSError, ValueError):
+        return False
 
 
 def load(path: str | os.PathLike, engine: str | None = None) -> xr.Dataset:
@@ -243,7 +263,7 @@ def load(path: str | os.PathLike, engine: str | None = None) -> xr.Dataset:
         with xr.open_dataset(p, engine="h5netcdf") as ds:
             out = ds.load()
     else:
-        with xr.open_zarr(p, consolidated=False) as ds:
+        with xr.open_zarr(p, consolidated=_consolidated(p)) as ds:
             out = ds.load()
     return _decode(out)
 

@@ -334,7 +334,8 @@ class RunAccumulator:
             self.max_ratio[li] = max(self.max_ratio[li], float(np.max(ratio, initial=0.0)))
             self.violations[li] += int(np.sum(~r.holds))
             rel = r.rel_error
-            self.max_rel[li] = max(self.max_rel[li], float(np.nanmax(rel, initial=0.0)))
+            # NaN (an overflowed or invalid output) propagates: never reported as 0 error
+            self.max_rel[li] = np.maximum(self.max_rel[li], np.max(rel, initial=0.0))
             self.nonfinite[li] += int(np.sum(~np.isfinite(r.computed)))
             self.info[li] = r.info
             if take:

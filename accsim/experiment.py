@@ -106,6 +106,10 @@ def load_inputs(path: str | None, n_in: int):
         raise ValueError(f"inputs: labels have shape {y.shape}, expected ({x.shape[0]},)")
     if x.dtype.kind != "f":
         raise ValueError(f"inputs: x must be a float array, got dtype {x.dtype}")
+    if y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() > 9)):
+        bad_y = y if y.dtype.kind not in "iu" else y[(y < 0) | (y > 9)]
+        raise ValueError(f"inputs: labels must be integers 0..9 (the digit classes), got "
+                         f"dtype {y.dtype}, e.g. {bad_y.ravel()[:3].tolist()}")
     bad = ~np.isfinite(x)
     if bad.any():
         i, j = (int(k) for k in np.argwhere(bad)[0])

@@ -205,6 +205,10 @@ class FloatFormat:
         cls, exponent_bits: int, mantissa_bits: int, *, name: str | None = None, **kw
     ) -> FloatFormat:
         """IEEE-style format with bias 2^(exponent_bits-1) - 1."""
+        for k, v, lo, hi in (("exponent_bits", exponent_bits, 1, 11),
+                             ("mantissa_bits", mantissa_bits, 0, 52)):
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or not lo <= v <= hi:
+                raise ValueError(f"{k} must be an integer in {lo}..{hi}, got {v!r}")
         bias = (1 << (exponent_bits - 1)) - 1
         name = name or f"e{exponent_bits}m{mantissa_bits}"
         return cls(name, exponent_bits, mantissa_bits, bias, **kw)
@@ -399,7 +403,7 @@ def _fast_encode(values, fmt: FloatFormat, mode: str, sr_bits=None, seed: int = 
     kernel = fr.fast_encode_array if x.size >= _PARALLEL_MIN else fr.fast_encode_array_serial
     kernel(x.view(np.uint64), out, p, emin, fr.ecap_of(maxv), maxv, sub, ovf, fmt.bias,
            u64(sshift), u64(max_code), u64(inf_code), u64(nan_code), flags, m, r,
-           u64(int(seed) & 0xFFFFFFFFFFFFFFFF))
+           u64(seed))
     return out.reshape(a.shape)
 
 
@@ -482,6 +486,9 @@ def to_ml_dtypes(values, fmt: str | FloatFormat, mode: str = "rne", *, sr_bits=N
 
     ``sr_bits`` and ``seed`` are as in :func:`accsim.round` (same random words, so
     ``from_ml_dtypes(to_ml_dtypes(x, f, "sr", seed=s)) == round(x, f, "sr", seed=s)``)."""
+    from .seeds import check_seed
+
+    seed = check_seed(seed)
     fmt = format(fmt)
     dt = fmt.ml_dtype
     if dt is None:

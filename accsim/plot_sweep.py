@@ -165,6 +165,9 @@ def plot_store(store, x: str = "bit_cost", y: str = "accuracy", out=None) -> Pat
                 "Pareto front are named", transform=ax.transAxes, ha="right", va="bottom",
                 fontsize=7, color="0.3")
     out = Path(out) if out else store.with_suffix(".png")
+    if out.suffix.lower() != ".png":
+        # matplotlib would append ".png" to a name without one: write what we report
+        raise ValueError(f"--out must end in .png, got {str(out)!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=120, format="png")
     return out

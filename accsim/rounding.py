@@ -16,17 +16,9 @@ from .formats import format as get_format
 from .kernels import fastround
 from .kernels.bits import JIT
 from .kernels.rounding import MODES, SR, round_dd
+from .seeds import check_seed
 
 __all__ = ["round", "MODES", "mode_code", "check_sr_bits", "check_seed"]
-
-
-def check_seed(seed) -> int:
-    """The generator key of ``seed``: an integer (numpy integers too; negative values
-    wrap modulo 2^64). ``ValueError`` for anything else (a float such as 1.5 would
-    otherwise be truncated silently to another stream)."""
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise ValueError(f"seed must be an integer, got {seed!r} ({type(seed).__name__})")
-    return int(seed) & 0xFFFFFFFFFFFFFFFF
 
 
 def mode_code(mode: str) -> int:

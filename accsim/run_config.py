@@ -45,6 +45,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictInt,
     ValidationError,
     field_validator,
 )
@@ -61,8 +62,8 @@ class RunSection(_Strict):
     """``[run]``: what to run on."""
 
     network: str
-    samples: int = Field(0, ge=0)
-    seed: int = Field(0, ge=0)
+    samples: StrictInt = Field(0, ge=0)
+    seed: StrictInt = Field(0, ge=0, lt=2**64, description="an integer in [0, 2**64)")
     batch: int = Field(256, ge=1)
     record_samples: int = Field(16, ge=0)
     output: str = "results/run.zarr"
@@ -201,6 +202,15 @@ def parse_config(data: dict, source: str = "<config>", text: str | None = None) 
         head = "invalid configuration:\n  " if len(msgs) > 1 else ""
         raise ValueError(head + "\n  ".join(msgs)) from None
     cfg._source, cfg._lines = source, lines
+    if cfg.models:
+        import hwmodels
+
+        registry = set(hwmodels.available())
+        for name in cfg.models:
+            if name in registry:
+                raise ValueError(f"{cfg.where(f'models.{name}')}: the table name {name!r} is "
+                                 "a registered model name; rename the table (it would "
+                                 "shadow the registry's model)")
     for i, s in enumerate(cfg.strategies):
         try:
             s.check()

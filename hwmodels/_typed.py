@@ -126,6 +126,9 @@ class HardwareModel:
             match, K not a multiple of the instruction's k, or scales given to a non-MX
             instruction / scales of the wrong dtype or shape.
         """
+        from accsim.seeds import check_seed
+
+        check_seed(seed)  # ignored, but held to the one seed rule
         A = self._check(A, "A", self.a_dtype, "input")
         B = self._check(B, "B", self.b_dtype, "input")
         M, K = A.shape

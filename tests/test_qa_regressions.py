@@ -229,8 +229,10 @@ def test_non_integer_seed_rejected(seed):
 
 def test_integer_seeds_still_accepted():
     a = accsim.round(np.array([0.1]), "bf16", "sr", sr_bits=8, seed=np.uint64(2**64 - 1))
-    b = accsim.round(np.array([0.1]), "bf16", "sr", sr_bits=8, seed=-1)
-    assert a.view(np.uint64).tolist() == b.view(np.uint64).tolist()  # wraps modulo 2^64
+    b = accsim.round(np.array([0.1]), "bf16", "sr", sr_bits=8, seed=2**64 - 1)
+    assert a.view(np.uint64).tolist() == b.view(np.uint64).tolist()
+    with pytest.raises(ValueError, match="seed"):  # no wrap-around (issue 14)
+        accsim.round(np.array([0.1]), "bf16", "sr", sr_bits=8, seed=-1)
 
 
 def test_tempdir_probe_leaves_nothing(tmp_path):

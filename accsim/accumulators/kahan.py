@@ -12,6 +12,13 @@ product ``p = a_ik b_kj``::
     comp = round(round(t - s) - y)  # counters 4k + 2, 4k + 3
     s    = t
 
+Infinities (IEEE 754-2019, 7.2): once ``t`` is infinite (an infinite term, or the sum
+overflowed), ``comp = round(t - s) - y`` is ``inf - inf`` = NaN, and the next term's
+``y = round(p - comp)`` carries the NaN into the sum. So ``fp16-kahan`` returns NaN
+where the uncompensated families return inf whenever a term FOLLOWS the infinity:
+``[inf, 1]`` or ``[60000, 60000, 1]`` (binary16 overflow) give NaN, while ``[inf]`` and
+``[1, inf]`` give inf. This is the IEEE result of the compensation step, not an error.
+
 RNE fast path (formats with ``p <= 25``): every operation is one RNE rounding of an
 exact pair, computed as binary64 sum then one rounding by
 :func:`~._kernels_common.rne_lane` (correct as ``53 >= 2p + 2``, guarded against the

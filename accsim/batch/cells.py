@@ -192,8 +192,16 @@ def _param_axis(v) -> list:
 
 def template_variants(name: str | None, t: ModelTemplate) -> list[ModelVariant]:
     """The model variants a template stands for (cartesian product of its lists)."""
+    from .config import MAX_CELLS
+
     params = dict(t.model_extra or {})
     axes = {k: _param_axis(v) for k, v in params.items()}
+    count = 1
+    for ax in axes.values():
+        count *= len(ax)
+    if count > MAX_CELLS:
+        raise ValueError(f"the model template stands for {count} variants; the limit is "
+                         f"{MAX_CELLS}")
     varying = [k for k, ax in axes.items() if len(ax) > 1]
     base = name or t.label
     if base is None:
@@ -242,7 +250,12 @@ class _Resolver:
 
     def __init__(self, cfg: SweepConfig, loc: Locator, check: bool):
         self.cfg, self.loc, self.check = cfg, loc, check
-        self.templates = {n: template_variants(n, t) for n, t in cfg.models.items()}
+        self.templates = {}
+        for n, t in cfg.models.items():
+            try:
+                self.templates[n] = template_variants(n, t)
+            except ValueError as exc:
+                raise loc.error(("models", n), str(exc)) from None
         self.registry: list[str] | None = None
         self.build = None
         if check:
@@ -281,7 +294,10 @@ class _Resolver:
 
     def resolve(self, ref, path: tuple) -> list[ModelVariant]:
         if isinstance(ref, ModelTemplate):
-            out = template_variants(None, ref)
+            try:
+                out = template_variants(None, ref)
+            except ValueError as exc:
+                raise self.loc.error(path, str(exc)) from None
             for v in out:
                 self.verify(v, path)
             return out
@@ -482,11 +498,35 @@ def _make_cell(combo: dict, cfg: SweepConfig) -> tuple[dict, dict]:
 
 
 def expand(cfg: SweepConfig, loc: Locator, *, text: str = "",
-           check_registries: bool = True):
-    """Expand a validated config into a :class:`Sweep` (raises ConfigError)."""
+           check_registries: bool = True, max_cells: int | None = None):
+    """Expand a validated config into a :class:`Sweep` (raises ConfigError).
+
+    Every ``[models]`` table is checked (also one no cell uses), a table named like a
+    registered model is refused (it would shadow it), and with ``max_cells`` the
+    number of cells is counted from the axes' lengths before any is built."""
     res = _Resolver(cfg, loc, check_registries)
+    if check_registries:
+        for name, variants in res.templates.items():
+            if res.registry and name in res.registry:
+                raise loc.error(("models", name), f"the table name {name!r} is a "
+                                "registered model name; rename the table (it would "
+                                "shadow the registry's model)")
+            for v in variants:
+                res.verify(v, ("models", name))
     blocks = [(b, ("grid", i)) for i, b in enumerate(cfg.grid)]
     blocks += [(c, ("cells", i)) for i, c in enumerate(cfg.cells)]
+    if max_cells is not None:
+        total = 0
+        for block, path in blocks:
+            for axes in _block_axes(block, path, res, cfg, check_registries):
+                n = 1
+                for ax in axes.values():
+                    n *= len(ax)
+                total += n
+                if total > max_cells:
+                    raise loc.error(path, f"the sweep has more than {max_cells} cells "
+                                    f"(this grid alone: {n}); split it or raise the "
+                                    "limit (accsim sweep --max-cells)")
     cells: list[Cell] = []
     seen: set[str] = set()
     models: dict[str, str | dict] = {}

@@ -45,6 +45,13 @@ CELL_PARAMS = ("network", "strategy", "low", "high", "levels", "tau", "criterion
                "samples", "seed")
 
 RANGE_RE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*(?::\s*(\d+)\s*)?$")
+#: Most values one range ``"START..STOP[:STEP]"`` may stand for (checked before expanding).
+MAX_RANGE = 10_000
+#: Default limit on the number of cells of a sweep (``accsim sweep --max-cells``).
+MAX_CELLS = 100_000
+#: Bounds of the custom-format fields (binary64 is the widest format accsim models).
+FORMAT_BOUNDS = {"exponent_bits": (1, 11), "mantissa_bits": (0, 52), "p": (1, 53),
+                 "emax": (1, 1023)}
 
 
 class ConfigError(ValueError):
@@ -74,20 +81,70 @@ class ConfigError(ValueError):
 def parse_range(text: str) -> list[int] | None:
     """``"3..23"`` -> [3, ..., 23] (inclusive), ``"8..32:8"`` -> [8, 16, 24, 32].
 
-    Returns None when ``text`` is not a range.
+    Returns None when ``text`` is not a range. Raises ``ValueError`` for a range of
+    more than :data:`MAX_RANGE` values, before expanding it.
     """
+    bounds = range_bounds(text)
+    if bounds is None:
+        return None
+    a, b, step = bounds
+    return list(range(a, b + 1, step))
+
+
+def range_bounds(text, *, limit: bool = True) -> tuple[int, int, int] | None:
+    """``(start, stop, step)`` of a range string (validated, not expanded), else None;
+    ``limit``: also refuse ranges of more than :data:`MAX_RANGE` values."""
     m = RANGE_RE.match(text) if isinstance(text, str) else None
     if not m:
         return None
     a, b, step = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
     if step < 1 or b < a:
         raise ValueError(f"bad range {text!r}: need start <= stop and step >= 1")
-    return list(range(a, b + 1, step))
+    count = (b - a) // step + 1
+    if limit and count > MAX_RANGE:
+        raise ValueError(f"range {text!r} has {count} values; the limit is {MAX_RANGE}")
+    return a, b, step
+
+
+def _axis_extremes(v) -> list[int]:
+    """The smallest and largest value of an integer axis (scalar, list or range)."""
+    if isinstance(v, str):
+        bounds = range_bounds(v, limit=False)
+        if bounds is None:
+            return []
+        a, b, step = bounds
+        return [a, a + (b - a) // step * step]
+    if isinstance(v, list):
+        return [x for x in v if isinstance(x, int)]
+    return [v] if isinstance(v, int) else []
+
+
+def _check_bounds(v, name: str, lo: int, hi: int | None):
+    """An integer axis whose values must lie in ``lo..hi`` (checked on the range's
+    ends, never expanded)."""
+    for x in _axis_extremes(v):
+        if x < lo or (hi is not None and x > hi):
+            raise ValueError(f"{name} must be in {lo}..{'' if hi is None else hi}, got {x}")
+    return v
 
 
 def _check_int_axis(v):
     if isinstance(v, str):
         parse_range(v) or _raise(f"{v!r} is not an integer range 'START..STOP[:STEP]'")
+    return v
+
+
+def _check_tau(v):
+    """tau: a number >= 0 (inf allowed, NaN not) or a non-empty list of them."""
+    import math
+
+    if v is None:
+        return v
+    if isinstance(v, list) and not v:
+        raise ValueError("tau list is empty")
+    for t in v if isinstance(v, list) else [v]:
+        if math.isnan(t) or t < 0:
+            raise ValueError(f"tau must be >= 0 (inf allowed), got {t}")
     return v
 
 
@@ -122,8 +179,13 @@ class FormatTable(_Strict):
     subnormals: bool | None = None
     saturate: bool | None = None
 
-    _axis = field_validator("exponent_bits", "mantissa_bits", "p", "emax")(
-        lambda v: v if v is None else _check_int_axis(v))
+    @field_validator("exponent_bits", "mantissa_bits", "p", "emax")
+    @classmethod
+    def _axis(cls, v, info):
+        if v is None:
+            return v
+        _check_bounds(v, info.field_name, *FORMAT_BOUNDS[info.field_name])
+        return _check_int_axis(v)
 
     @model_validator(mode="after")
     def _one_form(self):
@@ -193,6 +255,15 @@ class Block(_Strict):
 
     _axis = field_validator("samples", "seed")(
         lambda v: v if v is None else _check_int_axis(v))
+    _tau = field_validator("tau")(lambda v: _check_tau(v))
+
+    @field_validator("samples", "seed")
+    @classmethod
+    def _nonneg(cls, v, info):
+        if v is None:
+            return v
+        hi = 2**64 - 1 if info.field_name == "seed" else None
+        return _check_bounds(v, info.field_name, 0, hi)
 
 
 class CellEntry(_Strict):
@@ -206,8 +277,10 @@ class CellEntry(_Strict):
     tau: float | None = None
     criterion: Criterion | None = None
     guard: bool | None = None
-    samples: StrictInt | None = None
-    seed: StrictInt = 0
+    samples: StrictInt | None = Field(None, ge=0)
+    seed: StrictInt = Field(0, ge=0, lt=2**64)
+
+    _tau = field_validator("tau")(lambda v: _check_tau(v))
 
 
 class SweepSection(_Strict):
@@ -215,8 +288,10 @@ class SweepSection(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
-    seed: StrictInt = Field(0, ge=0, description="master seed of every cell's seed")
-    samples: StrictInt | None = Field(None, ge=1, description="default samples per cell")
+    seed: StrictInt = Field(0, ge=0, lt=2**64, description="master seed of every cell's "
+                            "seed (an integer in [0, 2**64))")
+    samples: StrictInt | None = Field(None, ge=0, description="default samples per cell "
+                                      "(0: the whole test split)")
     criterion: Criterion = "predicted"
     guard: bool = False
     seed_keys: list[Literal[CELL_PARAMS]] | None = Field(  # type: ignore[valid-type]
@@ -438,7 +513,8 @@ def parse_config(text: str, file: str | None = None) -> tuple[SweepConfig, Locat
     return cfg, loc
 
 
-def load_config(path: str | Path, *, check_registries: bool = True):
+def load_config(path: str | Path, *, check_registries: bool = True,
+                max_cells: int | None = MAX_CELLS):
     """Load, validate and expand a sweep file.
 
     Parameters
@@ -449,6 +525,8 @@ def load_config(path: str | Path, *, check_registries: bool = True):
         Check network names, model names and custom model parameters against
         ``networks.available()``, ``hwmodels.available()`` and
         ``accsim.accumulators.factory.build_model`` (where those exist).
+    max_cells : int or None
+        Refuse a sweep of more cells (counted before expanding; None: no limit).
 
     Returns
     -------
@@ -467,7 +545,11 @@ def load_config(path: str | Path, *, check_registries: bool = True):
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read the config: {exc.strerror}", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not a text (UTF-8) file: {exc.reason} at byte {exc.start}",
+                          file=str(path)) from None
     cfg, loc = parse_config(text, str(path))
-    return expand(cfg, loc, text=text, check_registries=check_registries)
+    return expand(cfg, loc, text=text, check_registries=check_registries,
+                  max_cells=max_cells)
 
 

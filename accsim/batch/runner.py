@@ -31,6 +31,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from distributed import WorkerPlugin
 
@@ -179,6 +180,7 @@ class SweepOutcome:
     failures: list[dict] = field(default_factory=list)
     wall: float = 0.0
     interrupted: bool = False
+    damage: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -206,7 +208,7 @@ def _progress(console, enabled: bool):
 def run_sweep(sweep, store: str | os.PathLike, *, scheduler: str | None = None,
               workers: int = 1, force: bool = False, cell_fn: Callable | str | None = None,
               progress: bool = True, console=None, warmup: bool = True,
-              client=None) -> SweepOutcome:
+              client=None, connect_timeout: float = 30.0) -> SweepOutcome:
     """Run the unfinished cells of ``sweep`` and consolidate the store.
 
     Parameters
@@ -221,54 +223,153 @@ def run_sweep(sweep, store: str | os.PathLike, *, scheduler: str | None = None,
     workers : int
         Local worker processes (ignored with ``scheduler`` or ``client``).
     force : bool
-        Recompute every cell (their old records are deleted first).
+        Recompute every cell in a fresh store beside ``store`` and swap it in at the
+        end (interrupted or killed, the old store stays as it was). Also needed to
+        replace the store of another sweep (another ``[sweep] name``); never replaces
+        anything that is not an accsim sweep store
+        (:func:`accsim.outputs.check_replace`).
     cell_fn : callable or "module:function", optional
         The cell function (default :func:`accsim.experiment.evaluate`); tests inject a
         double here.
     client : distributed.Client, optional
         Use this client (and leave it open).
+    connect_timeout : float
+        Seconds to wait for ``scheduler``; then ``ValueError`` naming it.
 
     Returns
     -------
     SweepOutcome
+
+    Raises
+    ------
+    ValueError
+        The store may not be written (foreign, another kind, another sweep without
+        ``force``); :class:`accsim.outputs.OutputBusy` when another process holds it.
     """
     from rich.console import Console
 
+    from accsim.outputs import OutputLock, check_replace, clean_leftovers
+
     console = console or Console(stderr=True)
     fn = resolve_cell_fn(cell_fn)
-    st = CellStore(store).init()
+    store = Path(store)
+    with OutputLock(store, "--out"):
+        existing = check_replace(store, "sweep", sweep.name, force=force, option="--out")
+        clean_leftovers(store)
+        return _run_locked(sweep, store, existing, fn, scheduler=scheduler,
+                           workers=workers, force=force, progress=progress,
+                           console=console, warmup=warmup, client=client,
+                           connect_timeout=connect_timeout)
+
+
+def damage_report(sweep, st: CellStore, existing) -> list[str]:
+    """What is damaged in an existing store (all of it is repaired by re-running or
+    rebuilding): unreadable or invalid cell records, cells the published dataset
+    lists as done whose record is gone, an unreadable dataset."""
+    from .store import open_results
+
+    problems = []
+    for c in sweep.cells:
+        _, why = st.check(c.id)
+        if why:
+            problems.append(f"record of cell {c.index} ({c.id}) is damaged: {why}")
+    if existing.state == "damaged":
+        problems.append(f"the combined dataset is damaged: {existing.detail}")
+        return problems
+    if existing.state != "accsim":
+        return problems
+    try:
+        ds = open_results(st.path, retries=2)
+    except ValueError as exc:
+        problems.append(f"the combined dataset is unreadable ({exc})")
+        return problems
+    if "cell_id" in ds and "status" in ds:
+        listed = dict(zip([str(x) for x in ds["cell_id"].values],
+                          [str(x) for x in ds["status"].values], strict=True))
+        for c in sweep.cells:
+            if listed.get(c.id) == "ok" and not st._file(c.id).exists():
+                problems.append(f"record of cell {c.index} ({c.id}) is missing although "
+                                "the dataset lists it as done")
+    return problems
+
+
+def _run_locked(sweep, store: Path, existing, fn, *, scheduler, workers, force, progress,
+                console, warmup, client, connect_timeout) -> SweepOutcome:
+    import shutil
+    import tempfile
+
     t0 = time.perf_counter()
     if force:
-        for c in sweep.cells:
-            st.remove(c.id)
+        # --force: a fresh store beside the old one, swapped in when done; killed or
+        # interrupted, the old store stays as it was
+        work = Path(tempfile.mkdtemp(prefix=f".{store.name}.", suffix=".tmp",
+                                     dir=store.parent if str(store.parent) else "."))
+        damage = []
+    else:
+        work = store
+        damage = damage_report(sweep, CellStore(store), existing)
+        for d in damage:
+            console.print(f"[yellow]damaged:[/] {d}; repaired by re-running / rebuilding",
+                          highlight=False)
+    st = CellStore(work).init()
     todo = [c for c in sweep.cells if st.status(c.id) != "ok"]
-    out = SweepOutcome(dataset=None, skipped=len(sweep.cells) - len(todo))
-    if todo:
-        runner = _run_local if (scheduler is None and client is None and workers <= 1) \
-            else _run_dask
-        try:
-            with _progress(console, progress) as bar:
-                task = bar.add_task(sweep.name, total=len(sweep.cells),
-                                    completed=out.skipped, failed=0)
+    out = SweepOutcome(dataset=None, skipped=len(sweep.cells) - len(todo), damage=damage)
+    try:
+        if todo:
+            runner = _run_local if (scheduler is None and client is None and workers <= 1) \
+                else _run_dask
+            try:
+                with _progress(console, progress) as bar:
+                    task = bar.add_task(sweep.name, total=len(sweep.cells),
+                                        completed=out.skipped, failed=0)
 
-                def done(cell, rec):
-                    rec = {"cell_id": cell.id, "index": cell.index, "kwargs": cell.kwargs,
-                           "coords": cell.coords, "finished_at": time.time(), **rec}
-                    st.write(rec)
-                    out.ran += 1
-                    if rec["status"] != "ok":
-                        out.failures.append(rec)
-                    bar.update(task, advance=1, failed=len(out.failures))
+                    def done(cell, rec):
+                        rec = {"cell_id": cell.id, "index": cell.index,
+                               "kwargs": cell.kwargs, "coords": cell.coords,
+                               "finished_at": time.time(), **rec}
+                        st.write(rec)
+                        out.ran += 1
+                        if rec["status"] != "ok":
+                            out.failures.append(rec)
+                        bar.update(task, advance=1, failed=len(out.failures))
 
-                kw = dict(scheduler=scheduler, workers=workers, warmup=warmup,
-                          client=client, console=console)
-                runner(sweep, todo, fn, done, **kw)
-        except KeyboardInterrupt:
-            out.interrupted = True
-    out.failures = [st.read(c.id) for c in sweep.cells if st.status(c.id) == "error"]
-    out.dataset = st.consolidate(sweep)
+                    kw = dict(scheduler=scheduler, workers=workers, warmup=warmup,
+                              client=client, console=console,
+                              connect_timeout=connect_timeout)
+                    runner(sweep, todo, fn, done, **kw)
+            except KeyboardInterrupt:
+                out.interrupted = True
+        out.failures = [st.read(c.id) for c in sweep.cells if st.status(c.id) == "error"]
+        if force and out.interrupted:
+            out.dataset = st.dataset(sweep)  # not published: the old store stays
+        elif out.ran == 0 and not damage and existing.state == "accsim" and not force:
+            out.dataset = _unchanged(sweep, st, store)
+        else:
+            out.dataset = None
+        if out.dataset is None:
+            out.dataset = st.consolidate(sweep, store)
+    finally:
+        if force:
+            shutil.rmtree(work, ignore_errors=True)
     out.wall = time.perf_counter() - t0
     return out
+
+
+def _unchanged(sweep, st: CellStore, store: Path):
+    """The published dataset when it already says what the records say (nothing to
+    rebuild), else None."""
+    from .store import open_results
+
+    try:
+        old = open_results(store, retries=2)
+    except ValueError:
+        return None
+    new = st.dataset(sweep)
+    same = all(str(old.attrs.get(k)) == str(v) for k, v in new.attrs.items()) and \
+        old.sizes.get("cell") == new.sizes.get("cell") and all(
+            k in old and [str(x) for x in old[k].values] == [str(x) for x in new[k].values]
+            for k in ("cell_id", "status"))
+    return old if same else None
 
 
 def _run_local(sweep, todo, fn, done, **_):
@@ -276,7 +377,8 @@ def _run_local(sweep, todo, fn, done, **_):
         done(cell, run_cell(fn, cell.kwargs))
 
 
-def _run_dask(sweep, todo, fn, done, *, scheduler, workers, warmup, client, console):
+def _run_dask(sweep, todo, fn, done, *, scheduler, workers, warmup, client, console,
+              connect_timeout=30.0):
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -291,7 +393,11 @@ def _run_dask(sweep, todo, fn, done, *, scheduler, workers, warmup, client, cons
             )
             client = Client(cluster)
         else:
-            client = Client(scheduler, timeout="30s")
+            try:
+                client = Client(scheduler, timeout=f"{connect_timeout}s")
+            except (OSError, TimeoutError) as exc:
+                raise ValueError(f"--scheduler {scheduler}: cannot reach the dask "
+                                 f"scheduler within {connect_timeout:g} s ({exc})") from None
     try:
         info = client.scheduler_info(n_workers=-1)["workers"]
         if not info:

@@ -9,8 +9,14 @@ A cell record is written to a temporary file in ``STORE/cells`` and renamed into
 (``os.replace``, atomic on POSIX), after an ``fsync``: a sweep killed at any moment
 leaves only complete records (plus perhaps a temporary file, removed on the next run).
 The records are the ground truth; the dataset is rebuilt from them at the end of every
-run (:meth:`CellStore.consolidate`). Open it with ``xarray.open_zarr(STORE)`` or
-:func:`open_results`.
+run that changed something (:meth:`CellStore.consolidate`): written with consolidated
+metadata into a sibling ``.STORE.*.tmp`` directory (the records hard-linked in) and
+swapped in atomically (:func:`accsim.outputs.publish`), so a reader sees the old
+dataset or the new one, never a mixture, and a killed or failed rebuild leaves the old
+one. Records are validated on read (:meth:`CellStore.check`): an unreadable or edited
+record counts as damage, is reported and its cell re-run. Open the dataset with
+``xarray.open_zarr(STORE)`` or :func:`open_results` (which retries when a rebuild
+swapped the store while it was reading).
 
 Dataset layout: one dimension ``cell`` (the position of the cell in the expanded sweep);
 the sweep parameters are coordinates along it (``network``, ``strategy``, ``model``
@@ -29,12 +35,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import tempfile
+import time
+import uuid
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RESULT_KEYS", "CellStore", "open_results"]
+__all__ = ["RESULT_KEYS", "CellStore", "check_record", "open_results"]
 
 RESULT_KEYS = ("accuracy", "recomputed_fraction", "bit_cost", "max_error_bound_ratio",
                "max_rel_error", "n_samples", "violations")
@@ -73,6 +83,33 @@ def _column(values: list):
     return np.array(["" if v is None else str(v) for v in values], dtype=object)
 
 
+def check_record(rec, cell_id: str) -> str | None:
+    """What is wrong with a decoded cell record, or None when it is valid: a JSON
+    object for ``cell_id`` whose ``status`` is "ok" (with a ``result`` holding every
+    one of :data:`RESULT_KEYS` as a number) or "error"."""
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    if rec.get("cell_id") != cell_id:
+        return f"cell_id {rec.get('cell_id')!r} does not match the file name"
+    st = rec.get("status")
+    if st == "error":
+        return None
+    if st != "ok":
+        return f"status {st!r} is not 'ok' or 'error'"
+    res = rec.get("result")
+    if not isinstance(res, dict):
+        return "an 'ok' record without a result table"
+    missing = [k for k in RESULT_KEYS if k not in res]
+    if missing:
+        return f"result lacks {', '.join(missing)}"
+    bad = [k for k in RESULT_KEYS
+           if isinstance(res[k], bool) or not isinstance(res[k], int | float)]
+    if bad:
+        return "result values are not numbers: " + ", ".join(
+            f"{k}={res[k]!r}" for k in bad)
+    return None
+
+
 class CellStore:
     """Per-cell records of a sweep under ``path`` (see the module docstring)."""
 
@@ -103,16 +140,30 @@ class CellStore:
             os.fsync(f.fileno())
         os.replace(tmp, final)
 
-    def read(self, cell_id: str) -> dict | None:
-        """The record of a cell, or None (absent or unreadable)."""
+    def check(self, cell_id: str) -> tuple[dict | None, str | None]:
+        """``(record, None)`` for a valid record, ``(None, None)`` when there is none,
+        ``(None, problem)`` when the file is unreadable or invalid (damage)."""
+        f = self._file(cell_id)
         try:
-            rec = json.loads(self._file(cell_id).read_text())
-        except (OSError, ValueError):
-            return None
-        for k in ("result", "kwargs", "coords"):
-            if isinstance(rec.get(k), dict):
-                rec[k] = {kk: _dec(vv) for kk, vv in rec[k].items()}
-        return rec
+            text = f.read_text()
+        except FileNotFoundError:
+            return None, None
+        except (OSError, UnicodeDecodeError) as exc:
+            return None, f"unreadable ({exc})"
+        try:
+            rec = json.loads(text)
+        except ValueError as exc:
+            return None, f"not valid JSON ({exc})"
+        if isinstance(rec, dict):
+            for k in ("result", "kwargs", "coords"):
+                if isinstance(rec.get(k), dict):
+                    rec[k] = {kk: _dec(vv) for kk, vv in rec[k].items()}
+        problem = check_record(rec, cell_id)
+        return (None, problem) if problem else (rec, None)
+
+    def read(self, cell_id: str) -> dict | None:
+        """The valid record of a cell, or None (absent, unreadable or invalid)."""
+        return self.check(cell_id)[0]
 
     def status(self, cell_id: str) -> str:
         rec = self.read(cell_id)
@@ -153,7 +204,11 @@ class CellStore:
             [float(r.get("elapsed", np.nan)) if r else np.nan for r in recs]))
         status = data["status"][1]
         s = sweep.config.sweep
+        from accsim import __version__
+
         attrs = {
+            "accsim_kind": "sweep",
+            "accsim_version": __version__,
             "title": f"accsim sweep {s.name}",
             "sweep_name": s.name,
             "description": s.description,
@@ -168,26 +223,78 @@ class CellStore:
         }
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
-    def consolidate(self, sweep):
-        """Rebuild the zarr dataset of ``STORE`` from the cell records; returns it."""
-        import zarr
+    def consolidate(self, sweep, dest: str | os.PathLike | None = None):
+        """Rebuild the dataset from the records and publish it atomically at ``dest``
+        (default: this store) together with the records; returns the dataset.
 
+        The new store is built in a sibling ``.NAME.*.tmp`` directory (dataset with
+        consolidated metadata, records hard-linked) and swapped in with
+        :func:`accsim.outputs.publish`; on any error the temporary is removed and the
+        old store is left as it was.
+        """
+        from accsim.outputs import publish
+
+        dest = Path(dest) if dest is not None else self.path
         ds = self.dataset(sweep)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # zarr: 'cells' is not a zarr node; v3 notes
-            root = zarr.open_group(str(self.path), mode="a")
-            for k in list(root.array_keys()):
-                del root[k]
-            root.attrs.clear() if hasattr(root.attrs, "clear") else None
-            ds.to_zarr(str(self.path), mode="a", consolidated=True)
+        ds.attrs["publish_id"] = uuid.uuid4().hex
+        parent = dest.parent if str(dest.parent) else Path(".")
+        new = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # zarr: v3 notes on consolidation/strings
+                ds.to_zarr(str(new), mode="w", consolidated=True)
+            (new / "cells").mkdir()
+            if self.cells_dir.is_dir():
+                for f in self.cells_dir.glob("*.json"):
+                    try:
+                        os.link(f, new / "cells" / f.name)
+                    except OSError:
+                        shutil.copy2(f, new / "cells" / f.name)
+            publish(new, dest)
+        finally:
+            shutil.rmtree(new, ignore_errors=True)
         return ds
 
 
-def open_results(store: str | os.PathLike):
-    """Open a sweep's consolidated dataset (loaded into memory)."""
+def _publish_id(store: Path):
+    try:
+        return json.loads((store / "zarr.json").read_text())["attributes"].get("publish_id")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def open_results(store: str | os.PathLike, *, retries: int = 50):
+    """Open a sweep's consolidated dataset (loaded into memory).
+
+    A rebuild swaps the store atomically, but a reader that started before the swap
+    could read some arrays of the old dataset and some of the new: the dataset's
+    ``publish_id`` is compared before and after the read and the read is repeated
+    (up to ``retries`` times) until both agree, so the result is one published
+    dataset, never a mixture. ``ValueError`` when the store cannot be read.
+    """
     import xarray as xr
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with xr.open_zarr(str(store), consolidated=True) as ds:
-            return ds.load()
+    store = Path(store)
+    last = None
+    for attempt in range(retries + 1):
+        before = _publish_id(store)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with xr.open_zarr(str(store), consolidated=True) as ds:
+                    out = ds.load()
+        except Exception as exc:  # noqa: BLE001 - swapped or damaged: retry, then report
+            last = exc
+        else:
+            if before is not None and before == _publish_id(store) == \
+                    out.attrs.get("publish_id"):
+                return out
+            if before is None and out.attrs.get("publish_id") is None:
+                return out  # written before publish ids existed
+            last = None
+        if attempt < retries:
+            time.sleep(0.02)
+    if last is not None:
+        raise ValueError(f"cannot read the sweep store {str(store)!r}: "
+                         f"{type(last).__name__}: {last}") from None
+    raise ValueError(f"the sweep store {str(store)!r} kept changing while being read")

@@ -12,7 +12,8 @@ GROUP = ("network", "strategy", "model", "tau", "criterion", "guard", "samples")
 SHOWN = (("accuracy", "accuracy", "{:.4f}"), ("recomputed_fraction", "recomputed", "{:.3f}"),
          ("bit_cost", "bit cost", "{:.4g}"), ("max_rel_error", "max rel err", "{:.3g}"),
          ("max_error_bound_ratio", "err/bound", "{:.3g}"), ("violations", "violations",
-                                                          "{:.0f}"))
+                                                          "{:.0f}"),
+         ("nonfinite", "non-finite", "{:.0f}"))
 
 
 def _fmt(v, f="{}"):
@@ -42,18 +43,21 @@ def summary_table(ds, max_rows: int = 60):
     for k in varying:
         t.add_column(k)
     t.add_column("n", justify="right")
-    for _, label, _f in SHOWN:
+    shown = [c for c in SHOWN if c[0] in ds or c[0] != "nonfinite"]
+    for _, label, _f in shown:
         t.add_column(label, justify="right")
     status = ds["status"].values
     for n_row, (key, idx) in enumerate(groups.items()):
         if n_row >= max_rows:
-            t.add_row(*(["..."] * (len(varying) + 1 + len(SHOWN))))
+            t.add_row(*(["..."] * (len(varying) + 1 + len(shown))))
             break
         ok = [i for i in idx if status[i] == "ok"]
         vals = []
-        for var, _, f in SHOWN:
+        for var, _, f in shown:
             if var in ds and ok:
-                vals.append(_fmt(float(np.mean(ds[var].values[ok])), f))
+                v = float(np.mean(ds[var].values[ok]))
+                # a NaN result of finished cells is shown as nan ("-" means no result)
+                vals.append("nan" if math.isnan(v) else _fmt(v, f))
             else:
                 vals.append("-")
         n = f"{len(ok)}" + (f" ([red]{len(idx) - len(ok)} failed[/])"
