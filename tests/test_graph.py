@@ -88,7 +88,6 @@ def test_conv_lowering_matches_direct_convolution_bits():
 def test_mlp_and_cnn_through_graph_equal_dense_executor_bits():
     """The shipped networks through the graph give the executor's bits."""
     import networks
-
     from accsim.executor import run_batch
     from accsim.graph.from_network import graph_from_network
 
