@@ -102,9 +102,8 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
     )
 
     from .experiment import prepare, run_plan, to_dataset
-    from .run_config import load_config
-
     from .graph.config import is_graph_config
+    from .run_config import load_config
 
     if is_graph_config(config):  # a layer graph of an imported network (docs/graph.md)
         from .graph.cli import graph_run_command
