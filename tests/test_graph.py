@@ -231,3 +231,20 @@ def test_bad_graphs_name_the_layer_and_tensor():
         Graph("g", (4,), [Dense("a", np.zeros((4, 4))), Dense("a", np.zeros((4, 4)))])
     with pytest.raises(ValueError, match="unknown op classes"):
         Assignment({"lstm": Uniform(build_model(FP32))}, "x")
+
+
+def test_gelu_and_softmax_ops():
+    """A dense layer with fused GELU then a softmax op, against their closed forms."""
+    from math import erf, exp, sqrt
+
+    from accsim.graph import Activation
+
+    rng = np.random.default_rng(8)
+    W, b = rng.standard_normal((3, 4)), rng.standard_normal(3)
+    g = Graph("s", (4,), [Dense("fc", W, b, activation="gelu"), Activation("sm", "softmax")])
+    x = rng.standard_normal((2, 4))
+    for n in range(2):
+        z = [sum(W[i, j] * x[n, j] for j in range(4)) + b[i] for i in range(3)]
+        h = [v * (1 + erf(v / sqrt(2))) / 2 for v in z]
+        e = [exp(v) for v in h]
+        np.testing.assert_allclose(g.forward(x)[n], [v / sum(e) for v in e], rtol=1e-14)

@@ -229,3 +229,13 @@ def test_real_cifar_cnn_reference_and_accuracy():
     np.testing.assert_allclose(ref, h, rtol=1e-12, atol=1e-12 * np.abs(h).max())
     xa, ya = foolbox_images("cifar10")
     assert np.mean(g.forward(xa).argmax(1) == ya) == 1.0
+
+
+def test_pth_without_torch_is_a_clear_error(tmp_path, monkeypatch):
+    import sys
+
+    p = tmp_path / "m.pth"
+    p.write_bytes(b"PK")
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
+    with pytest.raises(ValueError, match=r"needs PyTorch: pip install 'accsim\[torch\]'"):
+        load_state_dict(p)
