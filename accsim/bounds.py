@@ -167,7 +167,10 @@ def gamma_prob(n, u, lam, ar: _Ar):
                 x = mpmath.iv.mpf(lam) * mpmath.iv.sqrt(nn) * u + nn * mpmath.iv.mpf(u) ** 2 \
                     / (1 - mpmath.iv.mpf(u))
                 g = mpmath.iv.exp(x) - 1
-                out[idx] = Fraction(*mpmath.mpf(g.b).as_integer_ratio())
+                # man * 2^exp exactly (mpf.as_integer_ratio needs mpmath >= 1.4, and
+                # torch's sympy pins mpmath < 1.4)
+                man, ex = mpmath.mpf(g.b).man_exp
+                out[idx] = Fraction(int(man)) * Fraction(2) ** int(ex)
         return out[()] if out.ndim == 0 else out
     n = np.asarray(n, np.float64)
     u = float(u)

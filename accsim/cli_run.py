@@ -77,8 +77,13 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
     locked for the whole run and published atomically."""
     from rich.console import Console
 
+    from .graph.config import is_graph_config
     from .run_config import load_config
 
+    if is_graph_config(config):  # a layer graph of an imported network (docs/graph.md)
+        from .graph.cli import graph_run_command
+
+        return graph_run_command(config, out, quiet=quiet, force=force)
     out_given = out is not None
 
     console = Console(quiet=quiet, width=max(Console().width, 150))

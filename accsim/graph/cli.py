@@ -1,0 +1,89 @@
+"""``accsim run`` on a layer-graph configuration (a file with ``[network]``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+__all__ = ["graph_run_command", "graph_table"]
+
+
+def _f(v) -> str:
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return str(v)
+        return f"{v:.3e}" if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6) else f"{v:.4f}"
+    return str(v)
+
+
+def graph_table(ds):
+    from rich.table import Table
+
+    t = Table(title=f"{ds.attrs['network']}: {ds.attrs['n_samples']} inputs, "
+                    f"{ds.attrs['macs_per_image']} MACs/image")
+    cols = {"accuracy": "acc", "agreement": "top-1 agree", "logit_rel_error_median":
+            "logit rel (med)", "recomputed_fraction": "recomputed", "bit_cost": "bits/image",
+            "max_error_bound_ratio": "max err/bound", "violations": "viol."}
+    t.add_column("strategy", overflow="fold")
+    for c in cols.values():
+        t.add_column(c, justify="right")
+    for i, lab in enumerate(ds["strategy"].values):
+        t.add_row(str(lab), *[_f(ds[c].values[i].item()) for c in cols])
+    return t
+
+
+def graph_run_command(config: Path, out: Path | None = None, quiet: bool = False,
+                      force: bool = False):
+    """Validate, run, write, print; returns ``(dataset, path)``.
+
+    The output gets the same guarantees as ``accsim run`` on a network config
+    (:mod:`accsim.outputs`): checked before any work, locked, published atomically, and
+    only an earlier run of the same configuration is replaced without ``force``."""
+    from rich.console import Console
+
+    from ..cli_run import check_output
+    from .config import load_graph_config
+
+    console = Console(quiet=quiet, width=max(Console().width, 150))
+    cfg = load_graph_config(config)
+    out_given = out is not None
+    out = Path(out) if out is not None else Path(cfg.run.output)
+    try:
+        check_output(out)
+    except ValueError as exc:
+        raise ValueError(f"{'--out' if out_given else cfg.where('run.output')}: {exc}") \
+            from None
+    from ..outputs import OutputLock, check_replace, clean_leftovers, config_digest
+
+    digest = config_digest(cfg.model_dump(exclude={"run": {"output", "plots"}}))
+    option = "--out" if out_given else "run.output"
+    with OutputLock(out, option):
+        check_replace(out, "run", digest, force=force, option=option)
+        clean_leftovers(out)
+        return _graph_run_locked(cfg, config, out, console, digest, quiet)
+
+
+def _graph_run_locked(cfg, config, out, console, digest, quiet):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..cli_run import write_dataset
+    from .experiment import graph_dataset, prepare_graph, run_graph_plan
+
+    plan = prepare_graph(cfg)
+    n_ctrl = 2 * len(plan.controls)
+    total = len(plan.x) * (len(plan.assignments) + n_ctrl)
+    console.print(f"[bold]accsim run[/bold] {config}: network {plan.graph.name} "
+                  f"({len(plan.graph.linear_ops)} linear ops, {plan.graph.macs()} MACs/image), "
+                  f"{len(plan.x)} inputs, {len(plan.assignments)} strategies + {n_ctrl} "
+                  "controls")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, disable=quiet) as prog:
+        task = prog.add_task("inputs x strategies", total=total)
+        acc, secs = run_graph_plan(plan, progress=lambda k: prog.advance(task, k))
+    ds = graph_dataset(plan, acc, secs)
+    ds.attrs.update(accsim_kind="run", config_sha256=digest)
+    write_dataset(ds, out)
+    console.print(graph_table(ds))
+    console.print(f"run time {secs:.1f} s ({ds.attrs['simulated_macs_per_second'] / 1e6:.2f} "
+                  f"M simulated MAC/s); results written to {out}")
+    return ds, out

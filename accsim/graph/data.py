@@ -1,0 +1,75 @@
+"""Real test images for the imported networks.
+
+``foolbox`` 3.3.4 (PyPI, MIT) ships 20 labelled images per data set in ``foolbox/data/``
+(``<dataset>_<index>_<label>.png``): MNIST and Fashion-MNIST 28x28 grayscale, CIFAR-10
+32x32 RGB. They are read with Pillow (a dependency of matplotlib) from the installed
+package, without importing foolbox. (The full MNIST test split is issue 11's loader,
+``networks.data``; an ``.npz`` with ``x`` and ``y`` can be given instead.)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["foolbox_images", "load_npz_inputs", "preprocess"]
+
+_DATASETS = ("mnist", "cifar10", "fashionMNIST")
+
+
+def foolbox_images(dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)``: images as float64 ``(N, C, H, W)`` pixel values 0..255 (channel-first)
+    and integer labels, sorted by the file's index.
+
+    Raises
+    ------
+    ValueError
+        Unknown data set, or foolbox not installed (scripts/install_pretrained.sh).
+    """
+    from PIL import Image
+
+    from .config import resolve_file
+
+    if dataset not in _DATASETS:
+        raise ValueError(f"unknown foolbox data set {dataset!r}; valid: {', '.join(_DATASETS)}")
+    d = resolve_file("pkg:foolbox/data/mnist_00_7.png").parent
+    pat = re.compile(rf"^{dataset}_(\d+)_(\d+)\.png$")
+    files = sorted((int(m[1]), int(m[2]), p) for p in d.iterdir()
+                   if (m := pat.match(p.name)))
+    if not files:
+        raise ValueError(f"no {dataset} images in {d}")
+    imgs = []
+    for _, _, p in files:
+        a = np.asarray(Image.open(p), np.float64)
+        imgs.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+    return np.stack(imgs), np.array([f[1] for f in files], np.int64)
+
+
+def load_npz_inputs(path) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` (N, ...) and ``y`` (N,) (``-1`` = no label) from an ``.npz``."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"inputs file {str(p)!r} does not exist")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            x = np.asarray(f["x"], np.float64)
+            y = np.asarray(f["y"]) if "y" in f.files else np.full(len(x), -1)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{p}: cannot read inputs (an .npz with x and y): {exc}") from None
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"{p}: labels have shape {y.shape}, expected ({x.shape[0]},)")
+    return x, y.astype(np.int64)
+
+
+def preprocess(x, scale: float, mean, std) -> np.ndarray:
+    """``(x * scale - mean[c]) / std[c]`` in binary64, channel axis 1 (one value: all)."""
+    x = np.asarray(x, np.float64) * scale
+    mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    if x.ndim == 4 and mean.size not in (1, x.shape[1]):
+        raise ValueError(f"inputs: {mean.size} means for {x.shape[1]} channels")
+    if np.any(std == 0):
+        raise ValueError("inputs: std must be non-zero")
+    sh = (1, -1) + (1,) * (x.ndim - 2) if x.ndim > 2 and mean.size > 1 else (1,)
+    return (x - mean.reshape(sh)) / std.reshape(sh)

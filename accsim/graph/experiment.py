@@ -1,0 +1,279 @@
+"""Layer-graph runs from a configuration (:mod:`accsim.graph.config`): validate, run
+every assignment on every batch, add the random/oracle controls of the adaptive rows,
+and store an :class:`xarray.Dataset`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..executor import ComputeCache
+from ..experiment import make_strategy, resolve_model, select_samples
+from .controls import OracleControl, RandomControl
+from .ops import LINEAR_CLASSES
+from .runner import Assignment, GraphAccumulator, run_graph
+
+__all__ = ["GraphPlan", "prepare_graph", "load_graph", "run_graph_plan", "graph_dataset",
+           "SUMMARY_KEYS"]
+
+SUMMARY_KEYS = ("accuracy", "agreement", "logit_rel_error_median", "logit_rel_error_max",
+                "recomputed_fraction", "bit_cost", "max_error_bound_ratio", "max_rel_error",
+                "violations", "nonfinite", "n_samples")
+
+
+@dataclass
+class GraphPlan:
+    graph: object
+    x: np.ndarray
+    y: np.ndarray
+    assignments: list
+    controls: dict = field(default_factory=dict)  # adaptive label -> (low, high, scale)
+    batch: int = 20
+    seed: int = 0
+    record_samples: int = 0
+    input_format: str = "binary32"
+    activation_format: str = "binary32"
+    models: dict = field(default_factory=dict)
+    config: object = None
+
+
+def load_graph(net, base: Path | None = None):
+    """The :class:`Graph` of a ``[network]`` section."""
+    from .config import resolve_file
+    from .importers import build_graph, load_keras_h5, load_state_dict
+
+    path = resolve_file(net.file, base)
+    if net.format == "h5":
+        if net.layers is not None:
+            raise ValueError("network.layers: an .h5 file carries its architecture; "
+                             "remove 'layers'")
+        return load_keras_h5(path, net.name)
+    if net.layers is None or net.input_shape is None:
+        raise ValueError(f"network: format {net.format!r} needs 'input_shape' and "
+                         "'layers' (the declared architecture)")
+    return build_graph(net.name, net.input_shape, net.layers, load_state_dict(path),
+                       source=str(path))
+
+
+def load_inputs(inp, graph, base: Path | None = None):
+    from .data import foolbox_images, load_npz_inputs, preprocess
+
+    if inp.source == "foolbox":
+        if inp.dataset is None:
+            raise ValueError("inputs.dataset: required for source = 'foolbox'")
+        x, y = foolbox_images(inp.dataset)
+    else:
+        if inp.file is None:
+            raise ValueError("inputs.file: required for source = 'npz'")
+        from .config import resolve_file
+
+        x, y = load_npz_inputs(resolve_file(inp.file, base))
+    x = preprocess(x, inp.scale, inp.mean, inp.std)
+    return graph.check_input(x), y
+
+
+def prepare_graph(cfg) -> GraphPlan:
+    """Validate everything (network, inputs, models, strategies) before any work."""
+    from ..formats import format as get_format
+
+    r = cfg.run
+    base = Path(cfg._source).parent if cfg._source != "<config>" else None
+    for key in ("input_format", "activation_format"):
+        try:
+            get_format(getattr(r, key))
+        except ValueError as exc:
+            raise ValueError(f"{cfg.where(f'run.{key}')}: {exc}") from None
+    try:
+        graph = load_graph(cfg.network, base)
+    except ValueError as exc:
+        raise ValueError(f"{cfg.where('network.file')}: {exc}") from None
+    try:
+        x, y = load_inputs(cfg.inputs, graph, base)
+        idx = select_samples(len(x), r.samples, r.seed)
+    except ValueError as exc:
+        raise ValueError(f"{cfg.where('inputs')}: {exc}") from None
+    built = {}
+
+    def model(name, loc):
+        if name not in built:
+            m = resolve_model(name, cfg.models, cfg.where(loc))
+            if name in cfg.models and dataclasses.is_dataclass(m):
+                m = dataclasses.replace(m, name=name)
+            built[name] = m
+        return built[name]
+
+    for name in cfg.models:
+        model(name, f"models.{name}")
+    present = {op.op_class for op in graph.linear_ops}
+    assignments, controls = [], {}
+    for i, s in enumerate(cfg.strategies):
+        at = f"strategies[{i}]"
+        bad = set(s.assign) - set(LINEAR_CLASSES)
+        if bad:
+            raise ValueError(f"{cfg.where(at + '.assign')}: unknown op classes "
+                             f"{sorted(bad)}; valid: {', '.join(LINEAR_CLASSES)}")
+        if s.scale is not None:
+            try:
+                get_format(s.scale)
+            except ValueError as exc:
+                raise ValueError(f"{cfg.where(at + '.scale')}: {exc}") from None
+        fixed = {c: make_strategy("uniform", low=model(m, f"{at}.assign.{c}"))
+                 for c, m in s.assign.items()}
+        if s.controls and s.kind != "adaptive":
+            raise ValueError(f"{cfg.where(at + '.controls')}: controls apply to adaptive "
+                             "strategies")
+        mains = []
+        if s.kind == "uniform":
+            mains.append(make_strategy("uniform", low=model(s.model, at + ".model")))
+        else:
+            low = high = levels = None
+            if s.kind == "adaptive":
+                low, high = model(s.low, at + ".low"), model(s.high, at + ".high")
+            else:
+                levels = [model(m, f"{at}.levels[{k}]") for k, m in enumerate(s.levels)]
+            for t in s.taus():
+                mains.append(make_strategy(s.kind, low=low, high=high, levels=levels, tau=t,
+                                           criterion=s.criterion, guard=s.guard,
+                                           constant=s.constant))
+        for st in mains:
+            lab = s.label or st.label
+            if s.label is None and s.assign:
+                lab += "|" + ",".join(f"{c}={m}" for c, m in sorted(s.assign.items()))
+            if s.label is None and s.scale:
+                lab += f"|scaled-{s.scale}"
+            strat = dict(fixed)
+            for c in present - set(fixed):
+                strat[c] = st
+            assignments.append(Assignment(strat, lab, s.scale, present - set(fixed)))
+            if s.controls:
+                controls[lab] = (st.low, st.high, s.scale, dict(fixed))
+    labels = [a.label for a in assignments]
+    dup = sorted({lab for lab in labels if labels.count(lab) > 1})
+    if dup:
+        raise ValueError(f"{cfg.where('strategies')}: duplicate labels {dup}; set 'label'")
+    return GraphPlan(graph, np.asarray(x[idx]), np.asarray(y[idx]), assignments, controls,
+                     batch=r.batch, seed=r.seed, record_samples=r.record_samples,
+                     input_format=r.input_format, activation_format=r.activation_format,
+                     models=built, config=cfg)
+
+
+def _run(plan, assignments, acc, progress):
+    names = [op.name for op in plan.graph.linear_ops]
+    for a in assignments:
+        acc[a.label] = GraphAccumulator(names, plan.record_samples)
+    for start in range(0, len(plan.x), plan.batch):
+        xb, yb = plan.x[start:start + plan.batch], plan.y[start:start + plan.batch]
+        from .. import round as _round
+
+        ref = plan.graph.forward(_round(plan.graph.check_input(xb), plan.input_format),
+                                 return_all=True)
+        cache = ComputeCache()
+        for a in assignments:
+            outs, res = run_graph(plan.graph, a, xb, seed=plan.seed, cache=cache,
+                                  offset=start, act_format=plan.activation_format,
+                                  input_format=plan.input_format)
+            acc[a.label].add(outs, res, ref, yb)
+            if progress is not None:
+                progress(len(xb))
+
+
+def run_graph_plan(plan: GraphPlan, progress=None) -> tuple[dict, float]:
+    """Run all assignments, then the controls of the adaptive rows at the per-op
+    recomputed fractions those rows reached. Returns ``({label: GraphAccumulator},
+    seconds)`` (controls labelled ``random@LABEL`` / ``oracle@LABEL``)."""
+    t0 = time.perf_counter()
+    acc: dict = {}
+    _run(plan, plan.assignments, acc, progress)
+    ctrl = []
+    lin = [i for i, op in enumerate(plan.graph.ops) if op.linear]
+    for lab, (low, high, scale, fixed) in plan.controls.items():
+        fr = dict(zip(lin, acc[lab].cost.layer_fractions(), strict=True))
+        for cls in (RandomControl, OracleControl):
+            c = cls(low, high, fr, label=f"{cls.kind}@{lab}", seed=plan.seed)
+            strat = dict(fixed)
+            for op in plan.graph.linear_ops:
+                strat.setdefault(op.op_class, c)
+            ctrl.append(Assignment(strat, c.label, scale, set(strat) - set(fixed)))
+    if ctrl:
+        _run(plan, ctrl, acc, progress)
+    plan.assignments = plan.assignments + ctrl
+    return acc, time.perf_counter() - t0
+
+
+def graph_dataset(plan: GraphPlan, acc: dict, seconds: float | None = None):
+    """Summary over ``strategy``, per-op over ``(strategy, layer)``, and the records of
+    the first ``record_samples`` images over ``(strategy, component)``."""
+    import xarray as xr
+
+    labels = [a.label for a in plan.assignments]
+    ops = plan.graph.linear_ops
+    sums = {lab: acc[lab].summary() for lab in labels}
+    data = {k: ("strategy", np.array([sums[lab][k] for lab in labels])) for k in SUMMARY_KEYS}
+    per = {
+        "recomputed_fraction_layer": lambda a: a.cost.layer_fractions(),
+        "bit_cost_layer": lambda a: a.cost.bits / max(a.n_samples, 1),
+        "max_error_bound_ratio_layer": lambda a: a.max_ratio,
+        "violations_layer": lambda a: a.violations,
+        "max_rel_error_layer": lambda a: a.max_rel,
+        "net_rel_error_max_layer": lambda a: a.net_rel_max,
+        "net_rel_error_mean_layer": lambda a: a.net_rel_sum / max(a.n_samples, 1),
+        "weight_scale_layer": lambda a: a.w_scale,
+    }
+    for k, f in per.items():
+        data[k] = (("strategy", "layer"), np.array([f(acc[lab]) for lab in labels]))
+    data["strategy_kind"] = ("strategy", np.array([a.main.kind for a in plan.assignments]))
+    data["criterion"] = ("strategy", np.array([a.main.criterion for a in plan.assignments]))
+    data["tau"] = ("strategy", np.array([float(getattr(a.main, "tau", math.nan))
+                                         for a in plan.assignments]))
+    data["scale_format"] = ("strategy", np.array([a.scale or "" for a in plan.assignments]))
+    data["models"] = ("strategy", np.array([
+        ";".join(f"{c}:{','.join(m.name for m in s.models)}"
+                 for c, s in sorted(a.strategies.items())) for a in plan.assignments]))
+    coords = {"strategy": labels, "layer": [op.name for op in ops],
+              "layer_class": ("layer", [op.op_class for op in ops]),
+              "layer_K": ("layer", [op.inner_length for op in ops]),
+              "layer_macs": ("layer", [op.macs() for op in ops])}
+    recs = {lab: acc[lab].record for lab in labels}
+    if plan.record_samples and labels and recs[labels[0]][0]:
+        lay, feat, samp = [], [], []
+        first = recs[labels[0]]
+        for li, parts in enumerate(first):
+            r = np.concatenate([p["computed"] for p in parts], axis=0)  # (S, comp)
+            ns, nf = r.shape
+            lay.append(np.full(ns * nf, li))
+            samp.append(np.repeat(np.arange(ns), nf))
+            feat.append(np.tile(np.arange(nf), ns))
+        coords["component_layer"] = ("component", np.concatenate(lay))
+        coords["component_feature"] = ("component", np.concatenate(feat))
+        coords["component_sample"] = ("component", np.concatenate(samp))
+        for k in ("computed", "exact", "bound", "level"):
+            data[k] = (("strategy", "component"), np.stack([
+                np.concatenate([np.concatenate([p[k] for p in parts], axis=0).ravel()
+                                for parts in recs[lab]]) for lab in labels]))
+        data["input_scale"] = (("strategy", "layer", "sample"), np.stack([
+            np.stack([np.concatenate([p["x_scale"] for p in parts]) for parts in recs[lab]])
+            for lab in labels]))
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update({
+        "network": plan.graph.name, "n_samples": int(len(plan.x)), "seed": int(plan.seed),
+        "input_format": plan.input_format, "activation_format": plan.activation_format,
+        "macs_per_image": int(plan.graph.macs()),
+        "paper": "El Arar, Filip, Mary, Riccietti, arXiv:2503.15568 (2025)",
+        "bit_cost_units": "accumulator significand bits x terms, per input image",
+        "bound_kind": "deterministic",
+        "scaling": "per-tensor power-of-two: weights per op, activations per image",
+    })
+    if seconds is not None:
+        ds.attrs["run_seconds"] = float(seconds)
+        total = plan.graph.macs() * len(plan.x) * len(labels)
+        ds.attrs["simulated_macs_per_second"] = float(total / seconds) if seconds else 0.0
+    for name, m in plan.models.items():
+        for k, v in m.describe().items():
+            ds.attrs[f"model_{name}_{k}"] = v if isinstance(v, int | float | str) else str(v)
+    return ds

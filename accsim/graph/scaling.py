@@ -1,0 +1,58 @@
+"""Per-tensor scaling of low-precision matmul inputs.
+
+Deployed fp8 inference multiplies each input tensor by a scale derived from its absolute
+maximum so that it fills the fp8 range, runs the matmul on the scaled operands, and
+divides the result by the product of the scales (Micikevicius et al., "FP8 Formats for
+Deep Learning", arXiv:2209.05433, sec. 4.3; NVIDIA Transformer Engine's per-tensor
+"delayed/current scaling"). accsim uses the power-of-two scale
+
+    s = 2^floor(log2(fmax / amax))          (s = 1 for an all-zero tensor)
+
+so ``amax * s <= fmax`` and scaling and unscaling are exact in binary64: the simulated
+error is then the error of the rounding into fp8 and of the accumulation alone, and the
+exact reference and the bound of the scaled product are those of the unscaled one times
+``1 / (s_W s_X)``. Weights get one static scale per op (part of the model); activations
+one scale per image ("current scaling" of that image's input tensor), so results do not
+depend on how images are batched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["pow2_scale", "column_scales"]
+
+
+def pow2_scale(amax, fmax: float) -> np.ndarray:
+    """``2^floor(log2(fmax / amax))`` elementwise (1 where ``amax`` is 0).
+
+    Parameters
+    ----------
+    amax : array_like
+        Absolute maxima (>= 0; 0 or non-finite: scale 1).
+    fmax : float
+        Largest finite value of the target format (e.g. 448 for OCP e4m3).
+    """
+    amax = np.asarray(amax, np.float64)
+    amax = np.where(np.isfinite(amax), amax, 0.0)  # overflowed input: leave unscaled
+    with np.errstate(divide="ignore"):
+        e = np.floor(np.log2(fmax) - np.log2(np.where(amax > 0, amax, 1.0)))
+    s = np.where(amax > 0, np.ldexp(1.0, e.astype(np.int64)), 1.0)
+    # log2 in binary64 can be off by one ulp at exact powers of two: fix so that
+    # amax * s <= fmax < 2 amax * s holds exactly
+    s = np.where(amax * s > fmax, s / 2, s)
+    s = np.where((amax > 0) & (2 * amax * s <= fmax), s * 2, s)
+    return s
+
+
+def column_scales(x: np.ndarray, n_cols: int, fmax: float) -> np.ndarray:
+    """Per-image scales of an op input ``x`` (batch first), repeated over the image's
+    ``n_cols / batch`` matmul columns (im2col columns are ordered image-slowest)."""
+    B = x.shape[0]
+    amax = np.max(np.abs(x.reshape(B, -1)), axis=1) if x.size else np.zeros(B)
+    s = pow2_scale(amax, fmax)
+    per = n_cols // B if B else 0
+    if per * B != n_cols:  # pragma: no cover - lowering invariant
+        raise ValueError(f"{n_cols} columns do not split into {B} images")
+    return np.repeat(s, per)
+
