@@ -32,6 +32,7 @@ how sentences are batched.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -125,15 +126,15 @@ def encode(weights, ids_list, runner, *, trace: Trace | None = None,
         trace.hidden.append(x)
     scale = 1.0 / math.sqrt(dh)
     for li in range(cfg["layers"]):
-        L = lambda name: weights.layer(li, name)  # noqa: E731
+        L = functools.partial(weights.layer, li)
         lay = li + 1
         xT = x.T
-        q = runner.linear("qkv", L("attention.self.query.weight"), xT,
-                          L("attention.self.query.bias"), "identity", layer=lay).T
-        k = runner.linear("qkv", L("attention.self.key.weight"), xT,
-                          L("attention.self.key.bias"), "identity", layer=lay).T
-        v = runner.linear("qkv", L("attention.self.value.weight"), xT,
-                          L("attention.self.value.bias"), "identity", layer=lay).T
+        q = runner.act(runner.linear("qkv", L("attention.self.query.weight"), xT,
+                          L("attention.self.query.bias"), "identity", layer=lay)).T
+        k = runner.act(runner.linear("qkv", L("attention.self.key.weight"), xT,
+                          L("attention.self.key.bias"), "identity", layer=lay)).T
+        v = runner.act(runner.linear("qkv", L("attention.self.value.weight"), xT,
+                          L("attention.self.value.bias"), "identity", layer=lay)).T
         ctx = np.empty_like(x)
         layer_probs = []
         for si, (a, b) in enumerate(segments):
@@ -143,18 +144,18 @@ def encode(weights, ids_list, runner, *, trace: Trace | None = None,
                 P = runner.attention_probs(q[a:b, cols], k[a:b, cols], scale, _softmax,
                                            layer=lay, sentence=si, head=h)
                 probs[h] = P
-                ctx[a:b, cols] = runner.matmul("context", P, v[a:b, cols], layer=lay,
-                                               sentence=si)
+                ctx[a:b, cols] = runner.act(runner.matmul("context", P, v[a:b, cols],
+                                                          layer=lay, sentence=si))
             layer_probs.append(probs)
-        attn = runner.linear("attn_out", L("attention.output.dense.weight"), ctx.T,
-                             L("attention.output.dense.bias"), "identity", layer=lay).T
+        attn = runner.act(runner.linear("attn_out", L("attention.output.dense.weight"), ctx.T,
+                             L("attention.output.dense.bias"), "identity", layer=lay)).T
         x = _layernorm(runner, runner.act(attn + x), L("attention.output.LayerNorm.weight"),
                        L("attention.output.LayerNorm.bias"), cfg["ln_eps"], lay, "attn")
-        hpre = runner.linear("ffn_in", L("intermediate.dense.weight"), x.T,
-                             L("intermediate.dense.bias"), "gelu", layer=lay).T
+        hpre = runner.act(runner.linear("ffn_in", L("intermediate.dense.weight"), x.T,
+                             L("intermediate.dense.bias"), "gelu", layer=lay)).T
         hmid = runner.act(gelu(hpre))
-        out = runner.linear("ffn_out", L("output.dense.weight"), hmid.T,
-                            L("output.dense.bias"), "identity", layer=lay).T
+        out = runner.act(runner.linear("ffn_out", L("output.dense.weight"), hmid.T,
+                            L("output.dense.bias"), "identity", layer=lay)).T
         x = _layernorm(runner, runner.act(out + x), L("output.LayerNorm.weight"),
                        L("output.LayerNorm.bias"), cfg["ln_eps"], lay, "ffn")
         if trace is not None:
