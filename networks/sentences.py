@@ -7,8 +7,8 @@ M. Welsh, "An empirical evaluation of models of text document similarity", Proc.
 Annual Conference of the Cognitive Science Society (2005). accsim reads the file only
 (gensim is installed with ``--no-deps`` and never imported).
 
-:func:`lee_sentences` returns the lead sentence of each story (300 sentences, each of a
-different story); :func:`lee_pairs` pairs each story's first and second sentences (a
+:func:`lee_sentences` returns the lead sentence of each story (290 distinct sentences: the
+corpus repeats 10 stories); :func:`lee_pairs` pairs each story's first and second sentences (a
 same-story pair) for the similarity task, and :func:`lee_unrelated_pairs` pairs lead
 sentences of different stories.
 """
@@ -79,14 +79,15 @@ def split_sentences(text: str) -> list[str]:
 
 
 def lee_sentences(n: int | None = None) -> list[str]:
-    """Lead sentence of each story, in corpus order (at most 300).
+    """Lead sentence of each story, in corpus order, duplicates dropped (the corpus
+    repeats 10 stories: 290 distinct sentences).
 
     Parameters
     ----------
     n : int, optional
-        Number of sentences (the first ``n``); None: all 300.
+        Number of sentences (the first ``n``); None: all 290.
     """
-    sents = [split_sentences(d)[0] for d in lee_documents()]
+    sents = list(dict.fromkeys(split_sentences(d)[0] for d in lee_documents()))
     if n is not None:
         if n < 1 or n > len(sents):
             raise ValueError(f"n must be in 1..{len(sents)}, got {n}")
@@ -105,7 +106,7 @@ def lee_pairs(n: int | None = None) -> list[tuple[str, str]]:
 
 
 def lee_unrelated_pairs(n: int | None = None) -> list[tuple[str, str]]:
-    """(lead sentence of story i, lead sentence of story i + 150): different stories."""
+    """(lead sentence i, lead sentence i + 145): different stories."""
     s = lee_sentences()
     half = len(s) // 2
     pairs = [(s[i], s[i + half]) for i in range(half)]
