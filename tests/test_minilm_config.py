@@ -34,7 +34,8 @@ def _write(tmp_path, body, out="res"):
     return p
 
 
-@pytest.mark.parametrize("name", ["minilm.toml", "minilm_lamp.toml", "minilm_sweep.toml"])
+@pytest.mark.parametrize("name", ["minilm.toml", "minilm_lamp.toml", "minilm_sweep.toml",
+                                  "minilm_adaptive.toml"])
 def test_shipped_configs_parse(name):
     cfg = load_config(ROOT / "configs" / name)
     cells = expand(cfg)
