@@ -152,7 +152,7 @@ class ReferenceRunner:
     def matmul(self, cls, A, B, *, layer=0, sentence=0):
         return A @ B
 
-    def reduce(self, cls, X, *, layer=0):
+    def reduce(self, cls, X, *, layer=0, token_columns=False):
         return np.asarray(X).sum(axis=0)
 
 
@@ -234,16 +234,13 @@ class SimRunner:
         return np.random.default_rng([self.seed, *[int(k) for k in key]])
 
     def _scales(self, model, W, X, cols=None):
-        """Per-tensor scales: one for W, one per sentence for the columns of X."""
+        """Per-tensor scales: one for W, one per sentence for the columns of X (the
+        columns of a projection's input are the tokens of the batch)."""
         if not isinstance(model, PerTensorScaled):
             return None
         sA = pow2_scale(W, model._fmax[0])
-        sB = model.column_scales(X, self.segments) if X.shape[1] == self._ntok() else \
-            np.full(X.shape[1], pow2_scale(X, model._fmax[1]))
+        sB = model.column_scales(X, self.segments)
         return (sA, sB if cols is None else sB[cols])
-
-    def _ntok(self):
-        return self.segments[-1][1] if self.segments else -1
 
     def _mm(self, model, A, B, C, scales):
         # small products (one head of one sentence) run on one thread: waking the
@@ -340,7 +337,9 @@ class SimRunner:
         self.tally.add(cls, m * P, 0, m * n * P, m * P * model.cost_bits(n))
         return self._mm(model, A, B, None, None)
 
-    def reduce(self, cls, X, *, layer=0):
+    def reduce(self, cls, X, *, layer=0, token_columns=False):
+        """Column sums of X; ``token_columns``: the columns are the tokens of the batch
+        (LayerNorm statistics), so scaling is per sentence, else X is one tensor."""
         model = self.ops[cls]
         X = np.asarray(X, np.float64)
         n, P = X.shape
@@ -350,7 +349,7 @@ class SimRunner:
         ones = np.ones((1, n))
         scales = None
         if isinstance(model, PerTensorScaled):
-            sB = model.column_scales(X, self.segments) if P == self._ntok() else \
+            sB = model.column_scales(X, self.segments) if token_columns else \
                 np.full(P, pow2_scale(X, model._fmax[1]))
             scales = (1.0, sB)
         return self._mm(model, ones, X, None, scales)[0]

@@ -61,9 +61,10 @@ class Trace:
 def _layernorm(runner, x, g, b, eps, layer, name):
     """LayerNorm of each row of x (tokens, H); mean and variance as reductions."""
     H = x.shape[1]
-    mean = runner.act(runner.reduce("ln_mean", x.T, layer=layer) / H)
+    mean = runner.act(runner.reduce("ln_mean", x.T, layer=layer, token_columns=True) / H)
     d = runner.act(x - mean[:, None])
-    var = runner.act(runner.reduce("ln_var", runner.act(d * d).T, layer=layer) / H)
+    var = runner.act(runner.reduce("ln_var", runner.act(d * d).T, layer=layer,
+                                   token_columns=True) / H)
     inv = 1.0 / np.sqrt(var + eps)
     return runner.act(runner.act(d * inv[:, None]) * g + b)
 
