@@ -223,7 +223,9 @@ def prepare(cfg: RunConfig) -> Plan:
         for t in s.taus():
             st = make_strategy(s.kind, low=low, high=high, levels=levels, tau=t,
                                criterion=s.criterion, guard=s.guard, constant=s.constant,
-                               label=s.label, estimate=s.estimate, zero=s.zero,
+                               label=(s.label.replace("{tau}", format_tau(t))
+                                      if s.label else s.label),
+                               estimate=s.estimate, zero=s.zero,
                                output_kappa=s.output_kappa)
             strategies.append(st)
             for c in s.controls:
@@ -283,7 +285,8 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
              tau: float | None = None, criterion: str = "predicted", guard: bool = False,
              samples: int | None = None, seed: int = 0, *, constant: str = "auto",
              batch: int = 256) -> dict:
-    """Run one strategy on the digits test split; the batch sweep's one-cell API.
+    """Run one strategy on the network's test split (the data set it was trained on:
+    digits, MNIST or Fashion-MNIST); the batch sweep's one-cell API.
 
     Parameters
     ----------
@@ -332,7 +335,10 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
         raise ValueError("adaptive strategy needs low")
     s = make_strategy(strategy, low=lo, high=hi, levels=lv, tau=tau, criterion=criterion,
                       guard=guard, constant=constant)
-    x, y = load_inputs(None, net.input_size)
+    import networks
+
+    x, y = load_inputs(None, net.input_size, networks.registry.dataset_of(network))
+    x = networks.registry.normalize(network, x)
     idx = select_samples(len(x), samples, seed)
     plan = Plan(net, np.asarray(x[idx]), np.asarray(y[idx]), [s], batch=batch, seed=seed)
     acc, _ = run_plan(plan)

@@ -131,8 +131,8 @@ class StrategySpec(_Strict):
                 raise ValueError("multilevel strategy supports only criterion='predicted'")
             if self.zero != "keep" or self.output_kappa is not None or self.estimate != "low":
                 raise ValueError("zero, output_kappa and estimate apply to adaptive strategies")
-        if self.label is not None and len(self.taus()) > 1:
-            raise ValueError("'label' applies only to a single tau")
+        if self.label is not None and len(self.taus()) > 1 and "{tau}" not in self.label:
+            raise ValueError("'label' applies only to a single tau (or contains '{tau}')")
 
 
 class RunConfig(_Strict):
