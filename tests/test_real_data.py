@@ -178,3 +178,21 @@ def test_real_fashion_mnist_sizes():
     xte, yte = networks.load_fashion_mnist("test")
     assert xtr.shape == (60000, 784) and xte.shape == (10000, 784)
     assert np.bincount(yte).tolist() == [1000] * 10
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_shipped_real_networks_match_their_manifest(dataset):
+    present = (_has_mnist() if dataset == "mnist" else fetch.fashion_present())
+    if not present:
+        pytest.skip(f"{dataset} not fetched")
+    man = networks.manifest()["networks"]
+    names = [n for n in networks.available(dataset)
+             if networks.registry.weights_path(n).exists()]
+    if not names:
+        pytest.skip(f"no {dataset} network trained")
+    x, y = networks.load_dataset(dataset, "test")
+    for name in names:
+        net = networks.load(name)
+        acc = net.accuracy(networks.registry.normalize(name, x), y)
+        assert acc == pytest.approx(man[name]["test_accuracy_e4m3_float64"], abs=1e-12)
+        assert acc > (0.9 if dataset == "mnist" else 0.8)
