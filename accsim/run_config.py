@@ -72,6 +72,9 @@ class RunSection(_Strict):
     activations: list[str] | None = None
     inputs: str | None = None
     plots: bool = True
+    dataset: Literal["digits", "mnist", "fashion-mnist"] | None = None
+    reference: str | None = None
+    bootstrap: int = Field(10000, ge=100)
 
 
 class StrategySpec(_Strict):
@@ -86,6 +89,10 @@ class StrategySpec(_Strict):
     tau: float | list[float] | None = None
     guard: bool = False
     constant: Literal["auto", "deterministic", "probabilistic"] = "auto"
+    estimate: Literal["low", "cs"] = "low"
+    zero: Literal["keep", "recompute"] = "keep"
+    output_kappa: str | None = None
+    controls: list[Literal["random", "oracle"]] = Field(default_factory=list)
     label: str | None = None
 
     @field_validator("tau")
@@ -108,6 +115,8 @@ class StrategySpec(_Strict):
             if self.model is None:
                 raise ValueError("uniform strategy needs 'model'")
             extra = [k for k in ("low", "high", "levels", "tau") if getattr(self, k) is not None]
+            if self.controls:
+                extra.append("controls")
             if extra:
                 raise ValueError(f"uniform strategy does not take {', '.join(extra)}")
         elif self.kind == "adaptive":
@@ -121,8 +130,10 @@ class StrategySpec(_Strict):
                 raise ValueError("multilevel strategy needs 'tau'")
             if self.criterion != "predicted":
                 raise ValueError("multilevel strategy supports only criterion='predicted'")
-        if self.label is not None and len(self.taus()) > 1:
-            raise ValueError("'label' applies only to a single tau")
+            if self.zero != "keep" or self.output_kappa is not None or self.estimate != "low":
+                raise ValueError("zero, output_kappa and estimate apply to adaptive strategies")
+        if self.label is not None and len(self.taus()) > 1 and "{tau}" not in self.label:
+            raise ValueError("'label' applies only to a single tau (or contains '{tau}')")
 
 
 class RunConfig(_Strict):

@@ -13,7 +13,8 @@ analysis", arXiv:2503.15568 (2025), per layer and per input:
    recomputes everything, and ``tau = inf`` nothing; a non-finite (overflowed) low value
    predicts ``inf``), or, as in the authors' released script, whose
    ``kappa_phi(v_hat) / |v_hat|`` exceeds ``tol`` ("authors" criterion: kept iff
-   ``<= tol``; ``0/0`` is kept, as NaN compares false in their script);
+   ``<= tol``; a zero low value is kept (``zero="keep"``) or recomputed as in the
+   authors' script (``zero="recompute"``); an overflowed low value is recomputed);
 4. apply phi and go on (done by :mod:`accsim.executor`).
 
 ``c(n) u`` is the model's own bound constant for an inner product of ``n`` products plus
@@ -40,7 +41,8 @@ import numpy as np
 from .cost import LayerCost, layer_cost
 
 __all__ = ["Decision", "Strategy", "Uniform", "Adaptive", "MultiLevel", "bound_constant",
-           "CRITERIA", "CONSTANTS", "model_key"]
+           "CRITERIA", "CONSTANTS", "model_key", "cauchy_schwarz_estimate", "Control",
+           "CONTROL_KINDS", "record_count"]
 
 CRITERIA = ("predicted", "authors")
 CONSTANTS = ("auto", "deterministic", "probabilistic")
@@ -54,13 +56,21 @@ def model_key(model) -> str:
     return type(model).__name__ + "|" + "|".join(f"{k}={d[k]}" for k in sorted(d))
 
 
-def bound_constant(model, n: int, kind: str = "deterministic") -> float:
-    """The constant ``c`` with ``bound = c * sum|terms|`` for ``n`` products plus a bias.
 
-    Obtained from the model's own bound (:func:`accsim.bounds.error_bound`) on a probe
-    whose ``n + 1`` terms are equal (``a_j = 2^-4``, ``b_j = 2^-6``, ``c = 2^-10``: exact
-    in every format accsim ships, no overflow, no underflow for ``n <= 2^10``), so it is
-    the relative worst case (deterministic) or the ``lambda = 1`` probabilistic constant.
+
+def bound_constant(model, n: int, kind: str = "deterministic") -> float:
+    """The rounding-chain constant ``c`` of the model's bound for ``n`` products plus a
+    bias: ``bound = c sum|terms| + (absolute underflow terms)``.
+
+    The model's own bound (:func:`accsim.bounds.error_bound`) is affine in the data sum
+    ``T``: ``g T + (1 + g) E`` with ``E`` the underflow terms, which do not scale with the
+    data. Two probes with ``n`` equal terms ``a_j b_j = s`` and bias 0 (a bias exact in
+    the accumulator format, as the networks' e4m3 biases are) at ``s`` and ``2 s`` with
+    ``s = 2^-(2 + ceil(log2 n))`` (``T`` about 1/4, so the difference does not cancel)
+    give ``c = (bound_2 - bound_1) / (T_2 - T_1)``: the relative constant alone,
+    whatever the format's subnormal range. (Probing with terms subnormal in the
+    accumulator format, as an earlier version did, adds ``E / T`` to ``c``: for e4m3
+    blocked-8 at ``n = 784`` it reported 5.33 instead of 1.96.)
 
     Parameters
     ----------
@@ -68,24 +78,32 @@ def bound_constant(model, n: int, kind: str = "deterministic") -> float:
     n : int
         Number of products.
     kind : {"deterministic", "probabilistic"}
+        Worst-case constant, or the Higham-Mary probabilistic one with ``lambda = 1``.
 
     Returns
     -------
     float
-        ``inf`` if the bound is vacuous (e.g. ``n u >= 1``).
+        ``inf`` if the bound is vacuous (e.g. ``n u >= 1``, or an overflow of the
+        accumulator format cannot be excluded even for tiny data).
     """
     if kind not in ("deterministic", "probabilistic"):
         raise ValueError(f"unknown bound kind {kind!r}; valid: deterministic, probabilistic")
     key = (model_key(model), int(n), kind)
     if key not in _CONST_CACHE:
-        A = np.full((1, n), 2.0**-4)
-        B = np.full((n, 1), 2.0**-6)
-        C = np.full((1, 1), 2.0**-10)
-        total = n * 2.0**-10 + 2.0**-10
         kw = {"lam": 1.0} if kind == "probabilistic" else {}
+        A = np.ones((1, int(n)))
+        C = np.zeros((1, 1))
+        s1 = 2.0 ** -(2 + math.ceil(math.log2(max(int(n), 1))))
+        scales = (s1, 2 * s1)
+        bnd = []
         with np.errstate(all="ignore"):
-            bnd = float(np.asarray(model.error_bound(A, B, C, kind=kind, **kw))[0, 0])
-        c = bnd / total
+            for sc in scales:
+                B = np.full((int(n), 1), sc)
+                bnd.append(float(np.asarray(model.error_bound(A, B, C, kind=kind,
+                                                              **kw))[0, 0]))
+        dT = int(n) * (scales[1] - scales[0])
+        c = (bnd[1] - bnd[0]) / dT if all(math.isfinite(b) for b in bnd) and n > 0 else \
+            (0.0 if n == 0 else math.inf)
         if not math.isfinite(c) or c < 0:
             c = math.inf
         _CONST_CACHE[key] = c
@@ -165,11 +183,24 @@ class Uniform(Strategy):
                                                           estimate=False))
 
 
-def _estimates(ctx, low, v_low):
-    """``kappa_phi(v_hat)`` and ``S_hat = fl_low(|W||x| + |b|)`` (estimation pass)."""
-    S_hat = ctx.compute_abs(low)
+def _estimates(ctx, low, v_low, estimate="low"):
+    """``kappa_phi(v_hat)`` and the estimate ``S_hat`` of ``|W||x| + |b|``: the pass
+    ``fl_low(|W||x| + |b|)`` (``"low"``) or the Cauchy-Schwarz upper bound
+    ``||w_i||_2 ||x||_2 + |b_i|`` (``"cs"``, see :func:`cauchy_schwarz_estimate`)."""
+    S_hat = ctx.compute_abs(low) if estimate == "low" else cauchy_schwarz_estimate(ctx)
     kphi = ctx.kappa_phi(v_low)
     return kphi, S_hat
+
+
+def cauchy_schwarz_estimate(ctx) -> np.ndarray:
+    """``||w_i||_2 ||x_p||_2 + |b_i|`` for every component: an upper bound of
+    ``sum_j |w_ij x_jp| + |b_i|`` (Cauchy-Schwarz), so a criterion using it is at least as
+    conservative as one using the exact sum. Evaluated in binary64 and inflated by
+    ``2^-40`` relative (covers the roundings of the norms and the product)."""
+    W = ctx.layer.W
+    rn = np.sqrt(np.einsum("ij,ij->i", W, W))
+    xn = np.sqrt(np.einsum("jp,jp->p", ctx.X, ctx.X))
+    return (np.outer(rn, xn) + np.abs(ctx.C)) * (1 + 2.0**-40)
 
 
 def _predicted(c, kphi, S_hat, v_low):
@@ -204,6 +235,17 @@ class Adaptive(Strategy):
         Also recompute components within the low model's predicted error of zero.
     constant : {"auto", "deterministic", "probabilistic"}
         Which bound constant ``c(n) u_low`` the predicted criterion and the guard use.
+    estimate : {"low", "cs"}
+        How ``|W||x| + |b|`` is estimated when the criterion or the guard needs it (the
+        low-accumulator pass, or the Cauchy-Schwarz bound; see :mod:`accsim.cost`). The
+        authors' criterion without guard needs no estimate and is billed none.
+    zero : {"keep", "recompute"}
+        Authors' criterion at ``v_hat == 0`` (``kappa_phi(0)/0``): ``"recompute"`` as in
+        the authors' script (El Arar et al.'s mptorch ``script_mp.py``: a zero low value
+        is flagged), ``"keep"`` leaves it in low precision.
+    output_kappa : str or None
+        Activation whose ``kappa_phi`` the criterion uses on the last layer (``None``: the
+        layer's own, identity for the logits; ``"relu"`` as in the authors' script).
     """
 
     low: object
@@ -212,6 +254,9 @@ class Adaptive(Strategy):
     criterion: str = "predicted"
     guard: bool = False
     constant: str = "auto"
+    estimate: str = "low"
+    zero: str = "keep"
+    output_kappa: str | None = None
     label: str = ""
     kind = "adaptive"
 
@@ -224,20 +269,43 @@ class Adaptive(Strategy):
         if self.constant not in CONSTANTS:
             raise ValueError(f"unknown constant {self.constant!r}; valid: "
                              f"{', '.join(CONSTANTS)}")
+        if self.estimate not in ("low", "cs"):
+            raise ValueError(f"unknown estimate {self.estimate!r}; valid: low, cs")
+        if self.zero not in ("keep", "recompute"):
+            raise ValueError(f"unknown zero rule {self.zero!r}; valid: keep, recompute")
 
     @property
     def models(self):
         return [self.low, self.high]
 
+    @property
+    def uses_estimate(self) -> bool:
+        """Whether the strategy needs ``|W||x| + |b|`` (and pays for estimating it)."""
+        return (self.criterion == "predicted" or self.guard) and self.tau < np.inf
+
     def describe(self) -> dict:
         d = super().describe()
-        d.update(tau=float(self.tau), guard=int(self.guard), constant=self.constant)
+        d.update(tau=float(self.tau), guard=int(self.guard), constant=self.constant,
+                 estimate=self.estimate if self.uses_estimate else "none", zero=self.zero,
+                 output_kappa=self.output_kappa or "")
         return d
+
+    def _kappa_phi(self, ctx, v_low):
+        last = getattr(ctx, "last", False)
+        if last and self.output_kappa is not None:
+            from .executor import kappa_phi
+
+            return kappa_phi(self.output_kappa, v_low)
+        return ctx.kappa_phi(v_low)
 
     def select(self, ctx, v_low):
         """Boolean mask of the components to recompute, and facts for the record."""
-        kphi, S_hat = _estimates(ctx, self.low, v_low)
         c, kind = resolve_constant(self.low, ctx.n, self.constant)
+        kphi = self._kappa_phi(ctx, v_low)
+        S_hat = None
+        if self.uses_estimate:
+            S_hat = (ctx.compute_abs(self.low) if self.estimate == "low"
+                     else cauchy_schwarz_estimate(ctx))
         if self.tau == np.inf:
             mask = np.zeros(v_low.shape, bool)
         elif self.criterion == "predicted":
@@ -245,7 +313,10 @@ class Adaptive(Strategy):
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
                 score = kphi / np.abs(v_low)
-            mask = score > self.tau  # NaN (0/0) compares False, as in the authors' script
+            mask = score > self.tau
+            if self.zero == "recompute":
+                mask |= v_low == 0
+            mask |= ~np.isfinite(v_low)  # an overflowed low value is never kept
         if self.guard and self.tau < np.inf:
             mask |= _guard(c, S_hat, v_low)
         return mask, {"criterion": self.criterion, "constant_kind": kind, "constant": c}
@@ -258,7 +329,9 @@ class Adaptive(Strategy):
             v_high = ctx.compute_selected(self.high, mask)
             v[mask] = v_high[mask]
         level = mask.astype(np.int8)
-        cost = layer_cost(self.models, level, ctx.n, estimate=True)
+        record_count(ctx, self.label, mask)
+        est = self.estimate if self.uses_estimate else "none"
+        cost = layer_cost(self.models, level, ctx.n, estimate=est)
         return Decision(v, level, self.models, cost, info)
 
 
@@ -322,6 +395,7 @@ class MultiLevel(Strategy):
             take = undecided & ok
             level[take] = k
             undecided &= ~take
+        record_count(ctx, self.label, level > 0)
         v = v_low.copy()
         for k in range(1, L):
             mask = level == k
@@ -331,3 +405,89 @@ class MultiLevel(Strategy):
         info = {"criterion": "predicted", "constant_kind": ",".join(k for _, k in consts),
                 "constant": consts[0][0]}
         return Decision(v, level, self.models, cost, info)
+
+
+def record_count(ctx, label: str, mask: np.ndarray) -> None:
+    """Remember how many components ``label`` recomputed on this layer and batch (its
+    matched controls, run after it on the same batch, read it)."""
+    cache = getattr(ctx, "cache", None)
+    if cache is not None:
+        cache[("count", label, ctx.index)] = int(np.count_nonzero(mask))
+
+
+CONTROL_KINDS = ("random", "oracle")
+
+
+@dataclass
+class Control(Strategy):
+    """A control for an adaptive strategy: same number of recomputed components in every
+    layer (and batch) as the strategy it is matched to, chosen without its criterion.
+
+    ``kind="random"``: a seeded uniform choice of components (``numpy.random.Generator``
+    seeded from the run seed, the layer and the batch offset, so results do not depend on
+    the thread or worker count). ``kind="oracle"``: the components with the largest
+    actual error ``|v_low - v_exact|`` against the exact layer output (not implementable:
+    it shows how much a perfect criterion could gain). Both recompute on the matched
+    strategy's highest model and pay no estimation pass.
+
+    The matched strategy must run before the control on the same batch (the executor
+    runs strategies in list order; :func:`accsim.experiment.prepare` checks it).
+    """
+
+    low: object
+    high: object
+    control: str
+    matched_to: str
+    label: str = ""
+    criterion = "none"
+
+    def __post_init__(self):
+        if self.control not in CONTROL_KINDS:
+            raise ValueError(f"unknown control {self.control!r}; valid: "
+                             f"{', '.join(CONTROL_KINDS)}")
+
+    @property
+    def kind(self) -> str:  # noqa: D401 - strategy_kind of the dataset
+        return self.control
+
+    @property
+    def models(self):
+        return [self.low, self.high]
+
+    def describe(self) -> dict:
+        d = super().describe()
+        d.update(matched_to=self.matched_to)
+        return d
+
+    def select(self, ctx, v_low, k: int) -> np.ndarray:
+        """Mask of the ``k`` components this control recomputes."""
+        size = v_low.size
+        k = min(int(k), size)
+        flat = np.zeros(size, bool)
+        if k <= 0:
+            return flat.reshape(v_low.shape)
+        if self.control == "random":
+            rng = np.random.default_rng([int(ctx.seed) % 2**63, 0x52414E44])
+            flat[rng.choice(size, k, replace=False)] = True
+        else:
+            with np.errstate(invalid="ignore"):
+                err = np.abs(v_low - ctx.exact()).ravel()
+            err = np.where(np.isnan(err), np.inf, err)
+            order = np.argsort(-err, kind="stable")  # largest first, ties by index
+            flat[order[:k]] = True
+        return flat.reshape(v_low.shape)
+
+    def layer(self, ctx) -> Decision:
+        key = ("count", self.matched_to, ctx.index)
+        if key not in ctx.cache:
+            raise RuntimeError(f"control {self.label!r}: the matched strategy "
+                               f"{self.matched_to!r} has not run on this batch before it")
+        v_low = ctx.compute(self.low)
+        mask = self.select(ctx, v_low, ctx.cache[key])
+        v = v_low.copy()
+        if mask.any():
+            v[mask] = ctx.compute_selected(self.high, mask)[mask]
+        level = mask.astype(np.int8)
+        cost = layer_cost(self.models, level, ctx.n, estimate="none")
+        return Decision(v, level, self.models, cost, {"criterion": self.control,
+                                                      "matched_to": self.matched_to})

@@ -37,7 +37,13 @@ def warm(paths) -> float:
         cfg = load_config(path)
         cfg = cfg.model_copy(update={"run": cfg.run.model_copy(
             update={"samples": 96, "record_samples": 2, "batch": 96, "plots": False})})
-        run_plan(prepare(cfg))
+        try:
+            plan = prepare(cfg)
+        except ValueError as exc:
+            if "networks.fetch" not in str(exc) and "apt-get" not in str(exc):
+                raise
+            plan = _prepare_on_digits(cfg)  # real data not fetched yet: kernels are the same
+        run_plan(plan)
     return time.perf_counter() - t0
 
 
@@ -92,6 +98,24 @@ def warm_parallel(paths, workers: int = 2) -> float:
             list(pool.map(run_job, jobs))
     warm(paths)
     return time.perf_counter() - t0
+
+
+def _prepare_on_digits(cfg):
+    """``prepare(cfg)`` with the digits test images as inputs: the kernels do not depend
+    on the pixel values, so the warm-up works before the real data is fetched."""
+    import tempfile
+
+    import networks
+
+    from .experiment import prepare
+
+    _, _, x, y = networks.digits_dataset()
+    with tempfile.TemporaryDirectory(prefix="accsim-warmup-") as tmp:
+        path = str(Path(tmp) / "digits.npz")
+        np.savez(path, x=np.asarray(x[:96]), y=np.asarray(y[:96]))
+        cfg = cfg.model_copy(update={"run": cfg.run.model_copy(
+            update={"inputs": path, "dataset": None})})
+        return prepare(cfg)
 
 
 def main(argv=None) -> int:

