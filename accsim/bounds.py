@@ -49,12 +49,12 @@ import numpy as np
 from .accumulators.base import check_matmul_shapes
 from .formats import FloatFormat
 from .formats import format as get_format
+from .kernels.vocab import RoundingMode
 
 __all__ = ["error_bound", "gamma", "rounding_constants", "FAMILIES", "lam_from_failure_prob",
            "failure_prob_from_lam", "MARGIN_MIN", "ABS_SLACK"]
 
 KINDS = ("deterministic", "probabilistic")
-NEAREST = ("rne", "rna")
 MARGIN_MIN = 2.0**-40
 ABS_SLACK = 2.0**-1050
 _U64 = 2.0**-53
@@ -194,7 +194,7 @@ def rounding_constants(fmt: FloatFormat, mode: str) -> tuple[Fraction, Fraction]
     fmt = get_format(fmt)
     gap = Fraction(2) ** ((fmt.emin - fmt.p + 1) if fmt.subnormals else fmt.emin)
     u = Fraction(1, 2**fmt.p)
-    if mode in NEAREST:
+    if RoundingMode.parse(mode).is_nearest:
         return u, gap / 2
     return 2 * u, gap
 
@@ -209,7 +209,8 @@ class _Prob:
 
 def _prob_ok(mode: str, sr_bits) -> bool:
     """Whether the probabilistic model applies to rounding errors of this mode."""
-    return mode in NEAREST or (mode == "sr" and sr_bits is None)
+    m = RoundingMode.parse(mode)
+    return m.is_nearest or (m.is_stochastic and sr_bits is None)
 
 
 def _rel(ar: _Ar, prob: _Prob, pairs, modes_ok: bool):

@@ -29,13 +29,18 @@ from functools import cached_property
 import ml_dtypes
 import numpy as np
 
+# kernel codes (defined once in accsim.kernels.vocab), re-exported for callers
+from .kernels.vocab import (  # noqa: F401
+    FLAG_E8M0,
+    FLAG_NO_NEG_ZERO,
+    OVF_INF,
+    OVF_NAN,
+    OVF_SAT,
+    KernelFormat,
+)
+
 SPECIAL_STYLES = ("ieee", "fn", "fnuz", "finite", "e8m0")
 
-# Codes the kernels use for what a round-to-nearest overflow produces.
-OVF_INF, OVF_NAN, OVF_SAT = 0, 1, 2
-# Flag bits passed to kernels.
-FLAG_NO_NEG_ZERO = 1
-FLAG_E8M0 = 2
 
 
 @dataclass(frozen=True)
@@ -177,14 +182,14 @@ class FloatFormat:
         """The ml_dtypes / numpy dtype storing this format, or None."""
         return _DTYPES.get(self.name)
 
-    def kernel_params(self) -> tuple[int, int, float, int, int, int]:
+    def kernel_params(self) -> KernelFormat:
         """The format as plain numbers for numba kernels.
 
         Returns
         -------
-        tuple
-            ``(p, emin, max, subnormals, overflow_code, flags)`` where overflow_code
-            says what a round-to-nearest overflow produces (0 inf, 1 NaN, 2 +-max).
+        KernelFormat
+            ``(p, emin, maxv, sub, ovf, flags)``: ``ovf`` says what a round-to-nearest
+            overflow produces (``OVF_INF``, ``OVF_NAN``, ``OVF_SAT``).
         """
         if self.saturate or self.specials == "finite":
             ovf = OVF_SAT
@@ -197,7 +202,8 @@ class FloatFormat:
             flags |= FLAG_NO_NEG_ZERO
         if self.specials == "e8m0":
             flags |= FLAG_E8M0 | FLAG_NO_NEG_ZERO
-        return (self.p, self.emin, float(self.max), int(self.subnormals), ovf, flags)
+        return KernelFormat(self.p, self.emin, float(self.max), int(self.subnormals), ovf,
+                            flags)
 
     # ------------------------------------------------------------------ constructors
     @classmethod

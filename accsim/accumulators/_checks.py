@@ -30,9 +30,8 @@ from numba import njit
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT, f64_to_bits
-from ..rounding import check_sr_bits, mode_code
-
-MODES = ("rne", "rna", "rz", "ru", "rd", "ro", "sr")
+from ..kernels.vocab import RoundingMode
+from ..rounding import check_sr_bits
 
 
 def fmt_or_none(f) -> FloatFormat | None:
@@ -47,9 +46,7 @@ def fmt_required(f, what: str) -> FloatFormat:
 
 def check_mode(mode: str, sr_bits, what: str = "mode") -> tuple[int, int]:
     """Kernel (mode, r) codes; ValueError listing valid modes / sr_bits rule."""
-    if not isinstance(mode, str) or mode.lower() not in MODES:
-        raise ValueError(f"unknown rounding {what} {mode!r}; valid: {', '.join(MODES)}")
-    return mode_code(mode), check_sr_bits(mode, sr_bits)
+    return int(RoundingMode.parse(mode, what)), check_sr_bits(mode, sr_bits)
 
 
 def check_format_products(a: FloatFormat | None, b: FloatFormat | None, model: str) -> None:

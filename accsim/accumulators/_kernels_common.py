@@ -39,7 +39,8 @@ from numba import njit
 from ..kernels.atoms import add_round, mul_round
 from ..kernels.bits import JIT, bits_to_f64, f64_to_bits, two_sum
 from ..kernels.rng import _C1, _C2, _G, mix64
-from ..kernels.rounding import (
+from ..kernels.rounding import round_dd
+from ..kernels.vocab import (
     FLAG_E8M0,
     FLAG_NO_NEG_ZERO,
     OVF_NAN,
@@ -50,7 +51,6 @@ from ..kernels.rounding import (
     RO,
     RU,
     SR,
-    round_dd,
 )
 
 _ONE = np.uint64(1)

@@ -24,7 +24,7 @@ from numba import njit, prange
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT
-from ..kernels.rounding import RNE
+from ..kernels.vocab import RNE, SR
 from ._checks import (
     check_mode,
     sums_exact,
@@ -65,7 +65,7 @@ def blocked_kernel(A, B, C, out, block, p, emin, maxv, sub, ovf, flags, q, qemin
         keys = np.zeros((_RB, _JB), np.uint64)
         for ii in range(rows):
             sbase = (i0 + ii) * N + j0
-            if mode == 6:
+            if mode == SR:
                 fill_keys(keys[ii], seed, sbase, n)
             for j in range(n):
                 outer[0, ii, j] = round1(C[i0 + ii, j0 + j], q, qemin, qmaxv, qsub, qovf,

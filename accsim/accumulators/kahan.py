@@ -29,7 +29,7 @@ from numba import njit, prange
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT
-from ..kernels.rounding import RNE
+from ..kernels.vocab import RNE
 from ._checks import (
     check_mode,
     sums_exact,
@@ -167,7 +167,7 @@ class KahanSum(ExactProductAccumulator):
         out = np.empty((A.shape[0], B.shape[1]))
         comp = np.empty_like(out)
         kp = self.acc_format.kernel_params()
-        if fast and self.mode == "rne" and rne_ok(kp[0], kp[1], kp[2], kp[5]):
+        if fast and self.mode == "rne" and rne_ok(kp.p, kp.emin, kp.maxv, kp.flags):
             exact = sums_exact(A, B, C, [self.acc_format], 10**9, products=False)
             kahan_rne_kernel(A, B, C, out, comp, *kp, exact)
         else:

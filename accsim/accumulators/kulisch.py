@@ -24,7 +24,8 @@ from numba import njit, prange
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT, f64_to_bits, two_sum
-from ..kernels.rounding import RD, overflow_result, round_dd
+from ..kernels.rounding import overflow_result, round_dd
+from ..kernels.vocab import RD, away_mode
 from ._checks import check_mode
 from ._exact_products import ExactProductAccumulator
 
@@ -95,14 +96,7 @@ def _finish(L, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream):
     hi0 = math.ldexp(float(Yh), e + 53)
     lo0 = math.ldexp(float(Yl), e)
     if math.isinf(hi0):
-        away = True
-        if mode == 2 or mode == 5:
-            away = False
-        elif mode == 3:
-            away = not neg
-        elif mode == 4:
-            away = neg
-        return overflow_result(neg, away, maxv, ovf), True
+        return overflow_result(neg, away_mode(mode, neg), maxv, ovf), True
     hi, lo = two_sum(hi0, lo0)
     if neg:
         hi, lo = -hi, -lo

@@ -20,7 +20,7 @@ from numba import njit, prange
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT
-from ..kernels.rounding import RNE
+from ..kernels.vocab import RNE, SR
 from ._checks import (
     check_mode,
     sums_exact,
@@ -47,7 +47,7 @@ def pairwise_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed,
         n = min(N, j0 + _JB) - j0
         sbase = i * N + j0
         keys = np.zeros(_JB, np.uint64)
-        if mode == 6:
+        if mode == SR:
             fill_keys(keys, seed, sbase, n)
         cr = np.empty(_JB)
         for j in range(n):

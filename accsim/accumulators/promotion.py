@@ -22,11 +22,13 @@ from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT
 from ..kernels.rng import random_words
+from ..kernels.vocab import RoundingMode
 from ._checks import check_mode, fmt_or_none
 from ._kernels_common import add_r, round1
 from .base import Accumulator
 
-OUTER_MODES = ("rne", "rna", "rz", "ru", "rd", "ro")
+#: Deterministic modes only: the outer additions have no SR stream of their own.
+OUTER_MODES = tuple(m.label for m in RoundingMode if not m.is_stochastic)
 
 
 @njit(parallel=True, **JIT)

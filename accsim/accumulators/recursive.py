@@ -29,7 +29,7 @@ from numba import njit, prange
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT, fma
-from ..kernels.rounding import RNE
+from ..kernels.vocab import RNE, SR
 from ._checks import (
     check_format_products,
     check_mode,
@@ -77,7 +77,7 @@ def vmul(out, a, brow, n, p, emin, maxv, sub, ovf, flags, mode, r, seed, sbase, 
         y = a * brow[j]
         ok = False
         if fast and p <= 52:
-            w = word(keys[j], ctr) if mode == 6 else np.uint64(0)
+            w = word(keys[j], ctr) if mode == SR else np.uint64(0)
             res, ok = fast_exact(y, sh, tiny, maxv, mode, rr, w)
         if not ok:
             res = mul_r(a, brow[j], p, emin, maxv, sub, ovf, flags, mode, r, seed,
@@ -109,7 +109,7 @@ def recursive_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed
         prod = np.empty(_JB)
         for ii in range(rows):
             sbase = (i0 + ii) * N + j0
-            if mode == 6:
+            if mode == SR:
                 fill_keys(keys[ii], seed, sbase, n)
             for j in range(n):
                 acc[0, ii, j] = round1(C[i0 + ii, j0 + j], p, emin, maxv, sub, ovf, flags,
