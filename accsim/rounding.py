@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .arrays import as_float64
 from .formats import FloatFormat
 from .formats import format as get_format
 from .kernels import fastround
@@ -120,8 +121,6 @@ def round(  # noqa: A001 - public API name mirrors the issue
     scalar = np.ndim(x) == 0 and not isinstance(x, np.ndarray)
     seed = check_seed(seed)
     a = np.asarray(x)
-    from .accumulators.base import as_float64
-
     try:
         a64 = as_float64(a).reshape(-1)
     except ValueError:

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import bounds as _bounds
 from . import exact as _exact
-from .accumulators.base import check_matmul_shapes
+from .arrays import check_matmul_shapes
 from .formats import FloatFormat
 from .formats import format as get_format
 from .rounding import round as _round

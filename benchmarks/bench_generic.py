@@ -31,7 +31,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 import accsim  # noqa: E402
-from accsim.accumulators.factory import build_model  # noqa: E402
+from hwmodels import resolve as build_model  # noqa: E402
 
 APYTYPES_RNE = 95e6  # APyTypes: 92-99 M MAC/s (RNE), midpoint
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
-from accsim.accumulators.base import Accumulator, check_matmul_shapes
-from accsim.formats import from_ml_dtypes
+from accsim.accumulators.base import Accumulator
+from accsim.arrays import check_matmul_shapes
+from accsim.formats import from_dtype, from_ml_dtypes
+from accsim.rounding import round as _round
 
 # PTX / AMD type names -> (numpy dtype, accsim format name)
 DTYPES = {
@@ -191,9 +193,6 @@ class HardwareModel:
         of the instruction's A, B and C types: what a kernel does when it converts
         wider activations before issuing the instruction. Identity on values that are
         already representable."""
-        from accsim.formats import from_dtype
-        from accsim.rounding import round as _round
-
         A64, B64, C64 = check_matmul_shapes(A64, B64, C64)
         out = []
         for X, dt in ((A64, self.a_dtype), (B64, self.b_dtype), (C64, self.c_dtype)):

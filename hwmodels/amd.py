@@ -23,6 +23,7 @@ Names: ``cdnaN:mfma.<suffix>`` with the ISA suffix, e.g. ``cdna3:mfma.f32_32x32x
 from __future__ import annotations
 
 from accsim.accumulators.fused import ExactStep, FtzPairwiseStep, FusedDot
+from accsim.accumulators.recursive import RecursiveSum
 from accsim.formats import format as get_format
 
 from . import register
@@ -91,8 +92,6 @@ def make(arch: str, suffix: str) -> HardwareModel:
     canon = False
     src = SOURCE
     if a_type in ("f32", "f64"):
-        from accsim.accumulators.recursive import RecursiveSum
-
         src = SOURCE_FMA
         acc = RecursiveSum(name=full, acc_format=fd, mode="rne", product="fused",
                            a_format=fa, b_format=fb, c_format=fd, source=src)

@@ -38,6 +38,7 @@ MMA-Sim's value).
 from __future__ import annotations
 
 from accsim.accumulators.fused import FusedDot
+from accsim.accumulators.recursive import RecursiveSum
 from accsim.formats import format as get_format
 
 from . import register
@@ -166,8 +167,6 @@ def make(arch: str, family: str, instruction: str) -> HardwareModel:
     m, n, k = _mnk(shape)
     fmt = {t: get_format(DTYPES[t][1]) for t in {a_type, b_type, c_type, d_type}}
     if a_type == "f64":
-        from accsim.accumulators.recursive import RecursiveSum
-
         acc = RecursiveSum(name=f"{arch}:{name}", acc_format=get_format("binary64"),
                            mode="rne", product="fused", a_format=fmt["f64"],
                            b_format=fmt["f64"], c_format=fmt["f64"], source=SOURCE_FP64)

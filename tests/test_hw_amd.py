@@ -241,7 +241,7 @@ def _typed(rng, t, shape, mode="spread"):
         return sample(rng, "binary32", shape, mode).astype(np.float32)
     if t == "f64":
         return rng.standard_normal(shape)
-    return accsim.formats.to_ml_dtypes(sample(rng, fname, shape, mode), fname)
+    return accsim.codecs.to_ml_dtypes(sample(rng, fname, shape, mode), fname)
 
 
 @pytest.mark.parametrize("name", [f"{a}:mfma.{s}" for a, s in amd.instructions()])

@@ -30,8 +30,14 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ..formats import FloatFormat, from_dtype
+from .. import bounds
+from ..arrays import as_float64, check_matmul_shapes
+from ..formats import FloatFormat
 from ..formats import format as get_format
+from ..rounding import check_seed
+from ..rounding import round as _round
+
+__all__ = ["Accumulator", "as_format", "as_float64", "check_matmul_shapes"]
 
 
 def as_format(f: str | FloatFormat | None) -> FloatFormat | None:
@@ -39,55 +45,7 @@ def as_format(f: str | FloatFormat | None) -> FloatFormat | None:
     return None if f is None else get_format(f)
 
 
-def as_float64(X, name: str = "array") -> np.ndarray:
-    """Exact float64 values of a numpy float or ml_dtypes array (``ValueError`` for
-    integer, complex, object or unknown dtypes)."""
-    X = np.asarray(X)
-    if X.dtype.kind == "f" and X.dtype.itemsize <= 8:
-        return np.ascontiguousarray(X, dtype=np.float64)
-    try:
-        from_dtype(X.dtype)
-    except ValueError:
-        raise ValueError(
-            f"{name} must be a floating array (numpy float or ml_dtypes), got dtype {X.dtype}"
-        ) from None
-    return np.ascontiguousarray(X.astype(np.float32), dtype=np.float64)
-
-
-def check_matmul_shapes(A, B, C):
-    """Validate and convert operands of ``A @ B + C``; returns float64 contiguous arrays.
-
-    Raises
-    ------
-    ValueError
-        Naming the operand whose dtype or shape is wrong.
-    """
-    out = []
-    for name, X in (("A", A), ("B", B)):
-        X = as_float64(X, name)
-        if X.ndim != 2:
-            raise ValueError(f"{name} must be 2-D, got shape {X.shape}")
-        out.append(X)
-    A, B = out
-    if A.shape[1] != B.shape[0]:
-        raise ValueError(f"inner dimensions differ: A is {A.shape}, B is {B.shape}")
-    M, N = A.shape[0], B.shape[1]
-    if C is None:
-        C = np.zeros((M, N))
-    else:
-        C = as_float64(C, "C")
-        if C.shape != (M, N):
-            try:
-                C = np.broadcast_to(C, (M, N))
-            except ValueError:
-                raise ValueError(f"C has shape {C.shape}, expected {(M, N)}") from None
-        C = np.ascontiguousarray(C, dtype=np.float64)
-    return A, B, C
-
-
 def _representable(X: np.ndarray, fmt: FloatFormat) -> np.ndarray:
-    from ..rounding import round as _round
-
     finite = np.isfinite(X)
     R = _round(np.where(finite, X, 0.0), fmt, "rne")
     return ~finite | (R == X)
@@ -123,8 +81,6 @@ class Accumulator:
     def matmul(self, A, B, C=None, *, seed: int = 0) -> np.ndarray:
         A, B, C = check_matmul_shapes(A, B, C)
         self.check_inputs(A, B, C)
-        from ..rounding import check_seed
-
         return self._matmul(A, B, C, check_seed(seed))
 
     def _matmul(self, A, B, C, seed):  # pragma: no cover - abstract
@@ -137,8 +93,6 @@ class Accumulator:
         return float(self.matmul(a, b, np.array([[c]], np.float64), seed=seed)[0, 0])
 
     def error_bound(self, A, B, C=None, kind: str = "deterministic", **kw) -> np.ndarray:
-        from .. import bounds
-
         return bounds.error_bound(self, A, B, C, kind=kind, **kw)
 
     def cost_bits(self, n: int) -> float:

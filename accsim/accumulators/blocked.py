@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
+from .. import bounds
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT
@@ -39,6 +40,7 @@ from ._kernels_common import (
     round1,
     vstep,
 )
+from .registry import Family, register_family
 
 _RB = 8
 _JB = 256
@@ -157,3 +159,7 @@ class BlockedSum(ExactProductAccumulator):
 
     def cost_bits(self, n: int) -> float:
         return float(self.inner_format.p * n + self.outer_format.p * -(-n // self.block))
+
+
+register_family(Family("blocked", BlockedSum, bound=bounds.blocked_bound,
+                       reference="ref_blocked"))

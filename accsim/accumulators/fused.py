@@ -27,45 +27,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import bounds
+from ..arrays import check_matmul_shapes
 from ..formats import FloatFormat
 from ..formats import format as get_format
+from ..rounding import check_seed
 from . import _fused_kernels as fk
 from .base import Accumulator, _representable
+from .fused_spec import OUT_ROUNDINGS, TRUNCS, decode_exponents, truncate_tf32
+from .registry import Family, register_family
 
 _SOURCE = ("hardware.md; MMA-Sim (Xie, Wang, Yang, Yang, arXiv:2511.10909, 2025); "
            "Fasi, Higham, Mikaitis, Pranesh, PeerJ CS 2021")
-
-# out_rounding -> (storage format, p, emin, max, round toward zero)
-OUT_ROUNDINGS = {
-    "rz-fp32": ("binary32", 24, -126, float(np.finfo(np.float32).max), True),
-    "rne-fp32": ("binary32", 24, -126, float(np.finfo(np.float32).max), False),
-    "rne-fp16": ("binary16", 11, -14, 65504.0, False),
-    "rz-e8m13": ("binary32", 14, -126, math.ldexp(2.0 - 2.0**-13, 127), True),
-}
-TRUNCS = ("rz", "floor")
-
-
-def decode_exponents(X: np.ndarray, emin: int) -> np.ndarray:
-    """Exponents of the values of X decoded in a format with minimum exponent ``emin``
-    (hardware.md Notation): ``max(floor(log2|x|), emin)``; zeros get
-    :data:`~accsim.accumulators._fused_kernels.ZSENT`, inf/NaN get 0."""
-    ax = np.abs(X)
-    fin = np.isfinite(ax) & (ax > 0)
-    e = np.frexp(np.where(fin, ax, 1.0))[1].astype(np.int64) - 1
-    e = np.maximum(e, emin)
-    e = np.where(fin, e, 0)
-    e = np.where(ax == 0, fk.ZSENT, e)
-    return np.ascontiguousarray(e, dtype=np.int32)
-
-
-def truncate_tf32(X: np.ndarray) -> np.ndarray:
-    """fp32 values truncated toward zero to 10 fraction bits (hardware.md: "tf32 inputs:
-    an fp32 value is truncated (toward zero) to 10 fraction bits before use")."""
-    bits = np.ascontiguousarray(X, dtype=np.float32).view(np.uint32)
-    nan = np.isnan(X)
-    out = (bits & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)
-    return np.where(nan, np.nan, out)
-
 
 def _fmt(f, default="binary32") -> FloatFormat:
     return get_format(default if f is None else f)
@@ -233,9 +206,6 @@ class FusedDot(Accumulator):
             if scale_a is not None or scale_b is not None:
                 raise ValueError(f"model {self.name!r} has no block scales (block=0)")
             return super().matmul(A, B, C, seed=seed)
-        from ..rounding import check_seed
-        from .base import check_matmul_shapes
-
         A, B, C = check_matmul_shapes(A, B, C)
         self.check_inputs(A, B, C)
         SA, SB = self.check_scales(A.shape[0], A.shape[1], B.shape[1], scale_a, scale_b)
@@ -408,3 +378,11 @@ class FtzPairwiseStep(Accumulator):
 
 __all__ = ["ExactStep", "FtzPairwiseStep", "FusedDot", "OUT_ROUNDINGS", "decode_exponents",
            "truncate_tf32"]
+
+
+register_family(Family("fused", FusedDot, bound=bounds.fused_bound,
+                       reference="ref_fused_chain"))
+register_family(Family("exact-step", ExactStep, bound=bounds.exact_step_bound,
+                       reference="ref_cdna1_step"))
+register_family(Family("ftz-pairwise", FtzPairwiseStep, bound=bounds.ftz_pairwise_bound,
+                       reference="ref_cdna2_step"))

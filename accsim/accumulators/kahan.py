@@ -26,16 +26,20 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
+from .. import bounds
+from ..arrays import check_matmul_shapes
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT
 from ..kernels.vocab import RNE
+from ..rounding import check_seed
 from ._checks import (
     check_mode,
     sums_exact,
 )
 from ._exact_products import ExactProductAccumulator
 from ._kernels_common import add_r, rne_consts, rne_lane, rne_ok, round1
+from .registry import Family, register_family
 
 _RB = 8
 _JB = 256
@@ -180,13 +184,13 @@ class KahanSum(ExactProductAccumulator):
     def matmul_with_compensation(self, A, B, C=None, *, seed: int = 0):
         """``(D, comp)``: the result and the final compensation term of every output
         (one per output component)."""
-        from .base import check_matmul_shapes
-
         A, B, C = check_matmul_shapes(A, B, C)
         self.check_inputs(A, B, C)
-        from ..rounding import check_seed
-
         return self._run(A, B, C, check_seed(seed))
 
     def cost_bits(self, n: int) -> float:
         return float(2 * self.acc_format.p * n)
+
+
+register_family(Family("kahan", KahanSum, bound=bounds.kahan_bound,
+                       reference="ref_kahan"))

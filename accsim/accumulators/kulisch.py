@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
+from .. import bounds
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT, f64_to_bits, two_sum
@@ -28,6 +29,7 @@ from ..kernels.rounding import overflow_result, round_dd
 from ..kernels.vocab import RD, away_mode
 from ._checks import check_mode
 from ._exact_products import ExactProductAccumulator
+from .registry import Family, register_family
 
 NLIMB = 72
 _M32 = np.int64(0xFFFFFFFF)
@@ -216,3 +218,7 @@ class KulischSum(ExactProductAccumulator):
 
     def cost_bits(self, n: int) -> float:
         return float(NLIMB * 32 * n)
+
+
+register_family(Family("kulisch", KulischSum, bound=bounds.kulisch_bound,
+                       reference="ref_kulisch"))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
+from .. import bounds
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT
@@ -28,6 +29,7 @@ from ._checks import (
 from ._exact_products import ExactProductAccumulator
 from ._kernels_common import fill_keys, rne_consts, rne_fix, rne_loop, rne_ok, round1, vstep
 from .recursive import vmul
+from .registry import Family, register_family
 
 _JB = 256
 
@@ -120,3 +122,7 @@ class PairwiseSum(ExactProductAccumulator):
         pairwise_kernel(A, B, C, out, *self.acc_format.kernel_params(), m, r,
                         np.uint64(seed), fast, exact)
         return out
+
+
+register_family(Family("pairwise", PairwiseSum, bound=bounds.pairwise_bound,
+                       reference="ref_pairwise"))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
+from .. import bounds
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT
@@ -26,6 +27,7 @@ from ..kernels.vocab import RoundingMode
 from ._checks import check_mode, fmt_or_none
 from ._kernels_common import add_r, round1
 from .base import Accumulator
+from .registry import Family, register_family
 
 #: Deterministic modes only: the outer additions have no SR stream of their own.
 OUTER_MODES = tuple(m.label for m in RoundingMode if not m.is_stochastic)
@@ -129,3 +131,7 @@ class PromotedSum(Accumulator):
 
     def cost_bits(self, n: int) -> float:
         return self.inner.cost_bits(n) + float(self.outer_format.p * -(-n // self.chunk))
+
+
+register_family(Family("promotion", PromotedSum, bound=bounds.promotion_bound,
+                       reference="ref_promoted"))

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
+from .. import bounds
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT, fma
@@ -51,6 +52,7 @@ from ._kernels_common import (
     vstep,
     word,
 )
+from .registry import Family, register_family
 
 PRODUCTS = ("exact", "rounded", "fused")
 _RB = 8  # output rows per task (B rows are reused across them)
@@ -213,3 +215,7 @@ class RecursiveSum(ExactProductAccumulator):
 
     def cost_bits(self, n: int) -> float:
         return float(self.acc_format.p * n)
+
+
+register_family(Family("recursive", RecursiveSum, bound=bounds.recursive_bound,
+                       reference="ref_recursive"))

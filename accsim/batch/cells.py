@@ -24,21 +24,24 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .config import (
     CELL_PARAMS,
     Block,
     CellEntry,
+    ConfigError,
     FormatTable,
     Locator,
     ModelTemplate,
     SweepConfig,
+    parse_config,
     parse_range,
 )
 
 __all__ = ["Cell", "ModelVariant", "Sweep", "canonical", "derive_seed", "expand",
-           "spec_key"]
+           "load_config", "spec_key"]
 
 #: Parameters each strategy uses (others are dropped from its cells).
 USES = {
@@ -253,7 +256,7 @@ class _Resolver:
             except ImportError:  # pragma: no cover - hwmodels ships with accsim
                 self.registry = None
             try:
-                from accsim.accumulators.factory import build_model
+                from hwmodels import resolve as build_model
 
                 self.build = build_model
             except ImportError:
@@ -504,3 +507,34 @@ def expand(cfg: SweepConfig, loc: Locator, *, text: str = "",
                         models[spec_key(spec)] = spec
                 cells.append(Cell(len(cells), cid, kw, coords))
     return Sweep(cfg, cells, text=text, file=loc.file, models=models)
+
+
+def load_config(path: str | Path, *, check_registries: bool = True):
+    """Load, validate and expand a sweep file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The TOML file.
+    check_registries : bool
+        Check network names, model names and custom model parameters against
+        ``networks.available()``, ``hwmodels.available()`` and
+        ``accsim.accumulators.factory.build_model`` (where those exist).
+
+    Returns
+    -------
+    accsim.batch.cells.Sweep
+        The validated config and its expanded cells.
+
+    Raises
+    ------
+    ConfigError
+        With file, line and key path of the first problem found.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config: {exc.strerror}", file=str(path)) from None
+    cfg, loc = parse_config(text, str(path))
+    return expand(cfg, loc, text=text, check_registries=check_registries)
