@@ -11,6 +11,11 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import reference as R  # noqa: E402
+from helpers import (
+    MODES,  # noqa: E402
+    same_bits,
+)
 
 import accsim
 import hwmodels
@@ -24,19 +29,10 @@ from accsim.accumulators.recursive import RecursiveSum
 from accsim.accumulators.registry import family_names
 from accsim.kernels.rng import random_words
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import reference as R  # noqa: E402
-
-MODES = ["rne", "rna", "rz", "ru", "rd", "ro", "sr"]
 REF = {"binary16": R.binary16, "bfloat16": R.bfloat16, "binary32": R.binary32,
        "float8_e4m3": R.float8_e4m3, "float8_e4m3fn": R.float8_e4m3fn,
        "float8_e5m2": R.float8_e5m2, "binary64": R.binary64}
 _STREAM2 = 0xA5A5A5A5A5A5A5A5
-
-
-def same_bits(D, ref):
-    D, ref = np.asarray(D, np.float64), np.asarray(ref, np.float64)
-    return (D.view(np.uint64) == ref.view(np.uint64)) | (np.isnan(D) & np.isnan(ref))
 
 
 def u_for(seed, stream, ctr, sr_bits):

@@ -5,19 +5,16 @@ independently of accsim) and ml_dtypes' own decoding of every bit pattern.
 """
 
 import math
-import os
-import sys
 
 import ml_dtypes
 import numpy as np
 import pytest
+import reference as R  # noqa: E402
+from helpers import bits_equal
 
 import accsim
 from accsim import codecs
 from accsim import formats as F
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import reference as R  # noqa: E402
 
 SMALL = [n for n in F.available_formats() if F.format(n).bits <= 16]
 REF_PRESETS = {c().name: c() for c in R.ALL_FORMATS}
@@ -27,13 +24,6 @@ def ref_fmt(fmt):
     """The reference description of an accsim format (built from its parameters)."""
     return R.RefFormat(fmt.name, fmt.p, fmt.emin, fmt.emax, fmt.max, fmt.subnormals,
                        fmt.specials, fmt.saturate)
-
-
-def bits_equal(a, b):
-    """Bitwise equality of float64 arrays, every NaN equal to every NaN."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    nan = np.isnan(a) & np.isnan(b)
-    return bool(np.all(nan | (a.view(np.uint64) == b.view(np.uint64))))
 
 
 # ------------------------------------------------------------------ parameters

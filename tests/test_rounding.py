@@ -7,13 +7,12 @@ compared with the reference fed the same random word (``random_u64(seed, 0, i)``
 """
 
 import math
-import os
-import sys
 from fractions import Fraction
 
 import ml_dtypes
 import numpy as np
 import pytest
+from helpers import same_bits as bits_equal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +23,6 @@ from accsim.kernels.rounding import _STREAM2
 
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered")
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference as R  # noqa: E402
 
 MODES = list(accsim.rounding.MODES)
@@ -42,12 +40,6 @@ ALL = PRESETS + CUSTOM
 def ref_fmt(fmt):
     return R.RefFormat(fmt.name, fmt.p, fmt.emin, fmt.emax, fmt.max, fmt.subnormals,
                        fmt.specials, fmt.saturate)
-
-
-def bits_equal(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    nan = np.isnan(a) & np.isnan(b)
-    return nan | (a.view(np.uint64) == b.view(np.uint64))
 
 
 def assert_bits(got, want, x):

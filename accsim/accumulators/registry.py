@@ -53,11 +53,11 @@ def register_family(family: Family, *, overwrite: bool = False) -> Family:
     ``overwrite``, or if ``family.cls.family`` is not ``family.name``)."""
     if not isinstance(family, Family):
         raise ValueError(f"register_family takes a Family, got {family!r}")
+    if family.name in _FAMILIES and not overwrite and _FAMILIES[family.name] != family:
+        raise ValueError(f"accumulator family {family.name!r} is already registered")
     if getattr(family.cls, "family", None) != family.name:
         raise ValueError(f"{family.cls.__name__}.family is "
                          f"{getattr(family.cls, 'family', None)!r}, not {family.name!r}")
-    if family.name in _FAMILIES and not overwrite and _FAMILIES[family.name] != family:
-        raise ValueError(f"accumulator family {family.name!r} is already registered")
     _FAMILIES[family.name] = family
     return family
 
