@@ -567,8 +567,8 @@ def fused_bound(model, ar, A, B, C, prob):
 
 
 def _unwrap(model):
-    acc = getattr(model, "accumulator", None)
-    return acc if acc is not None and hasattr(acc, "family") else model
+    """The arithmetic of any model (the model protocol's ``accumulator``)."""
+    return getattr(model, "accumulator", model)
 
 
 def _family_bound(model, ar, A, B, C, prob):

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
-from accsim.accumulators.base import Accumulator
+from accsim.accumulators.base import Model
 from accsim.accumulators.factory import build_model
 
 ARCHS = ("volta", "turing", "ampere", "ada", "hopper", "blackwell", "rtx-blackwell",
@@ -145,7 +145,7 @@ def resolve(spec):
     """
     if isinstance(spec, str):
         return get(spec)
-    if isinstance(spec, Accumulator) or hasattr(spec, "accumulator"):
+    if isinstance(spec, Model):
         return spec
     if isinstance(spec, dict):
         return build_model(spec)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
-from accsim.accumulators.base import Accumulator
+from accsim.accumulators.base import Accumulator, Model
 from accsim.arrays import check_matmul_shapes
 from accsim.formats import from_dtype, from_ml_dtypes
 from accsim.rounding import round as _round
@@ -44,7 +44,7 @@ _CANON_NAN = {np.dtype(np.float32): (np.uint32, 0x7FFFFFFF),
               np.dtype(np.float16): (np.uint16, 0x7FFF)}
 
 
-class HardwareModel:
+class HardwareModel(Model):
     """One matrix instruction of one architecture.
 
     Parameters
@@ -75,7 +75,7 @@ class HardwareModel:
                  n: int, k: int, a_type: str, b_type: str, c_type: str, d_type: str,
                  source: str, canonical_nan: bool = True, notes: str = "",
                  s_type: str | None = None, block: int = 0) -> None:
-        self.accumulator = accumulator
+        self._accumulator = accumulator
         self.arch = arch
         self.instruction = instruction
         self.name = f"{arch}:{instruction}"
@@ -199,6 +199,12 @@ class HardwareModel:
             fmt = from_dtype(dt)
             out.append(X if fmt.p == 53 else _round(X, fmt, "rne"))
         return tuple(out)
+
+    quantizes_operands = True
+
+    @property
+    def accumulator(self) -> Accumulator:
+        return self._accumulator
 
     def matmul_values(self, A64, B64, C64=None, *, seed: int = 0,
                       quantize: bool = False) -> np.ndarray:

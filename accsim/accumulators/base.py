@@ -37,7 +37,8 @@ from ..formats import format as get_format
 from ..rounding import check_seed
 from ..rounding import round as _round
 
-__all__ = ["Accumulator", "as_format", "as_float64", "check_matmul_shapes"]
+__all__ = ["Model", "Accumulator", "run_model", "as_format", "as_float64",
+           "check_matmul_shapes"]
 
 
 def as_format(f: str | FloatFormat | None) -> FloatFormat | None:
@@ -51,8 +52,56 @@ def _representable(X: np.ndarray, fmt: FloatFormat) -> np.ndarray:
     return ~finite | (R == X)
 
 
+class Model:
+    """The one model protocol: what the executor, ``verify``, bounds and the datasets
+    use of any model, a plain :class:`Accumulator` or a typed hardware model
+    (``hwmodels._typed.HardwareModel``).
+
+    ``name``, ``family``, ``source``
+        Identity and citation.
+    ``accumulator``
+        The arithmetic (an :class:`Accumulator`; itself for a plain accumulator).
+    ``matmul_values(A64, B64, C64=None, *, seed=0, quantize=False)``
+        float64 values in and out. ``quantize=True`` first rounds the operands into the
+        storage types the model declares (:meth:`quantize_operands`).
+    ``quantize_operands(A64, B64, C64=None)`` and ``quantizes_operands``
+        The operand rounding (RNE into the instruction's input types) and whether the
+        model has one (typed hardware models); for plain accumulators it is the
+        identity on float64 operands (``check_inputs`` rejects values outside declared
+        formats instead).
+    ``error_bound``, ``cost_bits``, ``unit_roundoff``, ``describe``
+        See :class:`Accumulator`.
+    """
+
+    quantizes_operands = False
+
+    @property
+    def accumulator(self):
+        return self
+
+    def quantize_operands(self, A64, B64, C64=None):
+        return check_matmul_shapes(A64, B64, C64)
+
+    def matmul_values(self, A64, B64, C64=None, *, seed: int = 0, quantize: bool = False):
+        if quantize:
+            A64, B64, C64 = self.quantize_operands(A64, B64, C64)
+        return self.matmul(A64, B64, C64, seed=seed)
+
+    def matmul(self, A, B, C=None, *, seed: int = 0):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def run_model(model: Model, A, B, C=None, *, seed: int = 0, quantize: bool = True):
+    """``model`` on float64 operands, float64 out: the one way the executor and
+    :mod:`accsim.verify` run a model. Hardware models first round the operands into
+    their instruction's input types (RNE, ``quantize=True``), as a kernel converting
+    fp32 activations before issuing the instruction would (docs/executor.md); K is
+    padded with zero terms to the instruction's k. ``seed`` keys stochastic rounding."""
+    return np.asarray(model.matmul_values(A, B, C, seed=seed, quantize=quantize), np.float64)
+
+
 @dataclass(frozen=True)
-class Accumulator:
+class Accumulator(Model):
     """Base class: a named accumulator model with input/output formats.
 
     Attributes
