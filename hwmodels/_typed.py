@@ -63,7 +63,7 @@ class HardwareModel(Model):
     canonical_nan : bool
         NaN results are stored as the canonical NaN (sign clear, exponent and fraction
         all ones: 0x7FFFFFFF / 0x7FFF), as NVIDIA tensor cores and AMD CDNA3 do
-        (hardware.md step 5; MMA-Sim).
+        (docs/hwmodels.md step 5; MMA-Sim).
     s_type : str or None
         Block-scaled (MX) instructions: the scale type ("ue8m0" or "ue4m3"); None for
         the others.

@@ -1,7 +1,7 @@
 """NVIDIA fused dot-product models (accsim.accumulators.fused.FusedDot, hwmodels.nvidia)
 against the Fraction references of tests/reference.py, bit for bit.
 
-Facts: hardware.md "The fused, truncated dot-product-add"; MMA-Sim arXiv:2511.10909;
+Facts: docs/hwmodels.md "The fused, truncated dot-product-add"; MMA-Sim arXiv:2511.10909;
 probes in the style of Fasi, Higham, Mikaitis, Pranesh, PeerJ CS 2021.
 """
 

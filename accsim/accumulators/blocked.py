@@ -1,7 +1,8 @@
 """Blocked summation: blocks of ``b`` terms summed in one format, block sums in another.
 
-hardware.md: "Blocked summation: blocks of b terms summed in one precision, block sums
-accumulated in another (the authors' CUDA kernel for the seed paper sums blocks of 8)".
+Blanchard, Higham, Mary, "A class of fast and accurate summation algorithms", SIAM J.
+Sci. Comput. 42 (2020): blocks of b terms summed in one precision, block sums accumulated
+in another (El Arar, Filip, Mary, Riccietti, arXiv:2503.15568, 2025, sum blocks of 8).
 
 Order for output (i, j) (SR stream ``i*N + j``):
 
@@ -11,7 +12,8 @@ Order for output (i, j) (SR stream ``i*N + j``):
    (counter ``2k``; the first term is thus just rounded); then
    ``acc = round(acc + t)`` into ``outer_format`` (counter ``2(k1-1) + 1``).
 
-Products are exact (binary64). Error bound: gamma_b(u) + gamma_{n/b}(u) (hardware.md).
+Products are exact (binary64). Error bound: gamma_b(u) + gamma_{n/b}(u) (Blanchard, Higham,
+Mary 2020).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Fused dot-product units: NVIDIA tensor cores and AMD matrix cores.
 
-Three families (see ``/work/shared/reference/hardware.md``; parameters validated bit for
+Three families (see ``docs/hwmodels.md``; parameters validated bit for
 bit against real GPUs by MMA-Sim, Xie et al., arXiv:2511.10909, 2025; first probed by
 Fasi, Higham, Mikaitis, Pranesh, "Numerical behavior of NVIDIA tensor cores", PeerJ CS
 2021):
@@ -37,7 +37,7 @@ from .base import Accumulator, _representable
 from .fused_spec import OUT_ROUNDINGS, TRUNCS, decode_exponents, truncate_tf32
 from .registry import Family, register_family
 
-_SOURCE = ("hardware.md; MMA-Sim (Xie, Wang, Yang, Yang, arXiv:2511.10909, 2025); "
+_SOURCE = ("docs/hwmodels.md; MMA-Sim (Xie, Wang, Yang, Yang, arXiv:2511.10909, 2025); "
            "Fasi, Higham, Mikaitis, Pranesh, PeerJ CS 2021")
 
 def _fmt(f, default="binary32") -> FloatFormat:
@@ -46,7 +46,7 @@ def _fmt(f, default="binary32") -> FloatFormat:
 
 @dataclass(frozen=True)
 class FusedDot(Accumulator):
-    """Fused, truncated dot-product-add unit (hardware.md "The fused, truncated
+    """Fused, truncated dot-product-add unit (docs/hwmodels.md "The fused, truncated
     dot-product-add (NVIDIA tensor cores)", steps 1-5, and the CDNA3 rows of "AMD matrix
     cores").
 
@@ -75,7 +75,7 @@ class FusedDot(Accumulator):
         CDNA3 fp8: even- and odd-indexed products summed in two groups first.
     group : int
         Products summed exactly in groups of G before the step (``kind::mxf4``, G=16;
-        hardware.md "first sums groups of G=16 products exactly, then runs the step").
+        docs/hwmodels.md "first sums groups of G=16 products exactly, then runs the step").
         As MMA-Sim (``gst_fdpa``), the group sum is one term whose *exponent is the sum of
         the two block-scale exponents alone* (0 without scales): it is a fixed-point
         significand, its own size does not enter the alignment; it gets ``e_zero`` only
@@ -86,7 +86,7 @@ class FusedDot(Accumulator):
         consecutive K elements of A's rows and of B's columns (0: no scales). Pass them
         to :meth:`matmul` as ``scale_a`` (M, K//block) and ``scale_b`` (K//block, N).
         Without grouping, the scales multiply every product exactly and their exponents
-        add to its exponent (hardware.md "the two block scales multiplied into every
+        add to its exponent (docs/hwmodels.md "the two block scales multiplied into every
         product"; MMA-Sim ``st_fdpa``); a NaN scale gives a NaN result.
     scale_format : str or FloatFormat or None
         Format of the scales (default ``float8_e8m0fnu``; ``float8_e4m3fn`` for the
@@ -95,7 +95,7 @@ class FusedDot(Accumulator):
 
     Notes
     -----
-    Special values (hardware.md step 5): NaN if any input is NaN, 0 * inf, or inf - inf;
+    Special values (docs/hwmodels.md step 5): NaN if any input is NaN, 0 * inf, or inf - inf;
     an infinity propagates; overflow of the final rounding gives an infinity (as in
     MMA-Sim, also for RZ); ``-0`` results are returned as ``+0``. NaN results are NaN
     here; the typed wrappers in :mod:`hwmodels` store the canonical NaN (0x7FFFFFFF for
@@ -289,7 +289,7 @@ class FusedDot(Accumulator):
 
 @dataclass(frozen=True)
 class ExactStep(Accumulator):
-    """AMD CDNA1 (MI100) step (hardware.md "AMD matrix cores"): "exact sum of the L
+    """AMD CDNA1 (MI100) step (docs/hwmodels.md "AMD matrix cores"): "exact sum of the L
     products and c, one round-to-nearest-even to fp32", chained along K.
 
     Parameters
@@ -331,7 +331,7 @@ class ExactStep(Accumulator):
 
 @dataclass(frozen=True)
 class FtzPairwiseStep(Accumulator):
-    """AMD CDNA2 (MI200) unit (hardware.md "AMD matrix cores"; MMA-Sim ``MMA_FTZ_MUL_ADD``):
+    """AMD CDNA2 (MI200) unit (docs/hwmodels.md "AMD matrix cores"; MMA-Sim ``MMA_FTZ_MUL_ADD``):
     subnormal inputs flushed to zero; products formed in fp32 (RNE) and flushed; P products
     summed pairwise in fp32 (RNE) and the pair-sum added to c, every fp32 result flushed
     to zero if subnormal (keeping its sign).

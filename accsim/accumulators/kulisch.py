@@ -1,7 +1,7 @@
 """Kulisch-style exact accumulation: the exact sum of all products and c, rounded once.
 
-hardware.md: "Kulisch-style exact (long fixed-point) accumulators, the ideal a designer
-compares to" (Kulisch, "Computer Arithmetic and Validity", 2013). Each output keeps a
+Kulisch-style exact (long fixed-point) accumulators, the ideal a designer compares to
+(Kulisch, "Computer Arithmetic and Validity", 2nd ed., 2013). Each output keeps a
 fixed-point accumulator of 72 signed 64-bit limbs holding 32-bit digits, weight of digit
 l = 2^(32 l - 1074), which covers every binary64 value (2^-1074 .. 2^1024) plus 2^31 terms
 of carry headroom: exact for any inputs whose products are exact in binary64. At the

@@ -1,6 +1,7 @@
 """Pairwise (tree) summation of the rounded products.
 
-hardware.md: "Pairwise (tree) summation". Order for output (i, j) (SR stream ``i*N+j``):
+Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed. (2002), section 4.2.
+Order for output (i, j) (SR stream ``i*N+j``):
 
 1. ``cr = round(c_ij)`` into ``acc_format`` (SR counter ``2K``);
 2. ``p_k = round(a_ik b_kj)`` into ``acc_format``, k = 0..K-1 (counter ``k``);

@@ -1,7 +1,7 @@
 """Fine-grained promotion: a low-precision unit for N_C terms, then promotion to fp32.
 
-hardware.md (DeepSeek-V3 technical report, 2024, section 3.3.2): "promote partial sums to
-fp32 CUDA cores every N_C = 128 elements of K ("fine-grained promotion")".
+DeepSeek-V3 technical report (arXiv:2412.19437, 2024), section 3.3.2: partial sums are
+promoted to fp32 CUDA cores every N_C = 128 elements of K ("fine-grained promotion").
 
 Order for output (i, j): ``acc = round(c_ij)`` into ``outer_format``; for each chunk
 ``[k0, k0 + chunk)`` (the last may be shorter; chunk number q = k0 / chunk) the partial sum

@@ -1,9 +1,10 @@
 """Recursive (sequential) summation: one rounding into the accumulator format per term.
 
-hardware.md, "Generic accumulators a designer explores": "Recursive (sequential)
-summation, each addition rounded to the accumulator format, with products exact, rounded,
-or fused (an FMA chain: one rounding per term)". Also the fp32/fp64 "chains of correctly
-rounded FMAs, one per term" of every GPU (``product="fused"``).
+Recursive (sequential) summation (Higham, *Accuracy and Stability of Numerical
+Algorithms*, 2nd ed., 2002, section 4.2), each addition rounded to the accumulator
+format, with products exact, rounded, or fused (an FMA chain: one rounding per term).
+Also the fp32/fp64 chains of correctly rounded FMAs, one per term, of NVIDIA fp64 mma
+and AMD fp32/fp64 mfma (``product="fused"``; docs/hwmodels.md, MMA-Sim).
 
 Order for output (i, j) (stream ``i*N + j`` of the SR generator):
 
