@@ -13,7 +13,7 @@ binary32 (or narrower) values.
 
 Exact sums. :func:`sums_exact` proves from the same statistics that every binary64 sum
 an accumulator kernel forms (accumulator value + term) is exact, which lets the fast
-rounding paths skip their TwoSum guards (:mod:`._kernels_common`). Argument: every
+rounding paths skip their TwoSum guards (:mod:`accsim.kernels.accumulate`). Argument: every
 product is a multiple of ``2^L`` (``L`` = sum of the lowest set-bit exponents of A and
 B), every rounding of a multiple of ``2^L`` is either exact or a multiple of a quantum
 ``> 2^L``, so every accumulator value is a multiple of ``2^L`` (``L`` lowered to cover C);

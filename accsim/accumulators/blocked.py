@@ -26,14 +26,7 @@ from numba import njit, prange
 from .. import bounds
 from ..formats import FloatFormat
 from ..formats import format as get_format
-from ..kernels.bits import JIT
-from ..kernels.vocab import RNE, SR
-from ._checks import (
-    check_mode,
-    sums_exact,
-)
-from ._exact_products import ExactProductAccumulator
-from ._kernels_common import (
+from ..kernels.accumulate import (
     fill_keys,
     rne_add_rows,
     rne_consts,
@@ -42,6 +35,13 @@ from ._kernels_common import (
     round1,
     vstep,
 )
+from ..kernels.bits import JIT
+from ..kernels.vocab import RNE, SR
+from ._checks import (
+    check_mode,
+    sums_exact,
+)
+from ._exact_products import ExactProductAccumulator
 from .registry import Family, register_family
 
 _RB = 8

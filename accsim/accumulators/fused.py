@@ -31,8 +31,8 @@ from .. import bounds
 from ..arrays import check_matmul_shapes
 from ..formats import FloatFormat
 from ..formats import format as get_format
+from ..kernels import fused as fk
 from ..rounding import check_seed
-from . import _fused_kernels as fk
 from .base import Accumulator, _representable
 from .fused_spec import OUT_ROUNDINGS, TRUNCS, decode_exponents, truncate_tf32
 from .registry import Family, register_family
@@ -67,7 +67,7 @@ class FusedDot(Accumulator):
         Inputs are fp32 values truncated toward zero to 10 fraction bits (tf32, AMD xf32).
     c_separate : bool
         AMD CDNA3: c is aligned separately (see
-        :func:`~accsim.accumulators._fused_kernels.cdna3_matmul`); requires ``F2``,
+        :func:`~accsim.kernels.fused.cdna3_matmul`); requires ``F2``,
         out_rounding "rne-fp32"; zero products take no part and e_zero is unused.
     F2 : int or None
         CDNA3: fraction bits of the second truncation (floor) of the sum.

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from . import _fused_kernels as fk
+from ..kernels import fused as fk
 
 __all__ = ["OUT_ROUNDINGS", "TRUNCS", "ZSENT", "decode_exponents", "truncate_tf32"]
 
@@ -32,7 +32,7 @@ TRUNCS = ("rz", "floor")
 def decode_exponents(X: np.ndarray, emin: int) -> np.ndarray:
     """Exponents of the values of X decoded in a format with minimum exponent ``emin``
     (docs/hwmodels.md, notation): ``max(floor(log2|x|), emin)``; zeros get
-    :data:`~accsim.accumulators._fused_kernels.ZSENT`, inf/NaN get 0."""
+    :data:`~accsim.kernels.fused.ZSENT`, inf/NaN get 0."""
     ax = np.abs(X)
     fin = np.isfinite(ax) & (ax > 0)
     e = np.frexp(np.where(fin, ax, 1.0))[1].astype(np.int64) - 1

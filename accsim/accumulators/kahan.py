@@ -14,7 +14,7 @@ product ``p = a_ik b_kj``::
 
 RNE fast path (formats with ``p <= 25``): every operation is one RNE rounding of an
 exact pair, computed as binary64 sum then one rounding by
-:func:`~._kernels_common.rne_lane` (correct as ``53 >= 2p + 2``, guarded against the
+:func:`~accsim.kernels.accumulate.rne_lane` (correct as ``53 >= 2p + 2``, guarded against the
 inexact-midpoint case), vectorised across 256 output columns; lanes it rejects redo the
 whole step with the exact path.
 """
@@ -30,6 +30,7 @@ from .. import bounds
 from ..arrays import check_matmul_shapes
 from ..formats import FloatFormat
 from ..formats import format as get_format
+from ..kernels.accumulate import add_r, rne_consts, rne_lane, rne_ok, round1
 from ..kernels.bits import JIT
 from ..kernels.vocab import RNE
 from ..rounding import check_seed
@@ -38,7 +39,6 @@ from ._checks import (
     sums_exact,
 )
 from ._exact_products import ExactProductAccumulator
-from ._kernels_common import add_r, rne_consts, rne_lane, rne_ok, round1
 from .registry import Family, register_family
 
 _RB = 8

@@ -21,6 +21,7 @@ from numba import njit, prange
 from .. import bounds
 from ..formats import FloatFormat
 from ..formats import format as get_format
+from ..kernels.accumulate import fill_keys, rne_consts, rne_fix, rne_loop, rne_ok, round1, vstep
 from ..kernels.bits import JIT
 from ..kernels.vocab import RNE, SR
 from ._checks import (
@@ -28,7 +29,6 @@ from ._checks import (
     sums_exact,
 )
 from ._exact_products import ExactProductAccumulator
-from ._kernels_common import fill_keys, rne_consts, rne_fix, rne_loop, rne_ok, round1, vstep
 from .recursive import vmul
 from .registry import Family, register_family
 

@@ -21,11 +21,11 @@ from numba import njit, prange
 from .. import bounds
 from ..formats import FloatFormat
 from ..formats import format as get_format
+from ..kernels.accumulate import add_r, round1
 from ..kernels.bits import JIT
 from ..kernels.rng import random_words
 from ..kernels.vocab import RoundingMode
 from ._checks import check_mode, fmt_or_none
-from ._kernels_common import add_r, round1
 from .base import Accumulator
 from .registry import Family, register_family
 

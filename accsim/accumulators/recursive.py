@@ -30,17 +30,7 @@ from numba import njit, prange
 from .. import bounds
 from ..formats import FloatFormat
 from ..formats import format as get_format
-from ..kernels.bits import JIT, fma
-from ..kernels.vocab import RNE, SR
-from ._checks import (
-    check_format_products,
-    check_mode,
-    fmt_or_none,
-    fmt_required,
-    sums_exact,
-)
-from ._exact_products import ExactProductAccumulator
-from ._kernels_common import (
+from ..kernels.accumulate import (
     fast_exact,
     fill_keys,
     mul_r,
@@ -53,6 +43,16 @@ from ._kernels_common import (
     vstep,
     word,
 )
+from ..kernels.bits import JIT, fma
+from ..kernels.vocab import RNE, SR
+from ._checks import (
+    check_format_products,
+    check_mode,
+    fmt_or_none,
+    fmt_required,
+    sums_exact,
+)
+from ._exact_products import ExactProductAccumulator
 from .registry import Family, register_family
 
 PRODUCTS = ("exact", "rounded", "fused")
