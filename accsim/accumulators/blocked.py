@@ -27,16 +27,15 @@ from .. import bounds
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.accumulate import (
-    fill_keys,
     rne_add_rows,
     rne_consts,
     rne_ok,
     rne_rows,
-    round1,
     vstep,
 )
 from ..kernels.bits import JIT
-from ..kernels.vocab import RNE, SR
+from ..kernels.tiles import JB, RB, n_tiles, start_tile, tile
+from ..kernels.vocab import RNE
 from ._checks import (
     check_mode,
     sums_exact,
@@ -44,8 +43,7 @@ from ._checks import (
 from ._exact_products import ExactProductAccumulator
 from .registry import Family, register_family
 
-_RB = 8
-_JB = 256
+_RB, _JB = RB, JB
 
 
 @njit(parallel=True, **JIT)
@@ -55,25 +53,13 @@ def blocked_kernel(A, B, C, out, block, p, emin, maxv, sub, ovf, flags, q, qemin
     ``iexact``/``oexact``: every inner/outer binary64 sum is proved exact."""
     M, K = A.shape
     N = B.shape[1]
-    nrb = (M + _RB - 1) // _RB
-    ncb = (N + _JB - 1) // _JB
-    for task in prange(nrb * ncb):
-        ib = task // ncb
-        jb = task - ib * ncb
-        i0 = ib * _RB
-        rows = min(M, i0 + _RB) - i0
-        j0 = jb * _JB
-        n = min(N, j0 + _JB) - j0
+    for task in prange(n_tiles(M, N, _RB, _JB)):
+        i0, rows, j0, n = tile(task, M, N, _RB, _JB)
         inner = np.zeros((2, _RB, _JB))
         outer = np.empty((2, _RB, _JB))
         keys = np.zeros((_RB, _JB), np.uint64)
-        for ii in range(rows):
-            sbase = (i0 + ii) * N + j0
-            if mode == SR:
-                fill_keys(keys[ii], seed, sbase, n)
-            for j in range(n):
-                outer[0, ii, j] = round1(C[i0 + ii, j0 + j], q, qemin, qmaxv, qsub, qovf,
-                                         qflags, mode, r, seed, sbase + j, 2 * K)
+        start_tile(C, outer[0], keys, i0, rows, j0, n, N, q, qemin, qmaxv, qsub, qovf,
+                   qflags, mode, r, seed, 2 * K)
         cur = 0  # inner ping-pong index
         oc = 0  # outer ping-pong index
         zero = np.zeros((_RB, _JB))

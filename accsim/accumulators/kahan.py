@@ -32,6 +32,7 @@ from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.accumulate import add_r, rne_consts, rne_lane, rne_ok, round1
 from ..kernels.bits import JIT
+from ..kernels.tiles import JB, RB, n_tiles, start_tile, tile
 from ..kernels.vocab import RNE
 from ..rounding import check_seed
 from ._checks import (
@@ -41,8 +42,7 @@ from ._checks import (
 from ._exact_products import ExactProductAccumulator
 from .registry import Family, register_family
 
-_RB = 8
-_JB = 256
+_RB, _JB = RB, JB
 _Z = np.uint64(0)
 
 
@@ -92,22 +92,14 @@ def kahan_rne_kernel(A, B, C, out, comp_out, p, emin, maxv, sub, ovf, flags, exa
     ``exact``: every binary64 sum is proved exact (no double-rounding guard)."""
     M, K = A.shape
     N = B.shape[1]
-    nrb = (M + _RB - 1) // _RB
-    ncb = (N + _JB - 1) // _JB
     cst = rne_consts(p, emin, maxv, sub, ovf, flags)
-    for task in prange(nrb * ncb):
-        ib = task // ncb
-        jb = task - ib * ncb
-        i0 = ib * _RB
-        rows = min(M, i0 + _RB) - i0
-        j0 = jb * _JB
-        n = min(N, j0 + _JB) - j0
+    for task in prange(n_tiles(M, N, _RB, _JB)):
+        i0, rows, j0, n = tile(task, M, N, _RB, _JB)
         S = np.empty((2, _RB, _JB))
         Cp = np.zeros((2, _RB, _JB))
-        for ii in range(rows):
-            for j in range(n):
-                S[0, ii, j] = round1(C[i0 + ii, j0 + j], p, emin, maxv, sub, ovf, flags,
-                                     RNE, 0, _Z, 0, 0)
+        no_keys = np.zeros((_RB, 1), np.uint64)  # RNE: no SR stream keys are needed
+        start_tile(C, S[0], no_keys, i0, rows, j0, n, N, p, emin, maxv, sub, ovf, flags, RNE,
+                   0, _Z, 0)
         for k in range(K):
             cur = k & 1
             _kahan_rows(S[cur], Cp[cur], S[1 - cur], Cp[1 - cur], A, i0, rows, k,

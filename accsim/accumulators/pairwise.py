@@ -21,9 +21,10 @@ from numba import njit, prange
 from .. import bounds
 from ..formats import FloatFormat
 from ..formats import format as get_format
-from ..kernels.accumulate import fill_keys, rne_consts, rne_fix, rne_loop, rne_ok, round1, vstep
+from ..kernels.accumulate import rne_consts, rne_fix, rne_loop, rne_ok, vstep
 from ..kernels.bits import JIT
-from ..kernels.vocab import RNE, SR
+from ..kernels.tiles import JB, n_tiles, start_tile, tile
+from ..kernels.vocab import RNE
 from ._checks import (
     check_mode,
     sums_exact,
@@ -32,7 +33,7 @@ from ._exact_products import ExactProductAccumulator
 from .recursive import vmul
 from .registry import Family, register_family
 
-_JB = 256
+_JB = JB
 
 
 @njit(parallel=True, **JIT)
@@ -40,22 +41,17 @@ def pairwise_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed,
                     exact):
     M, K = A.shape
     N = B.shape[1]
-    ncb = (N + _JB - 1) // _JB
     rne = fast and mode == RNE and rne_ok(p, emin, maxv, flags)
     c = rne_consts(p, emin, maxv, sub, ovf, flags)
-    for task in prange(M * ncb):
-        i = task // ncb
-        jb = task - i * ncb
-        j0 = jb * _JB
-        n = min(N, j0 + _JB) - j0
+    for task in prange(n_tiles(M, N, 1, _JB)):  # tiles of one row
+        i, _, j0, n = tile(task, M, N, 1, _JB)
         sbase = i * N + j0
-        keys = np.zeros(_JB, np.uint64)
-        if mode == SR:
-            fill_keys(keys, seed, sbase, n)
-        cr = np.empty(_JB)
-        for j in range(n):
-            cr[j] = round1(C[i, j0 + j], p, emin, maxv, sub, ovf, flags, mode, r, seed,
-                           sbase + j, 2 * K)
+        keys2 = np.zeros((1, _JB), np.uint64)
+        cr2 = np.empty((1, _JB))
+        start_tile(C, cr2, keys2, i, 1, j0, n, N, p, emin, maxv, sub, ovf, flags, mode, r,
+                   seed, 2 * K)
+        keys = keys2[0]
+        cr = cr2[0]
         if K == 0:
             for j in range(n):
                 out[i, j0 + j] = cr[j]

@@ -32,18 +32,17 @@ from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.accumulate import (
     fast_exact,
-    fill_keys,
     mul_r,
     rne_consts,
     rne_lane,
     rne_mul_loop,
     rne_ok,
     rne_rows,
-    round1,
     vstep,
     word,
 )
-from ..kernels.bits import JIT, fma
+from ..kernels.bits import JIT
+from ..kernels.tiles import JB, RB, fma, n_tiles, start_tile, tile
 from ..kernels.vocab import RNE, SR
 from ._checks import (
     check_format_products,
@@ -56,8 +55,7 @@ from ._exact_products import ExactProductAccumulator
 from .registry import Family, register_family
 
 PRODUCTS = ("exact", "rounded", "fused")
-_RB = 8  # output rows per task (B rows are reused across them)
-_JB = 256  # output columns per task
+_RB, _JB = RB, JB  # output rows (B rows reused across them) and columns per task
 
 
 @njit(**JIT)
@@ -98,25 +96,13 @@ def recursive_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed
     (``_checks.sums_exact``; lets the fast paths skip their guards)."""
     M, K = A.shape
     N = B.shape[1]
-    nrb = (M + _RB - 1) // _RB
-    ncb = (N + _JB - 1) // _JB
-    for task in prange(nrb * ncb):
-        ib = task // ncb
-        jb = task - ib * ncb
-        i0 = ib * _RB
-        rows = min(M, i0 + _RB) - i0
-        j0 = jb * _JB
-        n = min(N, j0 + _JB) - j0
+    for task in prange(n_tiles(M, N, _RB, _JB)):
+        i0, rows, j0, n = tile(task, M, N, _RB, _JB)
         acc = np.empty((2, _RB, _JB))  # ping-pong: step k reads acc[k & 1]
         keys = np.zeros((_RB, _JB), np.uint64)
         prod = np.empty(_JB)
-        for ii in range(rows):
-            sbase = (i0 + ii) * N + j0
-            if mode == SR:
-                fill_keys(keys[ii], seed, sbase, n)
-            for j in range(n):
-                acc[0, ii, j] = round1(C[i0 + ii, j0 + j], p, emin, maxv, sub, ovf, flags,
-                                       mode, r, seed, sbase + j, 2 * K)
+        start_tile(C, acc[0], keys, i0, rows, j0, n, N, p, emin, maxv, sub, ovf, flags,
+                   mode, r, seed, 2 * K)
         rne = fast and kind == 0 and mode == RNE and rne_ok(p, emin, maxv, flags)
         c = rne_consts(p, emin, maxv, sub, ovf, flags)
         for k in range(K):
