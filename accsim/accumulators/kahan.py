@@ -21,15 +21,13 @@ whole step with the exact path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
 
 from .. import bounds
 from ..arrays import check_matmul_shapes
-from ..formats import FloatFormat
-from ..formats import format as get_format
 from ..kernels.accumulate import add_r, rne_consts, rne_lane, rne_ok, round1
 from ..kernels.bits import JIT
 from ..kernels.tiles import JB, RB, n_tiles, start_tile, tile
@@ -39,7 +37,7 @@ from ._checks import (
     check_mode,
     sums_exact,
 )
-from ._exact_products import ExactProductAccumulator
+from ._exact_products import SingleFormatSum
 from .registry import Family, register_family
 
 _RB, _JB = RB, JB
@@ -134,7 +132,7 @@ def kahan_kernel(A, B, C, out, comp_out, p, emin, maxv, sub, ovf, flags, mode, r
 
 
 @dataclass(frozen=True)
-class KahanSum(ExactProductAccumulator):
+class KahanSum(SingleFormatSum):
     """Kahan compensated summation (order and SR counters: module docstring).
 
     Parameters
@@ -147,16 +145,7 @@ class KahanSum(ExactProductAccumulator):
         Random bits per SR decision (None: exact SR).
     """
 
-    acc_format: FloatFormat = field(default_factory=lambda: get_format("binary32"))
-    mode: str = "rne"
-    sr_bits: int | None = None
-
     family = "kahan"
-
-    def __post_init__(self) -> None:
-        acc = get_format(self.acc_format)
-        object.__setattr__(self, "acc_format", acc)
-        self._setup(acc)
 
     def _run(self, A, B, C, seed, *, fast: bool = True):
         m, r = check_mode(self.mode, self.sr_bits)

@@ -13,14 +13,12 @@ Order for output (i, j) (SR stream ``i*N+j``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
 
 from .. import bounds
-from ..formats import FloatFormat
-from ..formats import format as get_format
 from ..kernels.accumulate import rne_consts, rne_fix, rne_loop, rne_ok, vstep
 from ..kernels.bits import JIT
 from ..kernels.tiles import JB, n_tiles, start_tile, tile
@@ -29,7 +27,7 @@ from ._checks import (
     check_mode,
     sums_exact,
 )
-from ._exact_products import ExactProductAccumulator
+from ._exact_products import SingleFormatSum
 from .recursive import vmul
 from .registry import Family, register_family
 
@@ -87,7 +85,7 @@ def pairwise_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed,
 
 
 @dataclass(frozen=True)
-class PairwiseSum(ExactProductAccumulator):
+class PairwiseSum(SingleFormatSum):
     """Pairwise (tree) summation in one format (order and SR counters: module docstring).
 
     Parameters
@@ -100,16 +98,7 @@ class PairwiseSum(ExactProductAccumulator):
         Random bits per SR decision (None: exact SR).
     """
 
-    acc_format: FloatFormat = field(default_factory=lambda: get_format("binary32"))
-    mode: str = "rne"
-    sr_bits: int | None = None
-
     family = "pairwise"
-
-    def __post_init__(self) -> None:
-        acc = get_format(self.acc_format)
-        object.__setattr__(self, "acc_format", acc)
-        self._setup(acc)
 
     def _matmul(self, A, B, C, seed, *, fast: bool = True):
         m, r = check_mode(self.mode, self.sr_bits)

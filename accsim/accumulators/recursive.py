@@ -22,14 +22,13 @@ inexact product is supported only for a binary64 accumulator in RNE (hardware FM
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
 
 from .. import bounds
 from ..formats import FloatFormat
-from ..formats import format as get_format
 from ..kernels.accumulate import (
     fast_exact,
     mul_r,
@@ -41,8 +40,8 @@ from ..kernels.accumulate import (
     vstep,
     word,
 )
-from ..kernels.bits import JIT
-from ..kernels.tiles import JB, RB, fma, n_tiles, start_tile, tile
+from ..kernels.bits import JIT, fma
+from ..kernels.tiles import JB, RB, n_tiles, start_tile, tile
 from ..kernels.vocab import RNE, SR
 from ._checks import (
     check_format_products,
@@ -51,7 +50,7 @@ from ._checks import (
     fmt_required,
     sums_exact,
 )
-from ._exact_products import ExactProductAccumulator
+from ._exact_products import SingleFormatSum
 from .registry import Family, register_family
 
 PRODUCTS = ("exact", "rounded", "fused")
@@ -137,7 +136,7 @@ def recursive_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed
 
 
 @dataclass(frozen=True)
-class RecursiveSum(ExactProductAccumulator):
+class RecursiveSum(SingleFormatSum):
     """Recursive summation ``s = round(s + a_k b_k)``, k = 0..K-1, starting from
     ``round(c)`` (see the module docstring for the exact order and SR counters).
 
@@ -156,9 +155,6 @@ class RecursiveSum(ExactProductAccumulator):
         Format of the rounded products (``product="rounded"`` only).
     """
 
-    acc_format: FloatFormat = field(default_factory=lambda: get_format("binary32"))
-    mode: str = "rne"
-    sr_bits: int | None = None
     product: str = "exact"
     product_format: FloatFormat | None = None
 
