@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 __all__ = ["FloatFormat", "format", "round", "available_formats", "__version__"]
 
-_SUBMODULES = ("accumulators", "atoms", "bounds", "datasets", "exact", "executor",
+_SUBMODULES = ("accumulators", "atoms", "bounds", "codecs", "datasets", "exact", "executor",
                "experiment", "formats", "kappa", "rounding", "strategies", "verify")
 
 

@@ -44,17 +44,22 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+import mpmath
 import numpy as np
 
-from .accumulators.base import check_matmul_shapes
+from . import exact as _exact
+from .accumulators.fused_spec import OUT_ROUNDINGS, ZSENT, decode_exponents, truncate_tf32
+from .accumulators.registry import family_names, get_family
+from .arrays import check_matmul_shapes
 from .formats import FloatFormat
 from .formats import format as get_format
+from .kernels.vocab import RoundingMode
+from .rounding import round as _round
 
-__all__ = ["error_bound", "gamma", "rounding_constants", "FAMILIES", "lam_from_failure_prob",
+__all__ = ["error_bound", "gamma", "rounding_constants", "lam_from_failure_prob",
            "failure_prob_from_lam", "MARGIN_MIN", "ABS_SLACK"]
 
 KINDS = ("deterministic", "probabilistic")
-NEAREST = ("rne", "rna")
 MARGIN_MIN = 2.0**-40
 ABS_SLACK = 2.0**-1050
 _U64 = 2.0**-53
@@ -157,8 +162,6 @@ def gamma_prob(n, u, lam, ar: _Ar):
     """Higham-Mary ``gamma~_n(lam) = exp(lam sqrt(n) u + n u^2 / (1 - u)) - 1`` (upper
     bound in float mode; in exact mode a rational upper bound via interval mpmath)."""
     if ar.exact:
-        import mpmath
-
         n = np.asarray(n)
         out = np.empty(n.shape, object)
         with mpmath.workprec(200):
@@ -197,7 +200,7 @@ def rounding_constants(fmt: FloatFormat, mode: str) -> tuple[Fraction, Fraction]
     fmt = get_format(fmt)
     gap = Fraction(2) ** ((fmt.emin - fmt.p + 1) if fmt.subnormals else fmt.emin)
     u = Fraction(1, 2**fmt.p)
-    if mode in NEAREST:
+    if RoundingMode.parse(mode).is_nearest:
         return u, gap / 2
     return 2 * u, gap
 
@@ -212,7 +215,8 @@ class _Prob:
 
 def _prob_ok(mode: str, sr_bits) -> bool:
     """Whether the probabilistic model applies to rounding errors of this mode."""
-    return mode in NEAREST or (mode == "sr" and sr_bits is None)
+    m = RoundingMode.parse(mode)
+    return m.is_nearest or (m.is_stochastic and sr_bits is None)
 
 
 def _rel(ar: _Ar, prob: _Prob, pairs, modes_ok: bool):
@@ -246,8 +250,6 @@ def _abs_sums(ar: _Ar, A, B, C):
         return np.zeros(C.shape), np.abs(C)
     nu = (K + 1) * _U64
     if nu >= 0.25:  # far beyond any practical K: fall back to the exact reference
-        from . import exact as _exact
-
         return _exact.matmul(np.abs(A), np.abs(B)), np.abs(C)
     gamma = np.nextafter(nu / (1.0 - nu), np.inf) * (1 + 4 * _U64)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -280,8 +282,6 @@ def _overflow_mask(T_plus_E, maxv):
 
 def _is_c_exact(C, fmt: FloatFormat | None) -> np.ndarray:
     """True where c is a value of fmt (its initial rounding is exact)."""
-    from .rounding import round as _round
-
     if fmt is None:
         return np.ones(C.shape, bool)
     fin = np.isfinite(C)
@@ -290,7 +290,7 @@ def _is_c_exact(C, fmt: FloatFormat | None) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- families
-def _recursive(model, ar, A, B, C, prob):
+def recursive_bound(model, ar, A, B, C, prob):
     """Recursive summation (Higham 2002, §4.2 / Lemma 3.1 with underflow)."""
     K = A.shape[1]
     u, eta = rounding_constants(model.acc_format, model.mode)
@@ -317,7 +317,7 @@ def _recursive(model, ar, A, B, C, prob):
     return bound, ovf
 
 
-def _blocked(model, ar, A, B, C, prob):
+def blocked_bound(model, ar, A, B, C, prob):
     """Blocked summation: blocks of ``block`` terms summed in ``inner_format``, block sums
     accumulated in ``outer_format`` (Higham 2002 §4.2; Blanchard et al. SISC 2020)."""
     K = A.shape[1]
@@ -341,7 +341,7 @@ def _blocked(model, ar, A, B, C, prob):
     return bound, ovf
 
 
-def _pairwise(model, ar, A, B, C, prob):
+def pairwise_bound(model, ar, A, B, C, prob):
     """Pairwise (tree) summation (Higham 2002 §4.2, eq. (4.6)): ``cr = round(c)``,
     ``p_k = round(a_k b_k)``, a tree of ``ceil(log2 K)`` levels of rounded additions, then
     ``round(tree + cr)``: every term passes through at most ``ceil(log2 K) + 2``
@@ -360,22 +360,20 @@ def _pairwise(model, ar, A, B, C, prob):
     return bound, ovf
 
 
-def _kulisch(model, ar, A, B, C, prob):
+def kulisch_bound(model, ar, A, B, C, prob):
     """Exact accumulation, one rounding of the exact sum into ``out_format``."""
     mode = getattr(model, "mode", "rne")
     u, eta = rounding_constants(model.out_format, mode)
     if ar.exact:
         S = np.abs(ar.arr(A) @ ar.arr(B) + ar.arr(C)) if A.shape[1] else np.abs(ar.arr(C))
     else:
-        from . import exact as _exact
-
         S = np.abs(_exact.matmul(A, B, C))
     bound = ar.c(u) * S + ar.c(eta)
     ovf = _overflow_mask(S, model.out_format.max)
     return bound, ovf
 
 
-def _kahan(model, ar, A, B, C, prob):
+def kahan_bound(model, ar, A, B, C, prob):
     """Compensated (Kahan) summation ``y = fl(x - c); t = fl(s + y); c = fl(fl(t - s) -
     y); s = t``, starting from ``s = fl(c_in)``, ``c = 0``. Rigorous recurrence under the
     standard model with underflow (any mode), see docs/bounds.md: per step
@@ -409,7 +407,7 @@ def _kahan(model, ar, A, B, C, prob):
     return bound, ovf
 
 
-def _promotion(model, ar, A, B, C, prob):
+def promotion_bound(model, ar, A, B, C, prob):
     """Fine-grained promotion (DeepSeek-V3): chunks of ``chunk`` terms by the inner
     accumulator (from 0), each chunk result added into ``outer_format`` with
     ``outer_mode``. Bound: inner bounds per chunk plus a recursive outer bound."""
@@ -436,7 +434,7 @@ def _promotion(model, ar, A, B, C, prob):
     return bound, ovf
 
 
-def _exact_step(model, ar, A, B, C, prob):
+def exact_step_bound(model, ar, A, B, C, prob):
     """AMD CDNA1: exact step sums, one RNE rounding to fp32 per step of L products."""
     K = A.shape[1]
     L = int(model.L)
@@ -450,7 +448,7 @@ def _exact_step(model, ar, A, B, C, prob):
     return bound, ovf
 
 
-def _ftz_pairwise(model, ar, A, B, C, prob):
+def ftz_pairwise_bound(model, ar, A, B, C, prob):
     """AMD CDNA2: flushed inputs (their products are lost: counted exactly), fp32 RNE
     products and pairwise sums, the pair-sum added to c, every result flushed to zero if
     subnormal (an absolute error < 2^-126 per operation)."""
@@ -482,14 +480,12 @@ def _ftz_pairwise(model, ar, A, B, C, prob):
 def _step_emax_products(A, B, EA, EB, k0, k1):
     """max over k in [k0, k1) of the decoded product exponent EA[i,k] + EB[k,j] of the
     nonzero products (very negative if there are none)."""
-    from .accumulators._fused_kernels import ZSENT
-
     E = EA[:, k0:k1, None].astype(np.int64) + EB[None, k0:k1, :].astype(np.int64)
     E = np.where(E < ZSENT // 2, -(10**6), E)
     return E.max(axis=1)
 
 
-def _fused(model, ar, A, B, C, prob):
+def fused_bound(model, ar, A, B, C, prob):
     """Chained fused truncated dot-product steps (NVIDIA; AMD CDNA3 with c_separate).
 
     Per step j with grid ``g_j = 2^(e_max - F)``: every term aligned to ``e_max`` loses
@@ -499,8 +495,6 @@ def _fused(model, ar, A, B, C, prob):
     truncated sum is then rounded once (``u_o |z| + eta_o``). CDNA3 adds the group floors
     (2 terms of ``g``), the F2+1-bit floor of the product sum, c's floor and the F2-bit
     floor after normalisation (``2^-F2 |z| + 2^(-126-F2)``)."""
-    from .accumulators.fused import OUT_ROUNDINGS, decode_exponents, truncate_tf32
-
     K = A.shape[1]
     L = int(model.L)
     F = int(model.F)
@@ -527,8 +521,6 @@ def _fused(model, ar, A, B, C, prob):
     Cabs = ar.arr(np.abs(C))
     # first step: c's exponent exactly from the data
     ec0 = decode_exponents(C, cem0).astype(np.int64)
-    from .accumulators._fused_kernels import ZSENT
-
     ec0 = np.where(ec0 == ZSENT, ez, ec0)
     Tprev = Cabs
     E = ar.zeros((M, N))
@@ -577,33 +569,20 @@ def _fused(model, ar, A, B, C, prob):
     return E + extra, ovf
 
 
-FAMILIES = {
-    "recursive": _recursive,
-    "blocked": _blocked,
-    "pairwise": _pairwise,
-    "promotion": _promotion,
-    "fused": _fused,
-    "exact-step": _exact_step,
-    "ftz-pairwise": _ftz_pairwise,
-    "kahan": _kahan,
-    "kulisch": _kulisch,
-}
-
-
 def _unwrap(model):
-    acc = getattr(model, "accumulator", None)
-    return acc if acc is not None and hasattr(acc, "family") else model
+    """The arithmetic of any model (the model protocol's ``accumulator``)."""
+    return getattr(model, "accumulator", model)
 
 
 def _family_bound(model, ar, A, B, C, prob):
     model = _unwrap(model)
     fam = getattr(model, "family", None)
-    if fam not in FAMILIES:
+    if fam not in family_names():
         raise ValueError(
             f"no error bound for model family {fam!r} (model {getattr(model, 'name', model)!r})"
-            f"; families with bounds: {', '.join(FAMILIES)}"
+            f"; families with bounds: {', '.join(family_names())}"
         )
-    bound, ovf = FAMILIES[fam](model, ar, A, B, C, prob)
+    bound, ovf = get_family(fam).bound(model, ar, A, B, C, prob)
     if ar.exact:
         out = np.empty(np.shape(bound), object)
         out[...] = bound

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .accumulators.base import check_matmul_shapes
+from .arrays import check_matmul_shapes
 from .kernels import exact_kernels as _k
 
 __all__ = ["matmul", "matmul_dd", "dot", "residual", "abs_matmul", "products_exact_in_binary64"]

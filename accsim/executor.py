@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .accumulators.base import run_model as _run_model
 from .cost import CostTally
 from .strategies import Strategy, model_key
 
@@ -56,13 +57,10 @@ def kappa_phi(activation: str, z: np.ndarray) -> np.ndarray:
 
 
 def run_model(model, A, B, C, seed: int) -> np.ndarray:
-    """``model`` on float64 operands. Hardware models (``hwmodels``, which take typed
-    operands) first round the operands into their instruction's input types (RNE), as
-    a kernel converting fp32 activations before issuing the instruction would; the
-    recorded error then includes that operand rounding (see docs/executor.md)."""
-    if hasattr(model, "matmul_values"):
-        return model.matmul_values(A, B, C, seed=seed, quantize=True)
-    return model.matmul(A, B, C, seed=seed)
+    """``model`` on float64 operands (:func:`accsim.accumulators.base.run_model`: hardware
+    models round the operands into their input types first; the recorded error then
+    includes that operand rounding, see docs/executor.md)."""
+    return _run_model(model, A, B, C, seed=seed)
 
 
 def _stochastic(model) -> bool:
@@ -164,7 +162,7 @@ class LayerContext:
         return self._cached(self._key("bound", model), lambda: self._bound(model))
 
     def _bound(self, model) -> np.ndarray:
-        if not hasattr(model, "matmul_values"):
+        if not model.quantizes_operands:
             return np.asarray(model.error_bound(self.layer.W, self.X, self.C,
                                                 kind="deterministic"), np.float64)
         # hardware model: the accumulator's bound on the rounded operands, plus the
@@ -184,7 +182,7 @@ class LayerContext:
         return self._cached(self._key("bound_prob", model), lambda: self._bound_prob(model))
 
     def _bound_prob(self, model) -> np.ndarray:
-        if hasattr(model, "matmul_values"):
+        if model.quantizes_operands:
             return np.full((self.layer.W.shape[0], self.X.shape[1]), np.nan)
         return np.asarray(model.error_bound(self.layer.W, self.X, self.C,
                                             kind="probabilistic",

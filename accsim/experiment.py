@@ -44,7 +44,7 @@ def resolve_model(spec, models: dict | None = None, where: str = "model"):
     models = models or {}
     if isinstance(spec, str) and spec in models:
         spec = models[spec]
-    from .accumulators.factory import build_model
+    from hwmodels import resolve as build_model
 
     try:
         return build_model(dict(spec) if isinstance(spec, dict) else spec)

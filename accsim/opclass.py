@@ -213,12 +213,10 @@ def resolve_model(spec, named: dict | None = None):
             return named[spec]
     if not isinstance(spec, (str, dict)):
         return spec
-    from .accumulators.factory import build_model
+    from hwmodels import resolve
 
-    m = build_model(spec)
-    if hasattr(m, "matmul_values"):
-        return PerTensorScaled(m)
-    return m
+    m = resolve(spec)
+    return PerTensorScaled(m) if m.quantizes_operands else m
 
 
 class OpModels(dict):

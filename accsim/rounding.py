@@ -11,28 +11,28 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .arrays import as_float64
 from .formats import FloatFormat
 from .formats import format as get_format
 from .kernels import fastround
 from .kernels.bits import JIT
-from .kernels.rounding import MODES, SR, round_dd
+from .kernels.rounding import round_dd
+from .kernels.vocab import MODES, SR, RoundingMode
 from .seeds import check_seed
 
-__all__ = ["round", "MODES", "mode_code", "check_sr_bits", "check_seed"]
+__all__ = ["round", "MODES", "RoundingMode", "mode_code", "check_sr_bits", "check_seed"]
 
 
 def mode_code(mode: str) -> int:
     """Kernel code of a rounding mode name; ``ValueError`` listing valid names."""
-    if not isinstance(mode, str) or mode.lower() not in MODES:
-        raise ValueError(f"unknown rounding mode {mode!r}; valid modes: {', '.join(MODES)}")
-    return MODES[mode.lower()]
+    return int(RoundingMode.parse(mode))
 
 
 def check_sr_bits(mode: str, sr_bits: int | None) -> int:
     """Validate ``sr_bits`` for ``mode``; return the kernel's ``r`` (0 = exact)."""
     if sr_bits is None:
         return 0
-    if mode.lower() != "sr":
+    if not RoundingMode.parse(mode).is_stochastic:
         raise ValueError(f"sr_bits applies only to mode='sr', got mode={mode!r}")
     if isinstance(sr_bits, bool) or not isinstance(sr_bits, int | np.integer):
         raise ValueError(f"sr_bits must be an int in 1..64 or None, got {sr_bits!r}")
@@ -113,8 +113,6 @@ def round(  # noqa: A001 - public API name mirrors the issue
     scalar = np.ndim(x) == 0 and not isinstance(x, np.ndarray)
     seed = check_seed(seed)
     a = np.asarray(x)
-    from .accumulators.base import as_float64
-
     try:
         a64 = as_float64(a).reshape(-1)
     except ValueError:

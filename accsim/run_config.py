@@ -192,7 +192,7 @@ def parse_config(data: dict, source: str = "<config>", text: str | None = None) 
     """
     lines = {}
     if text is not None:
-        from .batch.config import key_lines
+        from .tomlkeys import key_lines
 
         lines = key_lines(text)
     try:

@@ -33,7 +33,8 @@ import numpy as np
 
 from . import bounds as _bounds
 from . import exact as _exact
-from .accumulators.base import check_matmul_shapes
+from .accumulators.base import run_model
+from .arrays import check_matmul_shapes
 from .formats import FloatFormat
 from .formats import format as get_format
 from .rounding import round as _round
@@ -64,14 +65,6 @@ class VerifyResult:
     @property
     def n_violations(self) -> int:
         return int((~self.holds).sum())
-
-
-def run_model(model, A, B, C=None, *, seed: int = 0) -> np.ndarray:
-    """float64 values in and out, for plain accumulators and typed hardware models
-    (``matmul_values``, which pads K to the instruction's k with zero terms)."""
-    if hasattr(model, "matmul_values"):
-        return np.asarray(model.matmul_values(A, B, C), np.float64)
-    return np.asarray(model.matmul(A, B, C, seed=seed), np.float64)
 
 
 def _frac_exact(A, B, C, i, j) -> Fraction:

@@ -35,7 +35,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 import accsim  # noqa: E402
-from accsim.accumulators.factory import build_model  # noqa: E402
+from hwmodels import resolve as build_model  # noqa: E402
 
 APY_ROWS = 64  # APyTypes runs at tens of M MAC/s: time it (and accsim's twin) on fewer rows
 APY_TWIN = {"family": "recursive", "acc_format": "fp16", "product": "rounded",

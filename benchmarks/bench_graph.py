@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import numpy as np  # noqa: E402
 
 from accsim import round as _round  # noqa: E402
-from accsim.accumulators.factory import build_model  # noqa: E402
 from accsim.executor import run_model  # noqa: E402
 from accsim.graph import Assignment, run_graph  # noqa: E402
 from accsim.graph.config import load_graph_config  # noqa: E402
 from accsim.graph.experiment import load_graph, load_inputs  # noqa: E402
 from accsim.strategies import Uniform  # noqa: E402
+from hwmodels import resolve  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {
@@ -66,7 +66,7 @@ def bench(cfg_path, n_images, reps):
     macs = g.macs() * len(x)
     rows = []
     for label, spec in MODELS.items():
-        m = build_model(spec)
+        m = resolve(spec)
         scale = "float8_e4m3fn" if "scaled" in label else None
         tasks = []
         for op in g.linear_ops:

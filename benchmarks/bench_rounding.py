@@ -105,7 +105,7 @@ def main(argv=None):
             })
         # same output type as the casts: codes of the narrow dtype (2 or 1 bytes a value)
         for case, mode, kw in [("rne", "rne", {}), ("sr8", "sr", {"sr_bits": 8})]:
-            rate = best_rate(lambda name=name, mode=mode, kw=kw: accsim.formats.to_ml_dtypes(
+            rate = best_rate(lambda name=name, mode=mode, kw=kw: accsim.codecs.to_ml_dtypes(
                 x, name, mode, seed=1, **kw), n, args.repeat)
             rows.append({
                 "benchmark": "rounding", "case": f"to_ml_dtypes float64->{name} {case}",

@@ -78,7 +78,7 @@ def _codes(rng, t, shape, mode, ctx=None):
             return x.astype(np.float32)
         if t == "f64":
             return x
-        from accsim.formats import to_ml_dtypes
+        from accsim.codecs import to_ml_dtypes
 
         return to_ml_dtypes(x, fmt)
     if mode in ("gauss", "spread") or fmt.bits > 16:
@@ -104,7 +104,7 @@ def _codes(rng, t, shape, mode, ctx=None):
             return x.astype(np.float32)
         if t == "f64":
             return x
-        from accsim.formats import to_ml_dtypes
+        from accsim.codecs import to_ml_dtypes
 
         return to_ml_dtypes(x, fmt)
     n = 1 << fmt.bits
@@ -271,7 +271,7 @@ def check_probes(model, op, rng):
     cases = probe_cases(model, rng)
     if not cases:
         return 0, 0, None
-    from accsim.formats import to_ml_dtypes
+    from accsim.codecs import to_ml_dtypes
 
     A = np.array([c[0] for c in cases])
     B = np.array([c[1] for c in cases]).T

@@ -18,6 +18,9 @@ import warnings
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
+from accsim.accumulators.base import Model
+from accsim.accumulators.factory import build_model
+
 ARCHS = ("volta", "turing", "ampere", "ada", "hopper", "blackwell", "rtx-blackwell",
          "cdna1", "cdna2", "cdna3")
 BUILTIN_MODULES = ("hwmodels.generic", "hwmodels.nvidia", "hwmodels.amd")
@@ -128,4 +131,25 @@ def get(arch: str, instruction: str | None = None):
     )
 
 
-__all__ = ["ARCHS", "available", "get", "register"]
+def resolve(spec):
+    """The one model resolver, for single runs and sweeps alike.
+
+    A name (``"ARCH:INSTRUCTION"`` or a generic name) is looked up with :func:`get`; a
+    dict spec (``{"family": ...}``) is built by
+    :func:`accsim.accumulators.factory.build_model`; a model is returned as is.
+
+    Raises
+    ------
+    ValueError
+        Unknown name, family, field or format (the message lists the valid ones).
+    """
+    if isinstance(spec, str):
+        return get(spec)
+    if isinstance(spec, Model):
+        return spec
+    if isinstance(spec, dict):
+        return build_model(spec)
+    raise ValueError(f"model spec must be a registry name, a dict or a model, got {spec!r}")
+
+
+__all__ = ["ARCHS", "available", "get", "register", "resolve"]

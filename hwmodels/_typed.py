@@ -14,8 +14,10 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
-from accsim.accumulators.base import Accumulator, check_matmul_shapes
-from accsim.formats import from_ml_dtypes
+from accsim.accumulators.base import Accumulator, Model
+from accsim.arrays import check_matmul_shapes
+from accsim.formats import from_dtype, from_ml_dtypes
+from accsim.rounding import round as _round
 
 # PTX / AMD type names -> (numpy dtype, accsim format name)
 DTYPES = {
@@ -42,7 +44,7 @@ _CANON_NAN = {np.dtype(np.float32): (np.uint32, 0x7FFFFFFF),
               np.dtype(np.float16): (np.uint16, 0x7FFF)}
 
 
-class HardwareModel:
+class HardwareModel(Model):
     """One matrix instruction of one architecture.
 
     Parameters
@@ -61,7 +63,7 @@ class HardwareModel:
     canonical_nan : bool
         NaN results are stored as the canonical NaN (sign clear, exponent and fraction
         all ones: 0x7FFFFFFF / 0x7FFF), as NVIDIA tensor cores and AMD CDNA3 do
-        (hardware.md step 5; MMA-Sim).
+        (docs/hwmodels.md step 5; MMA-Sim).
     s_type : str or None
         Block-scaled (MX) instructions: the scale type ("ue8m0" or "ue4m3"); None for
         the others.
@@ -73,7 +75,7 @@ class HardwareModel:
                  n: int, k: int, a_type: str, b_type: str, c_type: str, d_type: str,
                  source: str, canonical_nan: bool = True, notes: str = "",
                  s_type: str | None = None, block: int = 0) -> None:
-        self.accumulator = accumulator
+        self._accumulator = accumulator
         self.arch = arch
         self.instruction = instruction
         self.name = f"{arch}:{instruction}"
@@ -194,15 +196,18 @@ class HardwareModel:
         of the instruction's A, B and C types: what a kernel does when it converts
         wider activations before issuing the instruction. Identity on values that are
         already representable."""
-        from accsim.formats import from_dtype
-        from accsim.rounding import round as _round
-
         A64, B64, C64 = check_matmul_shapes(A64, B64, C64)
         out = []
         for X, dt in ((A64, self.a_dtype), (B64, self.b_dtype), (C64, self.c_dtype)):
             fmt = from_dtype(dt)
             out.append(X if fmt.p == 53 else _round(X, fmt, "rne"))
         return tuple(out)
+
+    quantizes_operands = True
+
+    @property
+    def accumulator(self) -> Accumulator:
+        return self._accumulator
 
     def matmul_values(self, A64, B64, C64=None, *, seed: int = 0,
                       quantize: bool = False) -> np.ndarray:

@@ -1,6 +1,6 @@
 """AMD matrix-core models: CDNA1 (MI100), CDNA2 (MI200), CDNA3 (MI300) mfma instructions.
 
-Facts (``/work/shared/reference/hardware.md``, "AMD matrix cores"), with the algorithms
+Facts (``docs/hwmodels.md``, "AMD matrix cores"), with the algorithms
 and instruction lists of MMA-Sim (Xie, Wang, Yang, Yang, arXiv:2511.10909, 2025), which
 validated them bit for bit on real GPUs:
 
@@ -23,14 +23,15 @@ Names: ``cdnaN:mfma.<suffix>`` with the ISA suffix, e.g. ``cdna3:mfma.f32_32x32x
 from __future__ import annotations
 
 from accsim.accumulators.fused import ExactStep, FtzPairwiseStep, FusedDot
+from accsim.accumulators.recursive import RecursiveSum
 from accsim.formats import format as get_format
 
 from . import register
 from ._typed import DTYPES, HardwareModel
 
-SOURCE = ("hardware.md (AMD matrix cores table); MMA-Sim, Xie, Wang, Yang, Yang, "
+SOURCE = ("docs/hwmodels.md (AMD matrix cores table); MMA-Sim, Xie, Wang, Yang, Yang, "
           "arXiv:2511.10909 (2025)")
-SOURCE_FMA = ("hardware.md: AMD fp32/fp64 instructions are chains of correctly rounded "
+SOURCE_FMA = ("docs/hwmodels.md: AMD fp32/fp64 instructions are chains of correctly rounded "
               "FMAs; MMA-Sim arXiv:2511.10909 (2025)")
 
 CDNA1 = ["f32_32x32x2f32", "f32_32x32x1f32", "f32_16x16x4f32", "f32_16x16x1f32",
@@ -49,7 +50,7 @@ CDNA3 = (["f64_16x16x4_f64", "f64_4x4x4_4b_f64", "f32_32x32x1_2b_f32",
             for b in ("bf8", "fp8")])
 LISTS = {"cdna1": CDNA1, "cdna2": CDNA2, "cdna3": CDNA3}
 
-# CDNA3 step: hardware.md "F=24 ... F2=31"
+# CDNA3 step: docs/hwmodels.md "F=24 ... F2=31"
 CDNA3_F, CDNA3_F2 = 24, 31
 
 
@@ -91,8 +92,6 @@ def make(arch: str, suffix: str) -> HardwareModel:
     canon = False
     src = SOURCE
     if a_type in ("f32", "f64"):
-        from accsim.accumulators.recursive import RecursiveSum
-
         src = SOURCE_FMA
         acc = RecursiveSum(name=full, acc_format=fd, mode="rne", product="fused",
                            a_format=fa, b_format=fb, c_format=fd, source=src)

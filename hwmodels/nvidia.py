@@ -1,6 +1,6 @@
 """NVIDIA tensor-core models: every mma / wgmma / tcgen05.mma shape and type combination.
 
-Facts (``/work/shared/reference/hardware.md``, "The fused, truncated dot-product-add"):
+Facts (``docs/hwmodels.md``, "The fused, truncated dot-product-add"):
 one instruction is a chain of fused truncated dot-product-add steps of L terms (L = the
 architecture's step width in bytes divided by the input size, at most the instruction's
 k), F fractional bits kept after alignment, e_zero for zero terms, and one rounding rho
@@ -27,27 +27,28 @@ e4m3 e5m2 e3m2 e2m3 e2m1),
 ``blackwell:tcgen05.mma.m128n<N>k32.kind::mxf8f6f4.block32.f32.<a>.<b>.ue8m0`` and the
 k64 ``mxf4`` / ``mxf4nvf4`` kinds likewise (N in 8, 16, 32, 64, 128, 256). Their
 ``matmul`` takes ``scale_a`` (M, K/B) and ``scale_b`` (K/B, N) (see
-:meth:`hwmodels._typed.HardwareModel.matmul`). Arithmetic (hardware.md "Block-scaled MX
+:meth:`hwmodels._typed.HardwareModel.matmul`). Arithmetic (docs/hwmodels.md "Block-scaled MX
 formats"; MMA-Sim ``MMA_ST_FDPA`` / ``MMA_GST_FDPA``): k=32: the fused step with both
 scales multiplied into every product, F=25, L=32, RZ-FP32, e_zero=-133; k=64 (fp4):
 groups of G=16 products summed exactly, each group one term with the scale exponent as
-its exponent, F=35, L=64, RZ-FP32, e_zero=-139 (hardware.md gives no e_zero for k=64:
+its exponent, F=35, L=64, RZ-FP32, e_zero=-139 (docs/hwmodels.md gives no e_zero for k=64:
 MMA-Sim's value).
 """
 
 from __future__ import annotations
 
 from accsim.accumulators.fused import FusedDot
+from accsim.accumulators.recursive import RecursiveSum
 from accsim.formats import format as get_format
 
 from . import register
 from ._typed import DTYPES, HardwareModel
 
-SOURCE = ("hardware.md (NVIDIA fused truncated dot-product-add table); MMA-Sim, Xie, Wang, "
+SOURCE = ("docs/hwmodels.md (NVIDIA fused truncated dot-product-add table); MMA-Sim, Xie, Wang, "
           "Yang, Yang, arXiv:2511.10909 (2025); Fasi, Higham, Mikaitis, Pranesh, PeerJ CS "
           "2021")
 SOURCE_FP8 = SOURCE + "; DeepSeek-V3 technical report (2024), FP8 accumulation"
-SOURCE_FP64 = ("hardware.md: fp64 mma is a chain of correctly rounded fp64 FMAs; MMA-Sim "
+SOURCE_FP64 = ("docs/hwmodels.md: fp64 mma is a chain of correctly rounded fp64 FMAs; MMA-Sim "
                "arXiv:2511.10909 (2025)")
 
 # arch -> (F, step width in bytes, e_zero for fp16 output, e_zero for fp32 output)
@@ -122,7 +123,7 @@ def _mnk(shape: str) -> tuple[int, int, int]:
 
 
 def step_params(arch: str, family: str, shape: str, a_type: str, d_type: str) -> dict:
-    """F, L, e_zero and rho of one instruction (hardware.md table; MMA-Sim nv_ptx/sim.py).
+    """F, L, e_zero and rho of one instruction (docs/hwmodels.md table; MMA-Sim nv_ptx/sim.py).
 
     family: "mma", "wgmma" or "tcgen05".
     """
@@ -133,12 +134,12 @@ def step_params(arch: str, family: str, shape: str, a_type: str, d_type: str) ->
     rho = "rne-fp16" if fp16_out else "rz-fp32"
     e_zero = ez16 if fp16_out else ez32
     if arch == "turing" and family == "mma" and shape == "m8n8k4":
-        # hardware.md: "24 (23 and L=4 for the Volta-shaped m8n8k4)": Volta settings
+        # docs/hwmodels.md: "24 (23 and L=4 for the Volta-shaped m8n8k4)": Volta settings
         F, L_max = 23, 4
         e_zero = -19 if fp16_out else -131
     if a_type in FP8 and ((arch == "ada" and family == "mma")
                           or (arch == "hopper" and family == "wgmma")):
-        # hardware.md: "Ada Lovelace 24; fp8 inputs: 13", "Hopper 25; fp8 inputs: 13";
+        # docs/hwmodels.md: "Ada Lovelace 24; fp8 inputs: 13", "Hopper 25; fp8 inputs: 13";
         # fp32 output rounds RZ-E8M13
         F = 13
         rho = "rne-fp16" if fp16_out else "rz-e8m13"
@@ -166,8 +167,6 @@ def make(arch: str, family: str, instruction: str) -> HardwareModel:
     m, n, k = _mnk(shape)
     fmt = {t: get_format(DTYPES[t][1]) for t in {a_type, b_type, c_type, d_type}}
     if a_type == "f64":
-        from accsim.accumulators.recursive import RecursiveSum
-
         acc = RecursiveSum(name=f"{arch}:{name}", acc_format=get_format("binary64"),
                            mode="rne", product="fused", a_format=fmt["f64"],
                            b_format=fmt["f64"], c_format=fmt["f64"], source=SOURCE_FP64)
@@ -186,7 +185,7 @@ def make(arch: str, family: str, instruction: str) -> HardwareModel:
 
 
 def make_mx(arch: str, family: str, instruction: str) -> HardwareModel:
-    """Build a block-scaled (MX) instruction model (hardware.md "Block-scaled MX
+    """Build a block-scaled (MX) instruction model (docs/hwmodels.md "Block-scaled MX
     formats"; MMA-Sim ``MMABlockScale`` / ``TCGen05MMABlockScale``)."""
     q = instruction.split(".")
     if family == "tcgen05":

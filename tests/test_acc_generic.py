@@ -11,30 +11,28 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import reference as R  # noqa: E402
+from helpers import (
+    MODES,  # noqa: E402
+    same_bits,
+)
 
 import accsim
+import hwmodels
 from accsim.accumulators.blocked import BlockedSum
-from accsim.accumulators.factory import FAMILIES, build_model
+from accsim.accumulators.factory import build_model
 from accsim.accumulators.kahan import KahanSum
 from accsim.accumulators.kulisch import KulischSum
 from accsim.accumulators.pairwise import PairwiseSum
 from accsim.accumulators.promotion import PromotedSum, chunk_seed
 from accsim.accumulators.recursive import RecursiveSum
+from accsim.accumulators.registry import family_names
 from accsim.kernels.rng import random_words
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import reference as R  # noqa: E402
-
-MODES = ["rne", "rna", "rz", "ru", "rd", "ro", "sr"]
 REF = {"binary16": R.binary16, "bfloat16": R.bfloat16, "binary32": R.binary32,
        "float8_e4m3": R.float8_e4m3, "float8_e4m3fn": R.float8_e4m3fn,
        "float8_e5m2": R.float8_e5m2, "binary64": R.binary64}
 _STREAM2 = 0xA5A5A5A5A5A5A5A5
-
-
-def same_bits(D, ref):
-    D, ref = np.asarray(D, np.float64), np.asarray(ref, np.float64)
-    return (D.view(np.uint64) == ref.view(np.uint64)) | (np.isnan(D) & np.isnan(ref))
 
 
 def u_for(seed, stream, ctr, sr_bits):
@@ -363,7 +361,7 @@ def test_sr_unbiased():
 def test_threads_bit_identical():
     script = textwrap.dedent("""
         import hashlib, numpy as np, accsim
-        from accsim.accumulators.factory import build_model
+        from hwmodels import resolve
         rng = np.random.default_rng(0)
         A = accsim.round(rng.standard_normal((37, 70)) * 4, "bfloat16")
         B = accsim.round(rng.standard_normal((70, 300)), "bfloat16")
@@ -372,7 +370,7 @@ def test_threads_bit_identical():
                      "fp16-pairwise", "fp16-kahan", "kulisch-fp32", "fp8-e4m3-blocked8",
                      {"family": "blocked", "block": 8, "inner_format": "bf16",
                       "outer_format": "fp32", "mode": "sr"}]:
-            h.update(build_model(spec).matmul(A, B, seed=9).tobytes())
+            h.update(resolve(spec).matmul(A, B, seed=9).tobytes())
         print(h.hexdigest())
     """)
     outs = []
@@ -393,10 +391,12 @@ def test_factory_and_validation():
     p = build_model({"family": "promotion", "chunk": 16,
                      "inner": {"family": "recursive", "acc_format": "bf16"}})
     assert isinstance(p.inner, RecursiveSum) and p.out_format.name == "binary32"
-    assert build_model("fp16-fma-chain").family == "recursive"
-    assert set(FAMILIES) >= {"recursive", "blocked", "pairwise", "promotion", "kahan",
-                             "kulisch", "fused"}
-    with pytest.raises(ValueError, match="valid: recursive"):
+    assert hwmodels.resolve("fp16-fma-chain").family == "recursive"
+    assert set(family_names()) >= {"recursive", "blocked", "pairwise", "promotion", "kahan",
+                                   "kulisch", "fused"}
+    with pytest.raises(ValueError, match="hwmodels.resolve"):
+        build_model("fp16-fma-chain")
+    with pytest.raises(ValueError, match="unknown family .nope.; valid: .*recursive"):
         build_model({"family": "nope"})
     with pytest.raises(ValueError, match="valid: name"):
         build_model({"family": "kahan", "acc": "fp16"})
@@ -407,5 +407,5 @@ def test_factory_and_validation():
     with pytest.raises(ValueError, match="significant bits"):
         RecursiveSum().matmul(np.array([[0.1]]), np.array([[0.3]]))
     # the binary64 FMA chain accepts any binary64 inputs (hardware FMA)
-    d = build_model("fp64-fma-chain").matmul(np.array([[0.1, 0.2]]), np.array([[0.3], [0.7]]))
+    d = hwmodels.resolve("fp64-fma-chain").matmul(np.array([[0.1, 0.2]]), np.array([[0.3], [0.7]]))
     assert d[0, 0] == R.ref_fma(0.2, 0.7, 0.1 * 0.3, R.binary64())

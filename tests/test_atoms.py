@@ -1,17 +1,14 @@
 """accsim.atoms add/mul/fma: one rounding of the exact result, against Fraction."""
 
-import os
-import sys
 
 import numpy as np
 import pytest
+import reference as R  # noqa: E402
+from helpers import same_bits
 
 import accsim
 import accsim.atoms as A
 from accsim.kernels.rng import random_words
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import reference as R  # noqa: E402
 
 MODES = list(accsim.rounding.MODES)
 TARGETS = ["bfloat16", "binary16", "float8_e4m3fn", "float8_e5m2fnuz", "binary32",
@@ -21,11 +18,6 @@ TARGETS = ["bfloat16", "binary16", "float8_e4m3fn", "float8_e5m2fnuz", "binary32
 def ref_fmt(fmt):
     return R.RefFormat(fmt.name, fmt.p, fmt.emin, fmt.emax, fmt.max, fmt.subnormals,
                        fmt.specials, fmt.saturate)
-
-
-def same_bits(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return (np.isnan(a) & np.isnan(b)) | (a.view(np.uint64) == b.view(np.uint64))
 
 
 def operands(n, seed):

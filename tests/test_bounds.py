@@ -10,6 +10,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from helpers import MODES  # noqa: E402
 
 import accsim
 import hwmodels
@@ -20,8 +21,6 @@ from accsim.accumulators.kulisch import KulischSum
 from accsim.accumulators.pairwise import PairwiseSum
 from accsim.accumulators.promotion import PromotedSum
 from accsim.accumulators.recursive import RecursiveSum
-
-MODES = ("rne", "rna", "rz", "ru", "rd", "ro", "sr")
 
 
 def _fmt_or(f, default="binary32"):

@@ -5,18 +5,16 @@ independently of accsim) and ml_dtypes' own decoding of every bit pattern.
 """
 
 import math
-import os
-import sys
 
 import ml_dtypes
 import numpy as np
 import pytest
+import reference as R  # noqa: E402
+from helpers import bits_equal
 
 import accsim
+from accsim import codecs
 from accsim import formats as F
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import reference as R  # noqa: E402
 
 SMALL = [n for n in F.available_formats() if F.format(n).bits <= 16]
 REF_PRESETS = {c().name: c() for c in R.ALL_FORMATS}
@@ -26,13 +24,6 @@ def ref_fmt(fmt):
     """The reference description of an accsim format (built from its parameters)."""
     return R.RefFormat(fmt.name, fmt.p, fmt.emin, fmt.emax, fmt.max, fmt.subnormals,
                        fmt.specials, fmt.saturate)
-
-
-def bits_equal(a, b):
-    """Bitwise equality of float64 arrays, every NaN equal to every NaN."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    nan = np.isnan(a) & np.isnan(b)
-    return bool(np.all(nan | (a.view(np.uint64) == b.view(np.uint64))))
 
 
 # ------------------------------------------------------------------ parameters
@@ -111,9 +102,9 @@ def test_bad_format_arguments():
     with pytest.raises(ValueError, match="no accsim format for dtype"):
         F.from_dtype(np.int32)
     with pytest.raises(ValueError, match="<= 16 bits"):
-        F.all_values("binary32")
+        codecs.all_values("binary32")
     with pytest.raises(ValueError, match="exceed"):
-        F.decode([256], "float8_e4m3fn")
+        codecs.decode([256], "float8_e4m3fn")
 
 
 # ------------------------------------------------------------------ exhaustive codes
@@ -121,7 +112,7 @@ def test_bad_format_arguments():
 def test_every_code_decodes_like_reference_and_ml_dtypes(name):
     fmt = accsim.format(name)
     codes = np.arange(1 << fmt.bits)
-    vals = F.all_values(fmt)
+    vals = codecs.all_values(fmt)
     ref = np.array([R.ref_decode(int(c), REF_PRESETS[name]) for c in codes])
     assert bits_equal(vals, ref)
     dt = fmt.ml_dtype
@@ -142,19 +133,19 @@ def test_every_code_roundtrips(fmt):
     """decode(encode(x)) == x for every non-NaN code (zero sign included); encode(decode(c))
     == c for every non-NaN code; every value is a fixed point of rounding in every mode."""
     codes = np.arange(1 << fmt.bits)
-    vals = F.decode(codes, fmt)
+    vals = codecs.decode(codes, fmt)
     nan = np.isnan(vals)
     keep = ~nan & ~(np.isinf(vals) & fmt.saturate)  # saturating formats map inf to max
     fin = vals[keep]
-    back = F.encode(fin, fmt)
+    back = codecs.encode(fin, fmt)
     assert np.array_equal(back.astype(np.int64), codes[keep])
-    assert bits_equal(F.decode(back, fmt), fin)
+    assert bits_equal(codecs.decode(back, fmt), fin)
     for mode in accsim.rounding.MODES:
         kw = {"seed": 3} if mode == "sr" else {}
         assert bits_equal(accsim.round(fin, fmt, mode, **kw), fin), mode
     if nan.any():
-        nc = F.encode(np.array([np.nan]), fmt)
-        assert np.isnan(F.decode(nc, fmt)).all()
+        nc = codecs.encode(np.array([np.nan]), fmt)
+        assert np.isnan(codecs.decode(nc, fmt)).all()
         assert int(nc[0]) == R.ref_encode(math.nan, ref_fmt(fmt))
     if fmt.saturate:
         assert bits_equal(accsim.round(np.array([np.inf, -np.inf]), fmt),
@@ -167,17 +158,17 @@ def test_every_code_roundtrips(fmt):
 
 
 def test_encode_rounds_and_handles_specials():
-    assert int(F.encode(1.0 + 2.0**-4, "float8_e4m3fn")) == 0x38  # tie to even -> 1.0
-    assert int(F.encode(1.0 + 2.0**-4, "float8_e4m3fn", "ru")) == 0x39
-    assert int(F.encode(-0.0, "float8_e4m3fn")) == 0x80
-    assert int(F.encode(-0.0, "float8_e4m3fnuz")) == 0x00
-    assert int(F.encode(np.inf, "float8_e4m3")) == 0x78
-    assert int(F.encode(-np.inf, "float8_e4m3")) == 0xF8
-    assert int(F.encode(1e9, "float8_e4m3fn")) == 0x7F  # overflow -> NaN in "fn"
-    assert int(F.encode(1e9, "float4_e2m1fn")) == 0x7  # saturates
+    assert int(codecs.encode(1.0 + 2.0**-4, "float8_e4m3fn")) == 0x38  # tie to even -> 1.0
+    assert int(codecs.encode(1.0 + 2.0**-4, "float8_e4m3fn", "ru")) == 0x39
+    assert int(codecs.encode(-0.0, "float8_e4m3fn")) == 0x80
+    assert int(codecs.encode(-0.0, "float8_e4m3fnuz")) == 0x00
+    assert int(codecs.encode(np.inf, "float8_e4m3")) == 0x78
+    assert int(codecs.encode(-np.inf, "float8_e4m3")) == 0xF8
+    assert int(codecs.encode(1e9, "float8_e4m3fn")) == 0x7F  # overflow -> NaN in "fn"
+    assert int(codecs.encode(1e9, "float4_e2m1fn")) == 0x7  # saturates
     with pytest.raises(ValueError, match="no NaN"):
-        F.encode(np.nan, "float4_e2m1fn")
-    assert F.encode(np.zeros((2, 3)), "binary16").shape == (2, 3)
+        codecs.encode(np.nan, "float4_e2m1fn")
+    assert codecs.encode(np.zeros((2, 3)), "binary16").shape == (2, 3)
 
 
 # ------------------------------------------------------------------ ml_dtypes interop
@@ -189,10 +180,10 @@ def test_to_ml_dtypes_is_exact_rounding(name):
     x = rng.standard_normal(2000) * np.exp2(rng.integers(-20, 20, 2000))
     if fmt.specials == "e8m0":
         x = np.abs(x)
-    y = F.to_ml_dtypes(x, fmt)
+    y = codecs.to_ml_dtypes(x, fmt)
     assert y.dtype == fmt.ml_dtype
     assert bits_equal(F.from_ml_dtypes(y), accsim.round(x, fmt))
-    z = F.to_ml_dtypes(x, fmt, "rd")
+    z = codecs.to_ml_dtypes(x, fmt, "rd")
     assert bits_equal(F.from_ml_dtypes(z), accsim.round(x, fmt, "rd"))
 
 
@@ -204,7 +195,7 @@ def test_to_ml_dtypes_rounds_once():
     rng = np.random.default_rng(9)
     base = np.array([1 + 2.0**-8 + 2.0**-30])
     # a bfloat16 value plus half its ulp, nudged by a few float64 ulps either side
-    v = F.all_values(accsim.format("bf16"))
+    v = codecs.all_values(accsim.format("bf16"))
     v = v[np.isfinite(v) & (v != 0)]
     v = rng.choice(v, 300)
     half = np.abs(v) * 2.0**-8
@@ -213,15 +204,15 @@ def test_to_ml_dtypes_rounds_once():
     x = x[np.isfinite(x)]
     bf = R.bfloat16()
     for mode in ("rne", "rz", "ru", "rd"):
-        got = F.from_ml_dtypes(F.to_ml_dtypes(x, "bfloat16", mode))
+        got = F.from_ml_dtypes(codecs.to_ml_dtypes(x, "bfloat16", mode))
         want = np.array([R.ref_round(float(t), bf, mode) for t in x])
         assert bits_equal(got, want), mode
-    assert float(F.from_ml_dtypes(F.to_ml_dtypes(base, "bfloat16"))[0]) == 1 + 2.0**-7
+    assert float(F.from_ml_dtypes(codecs.to_ml_dtypes(base, "bfloat16"))[0]) == 1 + 2.0**-7
 
 
 def test_ml_dtypes_interop_errors():
     with pytest.raises(ValueError, match="no ml_dtypes dtype"):
-        F.to_ml_dtypes([1.0], "tfloat32")
+        codecs.to_ml_dtypes([1.0], "tfloat32")
     with pytest.raises(ValueError, match="floating"):
         F.from_ml_dtypes(np.arange(3))
     assert F.from_dtype(ml_dtypes.bfloat16) is accsim.format("bf16")
@@ -238,14 +229,14 @@ def test_fast_codes_identical_to_round_then_encode(fmt):
     bits = (ee.astype(np.uint64) << np.uint64(52)) | rng.integers(0, 1 << 52, n,
                                                                    dtype=np.uint64)
     bits |= rng.integers(0, 2, n).astype(np.uint64) << np.uint64(63)
-    x = np.concatenate([bits.view(np.float64), F.all_values(fmt), [0.0, -0.0, np.inf, -np.inf],
+    x = np.concatenate([bits.view(np.float64), codecs.all_values(fmt), [0.0, -0.0, np.inf, -np.inf],
                         [np.nan] if fmt.has_nan else []])
     for mode in accsim.rounding.MODES:
         for r in ([None, 4] if mode == "sr" else [None]):
-            fast = F._fast_encode(x, fmt, mode, r, seed=5)
+            fast = codecs._fast_encode(x, fmt, mode, r, seed=5)
             v = accsim.round(x, fmt, mode, sr_bits=r, seed=5)
-            slow = F._encode_slow(v, fmt)
+            slow = codecs._encode_slow(v, fmt)
             assert np.array_equal(fast, slow), (mode, r, x[fast != slow][:4])
             if fmt.ml_dtype is not None:
-                y = F.to_ml_dtypes(x, fmt, mode, sr_bits=r, seed=5)
+                y = codecs.to_ml_dtypes(x, fmt, mode, sr_bits=r, seed=5)
                 assert np.array_equal(y.view(fast.dtype), fast)

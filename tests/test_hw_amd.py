@@ -1,9 +1,9 @@
 """AMD matrix-core models (hwmodels.amd; ExactStep, FtzPairwiseStep, FusedDot with
 c_separate) against Fraction references, bit for bit.
 
-Facts: hardware.md "AMD matrix cores"; algorithms as MMA-Sim (arXiv:2511.10909), which
+Facts: docs/hwmodels.md "AMD matrix cores"; algorithms as MMA-Sim (arXiv:2511.10909), which
 validated them on MI100/MI250/MI300. ``tests/reference.py`` provides ref_cdna1_step and
-ref_cdna2_step; its ref_cdna3_step reads hardware.md's prose differently from MMA-Sim
+ref_cdna2_step; its ref_cdna3_step reads docs/hwmodels.md's prose differently from MMA-Sim
 (products floored rather than truncated toward zero; one F2 truncation relative to
 e_max instead of MMA-Sim's F2+1 pre-truncation and normalised F2 truncation), so the CDNA3
 oracle below transcribes MMA-Sim's ``tr_fdpa`` / ``gtr_fdpa`` in exact Fraction arithmetic.
@@ -52,7 +52,7 @@ def ref_cdna3(a, b, c, fa, fb, F=24, F2=31, groups=1):
     if groups == 2 and not math.isfinite(c) and all(
             not (isinstance(t, float) and not math.isfinite(t)) for t in prods):
         # MMA-Sim gtr_fdpa: an inf/NaN c decodes with exponent -1 and is dropped like a
-        # tiny c when e_max > F (hardware.md says infinities propagate; unverified)
+        # tiny c when e_max > F (docs/hwmodels.md says infinities propagate; unverified)
         e_dot = max((R._decode_se(x, fa)[1] + R._decode_se(y, fb)[1]
                      for x, y in zip(a, b, strict=True) if x != 0 and y != 0), default=-1000)
         if -1 < e_dot - F - 1:
@@ -241,7 +241,7 @@ def _typed(rng, t, shape, mode="spread"):
         return sample(rng, "binary32", shape, mode).astype(np.float32)
     if t == "f64":
         return rng.standard_normal(shape)
-    return accsim.formats.to_ml_dtypes(sample(rng, fname, shape, mode), fname)
+    return accsim.codecs.to_ml_dtypes(sample(rng, fname, shape, mode), fname)
 
 
 @pytest.mark.parametrize("name", [f"{a}:mfma.{s}" for a, s in amd.instructions()])

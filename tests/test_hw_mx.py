@@ -2,7 +2,7 @@
 registered ``kind::mxf8f6f4`` / ``mxf4`` / ``mxf4nvf4`` models against the Fraction
 reference ``tests/reference.py::ref_fused_step`` (scales, groups), bit for bit.
 
-Facts: hardware.md "Block-scaled MX formats" (F=25, L=32, RZ-FP32, e_zero=-133; mxf4 k=64:
+Facts: docs/hwmodels.md "Block-scaled MX formats" (F=25, L=32, RZ-FP32, e_zero=-133; mxf4 k=64:
 groups of G=16 summed exactly, F=35); the grouped term and e_zero=-139 as MMA-Sim
 (arXiv:2511.10909, ``gst_fdpa``); OCP MX v1.0 scales (E8M0, one per 32 elements of K).
 RZ overflow gives inf as MMA-Sim (reference option ``rz_overflow="inf"``).
@@ -29,7 +29,7 @@ TYPES = {"e4m3": (ml_dtypes.float8_e4m3fn, R.float8_e4m3fn),
 MXF8 = "rtx-blackwell:mma.m16n8k32.kind::mxf8f6f4.block32.f32.{}.{}.f32.ue8m0"
 MXF4 = "rtx-blackwell:mma.m16n8k64.kind::mxf4.block32.f32.e2m1.e2m1.f32.ue8m0"
 NVF4 = "rtx-blackwell:mma.m16n8k64.kind::mxf4nvf4.block16.f32.e2m1.e2m1.f32.ue4m3"
-# instruction k -> (F, L, e_zero, G): hardware.md (k=32: F=25, L=32, e_zero=-133; k=64:
+# instruction k -> (F, L, e_zero, G): docs/hwmodels.md (k=32: F=25, L=32, e_zero=-133; k=64:
 # G=16, F=35) and MMA-Sim nv_ptx/sim.py (k=64: L=64, e_zero=-139)
 SPEC = {32: (25, 32, -133, 1), 64: (35, 64, -139, 16)}
 

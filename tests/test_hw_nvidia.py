@@ -1,7 +1,7 @@
 """NVIDIA fused dot-product models (accsim.accumulators.fused.FusedDot, hwmodels.nvidia)
 against the Fraction references of tests/reference.py, bit for bit.
 
-Facts: hardware.md "The fused, truncated dot-product-add"; MMA-Sim arXiv:2511.10909;
+Facts: docs/hwmodels.md "The fused, truncated dot-product-add"; MMA-Sim arXiv:2511.10909;
 probes in the style of Fasi, Higham, Mikaitis, Pranesh, PeerJ CS 2021.
 """
 
@@ -243,7 +243,7 @@ def typed(rng, t, shape, mode="spread"):
     if t == "f64":
         return rng.standard_normal(shape)
     x = sample(rng, fname, shape, mode)
-    return accsim.formats.to_ml_dtypes(x, fname)
+    return accsim.codecs.to_ml_dtypes(x, fname)
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
@@ -352,8 +352,8 @@ for name in ("hopper:wgmma.m64n8k32.f32.e4m3.e4m3", "ampere:mma.m16n8k16.f32.f16
              "cdna2:mfma.f32_32x32x8f16", "cdna3:mfma.f32_32x32x8_f16"):
     m = hwmodels.get(name)
     fa = m.accumulator.a_format
-    A = accsim.formats.to_ml_dtypes(rng.standard_normal((37, 64)) * 4, fa)
-    B = accsim.formats.to_ml_dtypes(rng.standard_normal((64, 29)), fa)
+    A = accsim.codecs.to_ml_dtypes(rng.standard_normal((37, 64)) * 4, fa)
+    B = accsim.codecs.to_ml_dtypes(rng.standard_normal((64, 29)), fa)
     out.append(m.matmul(A, B).view(np.uint32))
 np.save(sys.argv[1], np.concatenate([o.ravel() for o in out]))
 """

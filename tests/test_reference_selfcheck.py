@@ -1,16 +1,12 @@
 """Self-checks of tests/reference.py against hand-computed cases and known facts."""
 
 import math
-import os
 import random
-import sys
 from fractions import Fraction
 
 import ml_dtypes
 import numpy as np
 import pytest
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference as R  # noqa: E402
 
 P2 = Fraction(2)

@@ -7,23 +7,22 @@ compared with the reference fed the same random word (``random_u64(seed, 0, i)``
 """
 
 import math
-import os
-import sys
 from fractions import Fraction
 
 import numpy as np
 import pytest
+from helpers import same_bits as bits_equal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import accsim
+from accsim import codecs
 from accsim import formats as F
 from accsim.kernels.rng import random_words
 from accsim.kernels.rounding import _STREAM2
 
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered")
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference as R  # noqa: E402
 
 MODES = list(accsim.rounding.MODES)
@@ -41,12 +40,6 @@ ALL = PRESETS + CUSTOM
 def ref_fmt(fmt):
     return R.RefFormat(fmt.name, fmt.p, fmt.emin, fmt.emax, fmt.max, fmt.subnormals,
                        fmt.specials, fmt.saturate)
-
-
-def bits_equal(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    nan = np.isnan(a) & np.isnan(b)
-    return nan | (a.view(np.uint64) == b.view(np.uint64))
 
 
 def assert_bits(got, want, x):
@@ -224,7 +217,7 @@ def test_rne_from_float32_matches_reference(name):
     x32 = x32[np.random.default_rng(3).permutation(x32.size)[:1500]]
     want = np.array([R.ref_round(float(t), fmt) for t in x32])
     assert_bits(accsim.round(x32, fmt), want, x32)
-    stored = F.from_ml_dtypes(F.to_ml_dtypes(x32.astype(np.float64), fmt))
+    stored = F.from_ml_dtypes(codecs.to_ml_dtypes(x32.astype(np.float64), fmt))
     assert_bits(stored, want, x32)
 
 

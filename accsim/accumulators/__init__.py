@@ -1,5 +1,8 @@
-"""Accumulator families (numba kernels behind small frozen parameter classes)."""
+"""Accumulator families: numba kernels behind small frozen parameter classes.
 
-from .base import Accumulator, as_float64, check_matmul_shapes
-
-__all__ = ["Accumulator", "as_float64", "check_matmul_shapes"]
+The package imports nothing itself (so that :mod:`accsim.bounds` can read
+``accumulators.fused_spec`` and ``accumulators.registry`` without loading the families):
+import :mod:`accsim.accumulators.base` for :class:`Accumulator`,
+:mod:`accsim.accumulators.registry` for the family table, and
+:mod:`accsim.accumulators.factory` to build any model from a spec.
+"""

@@ -13,7 +13,7 @@ binary32 (or narrower) values.
 
 Exact sums. :func:`sums_exact` proves from the same statistics that every binary64 sum
 an accumulator kernel forms (accumulator value + term) is exact, which lets the fast
-rounding paths skip their TwoSum guards (:mod:`._kernels_common`). Argument: every
+rounding paths skip their TwoSum guards (:mod:`accsim.kernels.accumulate`). Argument: every
 product is a multiple of ``2^L`` (``L`` = sum of the lowest set-bit exponents of A and
 B), every rounding of a multiple of ``2^L`` is either exact or a multiple of a quantum
 ``> 2^L``, so every accumulator value is a multiple of ``2^L`` (``L`` lowered to cover C);
@@ -30,9 +30,8 @@ from numba import njit
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT, f64_to_bits
-from ..rounding import check_sr_bits, mode_code
-
-MODES = ("rne", "rna", "rz", "ru", "rd", "ro", "sr")
+from ..kernels.vocab import RoundingMode
+from ..rounding import check_sr_bits
 
 
 def fmt_or_none(f) -> FloatFormat | None:
@@ -47,9 +46,7 @@ def fmt_required(f, what: str) -> FloatFormat:
 
 def check_mode(mode: str, sr_bits, what: str = "mode") -> tuple[int, int]:
     """Kernel (mode, r) codes; ValueError listing valid modes / sr_bits rule."""
-    if not isinstance(mode, str) or mode.lower() not in MODES:
-        raise ValueError(f"unknown rounding {what} {mode!r}; valid: {', '.join(MODES)}")
-    return mode_code(mode), check_sr_bits(mode, sr_bits)
+    return int(RoundingMode.parse(mode, what)), check_sr_bits(mode, sr_bits)
 
 
 def check_format_products(a: FloatFormat | None, b: FloatFormat | None, model: str) -> None:

@@ -8,8 +8,10 @@ mode and checks the exact-product condition, once for all of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ..formats import FloatFormat
+from ..formats import format as get_format
 from ._checks import check_exact_products, check_format_products, check_mode, fmt_or_none
 from .base import Accumulator
 
@@ -39,3 +41,19 @@ class ExactProductAccumulator(Accumulator):
             self.a_format is None or self.b_format is None
         ):
             check_exact_products(A, B, f"{self.family} model {self.name!r}")
+
+
+@dataclass(frozen=True)
+class SingleFormatSum(ExactProductAccumulator):
+    """An exact-product family that rounds everything into one ``acc_format`` (the
+    output format) in one ``mode``: the fields and set-up shared by recursive, pairwise
+    and Kahan summation."""
+
+    acc_format: FloatFormat = field(default_factory=lambda: get_format("binary32"))
+    mode: str = "rne"
+    sr_bits: int | None = None
+
+    def __post_init__(self) -> None:
+        acc = get_format(self.acc_format)
+        object.__setattr__(self, "acc_format", acc)
+        self._setup(acc)

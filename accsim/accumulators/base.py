@@ -30,8 +30,15 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ..formats import FloatFormat, from_dtype
+from .. import bounds
+from ..arrays import as_float64, check_matmul_shapes
+from ..formats import FloatFormat
 from ..formats import format as get_format
+from ..rounding import check_seed
+from ..rounding import round as _round
+
+__all__ = ["Model", "Accumulator", "run_model", "as_format", "as_float64",
+           "check_matmul_shapes"]
 
 
 def as_format(f: str | FloatFormat | None) -> FloatFormat | None:
@@ -39,72 +46,62 @@ def as_format(f: str | FloatFormat | None) -> FloatFormat | None:
     return None if f is None else get_format(f)
 
 
-def as_float64(X, name: str = "array") -> np.ndarray:
-    """Exact float64 values of a numpy float or ml_dtypes array (``ValueError`` for
-    integer, complex, object or unknown dtypes)."""
-    X = np.asarray(X)
-    if X.dtype.kind == "f" and X.dtype.itemsize <= 8:
-        return np.ascontiguousarray(X, dtype=np.float64)
-    try:
-        from_dtype(X.dtype)
-    except ValueError:
-        raise ValueError(
-            f"{name} must be a floating array (numpy float or ml_dtypes), got dtype {X.dtype}"
-        ) from None
-    return np.ascontiguousarray(X.astype(np.float32), dtype=np.float64)
-
-
-def check_matmul_shapes(A, B, C):
-    """Validate and convert operands of ``A @ B + C``; returns float64 contiguous arrays.
-
-    Raises
-    ------
-    ValueError
-        Naming the operand whose dtype or shape is wrong.
-    """
-    out = []
-    for name, X in (("A", A), ("B", B)):
-        X = as_float64(X, name)
-        if X.ndim != 2:
-            raise ValueError(f"{name} must be 2-D, got shape {X.shape}")
-        out.append(X)
-    A, B = out
-    if A.shape[1] != B.shape[0]:
-        raise ValueError(f"inner dimensions differ: A is {A.shape}, B is {B.shape}")
-    M, N = A.shape[0], B.shape[1]
-    if C is None:
-        C = np.zeros((M, N))
-    else:
-        C = as_float64(C, "C")
-        if C.shape != (M, N):
-            try:
-                C = np.broadcast_to(C, (M, N))
-            except ValueError:
-                raise ValueError(f"C has shape {C.shape}, expected {(M, N)}") from None
-        C = np.ascontiguousarray(C, dtype=np.float64)
-    return _readonly(A), _readonly(B), _readonly(C)
-
-
-def _readonly(X: np.ndarray) -> np.ndarray:
-    """A read-only view of X (no copy). numba types read-only and writable arrays
-    differently, so passing every operand read-only gives each kernel one signature,
-    whether the caller's arrays are frozen network weights or fresh arrays: one
-    compilation instead of one per combination."""
-    X = X.view()
-    X.flags.writeable = False
-    return X
-
-
 def _representable(X: np.ndarray, fmt: FloatFormat) -> np.ndarray:
-    from ..rounding import round as _round
-
     finite = np.isfinite(X)
     R = _round(np.where(finite, X, 0.0), fmt, "rne")
     return ~finite | (R == X)
 
 
+class Model:
+    """The one model protocol: what the executor, ``verify``, bounds and the datasets
+    use of any model, a plain :class:`Accumulator` or a typed hardware model
+    (``hwmodels._typed.HardwareModel``).
+
+    ``name``, ``family``, ``source``
+        Identity and citation.
+    ``accumulator``
+        The arithmetic (an :class:`Accumulator`; itself for a plain accumulator).
+    ``matmul_values(A64, B64, C64=None, *, seed=0, quantize=False)``
+        float64 values in and out. ``quantize=True`` first rounds the operands into the
+        storage types the model declares (:meth:`quantize_operands`).
+    ``quantize_operands(A64, B64, C64=None)`` and ``quantizes_operands``
+        The operand rounding (RNE into the instruction's input types) and whether the
+        model has one (typed hardware models); for plain accumulators it is the
+        identity on float64 operands (``check_inputs`` rejects values outside declared
+        formats instead).
+    ``error_bound``, ``cost_bits``, ``unit_roundoff``, ``describe``
+        See :class:`Accumulator`.
+    """
+
+    quantizes_operands = False
+
+    @property
+    def accumulator(self):
+        return self
+
+    def quantize_operands(self, A64, B64, C64=None):
+        return check_matmul_shapes(A64, B64, C64)
+
+    def matmul_values(self, A64, B64, C64=None, *, seed: int = 0, quantize: bool = False):
+        if quantize:
+            A64, B64, C64 = self.quantize_operands(A64, B64, C64)
+        return self.matmul(A64, B64, C64, seed=seed)
+
+    def matmul(self, A, B, C=None, *, seed: int = 0):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def run_model(model: Model, A, B, C=None, *, seed: int = 0, quantize: bool = True):
+    """``model`` on float64 operands, float64 out: the one way the executor and
+    :mod:`accsim.verify` run a model. Hardware models first round the operands into
+    their instruction's input types (RNE, ``quantize=True``), as a kernel converting
+    fp32 activations before issuing the instruction would (docs/executor.md); K is
+    padded with zero terms to the instruction's k. ``seed`` keys stochastic rounding."""
+    return np.asarray(model.matmul_values(A, B, C, seed=seed, quantize=quantize), np.float64)
+
+
 @dataclass(frozen=True)
-class Accumulator:
+class Accumulator(Model):
     """Base class: a named accumulator model with input/output formats.
 
     Attributes
@@ -133,8 +130,6 @@ class Accumulator:
     def matmul(self, A, B, C=None, *, seed: int = 0) -> np.ndarray:
         A, B, C = check_matmul_shapes(A, B, C)
         self.check_inputs(A, B, C)
-        from ..rounding import check_seed
-
         return self._matmul(A, B, C, check_seed(seed))
 
     def _matmul(self, A, B, C, seed):  # pragma: no cover - abstract
@@ -147,8 +142,6 @@ class Accumulator:
         return float(self.matmul(a, b, np.array([[c]], np.float64), seed=seed)[0, 0])
 
     def error_bound(self, A, B, C=None, kind: str = "deterministic", **kw) -> np.ndarray:
-        from .. import bounds
-
         return bounds.error_bound(self, A, B, C, kind=kind, **kw)
 
     def cost_bits(self, n: int) -> float:

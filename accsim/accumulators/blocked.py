@@ -1,7 +1,8 @@
 """Blocked summation: blocks of ``b`` terms summed in one format, block sums in another.
 
-hardware.md: "Blocked summation: blocks of b terms summed in one precision, block sums
-accumulated in another (the authors' CUDA kernel for the seed paper sums blocks of 8)".
+Blanchard, Higham, Mary, "A class of fast and accurate summation algorithms", SIAM J.
+Sci. Comput. 42 (2020): blocks of b terms summed in one precision, block sums accumulated
+in another (El Arar, Filip, Mary, Riccietti, arXiv:2503.15568, 2025, sum blocks of 8).
 
 Order for output (i, j) (SR stream ``i*N + j``):
 
@@ -11,7 +12,8 @@ Order for output (i, j) (SR stream ``i*N + j``):
    (counter ``2k``; the first term is thus just rounded); then
    ``acc = round(acc + t)`` into ``outer_format`` (counter ``2(k1-1) + 1``).
 
-Products are exact (binary64). Error bound: gamma_b(u) + gamma_{n/b}(u) (hardware.md).
+Products are exact (binary64). Error bound: gamma_b(u) + gamma_{n/b}(u) (Blanchard, Higham,
+Mary 2020).
 """
 
 from __future__ import annotations
@@ -21,27 +23,27 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
+from .. import bounds
 from ..formats import FloatFormat
 from ..formats import format as get_format
+from ..kernels.accumulate import (
+    rne_add_rows,
+    rne_consts,
+    rne_ok,
+    rne_rows,
+    vstep,
+)
 from ..kernels.bits import JIT
-from ..kernels.rounding import RNE
+from ..kernels.tiles import JB, RB, n_tiles, start_tile, tile
+from ..kernels.vocab import RNE
 from ._checks import (
     check_mode,
     sums_exact,
 )
 from ._exact_products import ExactProductAccumulator
-from ._kernels_common import (
-    fill_keys,
-    rne_add_rows,
-    rne_consts,
-    rne_ok,
-    rne_rows,
-    round1,
-    vstep,
-)
+from .registry import Family, register_family
 
-_RB = 8
-_JB = 256
+_RB, _JB = RB, JB
 
 
 @njit(parallel=True, **JIT)
@@ -51,25 +53,13 @@ def blocked_kernel(A, B, C, out, block, p, emin, maxv, sub, ovf, flags, q, qemin
     ``iexact``/``oexact``: every inner/outer binary64 sum is proved exact."""
     M, K = A.shape
     N = B.shape[1]
-    nrb = (M + _RB - 1) // _RB
-    ncb = (N + _JB - 1) // _JB
-    for task in prange(nrb * ncb):
-        ib = task // ncb
-        jb = task - ib * ncb
-        i0 = ib * _RB
-        rows = min(M, i0 + _RB) - i0
-        j0 = jb * _JB
-        n = min(N, j0 + _JB) - j0
+    for task in prange(n_tiles(M, N, _RB, _JB)):
+        i0, rows, j0, n = tile(task, M, N, _RB, _JB)
         inner = np.zeros((2, _RB, _JB))
         outer = np.empty((2, _RB, _JB))
         keys = np.zeros((_RB, _JB), np.uint64)
-        for ii in range(rows):
-            sbase = (i0 + ii) * N + j0
-            if mode == 6:
-                fill_keys(keys[ii], seed, sbase, n)
-            for j in range(n):
-                outer[0, ii, j] = round1(C[i0 + ii, j0 + j], q, qemin, qmaxv, qsub, qovf,
-                                         qflags, mode, r, seed, sbase + j, 2 * K)
+        start_tile(C, outer[0], keys, i0, rows, j0, n, N, q, qemin, qmaxv, qsub, qovf,
+                   qflags, mode, r, seed, 2 * K)
         cur = 0  # inner ping-pong index
         oc = 0  # outer ping-pong index
         zero = np.zeros((_RB, _JB))
@@ -157,3 +147,7 @@ class BlockedSum(ExactProductAccumulator):
 
     def cost_bits(self, n: int) -> float:
         return float(self.inner_format.p * n + self.outer_format.p * -(-n // self.block))
+
+
+register_family(Family("blocked", BlockedSum, bound=bounds.blocked_bound,
+                       reference="ref_blocked"))

@@ -1,43 +1,31 @@
-"""Build accumulator models from a registry name or a plain dict spec.
+"""Build accumulator models from a plain dict spec (registry names: :func:`hwmodels.resolve`).
 
->>> build_model("fp16-fma-chain")                                        # doctest: +SKIP
 >>> build_model({"family": "recursive", "acc_format": "fp16", "mode": "sr",
 ...              "sr_bits": 8, "product": "exact"})                      # doctest: +SKIP
 >>> build_model({"family": "promotion", "chunk": 128,
 ...              "inner": {"family": "recursive", "acc_format": "fp16"}})  # doctest: +SKIP
 
 Formats are given by name (any :func:`accsim.format` name or alias); a nested ``"inner"``
-dict (promotion) is built recursively. Families are imported lazily from ``FAMILIES``.
+dict (promotion) is built recursively. Families come from the one registry
+(:mod:`accsim.accumulators.registry`; the built-ins are loaded by
+:mod:`accsim.accumulators.builtin`). Model *names* (``"fp16-fma-chain"``,
+``"hopper:..."``) are resolved by :func:`hwmodels.resolve`, which calls this for dicts.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import fields
 
 from ..formats import FloatFormat
 from ..formats import format as get_format
+from . import builtin  # noqa: F401 - registers the built-in families
 from .base import Accumulator
-
-FAMILIES: dict[str, str] = {
-    "recursive": "accsim.accumulators.recursive:RecursiveSum",
-    "blocked": "accsim.accumulators.blocked:BlockedSum",
-    "pairwise": "accsim.accumulators.pairwise:PairwiseSum",
-    "promotion": "accsim.accumulators.promotion:PromotedSum",
-    "kahan": "accsim.accumulators.kahan:KahanSum",
-    "kulisch": "accsim.accumulators.kulisch:KulischSum",
-    "fused": "accsim.accumulators.fused:FusedDot",
-    "exact-step": "accsim.accumulators.fused:ExactStep",
-    "ftz-pairwise": "accsim.accumulators.fused:FtzPairwiseStep",
-}
+from .registry import family_names, get_family
 
 
 def family_class(family: str) -> type:
     """The class implementing ``family`` (ValueError listing the valid families)."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
-    mod, _, cls = FAMILIES[family].partition(":")
-    return getattr(importlib.import_module(mod), cls)
+    return get_family(family).cls
 
 
 def _is_format_field(f) -> bool:
@@ -45,27 +33,25 @@ def _is_format_field(f) -> bool:
 
 
 def build_model(spec) -> Accumulator:
-    """An accumulator model from a registry name, a dict spec, or a model (returned as is).
+    """An accumulator model from a dict spec, or a model (returned as is).
 
     Raises
     ------
     ValueError
-        Unknown registry name, family, field or format (the message lists valid ones).
+        A name (resolve names with :func:`hwmodels.resolve`), an unknown family, field
+        or format (the message lists valid ones).
     """
     if isinstance(spec, Accumulator):
         return spec
     if isinstance(spec, str):
-        import hwmodels
-
-        return hwmodels.get(spec)
+        raise ValueError(f"build_model takes a dict spec, got the name {spec!r}; resolve "
+                         "model names with hwmodels.resolve (names and dicts alike)")
     if not isinstance(spec, dict):
-        raise ValueError(
-            f"model spec must be a registry name, a dict or an Accumulator, got {spec!r}"
-        )
+        raise ValueError(f"model spec must be a dict or an Accumulator, got {spec!r}")
     spec = dict(spec)
     family = spec.pop("family", None)
     if family is None:
-        raise ValueError(f"model spec needs a 'family'; valid: {', '.join(FAMILIES)}")
+        raise ValueError(f"model spec needs a 'family'; valid: {', '.join(family_names())}")
     cls = family_class(family)
     valid = {f.name: f for f in fields(cls) if f.init}
     unknown = sorted(set(spec) - set(valid))

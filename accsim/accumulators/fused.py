@@ -1,6 +1,6 @@
 """Fused dot-product units: NVIDIA tensor cores and AMD matrix cores.
 
-Three families (see ``/work/shared/reference/hardware.md``; parameters validated bit for
+Three families (see ``docs/hwmodels.md``; parameters validated bit for
 bit against real GPUs by MMA-Sim, Xie et al., arXiv:2511.10909, 2025; first probed by
 Fasi, Higham, Mikaitis, Pranesh, "Numerical behavior of NVIDIA tensor cores", PeerJ CS
 2021):
@@ -27,45 +27,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import bounds
+from ..arrays import check_matmul_shapes
 from ..formats import FloatFormat
 from ..formats import format as get_format
-from . import _fused_kernels as fk
+from ..kernels import fused as fk
+from ..rounding import check_seed
 from .base import Accumulator, _representable
+from .fused_spec import OUT_ROUNDINGS, TRUNCS, decode_exponents, truncate_tf32
+from .registry import Family, register_family
 
-_SOURCE = ("hardware.md; MMA-Sim (Xie, Wang, Yang, Yang, arXiv:2511.10909, 2025); "
+_SOURCE = ("docs/hwmodels.md; MMA-Sim (Xie, Wang, Yang, Yang, arXiv:2511.10909, 2025); "
            "Fasi, Higham, Mikaitis, Pranesh, PeerJ CS 2021")
-
-# out_rounding -> (storage format, p, emin, max, round toward zero)
-OUT_ROUNDINGS = {
-    "rz-fp32": ("binary32", 24, -126, float(np.finfo(np.float32).max), True),
-    "rne-fp32": ("binary32", 24, -126, float(np.finfo(np.float32).max), False),
-    "rne-fp16": ("binary16", 11, -14, 65504.0, False),
-    "rz-e8m13": ("binary32", 14, -126, math.ldexp(2.0 - 2.0**-13, 127), True),
-}
-TRUNCS = ("rz", "floor")
-
-
-def decode_exponents(X: np.ndarray, emin: int) -> np.ndarray:
-    """Exponents of the values of X decoded in a format with minimum exponent ``emin``
-    (hardware.md Notation): ``max(floor(log2|x|), emin)``; zeros get
-    :data:`~accsim.accumulators._fused_kernels.ZSENT`, inf/NaN get 0."""
-    ax = np.abs(X)
-    fin = np.isfinite(ax) & (ax > 0)
-    e = np.frexp(np.where(fin, ax, 1.0))[1].astype(np.int64) - 1
-    e = np.maximum(e, emin)
-    e = np.where(fin, e, 0)
-    e = np.where(ax == 0, fk.ZSENT, e)
-    return np.ascontiguousarray(e, dtype=np.int32)
-
-
-def truncate_tf32(X: np.ndarray) -> np.ndarray:
-    """fp32 values truncated toward zero to 10 fraction bits (hardware.md: "tf32 inputs:
-    an fp32 value is truncated (toward zero) to 10 fraction bits before use")."""
-    bits = np.ascontiguousarray(X, dtype=np.float32).view(np.uint32)
-    nan = np.isnan(X)
-    out = (bits & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)
-    return np.where(nan, np.nan, out)
-
 
 def _fmt(f, default="binary32") -> FloatFormat:
     return get_format(default if f is None else f)
@@ -73,7 +46,7 @@ def _fmt(f, default="binary32") -> FloatFormat:
 
 @dataclass(frozen=True)
 class FusedDot(Accumulator):
-    """Fused, truncated dot-product-add unit (hardware.md "The fused, truncated
+    """Fused, truncated dot-product-add unit (docs/hwmodels.md "The fused, truncated
     dot-product-add (NVIDIA tensor cores)", steps 1-5, and the CDNA3 rows of "AMD matrix
     cores").
 
@@ -94,7 +67,7 @@ class FusedDot(Accumulator):
         Inputs are fp32 values truncated toward zero to 10 fraction bits (tf32, AMD xf32).
     c_separate : bool
         AMD CDNA3: c is aligned separately (see
-        :func:`~accsim.accumulators._fused_kernels.cdna3_matmul`); requires ``F2``,
+        :func:`~accsim.kernels.fused.cdna3_matmul`); requires ``F2``,
         out_rounding "rne-fp32"; zero products take no part and e_zero is unused.
     F2 : int or None
         CDNA3: fraction bits of the second truncation (floor) of the sum.
@@ -102,7 +75,7 @@ class FusedDot(Accumulator):
         CDNA3 fp8: even- and odd-indexed products summed in two groups first.
     group : int
         Products summed exactly in groups of G before the step (``kind::mxf4``, G=16;
-        hardware.md "first sums groups of G=16 products exactly, then runs the step").
+        docs/hwmodels.md "first sums groups of G=16 products exactly, then runs the step").
         As MMA-Sim (``gst_fdpa``), the group sum is one term whose *exponent is the sum of
         the two block-scale exponents alone* (0 without scales): it is a fixed-point
         significand, its own size does not enter the alignment; it gets ``e_zero`` only
@@ -113,7 +86,7 @@ class FusedDot(Accumulator):
         consecutive K elements of A's rows and of B's columns (0: no scales). Pass them
         to :meth:`matmul` as ``scale_a`` (M, K//block) and ``scale_b`` (K//block, N).
         Without grouping, the scales multiply every product exactly and their exponents
-        add to its exponent (hardware.md "the two block scales multiplied into every
+        add to its exponent (docs/hwmodels.md "the two block scales multiplied into every
         product"; MMA-Sim ``st_fdpa``); a NaN scale gives a NaN result.
     scale_format : str or FloatFormat or None
         Format of the scales (default ``float8_e8m0fnu``; ``float8_e4m3fn`` for the
@@ -122,7 +95,7 @@ class FusedDot(Accumulator):
 
     Notes
     -----
-    Special values (hardware.md step 5): NaN if any input is NaN, 0 * inf, or inf - inf;
+    Special values (docs/hwmodels.md step 5): NaN if any input is NaN, 0 * inf, or inf - inf;
     an infinity propagates; overflow of the final rounding gives an infinity (as in
     MMA-Sim, also for RZ); ``-0`` results are returned as ``+0``. NaN results are NaN
     here; the typed wrappers in :mod:`hwmodels` store the canonical NaN (0x7FFFFFFF for
@@ -233,9 +206,6 @@ class FusedDot(Accumulator):
             if scale_a is not None or scale_b is not None:
                 raise ValueError(f"model {self.name!r} has no block scales (block=0)")
             return super().matmul(A, B, C, seed=seed)
-        from ..rounding import check_seed
-        from .base import check_matmul_shapes
-
         A, B, C = check_matmul_shapes(A, B, C)
         self.check_inputs(A, B, C)
         SA, SB = self.check_scales(A.shape[0], A.shape[1], B.shape[1], scale_a, scale_b)
@@ -319,7 +289,7 @@ class FusedDot(Accumulator):
 
 @dataclass(frozen=True)
 class ExactStep(Accumulator):
-    """AMD CDNA1 (MI100) step (hardware.md "AMD matrix cores"): "exact sum of the L
+    """AMD CDNA1 (MI100) step (docs/hwmodels.md "AMD matrix cores"): "exact sum of the L
     products and c, one round-to-nearest-even to fp32", chained along K.
 
     Parameters
@@ -361,7 +331,7 @@ class ExactStep(Accumulator):
 
 @dataclass(frozen=True)
 class FtzPairwiseStep(Accumulator):
-    """AMD CDNA2 (MI200) unit (hardware.md "AMD matrix cores"; MMA-Sim ``MMA_FTZ_MUL_ADD``):
+    """AMD CDNA2 (MI200) unit (docs/hwmodels.md "AMD matrix cores"; MMA-Sim ``MMA_FTZ_MUL_ADD``):
     subnormal inputs flushed to zero; products formed in fp32 (RNE) and flushed; P products
     summed pairwise in fp32 (RNE) and the pair-sum added to c, every fp32 result flushed
     to zero if subnormal (keeping its sign).
@@ -408,3 +378,11 @@ class FtzPairwiseStep(Accumulator):
 
 __all__ = ["ExactStep", "FtzPairwiseStep", "FusedDot", "OUT_ROUNDINGS", "decode_exponents",
            "truncate_tf32"]
+
+
+register_family(Family("fused", FusedDot, bound=bounds.fused_bound,
+                       reference="ref_fused_chain"))
+register_family(Family("exact-step", ExactStep, bound=bounds.exact_step_bound,
+                       reference="ref_cdna1_step"))
+register_family(Family("ftz-pairwise", FtzPairwiseStep, bound=bounds.ftz_pairwise_bound,
+                       reference="ref_cdna2_step"))

@@ -21,31 +21,33 @@ where the uncompensated families return inf whenever a term FOLLOWS the infinity
 
 RNE fast path (formats with ``p <= 25``): every operation is one RNE rounding of an
 exact pair, computed as binary64 sum then one rounding by
-:func:`~._kernels_common.rne_lane` (correct as ``53 >= 2p + 2``, guarded against the
+:func:`~accsim.kernels.accumulate.rne_lane` (correct as ``53 >= 2p + 2``, guarded against the
 inexact-midpoint case), vectorised across 256 output columns; lanes it rejects redo the
 whole step with the exact path.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
 
-from ..formats import FloatFormat
-from ..formats import format as get_format
+from .. import bounds
+from ..arrays import check_matmul_shapes
+from ..kernels.accumulate import add_r, rne_consts, rne_lane, rne_ok, round1
 from ..kernels.bits import JIT
-from ..kernels.rounding import RNE
+from ..kernels.tiles import JB, RB, n_tiles, start_tile, tile
+from ..kernels.vocab import RNE
+from ..rounding import check_seed
 from ._checks import (
     check_mode,
     sums_exact,
 )
-from ._exact_products import ExactProductAccumulator
-from ._kernels_common import add_r, rne_consts, rne_lane, rne_ok, round1
+from ._exact_products import SingleFormatSum
+from .registry import Family, register_family
 
-_RB = 8
-_JB = 256
+_RB, _JB = RB, JB
 _Z = np.uint64(0)
 
 
@@ -95,22 +97,14 @@ def kahan_rne_kernel(A, B, C, out, comp_out, p, emin, maxv, sub, ovf, flags, exa
     ``exact``: every binary64 sum is proved exact (no double-rounding guard)."""
     M, K = A.shape
     N = B.shape[1]
-    nrb = (M + _RB - 1) // _RB
-    ncb = (N + _JB - 1) // _JB
     cst = rne_consts(p, emin, maxv, sub, ovf, flags)
-    for task in prange(nrb * ncb):
-        ib = task // ncb
-        jb = task - ib * ncb
-        i0 = ib * _RB
-        rows = min(M, i0 + _RB) - i0
-        j0 = jb * _JB
-        n = min(N, j0 + _JB) - j0
+    for task in prange(n_tiles(M, N, _RB, _JB)):
+        i0, rows, j0, n = tile(task, M, N, _RB, _JB)
         S = np.empty((2, _RB, _JB))
         Cp = np.zeros((2, _RB, _JB))
-        for ii in range(rows):
-            for j in range(n):
-                S[0, ii, j] = round1(C[i0 + ii, j0 + j], p, emin, maxv, sub, ovf, flags,
-                                     RNE, 0, _Z, 0, 0)
+        no_keys = np.zeros((_RB, 1), np.uint64)  # RNE: no SR stream keys are needed
+        start_tile(C, S[0], no_keys, i0, rows, j0, n, N, p, emin, maxv, sub, ovf, flags, RNE,
+                   0, _Z, 0)
         for k in range(K):
             cur = k & 1
             _kahan_rows(S[cur], Cp[cur], S[1 - cur], Cp[1 - cur], A, i0, rows, k,
@@ -145,7 +139,7 @@ def kahan_kernel(A, B, C, out, comp_out, p, emin, maxv, sub, ovf, flags, mode, r
 
 
 @dataclass(frozen=True)
-class KahanSum(ExactProductAccumulator):
+class KahanSum(SingleFormatSum):
     """Kahan compensated summation (order and SR counters: module docstring).
 
     Parameters
@@ -158,23 +152,14 @@ class KahanSum(ExactProductAccumulator):
         Random bits per SR decision (None: exact SR).
     """
 
-    acc_format: FloatFormat = field(default_factory=lambda: get_format("binary32"))
-    mode: str = "rne"
-    sr_bits: int | None = None
-
     family = "kahan"
-
-    def __post_init__(self) -> None:
-        acc = get_format(self.acc_format)
-        object.__setattr__(self, "acc_format", acc)
-        self._setup(acc)
 
     def _run(self, A, B, C, seed, *, fast: bool = True):
         m, r = check_mode(self.mode, self.sr_bits)
         out = np.empty((A.shape[0], B.shape[1]))
         comp = np.empty_like(out)
         kp = self.acc_format.kernel_params()
-        if fast and self.mode == "rne" and rne_ok(kp[0], kp[1], kp[2], kp[5]):
+        if fast and self.mode == "rne" and rne_ok(kp.p, kp.emin, kp.maxv, kp.flags):
             exact = sums_exact(A, B, C, [self.acc_format], 10**9, products=False)
             kahan_rne_kernel(A, B, C, out, comp, *kp, exact)
         else:
@@ -187,13 +172,13 @@ class KahanSum(ExactProductAccumulator):
     def matmul_with_compensation(self, A, B, C=None, *, seed: int = 0):
         """``(D, comp)``: the result and the final compensation term of every output
         (one per output component)."""
-        from .base import check_matmul_shapes
-
         A, B, C = check_matmul_shapes(A, B, C)
         self.check_inputs(A, B, C)
-        from ..rounding import check_seed
-
         return self._run(A, B, C, check_seed(seed))
 
     def cost_bits(self, n: int) -> float:
         return float(2 * self.acc_format.p * n)
+
+
+register_family(Family("kahan", KahanSum, bound=bounds.kahan_bound,
+                       reference="ref_kahan"))

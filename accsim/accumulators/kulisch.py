@@ -1,7 +1,7 @@
 """Kulisch-style exact accumulation: the exact sum of all products and c, rounded once.
 
-hardware.md: "Kulisch-style exact (long fixed-point) accumulators, the ideal a designer
-compares to" (Kulisch, "Computer Arithmetic and Validity", 2013). Each output keeps a
+Kulisch-style exact (long fixed-point) accumulators, the ideal a designer compares to
+(Kulisch, "Computer Arithmetic and Validity", 2nd ed., 2013). Each output keeps a
 fixed-point accumulator of 72 signed 64-bit limbs holding 32-bit digits, weight of digit
 l = 2^(32 l - 1074), which covers every binary64 value (2^-1074 .. 2^1024) plus 2^31 terms
 of carry headroom: exact for any inputs whose products are exact in binary64. At the
@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
+from .. import bounds
 from ..formats import FloatFormat
 from ..formats import format as get_format
 from ..kernels.bits import JIT, f64_to_bits, two_sum
-from ..kernels.rounding import RD, overflow_result, round_dd
+from ..kernels.rounding import overflow_result, round_dd
+from ..kernels.vocab import RD, away_mode
 from ._checks import check_mode
 from ._exact_products import ExactProductAccumulator
+from .registry import Family, register_family
 
 NLIMB = 72
 _M32 = np.int64(0xFFFFFFFF)
@@ -95,14 +98,7 @@ def _finish(L, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream):
     hi0 = math.ldexp(float(Yh), e + 53)
     lo0 = math.ldexp(float(Yl), e)
     if math.isinf(hi0):
-        away = True
-        if mode == 2 or mode == 5:
-            away = False
-        elif mode == 3:
-            away = not neg
-        elif mode == 4:
-            away = neg
-        return overflow_result(neg, away, maxv, ovf), True
+        return overflow_result(neg, away_mode(mode, neg), maxv, ovf), True
     hi, lo = two_sum(hi0, lo0)
     if neg:
         hi, lo = -hi, -lo
@@ -222,3 +218,7 @@ class KulischSum(ExactProductAccumulator):
 
     def cost_bits(self, n: int) -> float:
         return float(NLIMB * 32 * n)
+
+
+register_family(Family("kulisch", KulischSum, bound=bounds.kulisch_bound,
+                       reference="ref_kulisch"))

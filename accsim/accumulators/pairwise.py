@@ -1,6 +1,7 @@
 """Pairwise (tree) summation of the rounded products.
 
-hardware.md: "Pairwise (tree) summation". Order for output (i, j) (SR stream ``i*N+j``):
+Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed. (2002), section 4.2.
+Order for output (i, j) (SR stream ``i*N+j``):
 
 1. ``cr = round(c_ij)`` into ``acc_format`` (SR counter ``2K``);
 2. ``p_k = round(a_ik b_kj)`` into ``acc_format``, k = 0..K-1 (counter ``k``);
@@ -12,24 +13,25 @@ hardware.md: "Pairwise (tree) summation". Order for output (i, j) (SR stream ``i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
 
-from ..formats import FloatFormat
-from ..formats import format as get_format
+from .. import bounds
+from ..kernels.accumulate import rne_consts, rne_fix, rne_loop, rne_ok, vstep
 from ..kernels.bits import JIT
-from ..kernels.rounding import RNE
+from ..kernels.tiles import JB, n_tiles, start_tile, tile
+from ..kernels.vocab import RNE
 from ._checks import (
     check_mode,
     sums_exact,
 )
-from ._exact_products import ExactProductAccumulator
-from ._kernels_common import fill_keys, rne_consts, rne_fix, rne_loop, rne_ok, round1, vstep
+from ._exact_products import SingleFormatSum
 from .recursive import vmul
+from .registry import Family, register_family
 
-_JB = 256
+_JB = JB
 
 
 @njit(parallel=True, **JIT)
@@ -37,22 +39,17 @@ def pairwise_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed,
                     exact):
     M, K = A.shape
     N = B.shape[1]
-    ncb = (N + _JB - 1) // _JB
     rne = fast and mode == RNE and rne_ok(p, emin, maxv, flags)
     c = rne_consts(p, emin, maxv, sub, ovf, flags)
-    for task in prange(M * ncb):
-        i = task // ncb
-        jb = task - i * ncb
-        j0 = jb * _JB
-        n = min(N, j0 + _JB) - j0
+    for task in prange(n_tiles(M, N, 1, _JB)):  # tiles of one row
+        i, _, j0, n = tile(task, M, N, 1, _JB)
         sbase = i * N + j0
-        keys = np.zeros(_JB, np.uint64)
-        if mode == 6:
-            fill_keys(keys, seed, sbase, n)
-        cr = np.empty(_JB)
-        for j in range(n):
-            cr[j] = round1(C[i, j0 + j], p, emin, maxv, sub, ovf, flags, mode, r, seed,
-                           sbase + j, 2 * K)
+        keys2 = np.zeros((1, _JB), np.uint64)
+        cr2 = np.empty((1, _JB))
+        start_tile(C, cr2, keys2, i, 1, j0, n, N, p, emin, maxv, sub, ovf, flags, mode, r,
+                   seed, 2 * K)
+        keys = keys2[0]
+        cr = cr2[0]
         if K == 0:
             for j in range(n):
                 out[i, j0 + j] = cr[j]
@@ -88,7 +85,7 @@ def pairwise_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed,
 
 
 @dataclass(frozen=True)
-class PairwiseSum(ExactProductAccumulator):
+class PairwiseSum(SingleFormatSum):
     """Pairwise (tree) summation in one format (order and SR counters: module docstring).
 
     Parameters
@@ -101,16 +98,7 @@ class PairwiseSum(ExactProductAccumulator):
         Random bits per SR decision (None: exact SR).
     """
 
-    acc_format: FloatFormat = field(default_factory=lambda: get_format("binary32"))
-    mode: str = "rne"
-    sr_bits: int | None = None
-
     family = "pairwise"
-
-    def __post_init__(self) -> None:
-        acc = get_format(self.acc_format)
-        object.__setattr__(self, "acc_format", acc)
-        self._setup(acc)
 
     def _matmul(self, A, B, C, seed, *, fast: bool = True):
         m, r = check_mode(self.mode, self.sr_bits)
@@ -120,3 +108,7 @@ class PairwiseSum(ExactProductAccumulator):
         pairwise_kernel(A, B, C, out, *self.acc_format.kernel_params(), m, r,
                         np.uint64(seed), fast, exact)
         return out
+
+
+register_family(Family("pairwise", PairwiseSum, bound=bounds.pairwise_bound,
+                       reference="ref_pairwise"))

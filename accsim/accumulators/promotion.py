@@ -1,7 +1,7 @@
 """Fine-grained promotion: a low-precision unit for N_C terms, then promotion to fp32.
 
-hardware.md (DeepSeek-V3 technical report, 2024, section 3.3.2): "promote partial sums to
-fp32 CUDA cores every N_C = 128 elements of K ("fine-grained promotion")".
+DeepSeek-V3 technical report (arXiv:2412.19437, 2024), section 3.3.2: partial sums are
+promoted to fp32 CUDA cores every N_C = 128 elements of K ("fine-grained promotion").
 
 Order for output (i, j): ``acc = round(c_ij)`` into ``outer_format``; for each chunk
 ``[k0, k0 + chunk)`` (the last may be shorter; chunk number q = k0 / chunk) the partial sum
@@ -18,15 +18,19 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
+from .. import bounds
 from ..formats import FloatFormat
 from ..formats import format as get_format
+from ..kernels.accumulate import add_r, round1
 from ..kernels.bits import JIT
 from ..kernels.rng import random_words
+from ..kernels.vocab import RoundingMode
 from ._checks import check_mode, fmt_or_none
-from ._kernels_common import add_r, round1
 from .base import Accumulator
+from .registry import Family, register_family
 
-OUTER_MODES = ("rne", "rna", "rz", "ru", "rd", "ro")
+#: Deterministic modes only: the outer additions have no SR stream of their own.
+OUTER_MODES = tuple(m.label for m in RoundingMode if not m.is_stochastic)
 
 
 @njit(parallel=True, **JIT)
@@ -127,3 +131,7 @@ class PromotedSum(Accumulator):
 
     def cost_bits(self, n: int) -> float:
         return self.inner.cost_bits(n) + float(self.outer_format.p * -(-n // self.chunk))
+
+
+register_family(Family("promotion", PromotedSum, bound=bounds.promotion_bound,
+                       reference="ref_promoted"))

@@ -1,9 +1,10 @@
 """Recursive (sequential) summation: one rounding into the accumulator format per term.
 
-hardware.md, "Generic accumulators a designer explores": "Recursive (sequential)
-summation, each addition rounded to the accumulator format, with products exact, rounded,
-or fused (an FMA chain: one rounding per term)". Also the fp32/fp64 "chains of correctly
-rounded FMAs, one per term" of every GPU (``product="fused"``).
+Recursive (sequential) summation (Higham, *Accuracy and Stability of Numerical
+Algorithms*, 2nd ed., 2002, section 4.2), each addition rounded to the accumulator
+format, with products exact, rounded, or fused (an FMA chain: one rounding per term).
+Also the fp32/fp64 chains of correctly rounded FMAs, one per term, of NVIDIA fp64 mma
+and AMD fp32/fp64 mfma (``product="fused"``; docs/hwmodels.md, MMA-Sim).
 
 Order for output (i, j) (stream ``i*N + j`` of the SR generator):
 
@@ -21,15 +22,27 @@ inexact product is supported only for a binary64 accumulator in RNE (hardware FM
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
 
+from .. import bounds
 from ..formats import FloatFormat
-from ..formats import format as get_format
+from ..kernels.accumulate import (
+    fast_exact,
+    mul_r,
+    rne_consts,
+    rne_lane,
+    rne_mul_loop,
+    rne_ok,
+    rne_rows,
+    vstep,
+    word,
+)
 from ..kernels.bits import JIT, fma
-from ..kernels.rounding import RNE
+from ..kernels.tiles import JB, RB, n_tiles, start_tile, tile
+from ..kernels.vocab import RNE, SR
 from ._checks import (
     check_format_products,
     check_mode,
@@ -37,24 +50,11 @@ from ._checks import (
     fmt_required,
     sums_exact,
 )
-from ._exact_products import ExactProductAccumulator
-from ._kernels_common import (
-    fast_exact,
-    fill_keys,
-    mul_r,
-    rne_consts,
-    rne_lane,
-    rne_mul_loop,
-    rne_ok,
-    rne_rows,
-    round1,
-    vstep,
-    word,
-)
+from ._exact_products import SingleFormatSum
+from .registry import Family, register_family
 
 PRODUCTS = ("exact", "rounded", "fused")
-_RB = 8  # output rows per task (B rows are reused across them)
-_JB = 256  # output columns per task
+_RB, _JB = RB, JB  # output rows (B rows reused across them) and columns per task
 
 
 @njit(**JIT)
@@ -77,7 +77,7 @@ def vmul(out, a, brow, n, p, emin, maxv, sub, ovf, flags, mode, r, seed, sbase, 
         y = a * brow[j]
         ok = False
         if fast and p <= 52:
-            w = word(keys[j], ctr) if mode == 6 else np.uint64(0)
+            w = word(keys[j], ctr) if mode == SR else np.uint64(0)
             res, ok = fast_exact(y, sh, tiny, maxv, mode, rr, w)
         if not ok:
             res = mul_r(a, brow[j], p, emin, maxv, sub, ovf, flags, mode, r, seed,
@@ -95,25 +95,13 @@ def recursive_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed
     (``_checks.sums_exact``; lets the fast paths skip their guards)."""
     M, K = A.shape
     N = B.shape[1]
-    nrb = (M + _RB - 1) // _RB
-    ncb = (N + _JB - 1) // _JB
-    for task in prange(nrb * ncb):
-        ib = task // ncb
-        jb = task - ib * ncb
-        i0 = ib * _RB
-        rows = min(M, i0 + _RB) - i0
-        j0 = jb * _JB
-        n = min(N, j0 + _JB) - j0
+    for task in prange(n_tiles(M, N, _RB, _JB)):
+        i0, rows, j0, n = tile(task, M, N, _RB, _JB)
         acc = np.empty((2, _RB, _JB))  # ping-pong: step k reads acc[k & 1]
         keys = np.zeros((_RB, _JB), np.uint64)
         prod = np.empty(_JB)
-        for ii in range(rows):
-            sbase = (i0 + ii) * N + j0
-            if mode == 6:
-                fill_keys(keys[ii], seed, sbase, n)
-            for j in range(n):
-                acc[0, ii, j] = round1(C[i0 + ii, j0 + j], p, emin, maxv, sub, ovf, flags,
-                                       mode, r, seed, sbase + j, 2 * K)
+        start_tile(C, acc[0], keys, i0, rows, j0, n, N, p, emin, maxv, sub, ovf, flags,
+                   mode, r, seed, 2 * K)
         rne = fast and kind == 0 and mode == RNE and rne_ok(p, emin, maxv, flags)
         c = rne_consts(p, emin, maxv, sub, ovf, flags)
         for k in range(K):
@@ -148,7 +136,7 @@ def recursive_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed
 
 
 @dataclass(frozen=True)
-class RecursiveSum(ExactProductAccumulator):
+class RecursiveSum(SingleFormatSum):
     """Recursive summation ``s = round(s + a_k b_k)``, k = 0..K-1, starting from
     ``round(c)`` (see the module docstring for the exact order and SR counters).
 
@@ -167,9 +155,6 @@ class RecursiveSum(ExactProductAccumulator):
         Format of the rounded products (``product="rounded"`` only).
     """
 
-    acc_format: FloatFormat = field(default_factory=lambda: get_format("binary32"))
-    mode: str = "rne"
-    sr_bits: int | None = None
     product: str = "exact"
     product_format: FloatFormat | None = None
 
@@ -213,3 +198,7 @@ class RecursiveSum(ExactProductAccumulator):
 
     def cost_bits(self, n: int) -> float:
         return float(self.acc_format.p * n)
+
+
+register_family(Family("recursive", RecursiveSum, bound=bounds.recursive_bound,
+                       reference="ref_recursive"))

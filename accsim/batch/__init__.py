@@ -8,8 +8,8 @@
 See ``docs/configs.md`` for the file format, the store layout and cluster use.
 """
 
-from .cells import Cell, Sweep, derive_seed, expand
-from .config import ConfigError, SweepConfig, json_schema, load_config, parse_config
+from .cells import Cell, Sweep, derive_seed, expand, load_config
+from .config import ConfigError, SweepConfig, json_schema, parse_config
 from .runner import SweepOutcome, run_cell, run_sweep
 from .store import RESULT_KEYS, CellStore, open_results
 

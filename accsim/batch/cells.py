@@ -24,21 +24,25 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .config import (
     CELL_PARAMS,
+    MAX_CELLS,
     Block,
     CellEntry,
+    ConfigError,
     FormatTable,
     Locator,
     ModelTemplate,
     SweepConfig,
+    parse_config,
     parse_range,
 )
 
 __all__ = ["Cell", "ModelVariant", "Sweep", "canonical", "derive_seed", "expand",
-           "spec_key"]
+           "load_config", "spec_key"]
 
 #: Parameters each strategy uses (others are dropped from its cells).
 USES = {
@@ -192,8 +196,6 @@ def _param_axis(v) -> list:
 
 def template_variants(name: str | None, t: ModelTemplate) -> list[ModelVariant]:
     """The model variants a template stands for (cartesian product of its lists)."""
-    from .config import MAX_CELLS
-
     params = dict(t.model_extra or {})
     axes = {k: _param_axis(v) for k, v in params.items()}
     count = 1
@@ -266,7 +268,7 @@ class _Resolver:
             except ImportError:  # pragma: no cover - hwmodels ships with accsim
                 self.registry = None
             try:
-                from accsim.accumulators.factory import build_model
+                from hwmodels import resolve as build_model
 
                 self.build = build_model
             except ImportError:
@@ -544,3 +546,41 @@ def expand(cfg: SweepConfig, loc: Locator, *, text: str = "",
                         models[spec_key(spec)] = spec
                 cells.append(Cell(len(cells), cid, kw, coords))
     return Sweep(cfg, cells, text=text, file=loc.file, models=models)
+
+
+def load_config(path: str | Path, *, check_registries: bool = True,
+                max_cells: int | None = MAX_CELLS):
+    """Load, validate and expand a sweep file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The TOML file.
+    check_registries : bool
+        Check network names, model names and custom model parameters against
+        ``networks.available()``, ``hwmodels.available()`` and the family registry
+        (where those exist).
+    max_cells : int or None
+        Refuse a sweep of more cells (counted before expanding; None: no limit).
+
+    Returns
+    -------
+    accsim.batch.cells.Sweep
+        The validated config and its expanded cells.
+
+    Raises
+    ------
+    ConfigError
+        With file, line and key path of the first problem found.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config: {exc.strerror}", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not a text (UTF-8) file: {exc.reason} at byte {exc.start}",
+                          file=str(path)) from None
+    cfg, loc = parse_config(text, str(path))
+    return expand(cfg, loc, text=text, check_registries=check_registries,
+                  max_cells=max_cells)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import tomllib
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -34,9 +33,11 @@ from pydantic import (
     model_validator,
 )
 
+from ..tomlkeys import key_lines
+
 __all__ = [
     "STRATEGIES", "Block", "CellEntry", "ConfigError", "FormatTable", "ModelTemplate",
-    "SweepConfig", "SweepSection", "json_schema", "load_config", "parse_config",
+    "SweepConfig", "SweepSection", "json_schema", "parse_config",
 ]
 
 STRATEGIES = ("uniform", "adaptive", "multilevel")
@@ -332,103 +333,6 @@ def json_schema() -> dict:
 
 
 # ----------------------------------------------------------------------------- locating
-def _split_key(text: str) -> list[str]:
-    """Split a TOML (dotted, possibly quoted) key."""
-    out, cur, q = [], "", None
-    for ch in text.strip():
-        if q:
-            if ch == q:
-                q = None
-            else:
-                cur += ch
-        elif ch in "\"'":
-            q = ch
-        elif ch == ".":
-            out.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-    out.append(cur.strip())
-    return out
-
-
-def key_lines(text: str) -> dict[tuple, int]:
-    """Map TOML key paths (as tuples, array indices as ints) to their 1-based lines.
-
-    A light scanner (tomllib keeps no positions): tables, arrays of tables, ``key =``
-    lines and the elements of a key's array value (also across lines).
-    """
-    lines: dict[tuple, int] = {}
-    aot: dict[tuple, int] = {}
-    table: tuple = ()
-    value_path: tuple = ()
-    depth, elem, quote, expect, is_array = 0, 0, "", False, False
-
-    def resolve(raw):
-        out, prefix = [], ()
-        for part in raw:
-            prefix += (part,)
-            out.append(part)
-            if prefix in aot:
-                out.append(aot[prefix])
-        return tuple(out)
-
-    for n, line in enumerate(text.splitlines(), 1):
-        i = 0
-        if depth == 0 and not quote:
-            s = line.strip()
-            if not s or s.startswith("#"):
-                continue
-            if s.startswith("[["):
-                raw = tuple(_split_key(s[2:s.find("]]")]))
-                aot[raw] = aot.get(raw, -1) + 1
-                table = resolve(raw)
-                lines.setdefault(table[:-1], n)
-                lines.setdefault(table, n)
-                continue
-            if s.startswith("["):
-                table = resolve(tuple(_split_key(s[1:s.find("]")])))
-                lines.setdefault(table, n)
-                continue
-            if "=" not in s:
-                continue
-            eq = line.index("=")
-            value_path = table + tuple(_split_key(line[:eq]))
-            lines.setdefault(value_path, n)
-            i, elem, expect, is_array = eq + 1, 0, False, False
-        while i < len(line):
-            ch = line[i]
-            if quote:
-                if line.startswith(quote, i):
-                    i += len(quote) - 1
-                    quote = ""
-                elif ch == "\\" and quote[0] == '"':
-                    i += 1
-                i += 1
-                continue
-            if ch == "#":
-                break
-            if depth == 1 and is_array and expect and not ch.isspace() and ch not in ",]":
-                lines.setdefault(value_path + (elem,), n)
-                expect = False
-            if ch in "\"'":
-                quote = line[i:i + 3] if line[i:i + 3] in ('"""', "'''") else ch
-                i += len(quote) - 1
-            elif ch in "[{":
-                depth += 1
-                if depth == 1:
-                    is_array, elem, expect = ch == "[", 0, ch == "["
-            elif ch in "]}":
-                depth -= 1
-            elif ch == "," and depth == 1 and is_array:
-                elem += 1
-                expect = True
-            i += 1
-        if len(quote) == 1:
-            quote = ""
-    return lines
-
-
 def _walk(data: Any, loc: tuple) -> tuple:
     """The part of a pydantic error location that exists in ``data`` (union branch
     tags dropped), plus a final missing key."""
@@ -511,45 +415,5 @@ def parse_config(text: str, file: str | None = None) -> tuple[SweepConfig, Locat
                                 key=first.key, line=first.line)
         raise first from None
     return cfg, loc
-
-
-def load_config(path: str | Path, *, check_registries: bool = True,
-                max_cells: int | None = MAX_CELLS):
-    """Load, validate and expand a sweep file.
-
-    Parameters
-    ----------
-    path : str or Path
-        The TOML file.
-    check_registries : bool
-        Check network names, model names and custom model parameters against
-        ``networks.available()``, ``hwmodels.available()`` and
-        ``accsim.accumulators.factory.build_model`` (where those exist).
-    max_cells : int or None
-        Refuse a sweep of more cells (counted before expanding; None: no limit).
-
-    Returns
-    -------
-    accsim.batch.cells.Sweep
-        The validated config and its expanded cells.
-
-    Raises
-    ------
-    ConfigError
-        With file, line and key path of the first problem found.
-    """
-    from .cells import expand
-
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the config: {exc.strerror}", file=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not a text (UTF-8) file: {exc.reason} at byte {exc.start}",
-                          file=str(path)) from None
-    cfg, loc = parse_config(text, str(path))
-    return expand(cfg, loc, text=text, check_registries=check_registries,
-                  max_cells=max_cells)
 
 

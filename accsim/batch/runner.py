@@ -120,7 +120,7 @@ def warm_models(specs: list) -> int:
     try:
         import numpy as np
 
-        from accsim.accumulators.factory import build_model
+        from hwmodels import resolve as build_model
     except ImportError:
         return 0
     n = 0

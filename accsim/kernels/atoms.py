@@ -18,21 +18,14 @@ import math
 from numba import njit
 
 from .bits import JIT, fma, two_prod, two_sum
-from .rounding import RNE, overflow_result, round_dd
+from .rounding import overflow_result, round_dd
+from .vocab import RNE, away_mode, exact_zero_sign
 
 
 @njit(**JIT)
 def _finite_overflow(a, b, s, maxv, ovf, mode):
     neg = s < 0.0
-    if mode == 2 or mode == 5:  # RZ, RO
-        away = False
-    elif mode == 3:
-        away = not neg
-    elif mode == 4:
-        away = neg
-    else:
-        away = True
-    return overflow_result(neg, away, maxv, ovf)
+    return overflow_result(neg, away_mode(mode, neg), maxv, ovf)
 
 
 @njit(**JIT)
@@ -41,7 +34,7 @@ def _exact_zero_sign(x, y, mode):
     in RD unless both are +0; +0 otherwise."""
     if x == 0.0 and y == 0.0 and math.copysign(1.0, x) == math.copysign(1.0, y):
         return x
-    return -0.0 if mode == 4 else 0.0
+    return exact_zero_sign(mode)
 
 
 @njit(**JIT)

@@ -34,7 +34,8 @@ from numba import njit, prange
 
 from .bits import JIT, bits_to_f64, f64_to_bits
 from .rng import random_u64
-from .rounding import (
+from .rounding import round_dd
+from .vocab import (
     FLAG_E8M0,
     FLAG_NO_NEG_ZERO,
     OVF_INF,
@@ -46,7 +47,6 @@ from .rounding import (
     RU,
     RZ,
     SR,
-    round_dd,
 )
 
 _SIGN = np.uint64(1 << 63)

@@ -26,13 +26,19 @@ from numba import njit
 
 from .bits import JIT, f64_to_bits
 from .rng import random_u64
-
-RNE, RNA, RZ, RU, RD, RO, SR = 0, 1, 2, 3, 4, 5, 6
-MODES = {"rne": RNE, "rna": RNA, "rz": RZ, "ru": RU, "rd": RD, "ro": RO, "sr": SR}
-
-OVF_INF, OVF_NAN, OVF_SAT = 0, 1, 2
-FLAG_NO_NEG_ZERO = 1
-FLAG_E8M0 = 2
+from .vocab import (
+    FLAG_E8M0,
+    FLAG_NO_NEG_ZERO,
+    OVF_INF,
+    OVF_NAN,
+    RD,
+    RNA,
+    RNE,
+    RO,
+    RU,
+    SR,
+    away_mode,
+)
 
 _FRAC = np.uint64((1 << 52) - 1)
 _HIDDEN = np.uint64(1 << 52)
@@ -56,18 +62,6 @@ def overflow_result(neg, away, maxv, ovf):
     else:
         r = maxv
     return -r if neg else r
-
-
-@njit(**JIT)
-def _away_mode(mode, neg):
-    """Whether a directed/nearest mode rounds an overflowing magnitude away from zero."""
-    if mode == RZ or mode == RO:
-        return False
-    if mode == RU:
-        return not neg
-    if mode == RD:
-        return neg
-    return True
 
 
 @njit(**JIT)
@@ -223,7 +217,7 @@ def round_dd(hi, lo, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr)
         if mode == SR:
             away = up
         else:
-            away = _away_mode(mode, neg)
+            away = away_mode(mode, neg)
         return overflow_result(neg, away, maxv, ovf)
     if neg:
         if res == 0.0 and (flags & FLAG_NO_NEG_ZERO):

@@ -2,12 +2,12 @@
 
 Every kernel computes ``D = A @ B + C`` for float64 arrays holding values of the unit's
 input formats, chaining steps of ``L`` products along K (``c <- step(a[k:k+L], b[k:k+L],
-c)``). The layout follows hardware.md "The fused, truncated dot-product-add":
+c)``). The layout follows docs/hwmodels.md "The fused, truncated dot-product-add":
 
 * Operands are decoded once (Python side) into an exponent array: ``E = max(floor(log2
   |x|), emin_of_format)`` for nonzero finite values, ``ZSENT`` for zeros (inf/NaN: 0, their
   value decides the result anyway). Product exponents are ``EA[i, k] + EB[k, j]`` (not
-  renormalised, hardware.md step 1); a zero product (sum below ``ZSENT // 2``) takes
+  renormalised, docs/hwmodels.md step 1); a zero product (sum below ``ZSENT // 2``) takes
   ``e_zero``.
 * The aligned, truncated term ``trunc(s_i 2^(e_i - e_max + F))`` is computed as
   ``trunc((a*b) * 2^(F - e_max))`` in binary64: ``a*b`` is exact (at most 22 significant
@@ -28,7 +28,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..kernels.bits import JIT, bits_to_f64, f64_to_bits
+from .bits import JIT, bits_to_f64, f64_to_bits
 
 ZSENT = -(1 << 20)  # exponent code of a zero operand
 _ZLIM = -(1 << 19)  # product exponents below this are zero products
@@ -63,7 +63,7 @@ def exp_of(x):
 def round_out(v, p, emin, maxv, mode_rz, keep_sign=False):
     """Round the exact float64 ``v`` once to precision ``p`` with minimum exponent ``emin``
     (subnormals kept), toward zero (``mode_rz``) or to nearest even; overflow (a result
-    above ``maxv``) gives an infinity; a zero result is +0 (hardware.md step 5), or, with
+    above ``maxv``) gives an infinity; a zero result is +0 (docs/hwmodels.md step 5), or, with
     ``keep_sign``, -0 when a negative ``v`` underflows (AMD CDNA3, as MMA-Sim)."""
     if v == 0.0:
         return 0.0
@@ -119,7 +119,7 @@ NT = 256  # columns per tile
 @njit(**PJIT)
 def nv_fused_matmul(A, B, C, EA, EB, L, F, floor_mode, e_zero, c_emin0, c_emin,
                     p_out, emin_out, maxv_out, rz_out):
-    """Chained fused truncated dot-product-add steps (hardware.md steps 1-5).
+    """Chained fused truncated dot-product-add steps (docs/hwmodels.md steps 1-5).
 
     ``c_emin0``: minimum exponent of C's format (first step); ``c_emin``: of the output's
     storage format (later steps read the previous output back). Work is split into
@@ -228,7 +228,7 @@ def _ovf_inf(p):
 
 @njit(**PJIT)
 def cdna3_matmul(A, B, C, EA, EB, L, F, F2, odd_even, c_emin):
-    """Chained AMD CDNA3 steps (hardware.md "AMD matrix cores", CDNA3 rows; algorithm as
+    """Chained AMD CDNA3 steps (docs/hwmodels.md "AMD matrix cores", CDNA3 rows; algorithm as
     validated by MMA-Sim arXiv:2511.10909, ``tr_fdpa`` / ``gtr_fdpa``):
 
     1. products (one group, or even/odd-indexed groups when ``odd_even``) aligned to the
@@ -284,7 +284,7 @@ def cdna3_matmul(A, B, C, EA, EB, L, F, F2, odd_even, c_emin):
                 else:
                     # MMA-Sim decodes inf/NaN with frexp's exponent 0, i.e. e_c = -1; in
                     # the two-group (fp8) unit such a c is then dropped like a tiny one
-                    # when e_max > F (hardware.md says infinities propagate: unverified)
+                    # when e_max > F (docs/hwmodels.md says infinities propagate: unverified)
                     e_c = -1
                 e_max = max(e_dot, e_c)
                 Jdot = np.floor(Idot * pow2(e_dot - e_max + F2 + 1 - F))
@@ -369,7 +369,7 @@ def _exact_round_f32(terms, n):
 
 @njit(**PJIT)
 def exact_step_matmul(A, B, C, L):
-    """AMD CDNA1 (hardware.md): exact sum of L products and c, one RNE to fp32, chained."""
+    """AMD CDNA1 (docs/hwmodels.md): exact sum of L products and c, one RNE to fp32, chained."""
     M, K = A.shape
     N = B.shape[1]
     D = np.empty((M, N))
@@ -408,7 +408,7 @@ def _ftz(x, keep_sign):
 
 @njit(**PJIT)
 def ftz_pairwise_matmul(A, B, C, P, kinst, a_emin, b_emin):
-    """AMD CDNA2 (hardware.md; MMA-Sim ``MMA_FTZ_MUL_ADD``): inputs with |x| < 2^emin
+    """AMD CDNA2 (docs/hwmodels.md; MMA-Sim ``MMA_FTZ_MUL_ADD``): inputs with |x| < 2^emin
     flushed to +0; products in fp32 (RNE) flushed keeping the sign; groups of P products
     summed pairwise in fp32 ((p0+p1)+(p2+p3)), every sum flushed keeping the sign; the group
     sum added to c (flushed). C is flushed to +0 at the start of every instruction
@@ -448,7 +448,7 @@ def ftz_pairwise_matmul(A, B, C, P, kinst, a_emin, b_emin):
 def nv_grouped_matmul(A, B, C, SA, SB, ESA, ESB, bs, G, L, F, e_zero, c_emin0, c_emin,
                       p_out, emin_out, maxv_out, rz_out):
     """Chained grouped, block-scaled fused steps (NVIDIA ``kind::mxf4`` / ``mxf4nvf4``;
-    hardware.md "first sums groups of G=16 products exactly, then runs the step"; term
+    docs/hwmodels.md "first sums groups of G=16 products exactly, then runs the step"; term
     definition as MMA-Sim ``gst_fdpa``, validated on RTX Blackwell):
 
     * group g of G consecutive k: ``P_g = sum a_k b_k`` exact (float64: the inputs are

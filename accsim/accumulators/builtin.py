@@ -1,0 +1,18 @@
+"""The built-in accumulator families: importing this module registers every one of them.
+
+Each family module registers itself (class, bound, reference) in
+:mod:`accsim.accumulators.registry` on import; this is the list of those modules.
+"""
+
+from . import (  # noqa: F401 - imported for their registrations
+    blocked,
+    fused,
+    kahan,
+    kulisch,
+    pairwise,
+    promotion,
+    recursive,
+)
+from .registry import family_names
+
+__all__ = ["family_names"]

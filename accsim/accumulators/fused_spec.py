@@ -1,0 +1,51 @@
+"""The fused dot-product units' specification, read by the family and by its bound.
+
+What the hardware does, as data and small pure functions (no kernels, no model class):
+the output roundings of the fused unit (``OUT_ROUNDINGS``), the alignment truncations
+(``TRUNCS``), exponent decoding and tf32 input truncation. Sources: MMA-Sim (Xie, Wang,
+Yang, Yang, arXiv:2511.10909, 2025), Fasi, Higham, Mikaitis, Pranesh, "Numerical behavior
+of NVIDIA tensor cores", PeerJ CS 2021, and ``docs/hwmodels.md``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..kernels import fused as fk
+
+__all__ = ["OUT_ROUNDINGS", "TRUNCS", "ZSENT", "decode_exponents", "truncate_tf32"]
+
+ZSENT = fk.ZSENT
+
+# out_rounding -> (storage format, p, emin, max, round toward zero)
+OUT_ROUNDINGS = {
+    "rz-fp32": ("binary32", 24, -126, float(np.finfo(np.float32).max), True),
+    "rne-fp32": ("binary32", 24, -126, float(np.finfo(np.float32).max), False),
+    "rne-fp16": ("binary16", 11, -14, 65504.0, False),
+    "rz-e8m13": ("binary32", 14, -126, math.ldexp(2.0 - 2.0**-13, 127), True),
+}
+TRUNCS = ("rz", "floor")
+
+
+def decode_exponents(X: np.ndarray, emin: int) -> np.ndarray:
+    """Exponents of the values of X decoded in a format with minimum exponent ``emin``
+    (docs/hwmodels.md, notation): ``max(floor(log2|x|), emin)``; zeros get
+    :data:`~accsim.kernels.fused.ZSENT`, inf/NaN get 0."""
+    ax = np.abs(X)
+    fin = np.isfinite(ax) & (ax > 0)
+    e = np.frexp(np.where(fin, ax, 1.0))[1].astype(np.int64) - 1
+    e = np.maximum(e, emin)
+    e = np.where(fin, e, 0)
+    e = np.where(ax == 0, fk.ZSENT, e)
+    return np.ascontiguousarray(e, dtype=np.int32)
+
+
+def truncate_tf32(X: np.ndarray) -> np.ndarray:
+    """fp32 values truncated toward zero to 10 fraction bits (docs/hwmodels.md: "tf32 inputs:
+    an fp32 value is truncated (toward zero) to 10 fraction bits before use")."""
+    bits = np.ascontiguousarray(X, dtype=np.float32).view(np.uint32)
+    nan = np.isnan(X)
+    out = (bits & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)
+    return np.where(nan, np.nan, out)
