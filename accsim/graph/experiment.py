@@ -62,12 +62,12 @@ def load_graph(net, base: Path | None = None):
 
 
 def load_inputs(inp, graph, base: Path | None = None):
-    from .data import foolbox_images, load_npz_inputs, preprocess
+    from .data import foolbox_images, load_npz_inputs, preprocess, registry_images
 
-    if inp.source == "foolbox":
+    if inp.source in ("foolbox", "registry"):
         if inp.dataset is None:
-            raise ValueError("inputs.dataset: required for source = 'foolbox'")
-        x, y = foolbox_images(inp.dataset)
+            raise ValueError(f"inputs.dataset: required for source = {inp.source!r}")
+        x, y = (foolbox_images if inp.source == "foolbox" else registry_images)(inp.dataset)
     else:
         if inp.file is None:
             raise ValueError("inputs.file: required for source = 'npz'")
