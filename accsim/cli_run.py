@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from .datasets import check_output, write_dataset
+
 __all__ = ["register", "run_command", "summary_table", "check_output"]
 
 
@@ -72,32 +74,6 @@ def summary_table(ds):
         row.append(" ".join(f"{f:.3f}" for f in ds["recomputed_fraction_layer"].values[i]))
         t.add_row(*row)
     return t
-
-
-def check_output(out: Path) -> Path:
-    """``ValueError`` unless ``out`` ends in .zarr or .nc and can be written: its directory
-    is writable, or missing with a writable nearest existing ancestor (the directories are
-    created when the results are written). Checked before any work; an existing dataset
-    is replaced atomically."""
-    from .datasets import check_writable
-
-    if out.suffix.lower() not in (".zarr", ".nc"):
-        raise ValueError(f"output must end in .zarr or .nc, got {str(out)!r}")
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if parent.exists() and not parent.is_dir():
-        raise ValueError(f"{str(parent)!r} is not a directory")
-    check_writable(parent / out.name)
-    return out
-
-
-def write_dataset(ds, out: Path) -> Path:
-    """Write atomically with :func:`accsim.datasets.save` (consolidated zarr or netCDF)."""
-    from .datasets import save
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return save(ds, out)
 
 
 def run_command(config: Path, out: Path | None = None, plots: bool | None = None,

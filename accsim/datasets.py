@@ -37,7 +37,8 @@ VARIABLES = {
 }
 
 __all__ = ["DIMS", "VARIABLES", "ENGINES", "SCHEMA_VERSION", "flat_attrs", "make_dataset",
-           "validate", "normalise", "save", "load", "check_writable"]
+           "validate", "normalise", "save", "load", "check_writable", "check_output",
+           "write_dataset"]
 
 
 def _version() -> str:
@@ -267,3 +268,24 @@ def load(path: str | os.PathLike, engine: str | None = None) -> xr.Dataset:
             out = ds.load()
     return _decode(out)
 
+
+def check_output(out: Path) -> Path:
+    """``ValueError`` unless ``out`` ends in .zarr or .nc and can be written: its directory
+    is writable, or missing with a writable nearest existing ancestor (the directories are
+    created when the results are written). Checked before any work; an existing dataset
+    is replaced atomically."""
+    if out.suffix.lower() not in (".zarr", ".nc"):
+        raise ValueError(f"output must end in .zarr or .nc, got {str(out)!r}")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ValueError(f"{str(parent)!r} is not a directory")
+    check_writable(parent / out.name)
+    return out
+
+
+def write_dataset(ds, out: Path) -> Path:
+    """Write atomically with :func:`accsim.datasets.save` (consolidated zarr or netCDF)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return save(ds, out)

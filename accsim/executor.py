@@ -155,8 +155,13 @@ class LayerContext:
 
     def abs_sum(self) -> np.ndarray:
         """``|W||X| + |b|`` in binary64 (BLAS; non-negative terms)."""
-        return self._cached(self._key("S"),
-                            lambda: np.abs(self.layer.W) @ np.abs(self.X) + np.abs(self.C))
+        return self._cached(self._key("S"), self._abs_sum)
+
+    def _abs_sum(self) -> np.ndarray:
+        # non-finite activations (an overflowed layer) give inf/NaN here; they are
+        # counted and reported as non-finite results, so numpy's warning is noise
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.abs(self.layer.W) @ np.abs(self.X) + np.abs(self.C)
 
     def bound(self, model) -> np.ndarray:
         return self._cached(self._key("bound", model), lambda: self._bound(model))

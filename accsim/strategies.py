@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .cost import LayerCost, layer_cost
+from .kappa import kappa_phi
 
 __all__ = ["Decision", "Strategy", "Uniform", "Adaptive", "MultiLevel", "bound_constant",
            "CRITERIA", "CONSTANTS", "model_key", "cauchy_schwarz_estimate", "Control",
@@ -293,9 +294,7 @@ class Adaptive(Strategy):
     def _kappa_phi(self, ctx, v_low):
         last = getattr(ctx, "last", False)
         if last and self.output_kappa is not None:
-            from .executor import kappa_phi
-
-            return kappa_phi(self.output_kappa, v_low)
+            return np.asarray(kappa_phi(v_low, self.output_kappa), np.float64)
         return ctx.kappa_phi(v_low)
 
     def select(self, ctx, v_low):

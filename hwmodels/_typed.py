@@ -18,6 +18,7 @@ from accsim.accumulators.base import Accumulator, Model
 from accsim.arrays import check_matmul_shapes
 from accsim.formats import from_dtype, from_ml_dtypes
 from accsim.rounding import round as _round
+from accsim.seeds import check_seed
 
 # PTX / AMD type names -> (numpy dtype, accsim format name)
 DTYPES = {
@@ -128,8 +129,6 @@ class HardwareModel(Model):
             match, K not a multiple of the instruction's k, or scales given to a non-MX
             instruction / scales of the wrong dtype or shape.
         """
-        from accsim.seeds import check_seed
-
         check_seed(seed)  # ignored, but held to the one seed rule
         A = self._check(A, "A", self.a_dtype, "input")
         B = self._check(B, "B", self.b_dtype, "input")

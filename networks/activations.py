@@ -138,6 +138,7 @@ def kappa(name, z):
     den = np.abs(phi(name, z))
     out = np.empty_like(num)
     nz = den != 0
-    out[nz] = num[nz] / den[nz]
+    with np.errstate(invalid="ignore"):  # inf / inf in saturation: NaN, documented above
+        out[nz] = num[nz] / den[nz]
     out[~nz] = np.where(num[~nz] == 0, 0.0, np.inf)
     return out

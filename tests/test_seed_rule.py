@@ -13,7 +13,7 @@ from accsim import atoms
 from accsim.batch import ConfigError
 from accsim.batch.config import parse_config
 from accsim.cli import app
-from accsim.formats import to_ml_dtypes
+from accsim.codecs import to_ml_dtypes
 from accsim.run_config import parse_config as parse_run
 from accsim.seeds import check_seed
 

@@ -41,7 +41,7 @@ def graph_run_command(config: Path, out: Path | None = None, quiet: bool = False
     only an earlier run of the same configuration is replaced without ``force``."""
     from rich.console import Console
 
-    from ..cli_run import check_output
+    from ..datasets import check_output
     from .config import load_graph_config
 
     console = Console(quiet=quiet, width=max(Console().width, 150))
@@ -66,7 +66,7 @@ def graph_run_command(config: Path, out: Path | None = None, quiet: bool = False
 def _graph_run_locked(cfg, config, out, console, digest, quiet):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..cli_run import write_dataset
+    from ..datasets import write_dataset
     from .experiment import graph_dataset, prepare_graph, run_graph_plan
 
     plan = prepare_graph(cfg)
