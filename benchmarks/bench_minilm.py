@@ -11,7 +11,7 @@ Measures, in the same run:
   sentences per second at 32 tokens;
 * the binary64 reference forward pass (BLAS) for scale.
 
-Requires ``the set-up (make run or make test)``. Run: ``python benchmarks/bench_minilm.py
+Requires ``make test`` (or ``make minilm``). Run: ``python benchmarks/bench_minilm.py
 [--sentences 8]``; writes ``benchmarks/results/minilm.json``.
 """
 

