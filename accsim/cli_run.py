@@ -94,7 +94,7 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
         return graph_run_command(config, out, quiet=quiet, force=force)
     out_given = out is not None
 
-    console = Console(quiet=quiet, width=max(Console().width, 150))
+    console = Console(quiet=quiet, width=max(Console().width, 240))  # the table is wide
     cfg = load_config(config)
     out = Path(out) if out is not None else Path(cfg.run.output)
     try:
