@@ -172,6 +172,21 @@ def _parse_key(key: str) -> tuple:
     return tuple(out)
 
 
+def validation_messages(exc: ValidationError, where) -> list[str]:
+    """One ``FILE:LINE: key: message`` per pydantic error (duplicates dropped, order
+    kept); ``where(key)`` places a dotted key in the file."""
+    msgs = []
+    for e in exc.errors(include_url=False):
+        key = _loc(tuple(p for p in e["loc"] if p not in _UNION_TAGS)) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (not allowed here)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        msgs.append(f"{where(key)}: {msg}")
+    return list(dict.fromkeys(msgs))
+
+
 def _loc(loc) -> str:
     out = ""
     for part in loc:
@@ -200,16 +215,7 @@ def parse_config(data: dict, source: str = "<config>", text: str | None = None) 
     except ValidationError as exc:
         probe = RunConfig.model_construct()
         probe._source, probe._lines = source, lines
-        msgs = []
-        for e in exc.errors(include_url=False):
-            key = _loc(tuple(p for p in e["loc"] if p not in _UNION_TAGS)) or "(top level)"
-            msg = e["msg"].removeprefix("Value error, ")
-            if e["type"] == "extra_forbidden":
-                msg = "unknown key (not allowed here)"
-            elif e["type"] == "missing":
-                msg = "required key is missing"
-            msgs.append(f"{probe.where(key)}: {msg}")
-        msgs = list(dict.fromkeys(msgs))
+        msgs = validation_messages(exc, probe.where)
         head = "invalid configuration:\n  " if len(msgs) > 1 else ""
         raise ValueError(head + "\n  ".join(msgs)) from None
     cfg._source, cfg._lines = source, lines

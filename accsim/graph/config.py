@@ -46,7 +46,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from ..run_config import _UNION_TAGS, StrategySpec, _loc, _parse_key
+from ..run_config import StrategySpec, _parse_key, validation_messages
 
 __all__ = ["GraphRunConfig", "load_graph_config", "is_graph_config", "resolve_file"]
 
@@ -159,16 +159,7 @@ def load_graph_config(path) -> GraphRunConfig:
     except ValidationError as exc:
         probe = GraphRunConfig.model_construct()
         probe._source, probe._lines = str(path), lines
-        msgs = []
-        for e in exc.errors(include_url=False):
-            key = _loc(tuple(p for p in e["loc"] if p not in _UNION_TAGS)) or "(top level)"
-            msg = e["msg"].removeprefix("Value error, ")
-            if e["type"] == "extra_forbidden":
-                msg = "unknown key (not allowed here)"
-            elif e["type"] == "missing":
-                msg = "required key is missing"
-            msgs.append(f"{probe.where(key)}: {msg}")
-        raise ValueError("\n  ".join(dict.fromkeys(msgs))) from None
+        raise ValueError("\n  ".join(validation_messages(exc, probe.where))) from None
     cfg._source, cfg._lines = str(path), lines
     for i, s in enumerate(cfg.strategies):
         try:
