@@ -29,8 +29,8 @@ SHIPPED = ("paper_mlp.toml", "tanh_mlp.toml", "cnn.toml")
 
 def warm(paths) -> float:
     """Run each run config on 96 inputs (no output); returns the seconds spent."""
-    from .experiment import prepare, run_plan
-    from .run_config import load_config
+    from accsim.run.config import load_config
+    from accsim.run.experiment import prepare, run_plan
 
     t0 = time.perf_counter()
     for path in paths:
@@ -49,8 +49,8 @@ def warm(paths) -> float:
 
 def kernel_jobs(paths) -> list[tuple]:
     """One job per distinct kernel the configs' models use, plus rounding and exact."""
-    from .experiment import resolve_model
-    from .run_config import load_config
+    from accsim.run.config import load_config
+    from accsim.run.experiment import resolve_model
 
     jobs, seen = [], set()
     for path in paths:
@@ -66,9 +66,9 @@ def kernel_jobs(paths) -> list[tuple]:
 
 def run_job(job: tuple) -> float:
     """Compile one kernel (in a worker process); returns the seconds spent."""
-    from . import exact
-    from .accumulators.factory import build_model
-    from .rounding import round as round_
+    from accsim.accumulators.factory import build_model
+    from accsim.numbers import exact
+    from accsim.numbers.rounding import round as round_
 
     t0 = time.perf_counter()
     kind, spec = job
@@ -111,8 +111,7 @@ def _prepare_on_digits(cfg):
     import tempfile
 
     import networks
-
-    from .experiment import prepare
+    from accsim.run.experiment import prepare
 
     _, _, x, y = networks.digits_dataset()
     with tempfile.TemporaryDirectory(prefix="accsim-warmup-") as tmp:

@@ -1,4 +1,4 @@
-"""Speed of the exact reference ``accsim.exact.matmul`` against mpmath and math.fsum.
+"""Speed of the exact reference ``accsim.numbers.exact.matmul`` against mpmath and math.fsum.
 
 All three compute the same correctly rounded ``A @ B`` (checked on the baseline
 subset); speeds are in M MAC/s (multiply-accumulates per second), measured in one run so
@@ -23,7 +23,7 @@ import time
 import mpmath
 import numpy as np
 
-from accsim import exact
+from accsim.numbers import exact
 
 _SPLIT = 134217729.0  # 2^27 + 1 (Veltkamp)
 

@@ -12,7 +12,7 @@ For each network and accumulator model, timed in the same run on the same images
   (``reference=False``): lowering (im2col), kernels, activations, rounding, the
   elementwise ops and the scaling;
 * ``graph+reference``: the full run of ``accsim run``: plus the exact reference
-  (``accsim.exact.matmul``) and the componentwise bound of every component.
+  (``accsim.numbers.exact.matmul``) and the componentwise bound of every component.
 
 ``ratio`` = graph rate / kernel rate (the target is > 0.5, i.e. the graph costs less
 than 2x the raw kernels). MAC counts are the networks' multiply-adds per image times
@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import numpy as np  # noqa: E402
 
 from accsim import round as _round  # noqa: E402
-from accsim.executor import run_model  # noqa: E402
 from accsim.graph import Assignment, run_graph  # noqa: E402
 from accsim.graph.config import load_graph_config  # noqa: E402
 from accsim.graph.experiment import load_graph, load_inputs  # noqa: E402
-from accsim.strategies import Uniform  # noqa: E402
+from accsim.run.executor import run_model  # noqa: E402
+from accsim.run.strategies import Uniform  # noqa: E402
 from hwmodels import resolve  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -38,8 +38,8 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=32)
     args = ap.parse_args()
 
-    from accsim.op_runner import ReferenceRunner, SimRunner
-    from accsim.opclass import MATMUL_CLASSES, OpModels, resolve_model
+    from accsim.transformer.op_runner import ReferenceRunner, SimRunner
+    from accsim.transformer.opclass import MATMUL_CLASSES, OpModels, resolve_model
     from networks.minilm import load_weights
     from networks.transformer import encode
 

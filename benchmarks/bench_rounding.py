@@ -25,7 +25,7 @@ import numba
 import numpy as np
 
 import accsim
-import accsim.formats
+import accsim.numbers.formats
 
 ROOT = Path(__file__).resolve().parents[1]
 

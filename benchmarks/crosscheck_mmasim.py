@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 import hwmodels  # noqa: E402
-from accsim.formats import format as get_format  # noqa: E402
+from accsim.numbers.formats import format as get_format  # noqa: E402
 from hwmodels import amd, nvidia  # noqa: E402
 from hwmodels._typed import DTYPES  # noqa: E402
 
@@ -78,7 +78,7 @@ def _codes(rng, t, shape, mode, ctx=None):
             return x.astype(np.float32)
         if t == "f64":
             return x
-        from accsim.codecs import to_ml_dtypes
+        from accsim.numbers.codecs import to_ml_dtypes
 
         return to_ml_dtypes(x, fmt)
     if mode in ("gauss", "spread") or fmt.bits > 16:
@@ -104,7 +104,7 @@ def _codes(rng, t, shape, mode, ctx=None):
             return x.astype(np.float32)
         if t == "f64":
             return x
-        from accsim.codecs import to_ml_dtypes
+        from accsim.numbers.codecs import to_ml_dtypes
 
         return to_ml_dtypes(x, fmt)
     n = 1 << fmt.bits
@@ -271,7 +271,7 @@ def check_probes(model, op, rng):
     cases = probe_cases(model, rng)
     if not cases:
         return 0, 0, None
-    from accsim.codecs import to_ml_dtypes
+    from accsim.numbers.codecs import to_ml_dtypes
 
     A = np.array([c[0] for c in cases])
     B = np.array([c[1] for c in cases]).T

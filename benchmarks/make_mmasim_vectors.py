@@ -139,7 +139,7 @@ def _plain_cases(model, op, rng):
         out.append((mode, A, B, C, cc._from_torch(tc), None, None))
     probes = cc.probe_cases(model, rng)
     if probes:
-        from accsim.codecs import to_ml_dtypes
+        from accsim.numbers.codecs import to_ml_dtypes
 
         conv = []
         for X, t in ((np.array([c[0] for c in probes]), model.a_type),

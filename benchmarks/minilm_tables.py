@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import xarray as xr
 
-from accsim.embed_metrics import paired_log_ratio
+from accsim.transformer.embed_metrics import paired_log_ratio
 
 COLS = [("emb_err_median", "median emb. rel. err", "{:.2e}"),
         ("emb_err_max", "max emb. rel. err", "{:.2e}"),

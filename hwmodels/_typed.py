@@ -15,10 +15,10 @@ import ml_dtypes
 import numpy as np
 
 from accsim.accumulators.base import Accumulator, Model
-from accsim.arrays import check_matmul_shapes
-from accsim.formats import from_dtype, from_ml_dtypes
-from accsim.rounding import round as _round
-from accsim.seeds import check_seed
+from accsim.numbers.arrays import check_matmul_shapes
+from accsim.numbers.formats import from_dtype, from_ml_dtypes
+from accsim.numbers.rounding import round as _round
+from accsim.numbers.seeds import check_seed
 
 # PTX / AMD type names -> (numpy dtype, accsim format name)
 DTYPES = {
@@ -225,7 +225,7 @@ class HardwareModel(Model):
         return self.accumulator.matmul(A64, B64, C64)
 
     def error_bound(self, A, B, C=None, kind: str = "deterministic", **kw) -> np.ndarray:
-        """The accumulator's error bound (see :mod:`accsim.bounds`)."""
+        """The accumulator's error bound (see :mod:`accsim.accumulators.bounds`)."""
         return self.accumulator.error_bound(A, B, C, kind=kind, **kw)
 
     def cost_bits(self, n: int) -> float:

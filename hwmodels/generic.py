@@ -19,7 +19,7 @@ from accsim.accumulators.kulisch import KulischSum
 from accsim.accumulators.pairwise import PairwiseSum
 from accsim.accumulators.promotion import PromotedSum
 from accsim.accumulators.recursive import RecursiveSum
-from accsim.formats import FloatFormat
+from accsim.numbers.formats import FloatFormat
 
 from . import register
 

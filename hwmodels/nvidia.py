@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from accsim.accumulators.fused import FusedDot
 from accsim.accumulators.recursive import RecursiveSum
-from accsim.formats import format as get_format
+from accsim.numbers.formats import format as get_format
 
 from . import register
 from ._typed import DTYPES, HardwareModel

@@ -131,7 +131,7 @@ def kappa(name, z):
     -----
     This is the literal quotient, accurate away from saturation; for large ``|z|``
     (``1 - tanh(z)^2`` cancels, ``phi`` underflows) use the closed forms of
-    :func:`accsim.kappa.kappa_phi`, which the executor uses.
+    :func:`accsim.analysis.kappa.kappa_phi`, which the executor uses.
     """
     z = _as_float(z)
     num = np.abs(z * dphi(name, z))

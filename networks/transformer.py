@@ -12,10 +12,10 @@ and the sentence-transformers head (mean pooling over the tokens, L2 normalisati
 3. mean of the last hidden states over the tokens; division by the L2 norm.
 
 Every inner product and every reduction goes through the runner, by operation class
-(:mod:`accsim.opclass`): ``linear(cls, W, X, b, activation)`` for the projections
+(:mod:`accsim.transformer.opclass`): ``linear(cls, W, X, b, activation)`` for the projections
 (``qkv``, ``attn_out``, ``ffn_in``, ``ffn_out``), ``attention_probs`` for the
 composition ``softmax(QK^T)`` (``scores`` then the ``softmax_sum`` reduction: the
-look-ahead strategy of :mod:`accsim.lamp` acts here), ``matmul("context", P, V)`` and
+look-ahead strategy of :mod:`accsim.transformer.lamp` acts here), ``matmul("context", P, V)`` and
 ``reduce(cls, X)`` for the softmax denominator, LayerNorm mean and variance, pooling
 sum and squared norm. Elementwise operations (exp, division, sqrt, GELU, residual
 additions, scaling) are evaluated in binary64 and their result passed through

@@ -7,7 +7,7 @@ Usage::
 
 The configuration's ``[run]`` section is overridden by the options; everything else
 (models, strategies, controls, reference) is the configuration's. Writes the dataset
-(``accsim.experiment.to_dataset``) and prints the summary table.
+(``accsim.run.experiment.to_dataset``) and prints the summary table.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 def main(argv=None) -> int:
     from rich.console import Console
 
-    from accsim.cli_run import summary_table, write_dataset
-    from accsim.experiment import prepare, run_plan, to_dataset
-    from accsim.run_config import load_config
+    from accsim.cli.run import summary_table, write_dataset
+    from accsim.run.config import load_config
+    from accsim.run.experiment import prepare, run_plan, to_dataset
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("config")

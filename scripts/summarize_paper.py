@@ -29,7 +29,7 @@ def _open(path):
 
 
 def table(paths) -> str:
-    from accsim.stats import mcnemar
+    from accsim.analysis.stats import mcnemar
 
     dss = [_open(p) for p in paths]
     labels = [str(s) for s in dss[0]["strategy"].values]

@@ -1,4 +1,4 @@
-"""accsim.atoms add/mul/fma: one rounding of the exact result, against Fraction."""
+"""accsim.numbers.atoms add/mul/fma: one rounding of the exact result, against Fraction."""
 
 
 import numpy as np
@@ -7,7 +7,7 @@ import reference as R  # noqa: E402
 from helpers import same_bits
 
 import accsim
-import accsim.atoms as A
+import accsim.numbers.atoms as A
 from accsim.kernels.rng import random_words
 
 MODES = list(accsim.rounding.MODES)

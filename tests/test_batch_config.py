@@ -10,7 +10,7 @@ import pytest
 from accsim.batch import ConfigError, json_schema, load_config
 from accsim.batch.cells import derive_seed
 from accsim.batch.config import parse_config
-from accsim.tomlkeys import key_lines
+from accsim.run.tomlkeys import key_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 HW = "ampere:mma.m16n8k16.f32.f16.f16.f32"

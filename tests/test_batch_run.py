@@ -1,8 +1,8 @@
 """Running sweeps: local and dask execution, resume after SIGKILL, failures, plots.
 
-Most tests inject the clearly-marked test double ``accsim.batch.doubles.fake_evaluate``
+Most tests inject the clearly-marked test double ``tests/doubles.py:fake_evaluate``
 (a pure function of its arguments) as the cell function; ``test_real_sweep_*`` runs the
-shipped default, ``accsim.experiment.evaluate``, on a tiny sweep. One LocalCluster (2
+shipped default, ``accsim.run.experiment.evaluate``, on a tiny sweep. One LocalCluster (2
 worker processes, loopback only) is shared by the module.
 """
 
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from doubles import UNLUCKY_SAMPLES
 
 from accsim.batch import RESULT_KEYS, load_config, open_results, run_sweep
-from accsim.batch.doubles import UNLUCKY_SAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
-DOUBLE = "accsim.batch.doubles:fake_evaluate"
+DOUBLE = "doubles:fake_evaluate"
 HW = "ampere:mma.m16n8k16.f32.f16.f16.f32"
 HW2 = "ampere:mma.m16n8k8.f32.tf32.tf32.f32"
 
@@ -180,7 +180,7 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
 
 
 def test_plot_and_pareto(tmp_path):
-    from accsim.plot_sweep import pareto_front, plot_store
+    from accsim.plots.sweep import pareto_front, plot_store
 
     x = np.array([1.0, 2.0, 3.0, 4.0, 2.0])
     y = np.array([0.5, 0.7, 0.6, 0.9, 0.4])
@@ -197,7 +197,7 @@ def test_plot_and_pareto(tmp_path):
 def _real_available():
     try:
         import accsim.accumulators.factory  # noqa: F401
-        import accsim.experiment  # noqa: F401
+        import accsim.run.experiment  # noqa: F401
     except ImportError:
         return False
     return True
@@ -233,9 +233,9 @@ tau = 1.0
 """
 
 
-@pytest.mark.skipif(not _real_available(), reason="accsim.experiment / factory missing")
+@pytest.mark.skipif(not _real_available(), reason="accsim.run.experiment / factory missing")
 def test_real_sweep_in_process(tmp_path):
-    """The shipped default cell function (accsim.experiment.evaluate) on a tiny sweep."""
+    """The shipped default cell function (accsim.run.experiment.evaluate) on a tiny sweep."""
     sw = load_config(sweep_file(tmp_path, REAL))
     one = run_sweep(sw, tmp_path / "one", progress=False)
     assert one.ok, [f["error"] for f in one.failures]
@@ -246,7 +246,7 @@ def test_real_sweep_in_process(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _real_available(), reason="accsim.experiment / factory missing")
+@pytest.mark.skipif(not _real_available(), reason="accsim.run.experiment / factory missing")
 def test_real_sweep_local_equals_cluster(tmp_path, cluster):
     """The shipped default cell function: in-process and 2 workers agree bit for bit
     (slow: each worker process loads the digits data once)."""

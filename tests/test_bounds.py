@@ -1,4 +1,4 @@
-"""accsim.bounds / accsim.verify / accsim.kappa: every registered model's bound holds on
+"""accsim.analysis (bounds, verify, kappa): every registered model's bound holds on
 adversarial inputs; broken models are caught; float bounds never fall below the exact
 (Fraction) bound."""
 
@@ -14,7 +14,7 @@ from helpers import MODES  # noqa: E402
 
 import accsim
 import hwmodels
-from accsim import bounds, exact, kappa, verify
+from accsim.accumulators import bounds, exact, kappa, verify
 from accsim.accumulators.blocked import BlockedSum
 from accsim.accumulators.kahan import KahanSum
 from accsim.accumulators.kulisch import KulischSum

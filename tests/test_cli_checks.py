@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from accsim import datasets
 from accsim.cli import app
+from accsim.run import datasets
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -52,7 +52,7 @@ def test_check_writable_tries_the_directory():
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
 def test_verify_unwritable_out_fails_before_work(monkeypatch):
-    import accsim.verify
+    import accsim.analysis.verify
 
     monkeypatch.setattr(accsim.verify, "verify", lambda *a, **k: pytest.fail("work done"))
     r = runner.invoke(app, ["verify", "-m", "fp16-recursive-rne", "--n", "8", "--samples",
@@ -62,7 +62,7 @@ def test_verify_unwritable_out_fails_before_work(monkeypatch):
 
 
 def test_run_checks_output_before_work(tmp_path, monkeypatch):
-    import accsim.experiment
+    import accsim.run.experiment
 
     monkeypatch.setattr(accsim.experiment, "run_plan", lambda *a, **k: pytest.fail("work"))
     for out, msg in ((tmp_path / "o.csv", ".zarr or .nc"),
@@ -78,7 +78,7 @@ def test_run_checks_output_before_work(tmp_path, monkeypatch):
 
 
 def test_run_creates_missing_output_directories(tmp_path):
-    from accsim.cli_run import check_output
+    from accsim.cli.run import check_output
 
     out = tmp_path / "a" / "b" / "o.zarr"
     assert check_output(out) == out
@@ -87,7 +87,7 @@ def test_run_creates_missing_output_directories(tmp_path):
 
 # ------------------------------------------------------------- run config: file:line
 def test_run_config_errors_name_file_and_line(tmp_path):
-    from accsim.run_config import load_config
+    from accsim.run.config import load_config
 
     p = tmp_path / "c.toml"
     p.write_text(RUN_TOML.format(out="o.zarr", samples=4).replace(
@@ -102,7 +102,7 @@ def test_run_config_errors_name_file_and_line(tmp_path):
 
 
 def test_samples_larger_than_test_split(tmp_path):
-    from accsim.experiment import select_samples
+    from accsim.run.experiment import select_samples
 
     with pytest.raises(ValueError, match="exceeds the test split"):
         select_samples(100, 101, 0)

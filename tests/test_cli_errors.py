@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import hwmodels
 from accsim.batch import ConfigError, load_config
 
-DOUBLE = "accsim.batch.doubles:fake_evaluate"
+DOUBLE = "doubles:fake_evaluate"
 runner = CliRunner()
 
 
@@ -104,7 +104,7 @@ def test_exponent_bits_zero(tmp_path):
         models='[models.m]\nfamily = "recursive"\n'
                'acc_format = { exponent_bits = 0, mantissa_bits = 3 }\n', grid='low = "m"'),
         "exponent_bits must be in 1..11")
-    from accsim.formats import FloatFormat
+    from accsim.numbers.formats import FloatFormat
 
     with pytest.raises(ValueError, match="exponent_bits"):
         FloatFormat.from_bits(0, 3)

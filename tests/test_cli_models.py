@@ -4,7 +4,7 @@ from typer.testing import CliRunner
 
 import hwmodels
 from accsim.cli import app
-from accsim.cli_models import models_table
+from accsim.cli.models import models_table
 
 runner = CliRunner()
 

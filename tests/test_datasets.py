@@ -1,4 +1,4 @@
-"""accsim.datasets: schema, flat attributes, atomic zarr / netCDF round trips."""
+"""accsim.run.datasets: schema, flat attributes, atomic zarr / netCDF round trips."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from accsim import datasets
 from accsim.accumulators.recursive import RecursiveSum
+from accsim.run import datasets
 
 
 def _ds():

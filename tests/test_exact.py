@@ -1,4 +1,4 @@
-"""accsim.exact against fractions.Fraction and mpmath (bits compared, never allclose)."""
+"""accsim.numbers.exact against fractions.Fraction and mpmath (bits compared, never allclose)."""
 
 from fractions import Fraction
 
@@ -7,7 +7,7 @@ import mpmath
 import numpy as np
 import pytest
 
-from accsim import exact
+from accsim.numbers import exact
 
 TWO = Fraction(2)
 MAXF = (2 - TWO**-52) * TWO**1023

@@ -7,9 +7,9 @@ import pytest
 
 import accsim
 from accsim.accumulators.factory import build_model
-from accsim.cost import inner_product_bits, layer_cost
-from accsim.executor import run_batch
-from accsim.strategies import Adaptive, MultiLevel, Uniform
+from accsim.run.cost import inner_product_bits, layer_cost
+from accsim.run.executor import run_batch
+from accsim.run.strategies import Adaptive, MultiLevel, Uniform
 
 FP8 = {"family": "blocked", "block": 8, "inner_format": "float8_e4m3",
        "outer_format": "float8_e4m3", "mode": "rne"}

@@ -13,8 +13,8 @@ import reference as R  # noqa: E402
 from helpers import bits_equal
 
 import accsim
-from accsim import codecs
-from accsim import formats as F
+from accsim.numbers import codecs
+from accsim.numbers import formats as F
 
 SMALL = [n for n in F.available_formats() if F.format(n).bits <= 16]
 REF_PRESETS = {c().name: c() for c in R.ALL_FORMATS}

@@ -24,7 +24,7 @@ from accsim.graph import (
 )
 from accsim.graph.controls import OracleControl, RandomControl
 from accsim.graph.scaling import pow2_scale
-from accsim.strategies import Adaptive, Uniform
+from accsim.run.strategies import Adaptive, Uniform
 
 FP8 = {"family": "blocked", "block": 8, "inner_format": "float8_e4m3",
        "outer_format": "float8_e4m3", "mode": "rne"}
@@ -88,8 +88,8 @@ def test_conv_lowering_matches_direct_convolution_bits():
 def test_mlp_and_cnn_through_graph_equal_dense_executor_bits():
     """The shipped networks through the graph give the executor's bits."""
     import networks
-    from accsim.executor import run_batch
     from accsim.graph.from_network import graph_from_network
+    from accsim.run.executor import run_batch
 
     x = networks.digits_dataset()[2][:6]
     for name in ("mlp-relu", "cnn-relu"):

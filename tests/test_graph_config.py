@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from accsim.cli_run import run_command
+from accsim.cli.run import run_command
 
 TOML = """
 [network]

@@ -1,4 +1,4 @@
-"""LAMP look-ahead selection (accsim.lamp) against exact enumeration."""
+"""LAMP look-ahead selection (accsim.transformer.lamp) against exact enumeration."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from accsim import lamp
+from accsim.transformer import lamp
 
 
 def _amp_fraction(p, S):

@@ -21,13 +21,8 @@ try:
 except minilm.ModelMissing as exc:
     pytest.skip(str(exc), allow_module_level=True)
 
-from accsim.op_runner import (  # noqa: E402
-    AttentionPolicy,
-    LinearPolicy,
-    ReferenceRunner,
-    SimRunner,
-)
-from accsim.opclass import MATMUL_CLASSES, OpModels, op_result, resolve_model  # noqa: E402
+from accsim.transformer.op_runner import AttentionPolicy, LinearPolicy, ReferenceRunner, SimRunner  # noqa: E402
+from accsim.transformer.opclass import MATMUL_CLASSES, OpModels, op_result, resolve_model  # noqa: E402
 from networks.transformer import Trace, encode  # noqa: E402
 
 HOPPER = "hopper:wgmma.m64n8k32.f32.e4m3.e4m3"
@@ -246,7 +241,7 @@ def test_lamp_recomputes_few_scores_and_helps(w1, tok):
     encode(w1, ids, SimRunner(ops), trace=tr_u)
     r = SimRunner(ops, attention=AttentionPolicy("lamp", resolve_model(FP32), tau=1.2))
     encode(w1, ids, r, trace=tr_l)
-    from accsim.embed_metrics import attention_kl
+    from accsim.transformer.embed_metrics import attention_kl
 
     kl_u = attention_kl(tr_u.probs, tr_ref.probs)[0].mean()
     kl_l = attention_kl(tr_l.probs, tr_ref.probs)[0].mean()

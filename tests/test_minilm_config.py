@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accsim.minilm_run import expand, load_config
+from accsim.transformer.minilm_run import expand, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = """
@@ -68,7 +68,7 @@ def test_tiny_run_writes_results(tmp_path):
         pytest.skip(str(exc))
     import xarray as xr
 
-    from accsim.minilm_run import run
+    from accsim.transformer.minilm_run import run
 
     p = _write(tmp_path, """
 [[strategies]]

@@ -157,12 +157,12 @@ def test_dphi_matches_finite_difference(name):
 
 
 def test_network_kappa_agrees_with_accsim_kappa_phi():
-    """networks.kappa (the literal |z phi'(z) / phi(z)|) and accsim.kappa.kappa_phi
+    """networks.kappa (the literal |z phi'(z) / phi(z)|) and accsim.analysis.kappa.kappa_phi
     (method.md's closed forms, used by the executor) are written independently: they
     agree where the literal quotient is accurate (z != 0, |z| <= 5, nothing underflows);
     in saturation (e.g. tanh, |z| > 8: 1 - tanh^2 cancels) only the closed forms are
-    accurate, which is why the executor uses accsim.kappa."""
-    from accsim.kappa import kappa_phi
+    accurate, which is why the executor uses accsim.analysis.kappa."""
+    from accsim.analysis.kappa import kappa_phi
     from networks.activations import dphi, phi
 
     z = np.concatenate([np.linspace(-30, 30, 2001), [1e-300, -1e-300, 700.0]])

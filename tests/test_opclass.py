@@ -1,4 +1,4 @@
-"""Operation-class models and per-tensor scaled hardware models (accsim.opclass)."""
+"""Operation-class models and per-tensor scaled hardware models (accsim.transformer.opclass)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import hwmodels
-from accsim import exact
-from accsim.opclass import (
+from accsim.numbers import exact
+from accsim.transformer.opclass import (
     Float64,
     OpModels,
     PerTensorScaled,

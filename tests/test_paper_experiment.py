@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 import networks
-from accsim import exact
 from accsim.accumulators.factory import build_model
-from accsim.executor import ComputeCache, LayerContext, run_batch
-from accsim.experiment import Plan, run_plan, to_dataset
-from accsim.stats import bootstrap_ci, mcnemar, paired_summary
-from accsim.strategies import (
+from accsim.analysis.stats import bootstrap_ci, mcnemar, paired_summary
+from accsim.numbers import exact
+from accsim.run.executor import ComputeCache, LayerContext, run_batch
+from accsim.run.experiment import Plan, run_plan, to_dataset
+from accsim.run.strategies import (
     Adaptive,
     Control,
     Uniform,
@@ -247,7 +247,7 @@ def test_dataset_has_label_free_metrics_paired_stats_and_bound_facts():
     assert ds["delta"].values[ref] == 0 and ds["p_mcnemar"].values[ref] == 1.0
     assert ds["correct"].shape == (3, 60) and ds["agree"].dtype == bool
     # the agreement and logit error are those of the exact network's logits
-    from accsim.executor import exact_logits
+    from accsim.run.executor import exact_logits
 
     ex = exact_logits(plan.network, plan.x)
     assert np.array_equal(ds["agree"].values[0],

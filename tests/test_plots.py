@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from accsim import datasets
+from accsim.run import datasets
 
 
 def _verify_ds(rel):
@@ -22,7 +22,7 @@ def _verify_ds(rel):
 
 
 def test_verify_plot_keeps_zero_errors(tmp_path):
-    from accsim.plot_verify import curves, save_plot
+    from accsim.plots.verify import curves, save_plot
 
     rel = np.zeros((2, 2, 2))
     rel[1, 1] = [1e-5, 3e-5]
@@ -34,7 +34,7 @@ def test_verify_plot_keeps_zero_errors(tmp_path):
 
 
 def test_tau_labels_merge_overlapping_points():
-    from accsim.plot_run import tau_labels
+    from accsim.plots.run import tau_labels
 
     got = tau_labels(np.array([1.0e6, 1.001e6, 2e6]), np.array([0.9, 0.9, 0.9]),
                      np.array([3.0, 0.3, 30.0]))
@@ -44,7 +44,7 @@ def test_tau_labels_merge_overlapping_points():
 def test_sweep_plot_averages_replicates_and_rejects_other_stores(tmp_path):
     import xarray as xr
 
-    from accsim.plot_sweep import plot_store, replicate_groups
+    from accsim.plots.sweep import plot_store, replicate_groups
 
     ds = xr.Dataset({"accuracy": ("cell", [0.5, 0.7, 0.9])},
                     coords={"cell": [0, 1, 2], "model": ("cell", ["a", "a", "b"]),

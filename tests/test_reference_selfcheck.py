@@ -67,9 +67,9 @@ def test_decode_matches_ml_dtypes_and_encode_roundtrips(ctor):
 
 
 def test_format_facts_match_accsim_presets():
-    """The preset facts agree with accsim.formats (duck typing: ref_round accepts its
+    """The preset facts agree with accsim.numbers.formats (duck typing: ref_round accepts its
     FloatFormat objects too)."""
-    formats = pytest.importorskip("accsim.formats")
+    formats = pytest.importorskip("accsim.numbers.formats")
     for ctor in R.ALL_FORMATS:
         mine = ctor()
         theirs = formats.format(mine.name)

@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import accsim
-from accsim import codecs
-from accsim import formats as F
 from accsim.kernels.rng import random_words
 from accsim.kernels.rounding import _STREAM2
+from accsim.numbers import codecs
+from accsim.numbers import formats as F
 
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered")
 
@@ -297,7 +297,7 @@ FAST_FMTS = [accsim.format(n) for n in ("bfloat16", "binary16", "float8_e4m3fn",
 def test_fast_path_identical_to_round_dd(fmt):
     """The bit-pattern kernels (accsim/kernels/fastround.py) give the same bits as the
     generic round_dd on ~1.5 M random + adversarial values per format, every mode."""
-    from accsim.rounding import _round_flat
+    from accsim.numbers.rounding import _round_flat
 
     rng = np.random.default_rng(len(fmt.name))
     n = 150_000

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from accsim.cli import app
-from accsim.experiment import evaluate, prepare
-from accsim.run_config import load_config, parse_config
+from accsim.run.config import load_config, parse_config
+from accsim.run.experiment import evaluate, prepare
 
 TINY = """
 [run]

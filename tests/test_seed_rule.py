@@ -9,13 +9,13 @@ from typer.testing import CliRunner
 
 import accsim
 import hwmodels
-from accsim import atoms
 from accsim.batch import ConfigError
 from accsim.batch.config import parse_config
 from accsim.cli import app
-from accsim.codecs import to_ml_dtypes
-from accsim.run_config import parse_config as parse_run
-from accsim.seeds import check_seed
+from accsim.numbers import atoms
+from accsim.numbers.codecs import to_ml_dtypes
+from accsim.numbers.seeds import check_seed
+from accsim.run.config import parse_config as parse_run
 
 BAD = [-1, 2**64, 2**64 + 1, 1.5, 1.0, True, "1", None, np.float64(2.0)]
 X = np.array([0.1, 1 / 3, 1e-3, 7.7], np.float32).astype(np.float64)

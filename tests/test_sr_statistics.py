@@ -102,18 +102,18 @@ for name in ("bfloat16", "float8_e4m3fn", "float8_e8m0fnu"):
     for r in (8, None):
         h.update(accsim.round(xx, name, "sr", sr_bits=r, seed=11).tobytes())
 x32 = x.astype(np.float32).astype(np.float64)
-h.update(accsim.atoms.fma(x32, x32, x, "binary16", "sr", seed=3).tobytes())
+h.update(accsim.numbers.atoms.fma(x32, x32, x, "binary16", "sr", seed=3).tobytes())
 print(h.hexdigest())
 """
 
 
 def test_same_bits_with_one_and_two_threads():
-    import accsim.atoms  # noqa: F401
+    import accsim.numbers.atoms  # noqa: F401
 
     outs = []
     for t in ("1", "2"):
         env = dict(os.environ, NUMBA_NUM_THREADS=t)
-        res = subprocess.run([sys.executable, "-c", "import accsim.atoms\n" + _SCRIPT],
+        res = subprocess.run([sys.executable, "-c", "import accsim.numbers.atoms\n" + _SCRIPT],
                              env=env, capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, res.stderr
         outs.append(res.stdout.strip())

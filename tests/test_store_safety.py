@@ -3,7 +3,7 @@ accsim's own, stores are published atomically, one writer at a time, damage is r
 records are validated, leftovers of killed runs are cleaned, zarr stores carry
 consolidated metadata.
 
-Sweeps use the test double ``accsim.batch.doubles.fake_evaluate`` (a pure function of
+Sweeps use the test double ``tests/doubles.py:fake_evaluate`` (a pure function of
 its arguments); ``accsim run`` / ``verify`` run for real on tiny inputs.
 """
 
@@ -27,10 +27,10 @@ from typer.testing import CliRunner
 
 from accsim.batch import load_config, open_results, run_sweep
 from accsim.cli import app
-from accsim.outputs import OutputLock, inspect
+from accsim.run.outputs import OutputLock, inspect
 
 ROOT = Path(__file__).resolve().parents[1]
-DOUBLE = "accsim.batch.doubles:fake_evaluate"
+DOUBLE = "doubles:fake_evaluate"
 runner = CliRunner()
 
 SWEEP = """

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from accsim.strategies import Adaptive, MultiLevel, Uniform, bound_constant
+from accsim.run.strategies import Adaptive, MultiLevel, Uniform, bound_constant
 
 
 @dataclass(frozen=True)

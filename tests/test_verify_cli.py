@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from accsim import datasets
 from accsim.cli import app
+from accsim.run import datasets
 
 runner = CliRunner()
 

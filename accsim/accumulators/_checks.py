@@ -27,11 +27,11 @@ import math
 import numpy as np
 from numba import njit
 
-from ..formats import FloatFormat
-from ..formats import format as get_format
-from ..kernels.bits import JIT, f64_to_bits
-from ..kernels.vocab import RoundingMode
-from ..rounding import check_sr_bits
+from accsim.kernels.bits import JIT, f64_to_bits
+from accsim.kernels.vocab import RoundingMode
+from accsim.numbers.formats import FloatFormat
+from accsim.numbers.formats import format as get_format
+from accsim.numbers.rounding import check_sr_bits
 
 
 def fmt_or_none(f) -> FloatFormat | None:

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..formats import FloatFormat
-from ..formats import format as get_format
-from ._checks import check_exact_products, check_format_products, check_mode, fmt_or_none
-from .base import Accumulator
+from accsim.accumulators._checks import (
+    check_exact_products,
+    check_format_products,
+    check_mode,
+    fmt_or_none,
+)
+from accsim.accumulators.base import Accumulator
+from accsim.numbers.formats import FloatFormat
+from accsim.numbers.formats import format as get_format
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ Contract (every family implements it):
     for output ``(i, j)`` at rounding number ``t`` is ``random_u64(seed, i * N + j, t)``,
     so results depend on neither threads nor chunking.
 ``error_bound(A, B, C=None, kind="deterministic", **kw) -> ndarray``
-    Componentwise bound on ``|D - exact|`` (see :mod:`accsim.bounds`).
+    Componentwise bound on ``|D - exact|`` (see :mod:`accsim.accumulators.bounds`).
 ``cost_bits(n)``
     Hardware cost of one inner product of length ``n``: accumulator significand bits
     times number of terms (see the executor's cost model).
@@ -30,12 +30,12 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from .. import bounds
-from ..arrays import as_float64, check_matmul_shapes
-from ..formats import FloatFormat
-from ..formats import format as get_format
-from ..rounding import check_seed
-from ..rounding import round as _round
+from accsim.accumulators import bounds
+from accsim.numbers.arrays import as_float64, check_matmul_shapes
+from accsim.numbers.formats import FloatFormat
+from accsim.numbers.formats import format as get_format
+from accsim.numbers.rounding import check_seed
+from accsim.numbers.rounding import round as _round
 
 __all__ = ["Model", "Accumulator", "run_model", "as_format", "as_float64",
            "check_matmul_shapes"]
@@ -93,7 +93,7 @@ class Model:
 
 def run_model(model: Model, A, B, C=None, *, seed: int = 0, quantize: bool = True):
     """``model`` on float64 operands, float64 out: the one way the executor and
-    :mod:`accsim.verify` run a model. Hardware models first round the operands into
+    :mod:`accsim.analysis.verify` run a model. Hardware models first round the operands into
     their instruction's input types (RNE, ``quantize=True``), as a kernel converting
     fp32 activations before issuing the instruction would (docs/executor.md); K is
     padded with zero terms to the instruction's k. ``seed`` keys stochastic rounding."""

@@ -23,25 +23,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
-from .. import bounds
-from ..formats import FloatFormat
-from ..formats import format as get_format
-from ..kernels.accumulate import (
-    rne_add_rows,
-    rne_consts,
-    rne_ok,
-    rne_rows,
-    vstep,
-)
-from ..kernels.bits import JIT
-from ..kernels.tiles import JB, RB, n_tiles, start_tile, tile
-from ..kernels.vocab import RNE
-from ._checks import (
-    check_mode,
-    sums_exact,
-)
-from ._exact_products import ExactProductAccumulator
-from .registry import Family, register_family
+from accsim.accumulators import bounds
+from accsim.accumulators._checks import check_mode, sums_exact
+from accsim.accumulators._exact_products import ExactProductAccumulator
+from accsim.accumulators.registry import Family, register_family
+from accsim.kernels.accumulate import rne_add_rows, rne_consts, rne_ok, rne_rows, vstep
+from accsim.kernels.bits import JIT
+from accsim.kernels.tiles import JB, RB, n_tiles, start_tile, tile
+from accsim.kernels.vocab import RNE
+from accsim.numbers.formats import FloatFormat
+from accsim.numbers.formats import format as get_format
 
 _RB, _JB = RB, JB
 

@@ -4,15 +4,7 @@ Each family module registers itself (class, bound, reference) in
 :mod:`accsim.accumulators.registry` on import; this is the list of those modules.
 """
 
-from . import (  # noqa: F401 - imported for their registrations
-    blocked,
-    fused,
-    kahan,
-    kulisch,
-    pairwise,
-    promotion,
-    recursive,
-)
-from .registry import family_names
+from accsim.accumulators import blocked, fused, kahan, kulisch, pairwise, promotion, recursive  # noqa: F401 - imported for their registrations
+from accsim.accumulators.registry import family_names
 
 __all__ = ["family_names"]

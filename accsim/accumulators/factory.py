@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from ..formats import FloatFormat
-from ..formats import format as get_format
-from . import builtin  # noqa: F401 - registers the built-in families
-from .base import Accumulator
-from .registry import family_names, get_family
+from accsim.accumulators import builtin  # noqa: F401 - registers the built-in families
+from accsim.accumulators.base import Accumulator
+from accsim.accumulators.registry import family_names, get_family
+from accsim.numbers.formats import FloatFormat
+from accsim.numbers.formats import format as get_format
 
 
 def family_class(family: str) -> type:

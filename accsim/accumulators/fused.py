@@ -27,15 +27,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import bounds
-from ..arrays import check_matmul_shapes
-from ..formats import FloatFormat
-from ..formats import format as get_format
-from ..kernels import fused as fk
-from ..rounding import check_seed
-from .base import Accumulator, _representable
-from .fused_spec import OUT_ROUNDINGS, TRUNCS, decode_exponents, truncate_tf32
-from .registry import Family, register_family
+from accsim.accumulators import bounds
+from accsim.accumulators.base import Accumulator, _representable
+from accsim.accumulators.fused_spec import OUT_ROUNDINGS, TRUNCS, decode_exponents, truncate_tf32
+from accsim.accumulators.registry import Family, register_family
+from accsim.kernels import fused as fk
+from accsim.numbers.arrays import check_matmul_shapes
+from accsim.numbers.formats import FloatFormat
+from accsim.numbers.formats import format as get_format
+from accsim.numbers.rounding import check_seed
 
 _SOURCE = ("docs/hwmodels.md; MMA-Sim (Xie, Wang, Yang, Yang, arXiv:2511.10909, 2025); "
            "Fasi, Higham, Mikaitis, Pranesh, PeerJ CS 2021")

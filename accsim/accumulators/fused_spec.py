@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..kernels import fused as fk
+from accsim.kernels import fused as fk
 
 __all__ = ["OUT_ROUNDINGS", "TRUNCS", "ZSENT", "decode_exponents", "truncate_tf32"]
 

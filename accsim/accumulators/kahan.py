@@ -33,19 +33,16 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from .. import bounds
-from ..arrays import check_matmul_shapes
-from ..kernels.accumulate import add_r, rne_consts, rne_lane, rne_ok, round1
-from ..kernels.bits import JIT
-from ..kernels.tiles import JB, RB, n_tiles, start_tile, tile
-from ..kernels.vocab import RNE
-from ..rounding import check_seed
-from ._checks import (
-    check_mode,
-    sums_exact,
-)
-from ._exact_products import SingleFormatSum
-from .registry import Family, register_family
+from accsim.accumulators import bounds
+from accsim.accumulators._checks import check_mode, sums_exact
+from accsim.accumulators._exact_products import SingleFormatSum
+from accsim.accumulators.registry import Family, register_family
+from accsim.kernels.accumulate import add_r, rne_consts, rne_lane, rne_ok, round1
+from accsim.kernels.bits import JIT
+from accsim.kernels.tiles import JB, RB, n_tiles, start_tile, tile
+from accsim.kernels.vocab import RNE
+from accsim.numbers.arrays import check_matmul_shapes
+from accsim.numbers.rounding import check_seed
 
 _RB, _JB = RB, JB
 _Z = np.uint64(0)

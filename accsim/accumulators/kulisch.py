@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
-from .. import bounds
-from ..formats import FloatFormat
-from ..formats import format as get_format
-from ..kernels.bits import JIT, f64_to_bits, two_sum
-from ..kernels.rounding import overflow_result, round_dd
-from ..kernels.vocab import RD, away_mode
-from ._checks import check_mode
-from ._exact_products import ExactProductAccumulator
-from .registry import Family, register_family
+from accsim.accumulators import bounds
+from accsim.accumulators._checks import check_mode
+from accsim.accumulators._exact_products import ExactProductAccumulator
+from accsim.accumulators.registry import Family, register_family
+from accsim.kernels.bits import JIT, f64_to_bits, two_sum
+from accsim.kernels.rounding import overflow_result, round_dd
+from accsim.kernels.vocab import RD, away_mode
+from accsim.numbers.formats import FloatFormat
+from accsim.numbers.formats import format as get_format
 
 NLIMB = 72
 _M32 = np.int64(0xFFFFFFFF)

@@ -18,18 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from .. import bounds
-from ..kernels.accumulate import rne_consts, rne_fix, rne_loop, rne_ok, vstep
-from ..kernels.bits import JIT
-from ..kernels.tiles import JB, n_tiles, start_tile, tile
-from ..kernels.vocab import RNE
-from ._checks import (
-    check_mode,
-    sums_exact,
-)
-from ._exact_products import SingleFormatSum
-from .recursive import vmul
-from .registry import Family, register_family
+from accsim.accumulators import bounds
+from accsim.accumulators._checks import check_mode, sums_exact
+from accsim.accumulators._exact_products import SingleFormatSum
+from accsim.accumulators.recursive import vmul
+from accsim.accumulators.registry import Family, register_family
+from accsim.kernels.accumulate import rne_consts, rne_fix, rne_loop, rne_ok, vstep
+from accsim.kernels.bits import JIT
+from accsim.kernels.tiles import JB, n_tiles, start_tile, tile
+from accsim.kernels.vocab import RNE
 
 _JB = JB
 

@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
-from .. import bounds
-from ..formats import FloatFormat
-from ..formats import format as get_format
-from ..kernels.accumulate import add_r, round1
-from ..kernels.bits import JIT
-from ..kernels.rng import random_words
-from ..kernels.vocab import RoundingMode
-from ._checks import check_mode, fmt_or_none
-from .base import Accumulator
-from .registry import Family, register_family
+from accsim.accumulators import bounds
+from accsim.accumulators._checks import check_mode, fmt_or_none
+from accsim.accumulators.base import Accumulator
+from accsim.accumulators.registry import Family, register_family
+from accsim.kernels.accumulate import add_r, round1
+from accsim.kernels.bits import JIT
+from accsim.kernels.rng import random_words
+from accsim.kernels.vocab import RoundingMode
+from accsim.numbers.formats import FloatFormat
+from accsim.numbers.formats import format as get_format
 
 #: Deterministic modes only: the outer additions have no SR stream of their own.
 OUTER_MODES = tuple(m.label for m in RoundingMode if not m.is_stochastic)

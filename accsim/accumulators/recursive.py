@@ -27,9 +27,17 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from .. import bounds
-from ..formats import FloatFormat
-from ..kernels.accumulate import (
+from accsim.accumulators import bounds
+from accsim.accumulators._checks import (
+    check_format_products,
+    check_mode,
+    fmt_or_none,
+    fmt_required,
+    sums_exact,
+)
+from accsim.accumulators._exact_products import SingleFormatSum
+from accsim.accumulators.registry import Family, register_family
+from accsim.kernels.accumulate import (
     fast_exact,
     mul_r,
     rne_consts,
@@ -40,18 +48,10 @@ from ..kernels.accumulate import (
     vstep,
     word,
 )
-from ..kernels.bits import JIT, fma
-from ..kernels.tiles import JB, RB, n_tiles, start_tile, tile
-from ..kernels.vocab import RNE, SR
-from ._checks import (
-    check_format_products,
-    check_mode,
-    fmt_or_none,
-    fmt_required,
-    sums_exact,
-)
-from ._exact_products import SingleFormatSum
-from .registry import Family, register_family
+from accsim.kernels.bits import JIT, fma
+from accsim.kernels.tiles import JB, RB, n_tiles, start_tile, tile
+from accsim.kernels.vocab import RNE, SR
+from accsim.numbers.formats import FloatFormat
 
 PRODUCTS = ("exact", "rounded", "fused")
 _RB, _JB = RB, JB  # output rows (B rows reused across them) and columns per task

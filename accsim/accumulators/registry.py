@@ -6,7 +6,7 @@ Every accumulator family registers itself, once, at the bottom of its own module
                            reference="recursive_sum"))
 
 and everything else reads this table: :func:`accsim.accumulators.factory.build_model`
-(``{"family": ...}`` specs), :func:`accsim.bounds.error_bound` (dispatch on
+(``{"family": ...}`` specs), :func:`accsim.accumulators.bounds.error_bound` (dispatch on
 ``model.family``), and the test suite (every family is checked against its
 ``fractions.Fraction`` reference, named by ``reference`` in ``tests/reference.py``).
 The built-in families are imported by :mod:`accsim.accumulators.builtin`; a third party
@@ -33,7 +33,7 @@ class Family:
         The frozen dataclass implementing it (an ``Accumulator`` subclass).
     bound : callable
         ``bound(model, ar, A, B, C, prob) -> (bound, overflow_mask)``, the family's
-        componentwise error bound in the arithmetic ``ar`` of :mod:`accsim.bounds`.
+        componentwise error bound in the arithmetic ``ar`` of :mod:`accsim.accumulators.bounds`.
     reference : str
         Name of the slow ``fractions.Fraction`` reference of the family in
         ``tests/reference.py`` (``reference(model, A, B, C, seed) -> list of rows``).

@@ -8,10 +8,10 @@
 See ``docs/configs.md`` for the file format, the store layout and cluster use.
 """
 
-from .cells import Cell, Sweep, derive_seed, expand, load_config
-from .config import ConfigError, SweepConfig, json_schema, parse_config
-from .runner import SweepOutcome, run_cell, run_sweep
-from .store import RESULT_KEYS, CellStore, open_results
+from accsim.batch.cells import Cell, Sweep, derive_seed, expand, load_config
+from accsim.batch.config import ConfigError, SweepConfig, json_schema, parse_config
+from accsim.batch.runner import SweepOutcome, run_cell, run_sweep
+from accsim.batch.store import RESULT_KEYS, CellStore, open_results
 
 __all__ = [
     "RESULT_KEYS", "Cell", "CellStore", "ConfigError", "Sweep", "SweepConfig", "SweepOutcome",

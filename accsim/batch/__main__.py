@@ -2,6 +2,6 @@
 
 import json
 
-from .config import json_schema
+from accsim.batch.config import json_schema
 
 print(json.dumps(json_schema(), indent=2, sort_keys=True))

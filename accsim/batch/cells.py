@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import (
+from accsim.batch.config import (
     CELL_PARAMS,
     MAX_CELLS,
     Block,
@@ -75,7 +75,7 @@ def materialize(spec):
     ...)`` (``build_model`` takes format names or objects); nested dicts and lists are
     converted too. Other values are returned unchanged.
     """
-    from accsim.formats import FloatFormat
+    from accsim.numbers.formats import FloatFormat
 
     if isinstance(spec, list):
         return [materialize(x) for x in spec]
@@ -124,7 +124,7 @@ class Cell:
     id : str
         Content hash of ``kwargs`` (16 hex digits).
     kwargs : dict
-        Keyword arguments of ``accsim.experiment.evaluate`` (seed already derived).
+        Keyword arguments of ``accsim.run.experiment.evaluate`` (seed already derived).
     coords : dict
         Coordinate values of the cell in the result dataset.
     """

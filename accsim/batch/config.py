@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..tomlkeys import key_lines
+from accsim.run.tomlkeys import key_lines
 
 __all__ = [
     "STRATEGIES", "Block", "CellEntry", "ConfigError", "FormatTable", "ModelTemplate",

@@ -1,6 +1,6 @@
 """Running a sweep: in-process, on a local dask cluster, or on any dask.distributed cluster.
 
-Every cell is one call of the cell function (default :func:`accsim.experiment.evaluate`)
+Every cell is one call of the cell function (default :func:`accsim.run.experiment.evaluate`)
 wrapped by :func:`run_cell`, which never raises: an exception becomes an ``"error"``
 record carrying the message and traceback. The client writes each record as soon as its
 cell finishes (:class:`~accsim.batch.store.CellStore`), so workers need no access to the
@@ -35,8 +35,8 @@ from pathlib import Path
 
 from distributed import WorkerPlugin
 
-from .cells import materialize, materialize_kwargs
-from .store import RESULT_KEYS, CellStore
+from accsim.batch.cells import materialize, materialize_kwargs
+from accsim.batch.store import RESULT_KEYS, CellStore
 
 __all__ = ["NumbaThreads", "SweepOutcome", "available_cores", "resolve_cell_fn",
            "run_cell", "run_sweep", "warm_models", "warm_worker"]
@@ -54,11 +54,11 @@ def available_cores() -> int:
 
 def resolve_cell_fn(spec: str | Callable | None) -> Callable:
     """The cell function: a callable, ``"module:function"``, or None for the default
-    :func:`accsim.experiment.evaluate`."""
+    :func:`accsim.run.experiment.evaluate`."""
     if callable(spec):
         return spec
     if spec is None:
-        spec = "accsim.experiment:evaluate"
+        spec = "accsim.run.experiment:evaluate"
     mod, _, name = spec.partition(":")
     try:
         return getattr(importlib.import_module(mod), name or "evaluate")
@@ -227,9 +227,9 @@ def run_sweep(sweep, store: str | os.PathLike, *, scheduler: str | None = None,
         end (interrupted or killed, the old store stays as it was). Also needed to
         replace the store of another sweep (another ``[sweep] name``); never replaces
         anything that is not an accsim sweep store
-        (:func:`accsim.outputs.check_replace`).
+        (:func:`accsim.run.outputs.check_replace`).
     cell_fn : callable or "module:function", optional
-        The cell function (default :func:`accsim.experiment.evaluate`); tests inject a
+        The cell function (default :func:`accsim.run.experiment.evaluate`); tests inject a
         double here.
     client : distributed.Client, optional
         Use this client (and leave it open).
@@ -244,11 +244,11 @@ def run_sweep(sweep, store: str | os.PathLike, *, scheduler: str | None = None,
     ------
     ValueError
         The store may not be written (foreign, another kind, another sweep without
-        ``force``); :class:`accsim.outputs.OutputBusy` when another process holds it.
+        ``force``); :class:`accsim.run.outputs.OutputBusy` when another process holds it.
     """
     from rich.console import Console
 
-    from accsim.outputs import OutputLock, check_replace, clean_leftovers
+    from accsim.run.outputs import OutputLock, check_replace, clean_leftovers
 
     console = console or Console(stderr=True)
     fn = resolve_cell_fn(cell_fn)
@@ -266,7 +266,7 @@ def damage_report(sweep, st: CellStore, existing) -> list[str]:
     """What is damaged in an existing store (all of it is repaired by re-running or
     rebuilding): unreadable or invalid cell records, cells the published dataset
     lists as done whose record is gone, an unreadable dataset."""
-    from .store import open_results
+    from accsim.batch.store import open_results
 
     problems = []
     for c in sweep.cells:
@@ -358,7 +358,7 @@ def _run_locked(sweep, store: Path, existing, fn, *, scheduler, workers, force, 
 def _unchanged(sweep, st: CellStore, store: Path):
     """The published dataset when it already says what the records say (nothing to
     rebuild), else None."""
-    from .store import open_results
+    from accsim.batch.store import open_results
 
     try:
         old = open_results(store, retries=2)

@@ -11,7 +11,7 @@ leaves only complete records (plus perhaps a temporary file, removed on the next
 The records are the ground truth; the dataset is rebuilt from them at the end of every
 run that changed something (:meth:`CellStore.consolidate`): written with consolidated
 metadata into a sibling ``.STORE.*.tmp`` directory (the records hard-linked in) and
-swapped in atomically (:func:`accsim.outputs.publish`), so a reader sees the old
+swapped in atomically (:func:`accsim.run.outputs.publish`), so a reader sees the old
 dataset or the new one, never a mixture, and a killed or failed rebuild leaves the old
 one. Records are validated on read (:meth:`CellStore.check`): an unreadable or edited
 record counts as damage, is reported and its cell re-run. Open the dataset with
@@ -229,10 +229,10 @@ class CellStore:
 
         The new store is built in a sibling ``.NAME.*.tmp`` directory (dataset with
         consolidated metadata, records hard-linked) and swapped in with
-        :func:`accsim.outputs.publish`; on any error the temporary is removed and the
+        :func:`accsim.run.outputs.publish`; on any error the temporary is removed and the
         old store is left as it was.
         """
-        from accsim.outputs import publish
+        from accsim.run.outputs import publish
 
         dest = Path(dest) if dest is not None else self.path
         ds = self.dataset(sweep)

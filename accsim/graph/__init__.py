@@ -1,7 +1,7 @@
 """Layer graphs of imported networks run on simulated accumulators (docs/graph.md)."""
 
-from .graph import Graph
-from .ops import (
+from accsim.graph.graph import Graph
+from accsim.graph.ops import (
     ACTIVATIONS,
     LINEAR_CLASSES,
     Activation,
@@ -16,7 +16,7 @@ from .ops import (
     MaxPool2d,
     Op,
 )
-from .runner import Assignment, GraphAccumulator, OpResult, run_graph
+from accsim.graph.runner import Assignment, GraphAccumulator, OpResult, run_graph
 
 __all__ = ["ACTIVATIONS", "LINEAR_CLASSES", "Activation", "Add", "Assignment", "AvgPool2d",
            "BatchNorm", "Conv2d", "Dense", "Flatten", "Graph", "GraphAccumulator", "LinearOp",

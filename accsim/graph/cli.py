@@ -37,12 +37,12 @@ def graph_run_command(config: Path, out: Path | None = None, quiet: bool = False
     """Validate, run, write, print; returns ``(dataset, path)``.
 
     The output gets the same guarantees as ``accsim run`` on a network config
-    (:mod:`accsim.outputs`): checked before any work, locked, published atomically, and
+    (:mod:`accsim.run.outputs`): checked before any work, locked, published atomically, and
     only an earlier run of the same configuration is replaced without ``force``."""
     from rich.console import Console
 
-    from ..datasets import check_output
-    from .config import load_graph_config
+    from accsim.graph.config import load_graph_config
+    from accsim.run.datasets import check_output
 
     console = Console(quiet=quiet, width=max(Console().width, 150))
     cfg = load_graph_config(config)
@@ -53,7 +53,7 @@ def graph_run_command(config: Path, out: Path | None = None, quiet: bool = False
     except ValueError as exc:
         raise ValueError(f"{'--out' if out_given else cfg.where('run.output')}: {exc}") \
             from None
-    from ..outputs import OutputLock, check_replace, clean_leftovers, config_digest
+    from accsim.run.outputs import OutputLock, check_replace, clean_leftovers, config_digest
 
     digest = config_digest(cfg.model_dump(exclude={"run": {"output", "plots"}}))
     option = "--out" if out_given else "run.output"
@@ -66,8 +66,8 @@ def graph_run_command(config: Path, out: Path | None = None, quiet: bool = False
 def _graph_run_locked(cfg, config, out, console, digest, quiet):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..datasets import write_dataset
-    from .experiment import graph_dataset, prepare_graph, run_graph_plan
+    from accsim.graph.experiment import graph_dataset, prepare_graph, run_graph_plan
+    from accsim.run.datasets import write_dataset
 
     plan = prepare_graph(cfg)
     n_ctrl = 2 * len(plan.controls)

@@ -24,10 +24,10 @@
     mean = [0.1307]
     std = [0.3081]
 
-    [run]                            # as accsim.run_config, without network/activations
-    [models.fp8] ...                 # as accsim.run_config
+    [run]                            # as accsim.run.config, without network/activations
+    [models.fp8] ...                 # as accsim.run.config
 
-    [[strategies]]                   # as accsim.run_config, plus:
+    [[strategies]]                   # as accsim.run.config, plus:
     kind = "adaptive"
     low = "fp8"
     high = "fp16"
@@ -46,7 +46,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from ..run_config import StrategySpec, _parse_key, validation_messages
+from accsim.run.config import StrategySpec, _parse_key, validation_messages
 
 __all__ = ["GraphRunConfig", "load_graph_config", "is_graph_config", "resolve_file"]
 
@@ -143,7 +143,7 @@ def resolve_file(spec: str, base: Path | None = None) -> Path:
 
 def load_graph_config(path) -> GraphRunConfig:
     """Read and validate; errors name ``FILE:LINE: key``."""
-    from ..batch.config import key_lines
+    from accsim.run.tomlkeys import key_lines
 
     path = Path(path)
     if not path.is_file():

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..cost import layer_cost
-from ..strategies import Decision, Strategy
+from accsim.run.cost import layer_cost
+from accsim.run.strategies import Decision, Strategy
 
 __all__ = ["RandomControl", "OracleControl"]
 
@@ -84,7 +84,7 @@ class OracleControl(_Control):
 
     def _mask(self, ctx, v_low):
         k = _count(self.fractions.get(ctx.index[0], 0.0), v_low.size)
-        from .ops import apply_activation
+        from accsim.graph.ops import apply_activation
 
         with np.errstate(invalid="ignore", over="ignore"):
             act = ctx.layer.activation

@@ -30,7 +30,7 @@ def foolbox_images(dataset: str) -> tuple[np.ndarray, np.ndarray]:
     """
     from PIL import Image
 
-    from .config import resolve_file
+    from accsim.graph.config import resolve_file
 
     if dataset not in _DATASETS:
         raise ValueError(f"unknown foolbox data set {dataset!r}; valid: {', '.join(_DATASETS)}")

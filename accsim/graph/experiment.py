@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..executor import ComputeCache
-from ..experiment import make_strategy, resolve_model, select_samples
-from .controls import OracleControl, RandomControl
-from .ops import LINEAR_CLASSES
-from .runner import Assignment, GraphAccumulator, run_graph
+from accsim.graph.controls import OracleControl, RandomControl
+from accsim.graph.ops import LINEAR_CLASSES
+from accsim.graph.runner import Assignment, GraphAccumulator, run_graph
+from accsim.run.executor import ComputeCache
+from accsim.run.experiment import make_strategy, resolve_model, select_samples
 
 __all__ = ["GraphPlan", "prepare_graph", "load_graph", "run_graph_plan", "graph_dataset",
            "SUMMARY_KEYS"]
@@ -45,8 +45,8 @@ class GraphPlan:
 
 def load_graph(net, base: Path | None = None):
     """The :class:`Graph` of a ``[network]`` section."""
-    from .config import resolve_file
-    from .importers import build_graph, load_keras_h5, load_state_dict
+    from accsim.graph.config import resolve_file
+    from accsim.graph.importers import build_graph, load_keras_h5, load_state_dict
 
     path = resolve_file(net.file, base)
     if net.format == "h5":
@@ -62,7 +62,7 @@ def load_graph(net, base: Path | None = None):
 
 
 def load_inputs(inp, graph, base: Path | None = None):
-    from .data import foolbox_images, load_npz_inputs, preprocess, registry_images
+    from accsim.graph.data import foolbox_images, load_npz_inputs, preprocess, registry_images
 
     if inp.source in ("foolbox", "registry"):
         if inp.dataset is None:
@@ -71,7 +71,7 @@ def load_inputs(inp, graph, base: Path | None = None):
     else:
         if inp.file is None:
             raise ValueError("inputs.file: required for source = 'npz'")
-        from .config import resolve_file
+        from accsim.graph.config import resolve_file
 
         x, y = load_npz_inputs(resolve_file(inp.file, base))
     x = preprocess(x, inp.scale, inp.mean, inp.std)
@@ -80,7 +80,7 @@ def load_inputs(inp, graph, base: Path | None = None):
 
 def prepare_graph(cfg) -> GraphPlan:
     """Validate everything (network, inputs, models, strategies) before any work."""
-    from ..formats import format as get_format
+    from accsim.numbers.formats import format as get_format
 
     r = cfg.run
     base = Path(cfg._source).parent if cfg._source != "<config>" else None
@@ -169,7 +169,7 @@ def _run(plan, assignments, acc, progress):
         acc[a.label] = GraphAccumulator(names, plan.record_samples)
     for start in range(0, len(plan.x), plan.batch):
         xb, yb = plan.x[start:start + plan.batch], plan.y[start:start + plan.batch]
-        from .. import round as _round
+        from accsim import round as _round
 
         ref = plan.graph.forward(_round(plan.graph.check_input(xb), plan.input_format),
                                  return_all=True)

@@ -1,11 +1,11 @@
 """The shipped networks (:mod:`networks`, every layer ``phi(W x + b)``) as layer graphs,
 so the existing MLP / CNN path runs through :func:`accsim.graph.run_graph` too (with
-the same bits as :func:`accsim.executor.run_batch`, tested)."""
+the same bits as :func:`accsim.run.executor.run_batch`, tested)."""
 
 from __future__ import annotations
 
-from .graph import Graph
-from .ops import Conv2d, Dense, Flatten
+from accsim.graph.graph import Graph
+from accsim.graph.ops import Conv2d, Dense, Flatten
 
 __all__ = ["graph_from_network"]
 

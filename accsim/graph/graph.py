@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ops import LinearOp, Op
+from accsim.graph.ops import LinearOp, Op
 
 __all__ = ["Graph"]
 

@@ -14,7 +14,7 @@ Two kinds of operation:
   im2col patch matrix, so each output pixel x channel is one inner product of length
   ``C_in/groups * kh * kw``); the runner chooses the accumulator of each task from the op
   class (:attr:`LinearOp.op_class`), runs it with the existing matmul kernels (through
-  :class:`accsim.executor.LayerContext`, so the strategies, the exact reference and the
+  :class:`accsim.run.executor.LayerContext`, so the strategies, the exact reference and the
   componentwise bounds are those of the dense executor), applies the fused activation
   and rounds to the activation format; ``assemble`` puts the task outputs back into the
   op's output layout.

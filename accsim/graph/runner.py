@@ -2,13 +2,13 @@
 
 An :class:`Assignment` maps each op class that runs on an accumulator
 (:data:`~accsim.graph.ops.LINEAR_CLASSES`: ``conv``, ``dense``, ``avgpool``) to a
-:class:`~accsim.strategies.Strategy` (``Uniform``, ``Adaptive``, ``MultiLevel`` or a
+:class:`~accsim.run.strategies.Strategy` (``Uniform``, ``Adaptive``, ``MultiLevel`` or a
 control). This is the op interface shared with other graph front ends: *an op class
 name -> the strategy (accumulator model(s)) its inner products run on*; every
 :class:`~accsim.graph.ops.MatmulTask` of an op runs through
-:class:`accsim.executor.LayerContext`, so it gets that model's bits, the exact reference
-:func:`accsim.exact.matmul` of the same task input and the model's componentwise bound,
-exactly as a dense layer of :func:`accsim.executor.run_batch`.
+:class:`accsim.run.executor.LayerContext`, so it gets that model's bits, the exact reference
+:func:`accsim.numbers.exact.matmul` of the same task input and the model's componentwise bound,
+exactly as a dense layer of :func:`accsim.run.executor.run_batch`.
 
 With ``scale`` set (a format name, e.g. ``"float8_e4m3fn"``), every linear op's weights
 and input are scaled per tensor by powers of two into that format's range before the
@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..cost import CostTally
-from ..executor import ComputeCache, LayerContext
-from .ops import LINEAR_CLASSES, apply_activation
-from .scaling import column_scales, pow2_scale
+from accsim.graph.ops import LINEAR_CLASSES, apply_activation
+from accsim.graph.scaling import column_scales, pow2_scale
+from accsim.run.cost import CostTally
+from accsim.run.executor import ComputeCache, LayerContext
 
 __all__ = ["Assignment", "OpResult", "run_graph", "GraphAccumulator"]
 
@@ -41,7 +41,7 @@ class Assignment:
     Parameters
     ----------
     strategies : dict
-        Op class -> :class:`~accsim.strategies.Strategy`; every linear op class present
+        Op class -> :class:`~accsim.run.strategies.Strategy`; every linear op class present
         in the graph must have one (``"default"`` covers the missing ones).
     label : str
     scale : str, optional
@@ -127,7 +127,7 @@ def _seed(seed, op_index, offset):
 
 
 def _fmax(scale: str) -> float:
-    from ..formats import format as get_format
+    from accsim.numbers.formats import format as get_format
 
     return float(get_format(scale).max)
 
@@ -203,7 +203,7 @@ def run_graph(graph, assignment: Assignment, x, *, seed: int = 0,
     results : list of OpResult
         One per linear op, in graph order.
     """
-    from .. import round as _round
+    from accsim import round as _round
 
     cache = ComputeCache() if cache is None else cache
     x = graph.check_input(x)

@@ -36,11 +36,11 @@ import math
 import numpy as np
 from numba import njit
 
-from .atoms import add_round, mul_round
-from .bits import JIT, bits_to_f64, f64_to_bits, two_sum
-from .rng import _C1, _C2, _G, mix64
-from .rounding import round_dd
-from .vocab import (
+from accsim.kernels.atoms import add_round, mul_round
+from accsim.kernels.bits import JIT, bits_to_f64, f64_to_bits, two_sum
+from accsim.kernels.rng import _C1, _C2, _G, mix64
+from accsim.kernels.rounding import round_dd
+from accsim.kernels.vocab import (
     FLAG_E8M0,
     FLAG_NO_NEG_ZERO,
     OVF_NAN,

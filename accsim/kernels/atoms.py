@@ -17,9 +17,9 @@ import math
 
 from numba import njit
 
-from .bits import JIT, fma, two_prod, two_sum
-from .rounding import overflow_result, round_dd
-from .vocab import RNE, away_mode, exact_zero_sign
+from accsim.kernels.bits import JIT, fma, two_prod, two_sum
+from accsim.kernels.rounding import overflow_result, round_dd
+from accsim.kernels.vocab import RNE, away_mode, exact_zero_sign
 
 
 @njit(**JIT)

@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .bits import JIT, f64_to_bits, fma
+from accsim.kernels.bits import JIT, f64_to_bits, fma
 
 BASE = -2336  # bit position of limb 0's least significant bit (multiple of 32)
 NLIMB = 142  # 32 * 142 = 4544 bits: positions -2336 .. 2207

@@ -32,10 +32,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .bits import JIT, bits_to_f64, f64_to_bits
-from .rng import random_u64
-from .rounding import round_dd
-from .vocab import (
+from accsim.kernels.bits import JIT, bits_to_f64, f64_to_bits
+from accsim.kernels.rng import random_u64
+from accsim.kernels.rounding import round_dd
+from accsim.kernels.vocab import (
     FLAG_E8M0,
     FLAG_NO_NEG_ZERO,
     OVF_INF,

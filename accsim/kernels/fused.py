@@ -28,7 +28,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .bits import JIT, bits_to_f64, f64_to_bits
+from accsim.kernels.bits import JIT, bits_to_f64, f64_to_bits
 
 ZSENT = -(1 << 20)  # exponent code of a zero operand
 _ZLIM = -(1 << 19)  # product exponents below this are zero products

@@ -13,7 +13,7 @@ as counter; accumulator kernels use ``stream = output index`` and ``counter = 2*
 import numpy as np
 from numba import njit
 
-from .bits import JIT
+from accsim.kernels.bits import JIT
 
 _G = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

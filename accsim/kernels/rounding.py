@@ -24,9 +24,9 @@ import math
 import numpy as np
 from numba import njit
 
-from .bits import JIT, f64_to_bits
-from .rng import random_u64
-from .vocab import (
+from accsim.kernels.bits import JIT, f64_to_bits
+from accsim.kernels.rng import random_u64
+from accsim.kernels.vocab import (
     FLAG_E8M0,
     FLAG_NO_NEG_ZERO,
     OVF_INF,

@@ -12,9 +12,9 @@ at the family's counter for C.
 
 from numba import njit
 
-from .accumulate import fill_keys, round1
-from .bits import JIT
-from .vocab import SR
+from accsim.kernels.accumulate import fill_keys, round1
+from accsim.kernels.bits import JIT
+from accsim.kernels.vocab import SR
 
 #: Rows and columns of a tile (rows reuse one B row; columns are the vector lanes).
 RB = 8

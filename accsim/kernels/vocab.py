@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from numba import njit
 
-from .bits import JIT
+from accsim.kernels.bits import JIT
 
 # What a round-to-nearest overflow produces (``KernelFormat.ovf``).
 OVF_INF, OVF_NAN, OVF_SAT = 0, 1, 2

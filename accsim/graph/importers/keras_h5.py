@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..graph import Graph
-from ..ops import Activation, AvgPool2d, BatchNorm, Conv2d, Dense, Flatten, MaxPool2d
+from accsim.graph.graph import Graph
+from accsim.graph.ops import Activation, AvgPool2d, BatchNorm, Conv2d, Dense, Flatten, MaxPool2d
 
 __all__ = ["load_keras_h5"]
 

@@ -29,8 +29,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import Graph
-from ..ops import Activation, Add, AvgPool2d, BatchNorm, Conv2d, Dense, Flatten, MaxPool2d
+from accsim.graph.graph import Graph
+from accsim.graph.ops import (
+    Activation,
+    Add,
+    AvgPool2d,
+    BatchNorm,
+    Conv2d,
+    Dense,
+    Flatten,
+    MaxPool2d,
+)
 
 __all__ = ["build_graph", "LAYER_KEYS"]
 

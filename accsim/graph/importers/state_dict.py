@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .spec import build_graph
+from accsim.graph.importers.spec import build_graph
 
 __all__ = ["load_state_dict", "load_pth_graph", "torch_available"]
 

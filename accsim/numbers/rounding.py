@@ -11,14 +11,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .arrays import as_float64
-from .formats import FloatFormat
-from .formats import format as get_format
-from .kernels import fastround
-from .kernels.bits import JIT
-from .kernels.rounding import round_dd
-from .kernels.vocab import MODES, SR, RoundingMode
-from .seeds import check_seed
+from accsim.kernels import fastround
+from accsim.kernels.bits import JIT
+from accsim.kernels.rounding import round_dd
+from accsim.kernels.vocab import MODES, SR, RoundingMode
+from accsim.numbers.arrays import as_float64
+from accsim.numbers.formats import FloatFormat
+from accsim.numbers.formats import format as get_format
+from accsim.numbers.seeds import check_seed
 
 __all__ = ["round", "MODES", "RoundingMode", "mode_code", "check_sr_bits", "check_seed"]
 

@@ -30,7 +30,7 @@ import ml_dtypes
 import numpy as np
 
 # kernel codes (defined once in accsim.kernels.vocab), re-exported for callers
-from .kernels.vocab import (  # noqa: F401
+from accsim.kernels.vocab import (  # noqa: F401
     FLAG_E8M0,
     FLAG_NO_NEG_ZERO,
     OVF_INF,
@@ -344,6 +344,7 @@ _MOVED = ("decode", "encode", "all_values", "to_ml_dtypes")
 
 def __getattr__(name: str):
     if name in _MOVED:
-        raise AttributeError(f"accsim.formats.{name} moved to accsim.codecs.{name} (the "
-                             "codecs round, so they live above accsim.rounding)")
-    raise AttributeError(f"module 'accsim.formats' has no attribute {name!r}")
+        raise AttributeError(f"accsim.numbers.formats.{name} moved to "
+                             f"accsim.numbers.codecs.{name} (the codecs round, so they live "
+                             "above accsim.numbers.rounding)")
+    raise AttributeError(f"module 'accsim.numbers.formats' has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 :func:`evaluate` is the one-cell API the batch sweep calls; :func:`prepare` +
 :func:`run_plan` + :func:`to_dataset` are what ``accsim run`` does with a configuration
-(:mod:`accsim.run_config`). All validation happens in :func:`prepare`, before any work.
+(:mod:`accsim.run.config`). All validation happens in :func:`prepare`, before any work.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .executor import ComputeCache, RunAccumulator, exact_logits, run_batch
-from .run_config import RunConfig, format_tau
-from .strategies import Adaptive, Control, MultiLevel, Strategy, Uniform
+from accsim.run.config import RunConfig, format_tau
+from accsim.run.executor import ComputeCache, RunAccumulator, exact_logits, run_batch
+from accsim.run.strategies import Adaptive, Control, MultiLevel, Strategy, Uniform
 
 __all__ = ["evaluate", "prepare", "run_plan", "to_dataset", "Plan", "resolve_model",
            "select_samples", "SUMMARY_KEYS", "EXTRA_KEYS", "default_reference"]
@@ -37,7 +37,7 @@ def resolve_model(spec, models: dict | None = None, where: str = "model"):
     ValueError
         Naming ``where`` and the bad spec (the factory's message lists valid choices).
     """
-    from .accumulators.base import Accumulator
+    from accsim.accumulators.base import Accumulator
 
     if isinstance(spec, Accumulator):
         return spec
@@ -178,7 +178,7 @@ class Plan:
 
 def prepare(cfg: RunConfig) -> Plan:
     """Validate a configuration fully (network, models, data) and build the plan."""
-    from .formats import format as get_format
+    from accsim.numbers.formats import format as get_format
 
     r = cfg.run
 
@@ -314,7 +314,7 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
     seed : int
         Subset selection and stochastic-rounding seed.
     constant : {"auto", "deterministic", "probabilistic"}
-        Bound constant of the predicted criterion (see :mod:`accsim.strategies`).
+        Bound constant of the predicted criterion (see :mod:`accsim.run.strategies`).
     batch : int
         Inputs per executor batch (does not change results of deterministic models).
 
@@ -402,8 +402,8 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
         [acc[lab].vacuous / np.maximum(acc[lab].components, 1) for lab in labels]))
     data["violations_prob_layer"] = (("strategy", "layer"),
                                      np.array([acc[lab].violations_prob for lab in labels]))
-    from .bounds import lam_from_failure_prob
-    from .executor import PROB_FAILURE
+    from accsim.accumulators.bounds import lam_from_failure_prob
+    from accsim.run.executor import PROB_FAILURE
 
     n_layer = [lay.W.shape[1] for lay in plan.network.layers]
     coords_extra = {"prob_lambda": ("layer", np.array(
@@ -419,7 +419,7 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
                 [per[lab]["logit_rel_error"] for lab in labels]))
         ref = plan.reference or default_reference(plan.strategies)
         if ref is not None:
-            from .stats import paired_summary
+            from accsim.analysis.stats import paired_summary
 
             rows = [paired_summary(per[lab]["correct"], per[ref]["correct"],
                                    n_boot=plan.bootstrap, seed=plan.seed)
@@ -450,7 +450,7 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
     data["constant_kind_layer"] = (("strategy", "layer"), np.array(
         [[str(acc[lab].info[li].get("constant_kind", "none")) for li in range(L)]
          for lab in labels]))
-    from .strategies import bound_constant
+    from accsim.run.strategies import bound_constant
 
     n_in = [lay.W.shape[1] for lay in plan.network.layers]
     data["probabilistic_constant_layer"] = (("strategy", "layer"), np.array(

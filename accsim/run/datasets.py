@@ -42,7 +42,7 @@ __all__ = ["DIMS", "VARIABLES", "ENGINES", "SCHEMA_VERSION", "flat_attrs", "make
 
 
 def _version() -> str:
-    from . import __version__
+    from accsim import __version__
 
     return __version__
 
@@ -201,18 +201,18 @@ def save(ds: xr.Dataset, path: str | os.PathLike, engine: str | None = None,
     """Write ``ds`` atomically to ``path`` (zarr directory or netCDF file via h5netcdf).
 
     The data go to a temporary path in the same directory (``.NAME.*.tmp``), then are
-    swapped into place (:func:`accsim.outputs.publish`: readers see the old dataset or
+    swapped into place (:func:`accsim.run.outputs.publish`: readers see the old dataset or
     the new one, never a mixture); on any error the temporary is removed and an
     existing ``path`` is left untouched. Zarr stores carry consolidated metadata (one
     read opens them; ``xarray.open_zarr`` needs no fallback). A netCDF file is built in
     memory and written with ordinary file I/O, so a full disk is an ``OSError``, never
     a crash inside HDF5. ``engine`` defaults from the extension (``.nc`` -> netCDF,
     else zarr). Whether an existing ``path`` may be replaced at all is the caller's
-    decision (:func:`accsim.outputs.check_replace`).
+    decision (:func:`accsim.run.outputs.check_replace`).
     """
     import warnings
 
-    from .outputs import publish
+    from accsim.run.outputs import publish
 
     ds = normalise(ds)
     validate(ds)
@@ -286,6 +286,6 @@ def check_output(out: Path) -> Path:
 
 
 def write_dataset(ds, out: Path) -> Path:
-    """Write atomically with :func:`accsim.datasets.save` (consolidated zarr or netCDF)."""
+    """Write atomically with :func:`accsim.run.datasets.save` (consolidated zarr or netCDF)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     return save(ds, out)

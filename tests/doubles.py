@@ -1,7 +1,8 @@
-"""TEST DOUBLE of ``accsim.experiment.evaluate`` -- for the batch tests only.
+"""TEST DOUBLE of ``accsim.run.experiment.evaluate`` -- for the batch tests only.
 
 Never used by default: tests pass it as ``cell_fn`` (``run_sweep(..., cell_fn=...)`` or
-the hidden ``accsim sweep --cell-fn accsim.batch.doubles:fake_evaluate``). It is a pure
+the hidden ``accsim sweep --cell-fn doubles:fake_evaluate``, with ``tests/`` on
+``PYTHONPATH``, which ``conftest.py`` sets for subprocesses and dask workers). It is a pure
 function of its arguments (a numpy Generator keyed by ``seed`` and the parameters),
 returns the same keys as the real executor, raises for ``samples == 13`` (to test error
 reporting) and sleeps ``ACCSIM_TEST_CELL_SLEEP`` seconds (to test killing a sweep).

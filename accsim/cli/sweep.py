@@ -31,7 +31,7 @@ def sweep(
         "--connect-timeout", min=0.1, help="Seconds to wait for --scheduler.")] = 10.0,
     cell_fn: Annotated[str | None, typer.Option(
         "--cell-fn", hidden=True, help="module:function replacing "
-        "accsim.experiment.evaluate (testing).")] = None,
+        "accsim.run.experiment.evaluate (testing).")] = None,
     progress: Annotated[bool, typer.Option(
         "--progress/--no-progress", help="Show the progress bar.")] = True,
 ) -> None:
@@ -40,7 +40,7 @@ def sweep(
 
     from accsim.batch import ConfigError, load_config, run_sweep
     from accsim.batch.summary import failure_table, summary_table
-    from accsim.outputs import OutputBusy
+    from accsim.run.outputs import OutputBusy
 
     console = Console(stderr=True)
     if not console.is_terminal:
@@ -99,8 +99,8 @@ def check_store_path(store: Path) -> Path:
     or without extension (a sweep store is a zarr directory; ``x.nc`` would mislead)
     whose nearest existing ancestor is a writable
     directory. What may be at ``store`` itself is checked by
-    :func:`accsim.outputs.check_replace`."""
-    from accsim.datasets import check_writable
+    :func:`accsim.run.outputs.check_replace`."""
+    from accsim.run.datasets import check_writable
 
     if store.suffix.lower() not in (".zarr", ""):
         raise ValueError(f"a sweep store is a zarr directory: the path must end in .zarr "
@@ -126,7 +126,7 @@ def plot(
     """Draw the design space of a sweep: Y against X per model, Pareto front marked."""
     from rich.console import Console
 
-    from accsim.plot_sweep import plot_store
+    from accsim.plots.sweep import plot_store
 
     console = Console(stderr=True)
     try:

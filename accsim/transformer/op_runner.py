@@ -7,7 +7,7 @@ Linear-layer policies (``LinearPolicy.kind``) on the classes ``qkv``, ``attn_out
 ``uniform``   every component on the class's model;
 ``adaptive``  El Arar, Filip, Mary, Riccietti (arXiv:2503.15568): low pass on the
               class's model, recompute the components flagged by
-              :class:`accsim.strategies.Adaptive` (``kappa_phi`` of the layer's
+              :class:`accsim.run.strategies.Adaptive` (``kappa_phi`` of the layer's
               activation: GELU for ``ffn_in``, identity elsewhere) on ``high``;
 ``random``    as many components per sentence and layer as ``adaptive`` flags, chosen
               uniformly at random (matched control);
@@ -17,7 +17,7 @@ Linear-layer policies (``LinearPolicy.kind``) on the classes ``qkv``, ``attn_out
 Attention policies (``AttentionPolicy.kind``) on the composition softmax(QK^T):
 
 ``uniform``   scores on the ``scores`` model;
-``lamp``      look-ahead selection of :func:`accsim.lamp.lamp_select` on the softmax of
+``lamp``      look-ahead selection of :func:`accsim.transformer.lamp.lamp_select` on the softmax of
               the low-precision scores; the selected scores are recomputed on ``high``
               and the whole row's softmax is evaluated again;
 ``random``    as many scores per row, at random; ``oracle``: as many, those with the
@@ -25,7 +25,7 @@ Attention policies (``AttentionPolicy.kind``) on the composition softmax(QK^T):
 
 Cost (:class:`OpTally`, per operation class): output components, recomputed ones,
 multiply-accumulates and bits (``model.cost_bits(n)`` per inner product of ``n`` terms,
-bias included for the projections: the cost model of :mod:`accsim.cost`; the adaptive
+bias included for the projections: the cost model of :mod:`accsim.run.cost`; the adaptive
 strategy's estimation pass ``fl_low(|W||x| + |b|)`` is charged, the controls do not
 need it and are not charged for it).
 """
@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from . import lamp as _lamp
-from .kappa import kappa_phi as _kappa_phi
-from .opclass import Float64, OpModels, PerTensorScaled, matmul_op, pow2_scale
-from .strategies import Adaptive
+from accsim.analysis.kappa import kappa_phi as _kappa_phi
+from accsim.run.strategies import Adaptive
+from accsim.transformer import lamp as _lamp
+from accsim.transformer.opclass import Float64, OpModels, PerTensorScaled, matmul_op, pow2_scale
 
 __all__ = ["LINEAR_CLASSES", "LinearPolicy", "AttentionPolicy", "OpTally",
            "ReferenceRunner", "SimRunner", "act_round"]
@@ -60,7 +60,7 @@ def act_round(x: np.ndarray, fmt: str) -> np.ndarray:
     if fmt == "binary32":
         with np.errstate(over="ignore"):
             return np.asarray(x, np.float64).astype(np.float32).astype(np.float64)
-    from .rounding import round as _round
+    from accsim.numbers.rounding import round as _round
 
     return _round(np.asarray(x, np.float64), fmt, "rne")
 
@@ -157,8 +157,8 @@ class ReferenceRunner:
 
 
 class _Ctx:
-    """What :class:`accsim.strategies.Adaptive` needs of a layer (duck-typed
-    :class:`accsim.executor.LayerContext`)."""
+    """What :class:`accsim.run.strategies.Adaptive` needs of a layer (duck-typed
+    :class:`accsim.run.executor.LayerContext`)."""
 
     def __init__(self, runner, W, X, b, activation, scales):
         self.r, self.W, self.X, self.b, self.activation = runner, W, X, b, activation

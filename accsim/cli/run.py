@@ -1,4 +1,4 @@
-"""``accsim run CONFIG [--out PATH]``: the main job (see :mod:`accsim.run_config`)."""
+"""``accsim run CONFIG [--out PATH]``: the main job (see :mod:`accsim.run.config`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .datasets import check_output, write_dataset
+from accsim.run.datasets import check_output, write_dataset
 
 __all__ = ["register", "run_command", "summary_table", "check_output"]
 
@@ -80,16 +80,16 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
                 quiet: bool = False, force: bool = False):
     """Validate, run, write, print; returns the dataset and the output path.
 
-    The output is checked before any work (:func:`accsim.outputs.check_replace`): only
+    The output is checked before any work (:func:`accsim.run.outputs.check_replace`): only
     an earlier run of the same configuration is replaced without ``force``; it is
     locked for the whole run and published atomically."""
     from rich.console import Console
 
-    from .graph.config import is_graph_config
-    from .run_config import load_config
+    from accsim.graph.config import is_graph_config
+    from accsim.run.config import load_config
 
     if is_graph_config(config):  # a layer graph of an imported network (docs/graph.md)
-        from .graph.cli import graph_run_command
+        from accsim.graph.cli import graph_run_command
 
         return graph_run_command(config, out, quiet=quiet, force=force)
     out_given = out is not None
@@ -102,7 +102,7 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
     except ValueError as exc:
         where = "--out" if out_given else cfg.where("run.output")
         raise ValueError(f"{where}: {exc}") from None
-    from .outputs import OutputLock, check_replace, clean_leftovers, config_digest
+    from accsim.run.outputs import OutputLock, check_replace, clean_leftovers, config_digest
 
     digest = config_digest(cfg.model_dump(exclude={"run": {"output", "plots"}}))
     option = "--out" if out_given else "run.output"
@@ -122,7 +122,7 @@ def _run_locked(cfg, config, out, plots, console, digest, quiet):
         TimeRemainingColumn,
     )
 
-    from .experiment import prepare, run_plan, to_dataset
+    from accsim.run.experiment import prepare, run_plan, to_dataset
 
     plan = prepare(cfg)
     total = len(plan.x) * len(plan.strategies)
@@ -142,7 +142,7 @@ def _run_locked(cfg, config, out, plots, console, digest, quiet):
         console.print(f"[red]{nonfinite} non-finite output component(s)[/red] (overflow or "
                       "NaN): their errors are reported as inf or nan, never as 0")
     if plots if plots is not None else cfg.run.plots:
-        from .plot_run import save_plots
+        from accsim.plots.run import save_plots
 
         for p in save_plots(ds, out.parent / (out.stem + "_img")):
             console.print(f"plot: {p}")
@@ -177,7 +177,7 @@ def register(app: typer.Typer) -> None:
             "the output (never other files).")] = False,
     ) -> None:
         """Run uniform and adaptive accumulation strategies on a network (paper's job)."""
-        from .outputs import OutputBusy
+        from accsim.run.outputs import OutputBusy
 
         try:
             run_command(config, out, plots, force=force)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .formats import FloatFormat
-from .formats import format as get_format
-from .kernels.atoms import add_round, fma_round, mul_round
-from .kernels.bits import JIT
-from .rounding import check_sr_bits, mode_code
-from .seeds import check_seed
+from accsim.kernels.atoms import add_round, fma_round, mul_round
+from accsim.kernels.bits import JIT
+from accsim.numbers.formats import FloatFormat
+from accsim.numbers.formats import format as get_format
+from accsim.numbers.rounding import check_sr_bits, mode_code
+from accsim.numbers.seeds import check_seed
 
 __all__ = ["add", "mul", "fma"]
 

@@ -1,4 +1,4 @@
-"""``accsim minilm``: all-MiniLM-L6-v2 on simulated accumulators (accsim.minilm_run)."""
+"""``accsim minilm``: all-MiniLM-L6-v2 on simulated accumulators (accsim.transformer.minilm_run)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ def minilm(
     from rich.console import Console
     from rich.table import Table
 
-    from accsim.minilm_plot import plot_results
-    from accsim.minilm_run import load_config, run
+    from accsim.plots.minilm import plot_results
+    from accsim.transformer.minilm_run import load_config, run
 
     console = Console()
     try:

@@ -5,10 +5,10 @@ For every output component: the computed value, the exact value ``S = A @ B + C`
 ``|computed - S| <= bound`` between REAL numbers:
 
 * the error ``e = computed - S`` comes from the exact accumulator, rounded once
-  (:func:`accsim.exact.residual`): ``|fl(e) - e| <= 2^-53 |e| + 2^-1075``;
-* the float bound ``fb`` of :func:`accsim.bounds.error_bound` is never below the real
+  (:func:`accsim.numbers.exact.residual`): ``|fl(e) - e| <= 2^-53 |e| + 2^-1075``;
+* the float bound ``fb`` of :func:`accsim.accumulators.bounds.error_bound` is never below the real
   bound ``B`` and exceeds it by at most a known relative margin
-  (:func:`accsim.bounds.float_margin`) plus ``2 ABS_SLACK``;
+  (:func:`accsim.accumulators.bounds.float_margin`) plus ``2 ABS_SLACK``;
 * a component is decided in float64 when the two sides are clearly apart; otherwise
   (error within the margin of the bound) both sides are recomputed exactly with
   ``fractions.Fraction`` (the exact error, and the bound formula evaluated exactly) and
@@ -31,13 +31,13 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import bounds as _bounds
-from . import exact as _exact
-from .accumulators.base import run_model
-from .arrays import check_matmul_shapes
-from .formats import FloatFormat
-from .formats import format as get_format
-from .rounding import round as _round
+from accsim.accumulators import bounds as _bounds
+from accsim.accumulators.base import run_model
+from accsim.numbers import exact as _exact
+from accsim.numbers.arrays import check_matmul_shapes
+from accsim.numbers.formats import FloatFormat
+from accsim.numbers.formats import format as get_format
+from accsim.numbers.rounding import round as _round
 
 __all__ = ["VerifyResult", "verify", "run_model", "gen_dot", "violations"]
 

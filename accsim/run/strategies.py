@@ -15,10 +15,10 @@ analysis", arXiv:2503.15568 (2025), per layer and per input:
    ``kappa_phi(v_hat) / |v_hat|`` exceeds ``tol`` ("authors" criterion: kept iff
    ``<= tol``; a zero low value is kept (``zero="keep"``) or recomputed as in the
    authors' script (``zero="recompute"``); an overflowed low value is recomputed);
-4. apply phi and go on (done by :mod:`accsim.executor`).
+4. apply phi and go on (done by :mod:`accsim.run.executor`).
 
 ``c(n) u`` is the model's own bound constant for an inner product of ``n`` products plus
-a bias: the ratio ``bound / sum|terms|`` of :func:`accsim.bounds.error_bound` (for
+a bias: the ratio ``bound / sum|terms|`` of :func:`accsim.accumulators.bounds.error_bound` (for
 recursive summation ``gamma_{n+1}(u)``; blocked ``gamma_b(u) + gamma_{n/b}(u)``, ...).
 ``constant="auto"`` (default) uses the deterministic constant when it is finite and the
 probabilistic one (``lambda = 1``) otherwise: fp8 accumulation of 784 terms has
@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cost import LayerCost, layer_cost
-from .kappa import kappa_phi
+from accsim.analysis.kappa import kappa_phi
+from accsim.run.cost import LayerCost, layer_cost
 
 __all__ = ["Decision", "Strategy", "Uniform", "Adaptive", "MultiLevel", "bound_constant",
            "CRITERIA", "CONSTANTS", "model_key", "cauchy_schwarz_estimate", "Control",
@@ -63,7 +63,7 @@ def bound_constant(model, n: int, kind: str = "deterministic") -> float:
     """The rounding-chain constant ``c`` of the model's bound for ``n`` products plus a
     bias: ``bound = c sum|terms| + (absolute underflow terms)``.
 
-    The model's own bound (:func:`accsim.bounds.error_bound`) is affine in the data sum
+    The model's own bound (:func:`accsim.accumulators.bounds.error_bound`) is affine in the data sum
     ``T``: ``g T + (1 + g) E`` with ``E`` the underflow terms, which do not scale with the
     data. Two probes with ``n`` equal terms ``a_j b_j = s`` and bias 0 (a bias exact in
     the accumulator format, as the networks' e4m3 biases are) at ``s`` and ``2 s`` with
@@ -238,7 +238,7 @@ class Adaptive(Strategy):
         Which bound constant ``c(n) u_low`` the predicted criterion and the guard use.
     estimate : {"low", "cs"}
         How ``|W||x| + |b|`` is estimated when the criterion or the guard needs it (the
-        low-accumulator pass, or the Cauchy-Schwarz bound; see :mod:`accsim.cost`). The
+        low-accumulator pass, or the Cauchy-Schwarz bound; see :mod:`accsim.run.cost`). The
         authors' criterion without guard needs no estimate and is billed none.
     zero : {"keep", "recompute"}
         Authors' criterion at ``v_hat == 0`` (``kappa_phi(0)/0``): ``"recompute"`` as in
@@ -430,7 +430,7 @@ class Control(Strategy):
     strategy's highest model and pay no estimation pass.
 
     The matched strategy must run before the control on the same batch (the executor
-    runs strategies in list order; :func:`accsim.experiment.prepare` checks it).
+    runs strategies in list order; :func:`accsim.run.experiment.prepare` checks it).
     """
 
     low: object

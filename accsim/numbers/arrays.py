@@ -1,6 +1,6 @@
 """Shape and dtype helpers every layer uses: exact float64 views of operands.
 
-Kept at the bottom of the package (they need only :mod:`accsim.formats` to recognise
+Kept at the bottom of the package (they need only :mod:`accsim.numbers.formats` to recognise
 ml_dtypes arrays), so rounding, exact references, bounds and models all import them
 without importing each other.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .formats import from_dtype
+from accsim.numbers.formats import from_dtype
 
 __all__ = ["as_float64", "check_matmul_shapes"]
 

@@ -14,8 +14,8 @@ app = typer.Typer(
 def _register() -> None:
     import importlib
 
-    for mod in ("accsim.cli_run", "accsim.cli_verify", "accsim.cli_sweep", "accsim.cli_models",
-                "accsim.cli_minilm"):
+    for mod in ("accsim.cli.run", "accsim.cli.verify", "accsim.cli.sweep", "accsim.cli.models",
+                "accsim.cli.minilm"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

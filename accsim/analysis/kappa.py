@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from . import exact
+from accsim.numbers import exact
 
 ACTIVATIONS = ("identity", "relu", "tanh", "sigmoid", "gelu", "silu")
 

@@ -2,7 +2,7 @@
 :func:`to_ml_dtypes` (bit patterns of numpy / ml_dtypes arrays set directly).
 
 Encoding rounds first (:func:`accsim.round`, every mode of ``docs/rounding.md``), so this
-module sits above :mod:`accsim.rounding`; :mod:`accsim.formats` only describes formats.
+module sits above :mod:`.rounding`; :mod:`.formats` only describes formats.
 Code layouts: IEEE 754-2019 section 3.4 (binary interchange formats), OCP 8-bit Floating
 Point Specification (OFP8) v1.0 and OCP Microscaling Formats (MX) v1.0 (fn, fnuz, e8m0).
 """
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .formats import FloatFormat
-from .formats import format as get_format
-from .kernels import fastround as fr
-from .rounding import _PARALLEL_MIN, check_sr_bits, mode_code
-from .rounding import round as _round
-from .seeds import check_seed
+from accsim.kernels import fastround as fr
+from accsim.numbers.formats import FloatFormat
+from accsim.numbers.formats import format as get_format
+from accsim.numbers.rounding import _PARALLEL_MIN, check_sr_bits, mode_code
+from accsim.numbers.rounding import round as _round
+from accsim.numbers.seeds import check_seed
 
 __all__ = ["decode", "encode", "all_values", "to_ml_dtypes"]
 

@@ -207,7 +207,7 @@ def parse_config(data: dict, source: str = "<config>", text: str | None = None) 
     """
     lines = {}
     if text is not None:
-        from .tomlkeys import key_lines
+        from accsim.run.tomlkeys import key_lines
 
         lines = key_lines(text)
     try:

@@ -11,8 +11,8 @@ run on a model:
   reduction (a softmax denominator, a LayerNorm mean, a pooling sum).
 
 Both return the computed values; :func:`op_result` also returns the exact reference of
-the same (rounded) operands (:func:`accsim.exact.matmul`) and the model's componentwise
-deterministic bound (:func:`accsim.bounds.error_bound` through ``model.error_bound``),
+the same (rounded) operands (:func:`accsim.numbers.exact.matmul`) and the model's componentwise
+deterministic bound (:func:`accsim.accumulators.bounds.error_bound` through ``model.error_bound``),
 so every op of a network can be checked as a single layer is.
 
 Hardware models (``hwmodels``: typed instructions such as Hopper's FP8
@@ -111,7 +111,7 @@ class PerTensorScaled:
     _cache: dict = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self):
-        from .formats import from_dtype
+        from accsim.numbers.formats import from_dtype
 
         self._fmt = (from_dtype(self.hw.a_dtype), from_dtype(self.hw.b_dtype),
                      from_dtype(self.hw.c_dtype))
@@ -133,7 +133,7 @@ class PerTensorScaled:
         return s
 
     def _round(self, X, fmt):
-        from .rounding import round as _round
+        from accsim.numbers.rounding import round as _round
 
         return X if fmt.p == 53 else _round(X, fmt, "rne")
 
@@ -171,7 +171,7 @@ class PerTensorScaled:
 
     def exact(self, A, B, C=None, scales=None) -> np.ndarray:
         """Exact ``A_q B_q + C_q`` of the rounded operands, descaled."""
-        from . import exact
+        from accsim.numbers import exact
 
         Aq, Bq, Cq, s = self.quantize(A, B, C, scales)
         return exact.matmul(Aq, Bq, Cq) / s
@@ -294,7 +294,7 @@ def op_result(model, A, B, C=None, *, seed: int = 0) -> OpResult:
     rounded scaled operands (the accumulation error alone; the operand rounding is a
     separate, measured effect).
     """
-    from . import exact
+    from accsim.numbers import exact
 
     A = np.asarray(A, np.float64)
     B = np.asarray(B, np.float64)

@@ -40,8 +40,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .op_runner import LINEAR_CLASSES, AttentionPolicy, LinearPolicy, SimRunner
-from .opclass import OP_CLASSES, OpModels, resolve_model
+from accsim.transformer.op_runner import LINEAR_CLASSES, AttentionPolicy, LinearPolicy, SimRunner
+from accsim.transformer.opclass import OP_CLASSES, OpModels, resolve_model
 
 __all__ = ["MiniLMConfig", "load_config", "expand", "run", "Cell"]
 
@@ -211,16 +211,15 @@ def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
     -------
     dict
         ``{"rows": [...], "layer_errors": ..., "paths": {...}}``: one row per cell and
-        seed with the metrics of :mod:`accsim.embed_metrics` and the cost columns.
+        seed with the metrics of :mod:`accsim.transformer.embed_metrics` and the cost columns.
     """
     import xarray as xr
 
+    from accsim.transformer import embed_metrics as em
+    from accsim.transformer.op_runner import ReferenceRunner
     from networks.minilm import load_tokenizer, load_weights
     from networks.sentences import lee_sentences
     from networks.transformer import Trace, encode
-
-    from . import embed_metrics as em
-    from .op_runner import ReferenceRunner
 
     rs = cfg.run
     cells = expand(cfg)

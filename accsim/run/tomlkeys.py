@@ -1,7 +1,7 @@
 """Line numbers of TOML keys, for error messages that point into a config file.
 
 ``tomllib`` keeps no positions; :func:`key_lines` is a light scanner used by both the
-single-run config (:mod:`accsim.run_config`) and the sweep config
+single-run config (:mod:`accsim.run.config`) and the sweep config
 (:mod:`accsim.batch.config`), so neither imports the other.
 """
 

@@ -72,7 +72,7 @@ def _resolve(name: str):
 
 
 def _formats(model):
-    from .formats import format as get_format
+    from accsim.numbers.formats import format as get_format
 
     acc = getattr(model, "accumulator", model)
     fa = acc.a_format or get_format("binary32")
@@ -81,7 +81,7 @@ def _formats(model):
 
 
 def _check_out(out: Path) -> Path:
-    from .datasets import check_writable
+    from accsim.run.datasets import check_writable
 
     if out.suffix.lower() not in _EXTS:
         raise ValueError(f"--out must end in .zarr or .nc, got {str(out)!r}")
@@ -121,11 +121,11 @@ def verify_command(model_name: str, n: str, kappa: str, samples: int, seed: int,
     """Validate everything, run, write the dataset (and PNG); returns (dataset, path).
 
     Only an earlier verify run of the same parameters at ``out`` is replaced without
-    ``force`` (:func:`accsim.outputs.check_replace`); ``out`` is locked for the run and
+    ``force`` (:func:`accsim.run.outputs.check_replace`); ``out`` is locked for the run and
     published atomically."""
     from rich.console import Console
 
-    from . import bounds
+    from accsim.accumulators import bounds
 
     console = console or Console()
     # ---- validation: nothing is computed or written before all of this passes
@@ -137,14 +137,14 @@ def verify_command(model_name: str, n: str, kappa: str, samples: int, seed: int,
     if n_dots > MAX_DOTS:
         raise ValueError(f"--n x --kappa x --samples asks for {n_dots} dot products; the "
                          f"limit is {MAX_DOTS}")
-    from .seeds import check_seed
+    from accsim.numbers.seeds import check_seed
 
     seed = check_seed(seed, "--seed")
     if kind not in bounds.KINDS:
         raise ValueError(f"--kind must be one of {', '.join(bounds.KINDS)}, got {kind!r}")
     out = _check_out(Path(out))
     model = _resolve(model_name)
-    from .outputs import OutputLock, check_replace, clean_leftovers, config_digest
+    from accsim.run.outputs import OutputLock, check_replace, clean_leftovers, config_digest
 
     digest = config_digest({"model": model_name, "n": sizes, "kappa": kappas,
                             "samples": samples, "seed": seed, "kind": kind})
@@ -157,8 +157,8 @@ def verify_command(model_name: str, n: str, kappa: str, samples: int, seed: int,
 
 def _verify_locked(model, model_name, sizes, kappas, samples, seed, out, kind, plot,
                    console, digest):
-    from . import datasets
-    from .verify import gen_dot, verify
+    from accsim.analysis.verify import gen_dot, verify
+    from accsim.run import datasets
 
     k_inst = int(getattr(model, "k", 1) or 1)
     used = sorted({-(-s // k_inst) * k_inst for s in sizes})
@@ -191,7 +191,7 @@ def _verify_locked(model, model_name, sizes, kappas, samples, seed, out, kind, p
     data["rechecked"] = (dims, rechecked)
     attrs = {"kind": kind, "a_format": fa.name, "b_format": fb.name, "c": 0.0,
              "n_requested": ",".join(str(s) for s in sizes), "instruction_k": k_inst,
-             "generator": "Ogita-Rump-Oishi GenDot (accsim.verify.gen_dot)",
+             "generator": "Ogita-Rump-Oishi GenDot (accsim.analysis.verify.gen_dot)",
              "seconds": secs, "violations": int((~holds).sum()),
              "accsim_kind": "verify", "config_sha256": digest}
     ds = datasets.make_dataset(
@@ -201,7 +201,7 @@ def _verify_locked(model, model_name, sizes, kappas, samples, seed, out, kind, p
     datasets.save(ds, out)
     console.print(summary_table(ds))
     if plot:
-        from .plot_verify import save_plot
+        from accsim.plots.verify import save_plot
 
         png = save_plot(ds, out.with_suffix(".png"))
         console.print(f"plot: {png}")
@@ -244,7 +244,7 @@ def register(app: typer.Typer) -> None:
             "(never other files).")] = False,
     ) -> None:
         """Verify a model's componentwise error bound against exact results."""
-        from .outputs import OutputBusy
+        from accsim.run.outputs import OutputBusy
 
         try:
             _, _ = verify_command(model, n, kappa, samples, seed, out, kind, plot,

@@ -3,7 +3,7 @@
 Every layer computes ``v = W x + b`` as ``model.matmul(W, X, C)`` with ``X`` the layer's
 ``(n, P)`` input columns (``layer.to_columns``; im2col patches for convolutions) and
 ``C = b[:, None]`` broadcast, so component ``v[i, p]`` is one inner product of length
-``n`` plus the bias. A :class:`~accsim.strategies.Strategy` decides which accumulator
+``n`` plus the bias. A :class:`~accsim.run.strategies.Strategy` decides which accumulator
 model computes each component. The activation ``phi`` is evaluated in binary64 and its
 output rounded once to the activation format (binary32 by default, as in El Arar et al.,
 arXiv:2503.15568: "inputs and activations fp32") with :func:`accsim.round`.
@@ -12,10 +12,10 @@ For every component the executor records (in the layer's output layout
 ``(n_out, batch)``):
 
 ``computed``   the strategy's ``v_hat``;
-``exact``      :func:`accsim.exact.matmul` of the SAME layer input (so the error is the
+``exact``      :func:`accsim.numbers.exact.matmul` of the SAME layer input (so the error is the
                error of this layer's accumulation alone);
 ``bound``      the deterministic componentwise bound of the model that produced the
-               component (:func:`accsim.bounds.error_bound`);
+               component (:func:`accsim.accumulators.bounds.error_bound`);
 ``kappa_v``    ``(|W||x| + |b|) / |v|`` with ``v`` exact (numerator: binary64 BLAS
                product of non-negative terms, relative error below ``(n + 1) 2^-53``);
 ``kappa_phi``  the activation's condition number at the exact ``v``;
@@ -25,7 +25,7 @@ For every component the executor records (in the layer's output layout
                ``kappa_phi (|W| diag(|x|) eps_in / |v| + kappa_v g) + u_act`` with
                ``g = bound / (|W||x| + |b|)`` the model's relative constant and
                ``eps_in`` the previous layer's estimate (0 for the network input).
-               Same formula as :func:`accsim.kappa.propagate_layer_error`, evaluated
+               Same formula as :func:`accsim.analysis.kappa.propagate_layer_error`, evaluated
                with one binary64 BLAS product instead of its three exact products
                (the estimate is first order anyway; the exact passes would double the
                run time).
@@ -41,17 +41,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .accumulators.base import run_model as _run_model
-from .cost import CostTally
-from .strategies import Strategy, model_key
+from accsim.accumulators.base import run_model as _run_model
+from accsim.run.cost import CostTally
+from accsim.run.strategies import Strategy, model_key
 
 __all__ = ["LayerContext", "LayerResult", "ComputeCache", "run_batch", "RunAccumulator",
            "kappa_phi", "exact_logits", "PROB_FAILURE"]
 
 
 def kappa_phi(activation: str, z: np.ndarray) -> np.ndarray:
-    """Condition number of the activation, :func:`accsim.kappa.kappa_phi` (0/0 is 0)."""
-    from .kappa import kappa_phi as _kappa_phi
+    """Condition number of the activation, :func:`accsim.analysis.kappa.kappa_phi` (0/0 is 0)."""
+    from accsim.analysis.kappa import kappa_phi as _kappa_phi
 
     return np.asarray(_kappa_phi(z, activation), np.float64)
 
@@ -148,7 +148,7 @@ class LayerContext:
         return out
 
     def exact(self) -> np.ndarray:
-        from . import exact
+        from accsim.numbers import exact
 
         return self._cached(self._key("exact"),
                             lambda: exact.matmul(self.layer.W, self.X, self.C))
@@ -173,7 +173,7 @@ class LayerContext:
         # hardware model: the accumulator's bound on the rounded operands, plus the
         # measured effect of rounding the operands (|exact(q) - exact|, widened by
         # 4 ulps of binary64 to cover the two roundings to nearest of the references)
-        from . import exact
+        from accsim.numbers import exact
 
         Wq, Xq, Cq = model.quantize_operands(self.layer.W, self.X, self.C)
         acc = np.asarray(model.error_bound(Wq, Xq, Cq, kind="deterministic"), np.float64)
@@ -270,8 +270,8 @@ def run_batch(net, strategy: Strategy, x: np.ndarray, *, seed: int = 0,
     logits : numpy.ndarray, shape (batch, n_classes)
     layers : list of LayerResult
     """
-    from . import round as _round
-    from .formats import format as get_format
+    from accsim import round as _round
+    from accsim.numbers.formats import format as get_format
 
     cache = ComputeCache() if cache is None else cache
     u_act = get_format(act_format).u
@@ -321,10 +321,10 @@ def exact_logits(net, x: np.ndarray, *, act_format: str = "binary32",
                  input_format: str = "binary32", cache: ComputeCache | None = None,
                  offset: int = 0, seed: int = 0) -> np.ndarray:
     """Logits of the exact network: every layer's ``W x + b`` exact
-    (:func:`accsim.exact.matmul`, correctly rounded to binary64), ``phi`` and the
+    (:func:`accsim.numbers.exact.matmul`, correctly rounded to binary64), ``phi`` and the
     activation rounding as in :func:`run_batch`. The reference of the label-free metrics
     (top-1 agreement, logit error). Shares ``cache`` with the strategies' passes."""
-    from . import round as _round
+    from accsim import round as _round
 
     cache = ComputeCache() if cache is None else cache
     h = _round(np.ascontiguousarray(np.asarray(x, np.float64).T), input_format)
@@ -424,7 +424,7 @@ class RunAccumulator:
                     "propagated": r.propagated[:, :take]})
 
     def summary(self) -> dict:
-        """Scalar summary (the keys :func:`accsim.experiment.evaluate` returns)."""
+        """Scalar summary (the keys :func:`accsim.run.experiment.evaluate` returns)."""
         n = max(self.n_samples, 1)
         mr = float(np.max(self.max_ratio))
         return {

@@ -11,7 +11,7 @@ derivations). Two evaluations share one code path:
   longest chain of roundings, at least 2^-40) plus an absolute 2^-1050 (covers
   underflow inside the evaluation), so it is never below the real bound;
 * **exact** (``exact=True``): the same formulas on ``fractions.Fraction`` numbers (numpy
-  object arrays), giving the real bound itself; :mod:`accsim.verify` uses it to re-check
+  object arrays), giving the real bound itself; :mod:`accsim.analysis.verify` uses it to re-check
   the components whose error lies within the float margin of the bound.
 
 Standard model (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., 2002,
@@ -47,14 +47,14 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 
-from . import exact as _exact
-from .accumulators.fused_spec import OUT_ROUNDINGS, ZSENT, decode_exponents, truncate_tf32
-from .accumulators.registry import family_names, get_family
-from .arrays import check_matmul_shapes
-from .formats import FloatFormat
-from .formats import format as get_format
-from .kernels.vocab import RoundingMode
-from .rounding import round as _round
+from accsim.accumulators.fused_spec import OUT_ROUNDINGS, ZSENT, decode_exponents, truncate_tf32
+from accsim.accumulators.registry import family_names, get_family
+from accsim.kernels.vocab import RoundingMode
+from accsim.numbers import exact as _exact
+from accsim.numbers.arrays import check_matmul_shapes
+from accsim.numbers.formats import FloatFormat
+from accsim.numbers.formats import format as get_format
+from accsim.numbers.rounding import round as _round
 
 __all__ = ["error_bound", "gamma", "rounding_constants", "lam_from_failure_prob",
            "failure_prob_from_lam", "MARGIN_MIN", "ABS_SLACK"]
@@ -651,5 +651,5 @@ def error_bound(model, A, B, C=None, kind: str = "deterministic", lam: float | N
 
 def float_margin(model, K: int) -> float:
     """Relative margin by which the float bound may exceed the real bound (used by
-    :mod:`accsim.verify` to decide which components need the exact re-check)."""
+    :mod:`accsim.analysis.verify` to decide which components need the exact re-check)."""
     return 4 * max(MARGIN_MIN, 2.0 * (30 * K + 100) * _U64) + 2.0**-38

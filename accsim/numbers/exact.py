@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arrays import check_matmul_shapes
-from .kernels import exact_kernels as _k
+from accsim.kernels import exact_kernels as _k
+from accsim.numbers.arrays import check_matmul_shapes
 
 __all__ = ["matmul", "matmul_dd", "dot", "residual", "abs_matmul", "products_exact_in_binary64"]
 
