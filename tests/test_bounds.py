@@ -14,13 +14,15 @@ from helpers import MODES  # noqa: E402
 
 import accsim
 import hwmodels
-from accsim.accumulators import bounds, exact, kappa, verify
+from accsim.accumulators import bounds
 from accsim.accumulators.blocked import BlockedSum
 from accsim.accumulators.kahan import KahanSum
 from accsim.accumulators.kulisch import KulischSum
 from accsim.accumulators.pairwise import PairwiseSum
 from accsim.accumulators.promotion import PromotedSum
 from accsim.accumulators.recursive import RecursiveSum
+from accsim.analysis import kappa, verify
+from accsim.numbers import exact
 
 
 def _fmt_or(f, default="binary32"):
