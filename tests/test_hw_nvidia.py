@@ -290,7 +290,7 @@ def test_every_architecture_registered():
     ("hopper:wgmma.m64n8k8.f32.tf32.tf32", 25, 8, -133, "rz-fp32"),
     ("rtx-blackwell:mma.m16n8k32.f32.e4m3.e4m3.f32", 25, 32, -133, "rz-fp32"),
 ])
-def test_parameters_follow_hardware_md(name, F, L, ez, rho):
+def test_parameters_follow_mmasim_tables(name, F, L, ez, rho):
     acc = hwmodels.get(name).accumulator
     assert (acc.F, acc.L, acc.e_zero, acc.out_rounding) == (F, L, ez, rho)
 
