@@ -352,8 +352,8 @@ for name in ("hopper:wgmma.m64n8k32.f32.e4m3.e4m3", "ampere:mma.m16n8k16.f32.f16
              "cdna2:mfma.f32_32x32x8f16", "cdna3:mfma.f32_32x32x8_f16"):
     m = hwmodels.get(name)
     fa = m.accumulator.a_format
-    A = accsim.numbers.codecs.to_ml_dtypes(rng.standard_normal((37, 64)) * 4, fa)
-    B = accsim.numbers.codecs.to_ml_dtypes(rng.standard_normal((64, 29)), fa)
+    A = accsim.codecs.to_ml_dtypes(rng.standard_normal((37, 64)) * 4, fa)
+    B = accsim.codecs.to_ml_dtypes(rng.standard_normal((64, 29)), fa)
     out.append(m.matmul(A, B).view(np.uint32))
 np.save(sys.argv[1], np.concatenate([o.ravel() for o in out]))
 """
