@@ -39,8 +39,7 @@ def tile(task, M, N, rb, jb):
 
 
 @njit(**JIT)
-def start_tile(C, acc, keys, i0, rows, j0, n, N, p, emin, maxv, sub, ovf, flags, mode, r,
-               seed, ctr):
+def start_tile(C, acc, keys, i0, rows, j0, n, N, fmt, mode, r, seed, ctr):
     """Start a tile: ``keys[ii, j]`` = the SR stream key of output ``(i0 + ii, j0 + j)``
     (stochastic rounding only) and ``acc[ii, j] = round(C[i0 + ii, j0 + j])`` into the
     format at SR counter ``ctr``."""
@@ -49,5 +48,4 @@ def start_tile(C, acc, keys, i0, rows, j0, n, N, p, emin, maxv, sub, ovf, flags,
         if mode == SR:
             fill_keys(keys[ii], seed, sbase, n)
         for j in range(n):
-            acc[ii, j] = round1(C[i0 + ii, j0 + j], p, emin, maxv, sub, ovf, flags, mode, r,
-                                seed, sbase + j, ctr)
+            acc[ii, j] = round1(C[i0 + ii, j0 + j], fmt, mode, r, seed, sbase + j, ctr)
