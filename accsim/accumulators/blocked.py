@@ -26,7 +26,7 @@ from accsim.accumulators import bounds
 from accsim.accumulators._checks import check_mode, sums_exact
 from accsim.accumulators._exact_products import ExactProductAccumulator
 from accsim.accumulators.registry import Family, register_family
-from accsim.kernels.blocked import blocked_kernel
+from accsim.kernels.tiles import blocked_kernel
 from accsim.numbers.formats import FloatFormat
 from accsim.numbers.formats import format as get_format
 

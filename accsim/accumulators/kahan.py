@@ -37,7 +37,7 @@ from accsim.accumulators._checks import check_mode, sums_exact
 from accsim.accumulators._exact_products import SingleFormatSum
 from accsim.accumulators.registry import Family, register_family
 from accsim.kernels.accumulate import rne_ok
-from accsim.kernels.kahan import kahan_kernel, kahan_rne_kernel
+from accsim.kernels.tiles import kahan_kernel, kahan_rne_kernel
 from accsim.kernels.vocab import RoundingMode
 from accsim.numbers.arrays import check_matmul_shapes
 from accsim.numbers.rounding import check_seed

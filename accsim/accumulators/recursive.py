@@ -36,7 +36,8 @@ from accsim.accumulators._checks import (
 )
 from accsim.accumulators._exact_products import SingleFormatSum
 from accsim.accumulators.registry import Family, register_family
-from accsim.kernels.recursive import EXACT, FMA64, ROUNDED, recursive_kernel
+from accsim.kernels.recursive import EXACT, FMA64, ROUNDED
+from accsim.kernels.tiles import recursive_kernel
 from accsim.numbers.formats import FloatFormat
 
 PRODUCTS = ("exact", "rounded", "fused")

@@ -1,19 +1,19 @@
-"""Numba kernels of Kahan compensated summation (:mod:`accsim.accumulators.kahan`).
+"""Numba tile bodies of Kahan compensated summation (:mod:`accsim.accumulators.kahan`).
 
 Kahan (1965), "Further remarks on reducing truncation errors"; Higham, "Accuracy and
 Stability of Numerical Algorithms", 2nd ed., Alg. 4.2. Order and SR counters:
-:mod:`accsim.accumulators.kahan`. Two tiled kernels (tiles of ``RB`` rows x ``JB``
-columns, each output summed by one task in its fixed order): the RNE fast path
+:mod:`accsim.accumulators.kahan`. Two tile bodies of
+the drivers of :mod:`accsim.kernels.tiles` (each output summed by one task in its fixed
+order): the RNE fast path
 (vectorised lanes of :func:`~accsim.kernels.accumulate.rne_lane`, rejected lanes redo
 the whole step exactly) and the general path (every mode, every format, ``add_r``).
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from accsim.kernels.accumulate import add_r, rne_consts, rne_lane
 from accsim.kernels.bits import JIT
-from accsim.kernels.tiles import JB, RB, n_tiles, start_tile, tile
 from accsim.kernels.vocab import RNE
 
 _Z = np.uint64(0)
@@ -58,57 +58,52 @@ def _kahan_rows(s0, c0, s1, c1, A, i0, rows, k, brow, n, cst, guard, fmt):
                 cb[j] = add_r(d, -y, fmt, RNE, 0, _Z, 0, 0)
 
 
-@njit(parallel=True, **JIT)
-def kahan_rne_kernel(A, B, C, out, comp_out, fmt, exact):
-    """Kahan summation in RNE, vectorised across columns (formats with
-    ``rne_ok(fmt)``); ``exact``: every binary64 sum is proved exact (no
-    double-rounding guard)."""
-    M, K = A.shape
-    N = B.shape[1]
+@njit(**JIT)
+def kahan_rne_tile(A, B, out, comp_out, i0, rows, j0, n, N, acc0, keys, fmt, fmt2, mode, r,
+                   seed, cfg):
+    """Tile body of the drivers of :mod:`accsim.kernels.tiles`: Kahan summation in RNE,
+    vectorised across columns (formats with ``rne_ok(fmt)``); ``cfg = (exact, 0, 0, 0)``:
+    every binary64 sum is proved exact (no double-rounding guard)."""
+    exact = cfg[0] != 0
+    K = A.shape[1]
+    rb, jb = acc0.shape
     cst = rne_consts(fmt)
-    for task in prange(n_tiles(M, N, RB, JB)):
-        i0, rows, j0, n = tile(task, M, N, RB, JB)
-        S = np.empty((2, RB, JB))
-        Cp = np.zeros((2, RB, JB))
-        no_keys = np.zeros((RB, 1), np.uint64)  # RNE: no SR stream keys are needed
-        start_tile(C, S[0], no_keys, i0, rows, j0, n, N, fmt, RNE, 0, _Z, 0)
-        for k in range(K):
-            cur = k & 1
-            _kahan_rows(S[cur], Cp[cur], S[1 - cur], Cp[1 - cur], A, i0, rows, k,
-                        B[k, j0:j0 + n], n, cst, not exact, fmt)
-        for ii in range(rows):
-            for j in range(n):
-                out[i0 + ii, j0 + j] = S[K & 1, ii, j]
-                comp_out[i0 + ii, j0 + j] = Cp[K & 1, ii, j]
+    S = np.empty((2, rb, jb))
+    S[0, :rows, :n] = acc0[:rows, :n]
+    Cp = np.zeros((2, rb, jb))
+    for k in range(K):
+        cur = k & 1
+        _kahan_rows(S[cur], Cp[cur], S[1 - cur], Cp[1 - cur], A, i0, rows, k,
+                    B[k, j0:j0 + n], n, cst, not exact, fmt)
+    for ii in range(rows):
+        for j in range(n):
+            out[i0 + ii, j0 + j] = S[K & 1, ii, j]
+            comp_out[i0 + ii, j0 + j] = Cp[K & 1, ii, j]
 
 
-@njit(parallel=True, **JIT)
-def kahan_kernel(A, B, C, out, comp_out, fmt, mode, r, seed):
-    """Kahan summation of every output in any mode (``add_r`` for every operation);
-    ``comp_out`` receives the final compensation."""
-    M, K = A.shape
-    N = B.shape[1]
-    for task in prange(n_tiles(M, N, RB, JB)):
-        i0, rows, j0, n = tile(task, M, N, RB, JB)
-        S = np.empty((RB, JB))
-        Cp = np.zeros((RB, JB))
-        keys = np.zeros((RB, JB), np.uint64)  # unused: add_r draws its own SR words
-        start_tile(C, S, keys, i0, rows, j0, n, N, fmt, mode, r, seed, 4 * K)
-        for k in range(K):
-            brow = B[k, j0:j0 + n]
-            for ii in range(rows):
-                a = A[i0 + ii, k]
-                st = (i0 + ii) * N + j0
-                s_ = S[ii]
-                c_ = Cp[ii]
-                for j in range(n):
-                    s = s_[j]
-                    y = add_r(a * brow[j], -c_[j], fmt, mode, r, seed, st + j, 4 * k)
-                    t = add_r(s, y, fmt, mode, r, seed, st + j, 4 * k + 1)
-                    d = add_r(t, -s, fmt, mode, r, seed, st + j, 4 * k + 2)
-                    c_[j] = add_r(d, -y, fmt, mode, r, seed, st + j, 4 * k + 3)
-                    s_[j] = t
+@njit(**JIT)
+def kahan_tile(A, B, out, comp_out, i0, rows, j0, n, N, acc0, keys, fmt, fmt2, mode, r,
+               seed, cfg):
+    """Tile body of the drivers of :mod:`accsim.kernels.tiles`: Kahan summation in any mode
+    (``add_r`` for every operation); ``comp_out`` receives the final compensation."""
+    K = A.shape[1]
+    S = acc0
+    Cp = np.zeros(acc0.shape)
+    for k in range(K):
+        brow = B[k, j0:j0 + n]
         for ii in range(rows):
+            a = A[i0 + ii, k]
+            st = (i0 + ii) * N + j0
+            s_ = S[ii]
+            c_ = Cp[ii]
             for j in range(n):
-                out[i0 + ii, j0 + j] = S[ii, j]
-                comp_out[i0 + ii, j0 + j] = Cp[ii, j]
+                s = s_[j]
+                y = add_r(a * brow[j], -c_[j], fmt, mode, r, seed, st + j, 4 * k)
+                t = add_r(s, y, fmt, mode, r, seed, st + j, 4 * k + 1)
+                d = add_r(t, -s, fmt, mode, r, seed, st + j, 4 * k + 2)
+                c_[j] = add_r(d, -y, fmt, mode, r, seed, st + j, 4 * k + 3)
+                s_[j] = t
+    for ii in range(rows):
+        for j in range(n):
+            out[i0 + ii, j0 + j] = S[ii, j]
+            comp_out[i0 + ii, j0 + j] = Cp[ii, j]

@@ -1,4 +1,4 @@
-"""Numba kernel of recursive summation (:mod:`accsim.accumulators.recursive`).
+"""Numba tile body of recursive summation (:mod:`accsim.accumulators.recursive`).
 
 Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., 2002, section 4.2;
 order and SR counters: :mod:`accsim.accumulators.recursive`. ``kind`` 0: exact products
@@ -7,7 +7,7 @@ RNE FMA chain (NVIDIA fp64 mma, AMD fp32/fp64 mfma; docs/hwmodels.md).
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from accsim.kernels.accumulate import (
     fast_exact,
@@ -21,7 +21,6 @@ from accsim.kernels.accumulate import (
     word,
 )
 from accsim.kernels.bits import JIT, fma
-from accsim.kernels.tiles import JB, RB, n_tiles, start_tile, tile
 from accsim.kernels.vocab import RNE, SR
 
 #: ``kind`` codes of :func:`recursive_kernel`.
@@ -54,48 +53,45 @@ def vmul(out, a, brow, n, fmt, mode, r, seed, sbase, keys, ctr, fast):
         out[j] = res
 
 
-@njit(parallel=True, **JIT)
-def recursive_kernel(A, B, C, out, fmt, mode, r, seed, kind, pfmt, fast, exact):
-    """Recursive summation of every output; ``kind``: :data:`EXACT`, :data:`ROUNDED`
-    (products rounded into ``pfmt``) or :data:`FMA64`. Tasks = tiles of rows x columns,
-    run in parallel; each output is summed in order k = 0..K-1 by one task. ``exact``:
-    every binary64 sum is proved exact (``_checks.sums_exact``; lets the fast paths skip
-    their guards)."""
-    M, K = A.shape
-    N = B.shape[1]
-    for task in prange(n_tiles(M, N, RB, JB)):
-        i0, rows, j0, n = tile(task, M, N, RB, JB)
-        acc = np.empty((2, RB, JB))  # ping-pong: step k reads acc[k & 1]
-        keys = np.zeros((RB, JB), np.uint64)
-        prod = np.empty(JB)
-        start_tile(C, acc[0], keys, i0, rows, j0, n, N, fmt, mode, r, seed, 2 * K)
-        rne = fast and kind == EXACT and mode == RNE and rne_ok(fmt)
-        c = rne_consts(fmt)
-        for k in range(K):
-            brow = B[k, j0:j0 + n]
-            src = acc[k & 1]
-            dst = acc[(k + 1) & 1]
-            if rne:  # the common case: one call per step for all rows
-                rne_rows(src, dst, A, i0, rows, k, brow, n, c, not exact, fmt)
-                continue
-            for ii in range(rows):
-                i = i0 + ii
-                sbase = i * N + j0
-                a = A[i, k]
-                if kind == EXACT:
-                    vstep(src[ii], dst[ii], a, brow, n, fmt, mode, r, seed, sbase, keys[ii],
-                          2 * k, fast, exact)
-                elif kind == ROUNDED:
-                    vmul(prod, a, brow, n, pfmt, mode, r, seed, sbase, keys[ii], 2 * k + 1,
-                         fast)
-                    vstep(src[ii], dst[ii], 1.0, prod, n, fmt, mode, r, seed, sbase,
-                          keys[ii], 2 * k, fast, False)
-                else:
-                    s_ = src[ii]
-                    d_ = dst[ii]
-                    for j in range(n):
-                        d_[j] = fma(a, brow[j], s_[j])
-        fin = acc[K & 1]
+@njit(**JIT)
+def recursive_tile(A, B, out, aux, i0, rows, j0, n, N, acc0, keys, fmt, pfmt, mode, r, seed,
+                   cfg):
+    """Tile body of the drivers of :mod:`accsim.kernels.tiles`: the recursive sums of the
+    tile's outputs, k = 0..K-1 (``cfg = (kind, fast, exact, 0)``)."""
+    kind, fast_, exact_, _ = cfg
+    fast = fast_ != 0
+    exact = exact_ != 0
+    K = A.shape[1]
+    rb, jb = acc0.shape
+    acc = np.empty((2, rb, jb))  # ping-pong: step k reads acc[k & 1]
+    acc[0, :rows, :n] = acc0[:rows, :n]
+    prod = np.empty(jb)
+    rne = fast and kind == EXACT and mode == RNE and rne_ok(fmt)
+    c = rne_consts(fmt)
+    for k in range(K):
+        brow = B[k, j0:j0 + n]
+        src = acc[k & 1]
+        dst = acc[(k + 1) & 1]
+        if rne:  # the common case: one call per step for all rows
+            rne_rows(src, dst, A, i0, rows, k, brow, n, c, not exact, fmt)
+            continue
         for ii in range(rows):
-            for j in range(n):
-                out[i0 + ii, j0 + j] = fin[ii, j]
+            i = i0 + ii
+            sbase = i * N + j0
+            a = A[i, k]
+            if kind == EXACT:
+                vstep(src[ii], dst[ii], a, brow, n, fmt, mode, r, seed, sbase, keys[ii],
+                      2 * k, fast, exact)
+            elif kind == ROUNDED:
+                vmul(prod, a, brow, n, pfmt, mode, r, seed, sbase, keys[ii], 2 * k + 1, fast)
+                vstep(src[ii], dst[ii], 1.0, prod, n, fmt, mode, r, seed, sbase, keys[ii],
+                      2 * k, fast, False)
+            else:
+                s_ = src[ii]
+                d_ = dst[ii]
+                for j in range(n):
+                    d_[j] = fma(a, brow[j], s_[j])
+    fin = acc[K & 1]
+    for ii in range(rows):
+        for j in range(n):
+            out[i0 + ii, j0 + j] = fin[ii, j]
