@@ -21,7 +21,7 @@ from accsim.accumulators import bounds
 from accsim.accumulators._checks import check_mode, sums_exact
 from accsim.accumulators._exact_products import SingleFormatSum
 from accsim.accumulators.registry import Family, register_family
-from accsim.kernels.tiles import pairwise_kernel
+from accsim.kernels.pairwise import pairwise_kernel
 
 
 @dataclass(frozen=True)

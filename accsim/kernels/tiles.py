@@ -17,7 +17,6 @@ from accsim.kernels.accumulate import fill_keys, round1
 from accsim.kernels.bits import JIT
 from accsim.kernels.blocked import blocked_tile
 from accsim.kernels.kahan import kahan_rne_tile, kahan_tile
-from accsim.kernels.pairwise import pairwise_tile
 from accsim.kernels.recursive import recursive_tile
 from accsim.kernels.vocab import RNE, SR
 
@@ -70,7 +69,8 @@ def begin_tile(C, task, M, N, rb, cfmt, mode, r, seed, cctr):
     return i0, rows, j0, n, acc, keys
 
 
-# The drivers: ``prange`` over the tiles, each tile started by :func:`begin_tile`, then
+# The drivers of recursive, blocked and Kahan (pairwise keeps its own loop over one-row
+# tiles, see docs/accumulators.md): ``prange`` over the tiles, each tile started by :func:`begin_tile`, then
 # summed by the family's tile body (``body(A, B, out, aux, i0, rows, j0, n, N, acc, keys,
 # fmt, fmt2, mode, r, seed, cfg)``, in the family's kernel module). One short driver per
 # family rather than one driver taking the body as a first-class function: numba 0.68
@@ -128,16 +128,3 @@ def kahan_kernel(A, B, C, out, comp_out, fmt, mode, r, seed):
         i0, rows, j0, n, acc, keys = begin_tile(C, task, M, N, RB, fmt, mode, r, seed, 4 * K)
         kahan_tile(A, B, out, comp_out, i0, rows, j0, n, N, acc, keys, fmt, fmt, mode, r, seed,
                    (False, False, False, False))
-
-
-@njit(parallel=True, **JIT)
-def pairwise_kernel(A, B, C, out, fmt, mode, r, seed, fast, exact):
-    """Pairwise summation of every output, tiles of one row (:mod:`accsim.kernels.pairwise`)."""
-    M, K = A.shape
-    N = B.shape[1]
-    aux = np.empty((1, 1))
-    for task in prange(n_tiles(M, N, 1, JB)):
-        i0, rows, j0, n, acc, keys = begin_tile(C, task, M, N, 1, fmt, mode, r, seed, 2 * K)
-        pairwise_tile(A, B, out, aux, i0, rows, j0, n, N, acc, keys, fmt, fmt, mode, r, seed,
-                      (fast, exact, False, False))
-
