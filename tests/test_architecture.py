@@ -173,6 +173,57 @@ def test_layer_check_sees_an_upward_import():
     assert _layer("accsim.batch.config") > _layer("accsim.run.config")
 
 
+#: Modules outside accsim/kernels that may import numba, and why: thread control only
+#: (``numba.set_num_threads``), never a jitted function.
+NUMBA_THREAD_CONTROL = ("accsim.transformer.op_runner", "accsim.batch.runner", "accsim.warmup")
+
+
+def _numba_importers() -> list[str]:
+    out = []
+    for m, (f, _) in _modules().items():
+        for node in ast.walk(ast.parse(f.read_text(), str(f))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            if any(n == "numba" or n.startswith("numba.") for n in names):
+                out.append(m)
+                break
+    return sorted(out)
+
+
+def test_jitted_code_lives_in_kernels():
+    """All numba code is under accsim/kernels; the layers above are plain Python."""
+    users = _numba_importers()
+    assert "accsim.kernels.accumulate" in users  # the scan sees numba imports
+    outside = [m for m in users if not m.startswith("accsim.kernels")
+               and m not in NUMBA_THREAD_CONTROL]
+    assert outside == []
+
+
+def _bare_mode_compares(tree) -> list[int]:
+    """Lines comparing a name containing ``mode`` with an int literal."""
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            named = any(isinstance(x, ast.Name) and "mode" in x.id.lower() for x in sides)
+            lit = any(isinstance(x, ast.Constant) and type(x.value) is int for x in sides)
+            if named and lit:
+                bad.append(node.lineno)
+    return bad
+
+
+def test_kernels_compare_modes_by_name():
+    """Kernels compare modes against the vocabulary (RNE .. SR), never bare integers."""
+    assert _bare_mode_compares(ast.parse("if mode == 6:\n    pass\n")) == [1]
+    bad = {m: lines for m, (f, _) in _modules().items() if m.startswith("accsim.kernels")
+           and (lines := _bare_mode_compares(ast.parse(f.read_text())))}
+    assert bad == {}
+
+
 # ------------------------------------------------------------------- one registration
 @dataclass(frozen=True)
 class ToySum(Accumulator):

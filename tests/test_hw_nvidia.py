@@ -344,7 +344,7 @@ def test_typed_matmul_values_pads_k():
 
 
 _THREAD_SCRIPT = """
-import numpy as np, accsim, hwmodels, sys
+import numpy as np, accsim, accsim.numbers.codecs, hwmodels, sys
 rng = np.random.default_rng(1)
 out = []
 for name in ("hopper:wgmma.m64n8k32.f32.e4m3.e4m3", "ampere:mma.m16n8k16.f32.f16.f16.f32",

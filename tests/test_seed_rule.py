@@ -115,3 +115,19 @@ def test_cli_seed_option_is_named():
     r = CliRunner().invoke(app, ["verify", "-m", "fp16-recursive-rne", "-o", "x.zarr",
                                  "--seed", "-1"])
     assert r.exit_code == 2 and "--seed" in r.output, r.output
+
+
+GENERIC = [n for n in hwmodels.available() if ":" not in n]
+
+
+@pytest.mark.parametrize("seed", [1.5, -1, 2**64])
+def test_every_generic_family_refuses(seed):
+    """Every generic model (the families recursive, blocked, pairwise, Kahan, Kulisch,
+    promotion) refuses a bad seed before any kernel sees it."""
+    v = np.array([0.5, 1.0, 0.25, 2.0])  # exact in every input format
+    A, B = v[None, :], v[:, None]
+    for name in GENERIC:
+        with pytest.raises(ValueError, match="seed"):
+            hwmodels.get(name).matmul(A, B, seed=seed)
+    with pytest.raises(ValueError, match="seed"):
+        hwmodels.get("fp16-kahan").matmul_with_compensation(A, B, seed=seed)

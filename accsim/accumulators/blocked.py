@@ -21,74 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit, prange
 
 from accsim.accumulators import bounds
 from accsim.accumulators._checks import check_mode, sums_exact
 from accsim.accumulators._exact_products import ExactProductAccumulator
 from accsim.accumulators.registry import Family, register_family
-from accsim.kernels.accumulate import rne_add_rows, rne_consts, rne_ok, rne_rows, vstep
-from accsim.kernels.bits import JIT
-from accsim.kernels.tiles import JB, RB, n_tiles, start_tile, tile
-from accsim.kernels.vocab import RNE
+from accsim.kernels.tiles import blocked_kernel
 from accsim.numbers.formats import FloatFormat
 from accsim.numbers.formats import format as get_format
-
-_RB, _JB = RB, JB
-
-
-@njit(parallel=True, **JIT)
-def blocked_kernel(A, B, C, out, block, p, emin, maxv, sub, ovf, flags, q, qemin, qmaxv,
-                   qsub, qovf, qflags, mode, r, seed, fast, iexact, oexact):
-    """Blocked summation of every output (inner format p..., outer format q...);
-    ``iexact``/``oexact``: every inner/outer binary64 sum is proved exact."""
-    M, K = A.shape
-    N = B.shape[1]
-    for task in prange(n_tiles(M, N, _RB, _JB)):
-        i0, rows, j0, n = tile(task, M, N, _RB, _JB)
-        inner = np.zeros((2, _RB, _JB))
-        outer = np.empty((2, _RB, _JB))
-        keys = np.zeros((_RB, _JB), np.uint64)
-        start_tile(C, outer[0], keys, i0, rows, j0, n, N, q, qemin, qmaxv, qsub, qovf,
-                   qflags, mode, r, seed, 2 * K)
-        cur = 0  # inner ping-pong index
-        oc = 0  # outer ping-pong index
-        zero = np.zeros((_RB, _JB))
-        ci = rne_consts(p, emin, maxv, sub, ovf, flags)
-        co = rne_consts(q, qemin, qmaxv, qsub, qovf, qflags)
-        rne = fast and mode == RNE and rne_ok(p, emin, maxv, flags) \
-            and rne_ok(q, qemin, qmaxv, qflags)
-        for k in range(K):
-            brow = B[k, j0:j0 + n]
-            first = (k % block) == 0
-            last = (k % block) == block - 1 or k == K - 1
-            if rne:  # the common case: one call per step for all rows
-                rne_rows(zero if first else inner[cur], inner[1 - cur], A, i0, rows, k,
-                         brow, n, ci, not iexact, p, emin, maxv, sub, ovf, flags)
-                if last:
-                    rne_add_rows(outer[oc], outer[1 - oc], inner[1 - cur], rows, n, co,
-                                 not oexact, q, qemin, qmaxv, qsub, qovf, qflags)
-                    oc = 1 - oc
-                cur = 1 - cur
-                continue
-            for ii in range(rows):
-                i = i0 + ii
-                sbase = i * N + j0
-                src = inner[cur, ii]
-                if first:
-                    src[:n] = 0.0
-                vstep(src, inner[1 - cur, ii], A[i, k], brow, n, p, emin, maxv, sub, ovf,
-                      flags, mode, r, seed, sbase, keys[ii], 2 * k, fast, iexact)
-                if last:
-                    vstep(outer[oc, ii], outer[1 - oc, ii], 1.0, inner[1 - cur, ii], n, q,
-                          qemin, qmaxv, qsub, qovf, qflags, mode, r, seed, sbase, keys[ii],
-                          2 * k + 1, fast, oexact)
-            cur = 1 - cur
-            if last:
-                oc = 1 - oc
-        for ii in range(rows):
-            for j in range(n):
-                out[i0 + ii, j0 + j] = outer[oc, ii, j]
 
 
 @dataclass(frozen=True)
@@ -132,7 +72,7 @@ class BlockedSum(ExactProductAccumulator):
         fi, fo = self.inner_format, self.outer_format
         iexact = fast and sums_exact(A, B, None, [fi], min(K, self.block))
         oexact = iexact and sums_exact(A, B, C, [fi, fo], 2 * K + 1, products=False)
-        blocked_kernel(A, B, C, out, self.block, *fi.kernel_params(), *fo.kernel_params(),
+        blocked_kernel(A, B, C, out, self.block, fi.kernel_params(), fo.kernel_params(),
                        m, r, np.uint64(seed), fast, iexact, oexact)
         return out
 

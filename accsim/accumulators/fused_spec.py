@@ -9,23 +9,31 @@ of NVIDIA tensor cores", PeerJ CS 2021, and ``docs/hwmodels.md``.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from accsim.kernels import fused as fk
+from accsim.numbers.formats import FloatFormat
+from accsim.numbers.formats import format as get_format
 
 __all__ = ["OUT_ROUNDINGS", "TRUNCS", "ZSENT", "decode_exponents", "truncate_tf32"]
 
 ZSENT = fk.ZSENT
 
-# out_rounding -> (storage format, p, emin, max, round toward zero)
-OUT_ROUNDINGS = {
-    "rz-fp32": ("binary32", 24, -126, float(np.finfo(np.float32).max), True),
-    "rne-fp32": ("binary32", 24, -126, float(np.finfo(np.float32).max), False),
-    "rne-fp16": ("binary16", 11, -14, 65504.0, False),
-    "rz-e8m13": ("binary32", 14, -126, math.ldexp(2.0 - 2.0**-13, 127), True),
+#: The 14-bit-significand output of the fp32 tensor-core paths with e8m13 rounding
+#: (docs/hwmodels.md): binary32's exponent range, 13 fraction bits.
+E8M13 = FloatFormat.from_bits(8, 13)
+
+# out_rounding -> (storage format name, rounding format, round toward zero)
+_OUT_SPEC = {
+    "rz-fp32": ("binary32", get_format("binary32"), True),
+    "rne-fp32": ("binary32", get_format("binary32"), False),
+    "rne-fp16": ("binary16", get_format("binary16"), False),
+    "rz-e8m13": ("binary32", E8M13, True),
 }
+#: out_rounding -> (storage format name, p, emin, max, round toward zero), each derived
+#: from the format presets (``accsim.numbers.formats``).
+OUT_ROUNDINGS = {k: (store, f.p, f.emin, float(f.max), rz)
+                 for k, (store, f, rz) in _OUT_SPEC.items()}
 TRUNCS = ("rz", "floor")
 
 

@@ -16,14 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit, prange
 
 from accsim.accumulators import bounds
 from accsim.accumulators._checks import check_mode, fmt_or_none
 from accsim.accumulators.base import Accumulator
 from accsim.accumulators.registry import Family, register_family
-from accsim.kernels.accumulate import add_r, round1
-from accsim.kernels.bits import JIT
+from accsim.kernels.promotion import add_matrix, round_matrix
 from accsim.kernels.rng import random_words
 from accsim.kernels.vocab import RoundingMode
 from accsim.numbers.formats import FloatFormat
@@ -31,25 +29,6 @@ from accsim.numbers.formats import format as get_format
 
 #: Deterministic modes only: the outer additions have no SR stream of their own.
 OUTER_MODES = tuple(m.label for m in RoundingMode if not m.is_stochastic)
-
-
-@njit(parallel=True, **JIT)
-def round_matrix(X, out, p, emin, maxv, sub, ovf, flags, mode):
-    M, N = X.shape
-    for i in prange(M):
-        for j in range(N):
-            out[i, j] = round1(X[i, j], p, emin, maxv, sub, ovf, flags, mode, 0,
-                               np.uint64(0), 0, 0)
-
-
-@njit(parallel=True, **JIT)
-def add_matrix(acc, P, p, emin, maxv, sub, ovf, flags, mode):
-    """``acc = round(acc + P)`` elementwise, exactly once (deterministic modes)."""
-    M, N = acc.shape
-    for i in prange(M):
-        for j in range(N):
-            acc[i, j] = add_r(acc[i, j], P[i, j], p, emin, maxv, sub, ovf, flags, mode, 0,
-                              np.uint64(0), 0, 0)
 
 
 def chunk_seed(seed: int, q: int) -> int:
@@ -112,14 +91,14 @@ class PromotedSum(Accumulator):
         m, _ = check_mode(self.outer_mode, None, "outer_mode")
         params = self.outer_format.kernel_params()
         acc = np.empty_like(C)
-        round_matrix(C, acc, *params, m)
+        round_matrix(C, acc, params, m)
         K = A.shape[1]
         zero = np.zeros_like(C)
         for q, k0 in enumerate(range(0, K, self.chunk)):
             Ak = np.ascontiguousarray(A[:, k0:k0 + self.chunk])
             Bk = np.ascontiguousarray(B[k0:k0 + self.chunk])
             P = self.inner._matmul(Ak, Bk, zero, chunk_seed(seed, q))
-            add_matrix(acc, P, *params, m)
+            add_matrix(acc, P, params, m)
         return acc
 
     def params(self) -> dict:

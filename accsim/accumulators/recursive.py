@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
 
 from accsim.accumulators import bounds
 from accsim.accumulators._checks import (
@@ -37,102 +36,11 @@ from accsim.accumulators._checks import (
 )
 from accsim.accumulators._exact_products import SingleFormatSum
 from accsim.accumulators.registry import Family, register_family
-from accsim.kernels.accumulate import (
-    fast_exact,
-    mul_r,
-    rne_consts,
-    rne_lane,
-    rne_mul_loop,
-    rne_ok,
-    rne_rows,
-    vstep,
-    word,
-)
-from accsim.kernels.bits import JIT, fma
-from accsim.kernels.tiles import JB, RB, n_tiles, start_tile, tile
-from accsim.kernels.vocab import RNE, SR
+from accsim.kernels.recursive import EXACT, FMA64, ROUNDED
+from accsim.kernels.tiles import recursive_kernel
 from accsim.numbers.formats import FloatFormat
 
 PRODUCTS = ("exact", "rounded", "fused")
-_RB, _JB = RB, JB  # output rows (B rows reused across them) and columns per task
-
-
-@njit(**JIT)
-def vmul(out, a, brow, n, p, emin, maxv, sub, ovf, flags, mode, r, seed, sbase, keys,
-         ctr, fast):
-    """``out[j] = round(a * brow[j])`` for j < n (product exact in binary64)."""
-    if fast and mode == RNE and rne_ok(p, emin, maxv, flags):
-        c = rne_consts(p, emin, maxv, sub, ovf, flags)
-        # a*b + (-0.0) is a*b exactly: one RNE rounding by the vectorised lanes
-        if rne_mul_loop(out, a, brow, n, c):
-            for j in range(n):
-                r_, bad = rne_lane(a * brow[j], -0.0, c, False)
-                out[j] = mul_r(a, brow[j], p, emin, maxv, sub, ovf, flags, mode, r, seed,
-                               sbase + j, ctr) if bad else r_
-        return
-    sh = 53 - p
-    tiny = np.ldexp(1.0, emin)
-    rr = 64 if r == 0 else r
-    for j in range(n):
-        y = a * brow[j]
-        ok = False
-        if fast and p <= 52:
-            w = word(keys[j], ctr) if mode == SR else np.uint64(0)
-            res, ok = fast_exact(y, sh, tiny, maxv, mode, rr, w)
-        if not ok:
-            res = mul_r(a, brow[j], p, emin, maxv, sub, ovf, flags, mode, r, seed,
-                        sbase + j, ctr)
-        out[j] = res
-
-
-@njit(parallel=True, **JIT)
-def recursive_kernel(A, B, C, out, p, emin, maxv, sub, ovf, flags, mode, r, seed, kind,
-                     pp, pemin, pmaxv, psub, povf, pflags, fast, exact):
-    """Recursive summation of every output (see module docstring); ``kind`` 0 exact or
-    fused with exact products, 1 rounded products, 2 binary64 RNE FMA chain (any
-    products). Tasks = blocks of rows x columns, run in parallel; each output is summed
-    in order k = 0..K-1 by one task. ``exact``: every binary64 sum is proved exact
-    (``_checks.sums_exact``; lets the fast paths skip their guards)."""
-    M, K = A.shape
-    N = B.shape[1]
-    for task in prange(n_tiles(M, N, _RB, _JB)):
-        i0, rows, j0, n = tile(task, M, N, _RB, _JB)
-        acc = np.empty((2, _RB, _JB))  # ping-pong: step k reads acc[k & 1]
-        keys = np.zeros((_RB, _JB), np.uint64)
-        prod = np.empty(_JB)
-        start_tile(C, acc[0], keys, i0, rows, j0, n, N, p, emin, maxv, sub, ovf, flags,
-                   mode, r, seed, 2 * K)
-        rne = fast and kind == 0 and mode == RNE and rne_ok(p, emin, maxv, flags)
-        c = rne_consts(p, emin, maxv, sub, ovf, flags)
-        for k in range(K):
-            brow = B[k, j0:j0 + n]
-            src = acc[k & 1]
-            dst = acc[(k + 1) & 1]
-            if rne:  # the common case: one call per step for all rows
-                rne_rows(src, dst, A, i0, rows, k, brow, n, c, not exact, p, emin, maxv,
-                         sub, ovf, flags)
-                continue
-            for ii in range(rows):
-                i = i0 + ii
-                sbase = i * N + j0
-                a = A[i, k]
-                if kind == 0:
-                    vstep(src[ii], dst[ii], a, brow, n, p, emin, maxv, sub, ovf, flags,
-                          mode, r, seed, sbase, keys[ii], 2 * k, fast, exact)
-                elif kind == 1:
-                    vmul(prod, a, brow, n, pp, pemin, pmaxv, psub, povf, pflags, mode,
-                         r, seed, sbase, keys[ii], 2 * k + 1, fast)
-                    vstep(src[ii], dst[ii], 1.0, prod, n, p, emin, maxv, sub, ovf, flags,
-                          mode, r, seed, sbase, keys[ii], 2 * k, fast, False)
-                else:
-                    s_ = src[ii]
-                    d_ = dst[ii]
-                    for j in range(n):
-                        d_[j] = fma(a, brow[j], s_[j])
-        fin = acc[K & 1]
-        for ii in range(rows):
-            for j in range(n):
-                out[i0 + ii, j0 + j] = fin[ii, j]
 
 
 @dataclass(frozen=True)
@@ -187,13 +95,13 @@ class RecursiveSum(SingleFormatSum):
     def _matmul(self, A, B, C, seed, *, fast: bool = True):
         m, r = check_mode(self.mode, self.sr_bits)
         out = np.empty((A.shape[0], B.shape[1]))
-        kind = {"exact": 0, "fused": 0, "rounded": 1}[self.product]
+        kind = {"exact": EXACT, "fused": EXACT, "rounded": ROUNDED}[self.product]
         if self._fma64:
-            kind = 2
+            kind = FMA64
         pf = self.product_format or self.acc_format
-        exact = kind == 0 and fast and sums_exact(A, B, C, [self.acc_format], A.shape[1])
-        recursive_kernel(A, B, C, out, *self.acc_format.kernel_params(), m, r,
-                         np.uint64(seed), kind, *pf.kernel_params(), fast, exact)
+        exact = kind == EXACT and fast and sums_exact(A, B, C, [self.acc_format], A.shape[1])
+        recursive_kernel(A, B, C, out, self.acc_format.kernel_params(), m, r,
+                         np.uint64(seed), kind, pf.kernel_params(), fast, exact)
         return out
 
     def cost_bits(self, n: int) -> float:

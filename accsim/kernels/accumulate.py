@@ -88,34 +88,36 @@ def _rd_zero_fix(res, x, y, mode, flags):
 
 
 @njit(**JIT)
-def add_r(x, y, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
+def add_r(x, y, fmt, mode, r, seed, stream, ctr):
     """``round(x + y)`` exactly once (IEEE zero-sign rules, every mode)."""
-    res = add_round(x, y, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr)
-    return _rd_zero_fix(res, x, y, mode, flags)
+    res = add_round(x, y, fmt, mode, r, seed, stream, ctr)
+    return _rd_zero_fix(res, x, y, mode, fmt.flags)
 
 
 @njit(**JIT)
-def mul_r(a, b, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
+def mul_r(a, b, fmt, mode, r, seed, stream, ctr):
     """``round(a * b)`` exactly once."""
-    return mul_round(a, b, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr)
+    return mul_round(a, b, fmt, mode, r, seed, stream, ctr)
 
 
 @njit(**JIT)
-def round1(x, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
+def round1(x, fmt, mode, r, seed, stream, ctr):
     """``round(x)`` of one binary64 value."""
-    return round_dd(x, 0.0, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr)
+    return round_dd(x, 0.0, fmt, mode, r, seed, stream, ctr)
 
 
 @njit(**JIT)
-def rne_ok(p, emin, maxv, flags):
+def rne_ok(fmt):
     """Whether :func:`rne_lane` covers the format (else every lane takes the exact path)."""
+    p, emin, maxv, _, _, flags = fmt
     return p <= 25 and emin - p >= -1000 and maxv < 2.0**899 and not (flags & FLAG_E8M0)
 
 
 @njit(**JIT)
-def rne_consts(p, emin, maxv, sub, ovf, flags):
+def rne_consts(fmt):
     """Loop constants of :func:`rne_lane`: ``(K1, KH, tiny, lowE, maxv, obits, omask,
     nz0)``."""
+    p, emin, maxv, sub, ovf, flags = fmt
     tiny = math.ldexp(1.0, emin)
     # below 2^emin the quantum is 2^(emin-p+1) (subnormals) or 2^emin (none): the
     # binade "exponent" used for C is tiny, resp. tiny * 2^(p-1)
@@ -190,7 +192,7 @@ def rne_mul_loop(out, a, brow, n, c):
 
 
 @njit(**JIT)
-def rne_rows(src, dst, A, i0, rows, k, brow, n, c, guard, p, emin, maxv, sub, ovf, flags):
+def rne_rows(src, dst, A, i0, rows, k, brow, n, c, guard, fmt):
     """One step ``k`` of ``rows`` recursive RNE sums: ``dst[ii, j] = RNE(src[ii, j] +
     A[i0 + ii, k] * brow[j])`` (fast lanes, then the rare rejected lanes exactly). One
     call per step keeps the per-call overhead off the short lane loops."""
@@ -210,27 +212,27 @@ def rne_rows(src, dst, A, i0, rows, k, brow, n, c, guard, p, emin, maxv, sub, ov
                 d_[j] = r
                 bad |= b
         if bad:
-            rne_fix(s_, d_, a, brow, n, c, p, emin, maxv, sub, ovf, flags)
+            rne_fix(s_, d_, a, brow, n, c, fmt)
 
 
 @njit(**JIT)
-def rne_add_rows(src, dst, T, rows, n, c, guard, p, emin, maxv, sub, ovf, flags):
+def rne_add_rows(src, dst, T, rows, n, c, guard, fmt):
     """``dst[ii, j] = RNE(src[ii, j] + T[ii, j])`` for ``rows`` rows (fast lanes, then the
     rare rejected lanes exactly)."""
     for ii in range(rows):
         if rne_loop(src[ii], dst[ii], 1.0, T[ii], n, c, guard):
-            rne_fix(src[ii], dst[ii], 1.0, T[ii], n, c, p, emin, maxv, sub, ovf, flags)
+            rne_fix(src[ii], dst[ii], 1.0, T[ii], n, c, fmt)
 
 
 @njit(**JIT)
-def rne_fix(src, dst, a, brow, n, c, p, emin, maxv, sub, ovf, flags):
+def rne_fix(src, dst, a, brow, n, c, fmt):
     """Redo exactly (``add_r``) the lanes :func:`rne_loop` (guarded) rejects."""
     for j in range(n):
         x = src[j]
         y = a * brow[j]
         r, b = rne_lane(x, y, c, True)
         if b:
-            dst[j] = add_r(x, y, p, emin, maxv, sub, ovf, flags, RNE, 0, _ZERO, 0, 0)
+            dst[j] = add_r(x, y, fmt, RNE, 0, _ZERO, 0, 0)
 
 
 @njit(**JIT)
@@ -302,8 +304,7 @@ def _sr_loop(src, dst, a, brow, n, sh, tb, span, r, keys, ctr, exact):
 
 
 @njit(**JIT)
-def vstep(src, dst, a, brow, n, p, emin, maxv, sub, ovf, flags, mode, r, seed, sbase,
-          keys, ctr, fast, exact):
+def vstep(src, dst, a, brow, n, fmt, mode, r, seed, sbase, keys, ctr, fast, exact):
     """``dst[j] = round(src[j] + a * brow[j])`` for j < n, each exactly once.
 
     ``src`` and ``dst`` must be distinct arrays (ping-pong buffers: the rare lanes the
@@ -315,11 +316,12 @@ def vstep(src, dst, a, brow, n, p, emin, maxv, sub, ovf, flags, mode, r, seed, s
     caller with :func:`~accsim.accumulators._checks.sums_exact`): the fast paths then
     skip their TwoSum guards.
     """
-    if fast and mode == RNE and rne_ok(p, emin, maxv, flags):
-        c = rne_consts(p, emin, maxv, sub, ovf, flags)
+    if fast and mode == RNE and rne_ok(fmt):
+        c = rne_consts(fmt)
         if rne_loop(src, dst, a, brow, n, c, not exact):
-            rne_fix(src, dst, a, brow, n, c, p, emin, maxv, sub, ovf, flags)
+            rne_fix(src, dst, a, brow, n, c, fmt)
         return
+    p, emin, maxv = fmt.p, fmt.emin, fmt.maxv
     sh = 53 - p
     tiny = math.ldexp(1.0, emin)
     tb = f64_to_bits(tiny)
@@ -349,8 +351,7 @@ def vstep(src, dst, a, brow, n, p, emin, maxv, sub, ovf, flags, mode, r, seed, s
                 rb = f64_to_bits(dst[j])
                 redo = t != 0.0 or ((rb & _ABS) - tb) > span or not (abs(s) >= tiny)
             if redo:
-                dst[j] = add_r(x, y, p, emin, maxv, sub, ovf, flags, mode, r, seed,
-                               sbase + j, ctr)
+                dst[j] = add_r(x, y, fmt, mode, r, seed, sbase + j, ctr)
 
 
 @njit(**JIT)

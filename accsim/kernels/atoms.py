@@ -19,13 +19,13 @@ from numba import njit
 
 from accsim.kernels.bits import JIT, fma, two_prod, two_sum
 from accsim.kernels.rounding import overflow_result, round_dd
-from accsim.kernels.vocab import RNE, away_mode, exact_zero_sign
+from accsim.kernels.vocab import RNE, KernelFormat, away_mode, exact_zero_sign
 
 
 @njit(**JIT)
-def _finite_overflow(a, b, s, maxv, ovf, mode):
+def _finite_overflow(s, fmt, mode):
     neg = s < 0.0
-    return overflow_result(neg, away_mode(mode, neg), maxv, ovf)
+    return overflow_result(neg, away_mode(mode, neg), fmt.maxv, fmt.ovf)
 
 
 @njit(**JIT)
@@ -38,23 +38,23 @@ def _exact_zero_sign(x, y, mode):
 
 
 @njit(**JIT)
-def add_round(a, b, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
+def add_round(a, b, fmt, mode, r, seed, stream, ctr):
     """``round(a + b)`` into the format, exactly once."""
     s, t = two_sum(a, b)
     if math.isinf(s) and not (math.isinf(a) or math.isinf(b)):
-        return _finite_overflow(a, b, s, maxv, ovf, mode)
+        return _finite_overflow(s, fmt, mode)
     if not math.isfinite(s):
         t = 0.0
     elif s == 0.0:
         s = _exact_zero_sign(a, b, mode)
-    return round_dd(s, t, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr)
+    return round_dd(s, t, fmt, mode, r, seed, stream, ctr)
 
 
 _TINY_PRODUCT = 2.0**-969  # below this the TwoProd error term may underflow
 
 
 @njit(**JIT)
-def _mul_round_tiny(a, b, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
+def _mul_round_tiny(a, b, fmt, mode, r, seed, stream, ctr):
     """``round(a * b)`` for finite nonzero ``a, b`` whose product is below 2^-969.
 
     Works at the scale of the format's smallest quantum ``2^q``: ``y = a b 2^-q`` is
@@ -66,6 +66,7 @@ def _mul_round_tiny(a, b, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream,
     gives the same decision in every mode (SR: probability below 2^-1022 instead of
     the exact one).
     """
+    p, emin, maxv, sub, ovf, flags = fmt
     q = emin - (p - 1) if sub else emin
     ea = math.frexp(a)[1]
     a_s = math.ldexp(a, -ea)
@@ -74,42 +75,61 @@ def _mul_round_tiny(a, b, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream,
     if abs(s) < _TINY_PRODUCT:
         s = math.copysign(5e-324, a) * math.copysign(1.0, b)
         t = 0.0
-    res = round_dd(s, t, p, emin - q, math.ldexp(maxv, -q), sub, ovf, flags, mode, r, seed,
-                   stream, ctr)
+    scaled = KernelFormat(p, emin - q, math.ldexp(maxv, -q), sub, ovf, flags)
+    res = round_dd(s, t, scaled, mode, r, seed, stream, ctr)
     return math.ldexp(res, q)
 
 
 @njit(**JIT)
-def mul_round(a, b, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
+def mul_round(a, b, fmt, mode, r, seed, stream, ctr):
     """``round(a * b)`` into the format, exactly once (tiny products included)."""
     s, t = two_prod(a, b)
     if math.isinf(s) and not (math.isinf(a) or math.isinf(b)):
-        return _finite_overflow(a, b, s, maxv, ovf, mode)
+        return _finite_overflow(s, fmt, mode)
     if abs(s) < _TINY_PRODUCT and a != 0.0 and b != 0.0 and math.isfinite(a) \
             and math.isfinite(b):
-        return _mul_round_tiny(a, b, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream,
-                               ctr)
+        return _mul_round_tiny(a, b, fmt, mode, r, seed, stream, ctr)
     if not math.isfinite(s) or s == 0.0:
         t = 0.0
-    return round_dd(s, t, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr)
+    return round_dd(s, t, fmt, mode, r, seed, stream, ctr)
 
 
 @njit(**JIT)
-def fma_round(a, b, c, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
+def fma_round(a, b, c, fmt, mode, r, seed, stream, ctr):
     """``round(a * b + c)`` into the format, exactly once.
 
     The product ``a * b`` must be exact in binary64 (see module docstring); for a
     binary64 target in RNE the hardware FMA is used directly.
     """
-    if p == 53 and mode == RNE:
-        return round_dd(fma(a, b, c), 0.0, p, emin, maxv, sub, ovf, flags, mode, r, seed,
-                        stream, ctr)
+    if fmt.p == 53 and mode == RNE:
+        return round_dd(fma(a, b, c), 0.0, fmt, mode, r, seed, stream, ctr)
     prod = a * b
     s, t = two_sum(prod, c)
     if math.isinf(s) and not (math.isinf(prod) or math.isinf(c)):
-        return _finite_overflow(prod, c, s, maxv, ovf, mode)
+        return _finite_overflow(s, fmt, mode)
     if not math.isfinite(s):
         t = 0.0
     elif s == 0.0:
         s = _exact_zero_sign(prod, c, mode)
-    return round_dd(s, t, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr)
+    return round_dd(s, t, fmt, mode, r, seed, stream, ctr)
+
+
+@njit(**JIT)
+def add_array(a, b, out, fmt, mode, r, seed):
+    """``out[i] = round(a[i] + b[i])`` (SR key ``(seed, 0, i)``)."""
+    for i in range(out.shape[0]):
+        out[i] = add_round(a[i], b[i], fmt, mode, r, seed, 0, i)
+
+
+@njit(**JIT)
+def mul_array(a, b, out, fmt, mode, r, seed):
+    """``out[i] = round(a[i] * b[i])`` (SR key ``(seed, 0, i)``)."""
+    for i in range(out.shape[0]):
+        out[i] = mul_round(a[i], b[i], fmt, mode, r, seed, 0, i)
+
+
+@njit(**JIT)
+def fma_array(a, b, c, out, fmt, mode, r, seed):
+    """``out[i] = round(a[i] * b[i] + c[i])`` (SR key ``(seed, 0, i)``)."""
+    for i in range(out.shape[0]):
+        out[i] = fma_round(a[i], b[i], c[i], fmt, mode, r, seed, 0, i)

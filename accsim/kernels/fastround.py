@@ -176,7 +176,8 @@ def _rne_values(bits, out, lo, hi, d0, Enorm, maxbits):
 
 
 @njit(**JIT)
-def _chunk(bits, out, lo, hi, p, emin, ecap, sub, maxv, ovf, flags, mode, r, seed, scale):
+def _chunk(bits, out, lo, hi, fmt, ecap, mode, r, seed, scale):
+    p, emin, maxv, sub, ovf, flags = fmt
     ovf_val = math.inf if ovf == OVF_INF else (math.nan if ovf == OVF_NAN else maxv)
     # one loop per mode with the mode a compile-time constant (about 2x faster than a
     # mode test inside the loop: the loop body vectorises). RNE: a fast lane on the bit
@@ -205,15 +206,14 @@ def _chunk(bits, out, lo, hi, p, emin, ecap, sub, maxv, ovf, flags, mode, r, see
     if nrare > 0:
         for i in range(lo, hi):
             if out[i] != out[i]:
-                out[i] = round_dd(bits_to_f64(bits[i]), 0.0, p, emin, maxv, sub, ovf, flags,
-                                  mode, r, seed, 0, i)
+                out[i] = round_dd(bits_to_f64(bits[i]), 0.0, fmt, mode, r, seed, 0, i)
 
 
 _CHUNK = 4096
 
 
 @njit(parallel=True, **JIT)
-def fast_round_array(bits, out, p, emin, ecap, maxv, sub, ovf, flags, mode, r, seed):
+def fast_round_array(bits, out, fmt, ecap, mode, r, seed):
     """``out[i] = round(bits[i].view(float64))`` for a flat uint64 array, in parallel.
 
     Element ``i`` draws its SR word from ``random_u64(seed, 0, i)`` (as ``round_dd`` in
@@ -222,19 +222,19 @@ def fast_round_array(bits, out, p, emin, ecap, maxv, sub, ovf, flags, mode, r, s
     go to ``round_dd``.
     """
     n = bits.shape[0]
-    scale = 2.0 ** (1 - p)
+    scale = 2.0 ** (1 - fmt.p)
     for c in prange((n + _CHUNK - 1) // _CHUNK):
         # int64 bounds, as in the serial twin: one compiled _chunk serves both
         lo = np.int64(c) * _CHUNK
         hi = min(lo + _CHUNK, np.int64(n))
-        _chunk(bits, out, lo, hi, p, emin, ecap, sub, maxv, ovf, flags, mode, r, seed, scale)
+        _chunk(bits, out, lo, hi, fmt, ecap, mode, r, seed, scale)
 
 
 @njit(**JIT)
-def fast_round_array_serial(bits, out, p, emin, ecap, maxv, sub, ovf, flags, mode, r, seed):
+def fast_round_array_serial(bits, out, fmt, ecap, mode, r, seed):
     """Serial twin of :func:`fast_round_array` (small arrays: no thread start-up)."""
-    _chunk(bits, out, np.int64(0), np.int64(bits.shape[0]), p, emin, ecap, sub, maxv, ovf,
-           flags, mode, r, seed, 2.0 ** (1 - p))
+    _chunk(bits, out, np.int64(0), np.int64(bits.shape[0]), fmt, ecap, mode, r, seed,
+           2.0 ** (1 - fmt.p))
 
 
 def ecap_of(maxv: float) -> int:
@@ -318,8 +318,9 @@ def _rne_codes(bits, out, lo, hi, p, bias, sshift, emin, maxv):
 
 
 @njit(**JIT)
-def _code_chunk(bits, out, lo, hi, p, emin, ecap, maxv, sub, ovf, bias, sshift, max_code,
-                inf_code, nan_code, flags, mode, r, seed):
+def _code_chunk(bits, out, lo, hi, fmt, ecap, bias, sshift, max_code, inf_code, nan_code,
+                mode, r, seed):
+    p, emin, maxv, sub, ovf, flags = fmt
     ovf_code = inf_code if ovf == OVF_INF else (nan_code if ovf == OVF_NAN else max_code)
     if mode == RNE:
         nrare = _rne_codes(bits, out, lo, hi, p, bias, sshift, emin, maxv)
@@ -333,8 +334,7 @@ def _code_chunk(bits, out, lo, hi, p, emin, ecap, maxv, sub, ovf, bias, sshift, 
                                         max_code, ovf_code, nan_code, flags, RNE, r, seed)
                     out[i] = c
                     if rare:
-                        v = round_dd(bits_to_f64(bits[i]), 0.0, p, emin, maxv, sub, ovf,
-                                     flags, mode, r, seed, 0, i)
+                        v = round_dd(bits_to_f64(bits[i]), 0.0, fmt, mode, r, seed, 0, i)
                         out[i] = encode_value(v, p, emin, bias, sshift, inf_code, nan_code,
                                               flags)
             nrare = 0
@@ -352,26 +352,25 @@ def _code_chunk(bits, out, lo, hi, p, emin, ecap, maxv, sub, ovf, bias, sshift, 
             c, rare = _code_one(bits[i], i, p, emin, ecap, sub, bias, sshift, max_code,
                                 ovf_code, nan_code, flags, mode, r, seed)
             if rare:
-                v = round_dd(bits_to_f64(bits[i]), 0.0, p, emin, maxv, sub, ovf, flags, mode,
-                             r, seed, 0, i)
+                v = round_dd(bits_to_f64(bits[i]), 0.0, fmt, mode, r, seed, 0, i)
                 out[i] = encode_value(v, p, emin, bias, sshift, inf_code, nan_code, flags)
 
 
 @njit(parallel=True, **JIT)
-def fast_encode_array(bits, out, p, emin, ecap, maxv, sub, ovf, bias, sshift, max_code,
-                      inf_code, nan_code, flags, mode, r, seed):
+def fast_encode_array(bits, out, fmt, ecap, bias, sshift, max_code, inf_code, nan_code,
+                      mode, r, seed):
     """Round the float64 bit patterns ``bits`` and store the format's codes in ``out``
     (uint8/uint16), in parallel chunks; same random words as :func:`fast_round_array`."""
     n = bits.shape[0]
     for c in prange((n + _CHUNK - 1) // _CHUNK):
         lo = c * _CHUNK
-        _code_chunk(bits, out, lo, min(lo + _CHUNK, n), p, emin, ecap, maxv, sub, ovf, bias,
-                    sshift, max_code, inf_code, nan_code, flags, mode, r, seed)
+        _code_chunk(bits, out, lo, min(lo + _CHUNK, n), fmt, ecap, bias, sshift, max_code,
+                    inf_code, nan_code, mode, r, seed)
 
 
 @njit(**JIT)
-def fast_encode_array_serial(bits, out, p, emin, ecap, maxv, sub, ovf, bias, sshift,
-                             max_code, inf_code, nan_code, flags, mode, r, seed):
+def fast_encode_array_serial(bits, out, fmt, ecap, bias, sshift, max_code, inf_code,
+                             nan_code, mode, r, seed):
     """Serial twin of :func:`fast_encode_array`."""
-    _code_chunk(bits, out, 0, bits.shape[0], p, emin, ecap, maxv, sub, ovf, bias, sshift,
-                max_code, inf_code, nan_code, flags, mode, r, seed)
+    _code_chunk(bits, out, 0, bits.shape[0], fmt, ecap, bias, sshift, max_code, inf_code,
+                nan_code, mode, r, seed)

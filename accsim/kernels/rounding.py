@@ -22,7 +22,7 @@ TwoSum/TwoProd), ``lo = 0`` when ``hi`` is 0, inf or NaN.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from accsim.kernels.bits import JIT, f64_to_bits
 from accsim.kernels.rng import random_u64
@@ -65,13 +65,14 @@ def overflow_result(neg, away, maxv, ovf):
 
 
 @njit(**JIT)
-def round_dd(hi, lo, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr):
-    """Round the exact value ``hi + lo`` once to the format ``(p, emin, maxv, sub, ovf,
-    flags)`` in ``mode``; return the result as float64.
+def round_dd(hi, lo, fmt, mode, r, seed, stream, ctr):
+    """Round the exact value ``hi + lo`` once to the format ``fmt`` (a
+    :class:`~accsim.kernels.vocab.KernelFormat`) in ``mode``; return the result as float64.
 
     ``r`` is the number of random bits for ``mode == SR`` (0: exact probabilities);
     random words come from ``random_u64(seed, stream, ctr)``.
     """
+    p, emin, maxv, sub, ovf, flags = fmt
     if hi != hi or lo != lo:
         return math.nan
     if flags & FLAG_E8M0:
@@ -224,3 +225,18 @@ def round_dd(hi, lo, p, emin, maxv, sub, ovf, flags, mode, r, seed, stream, ctr)
             return 0.0
         return -res
     return res
+
+
+@njit(parallel=True, **JIT)
+def round_array(x, out, fmt, mode, r, seed):
+    """``out[i] = round(x[i])`` (SR key ``(seed, 0, i)``), elements in parallel."""
+    n = x.shape[0]
+    for i in prange(n):
+        out[i] = round_dd(x[i], 0.0, fmt, mode, r, seed, 0, i)
+
+
+@njit(**JIT)
+def round_array_serial(x, out, fmt, mode, r, seed):
+    """:func:`round_array` on one thread (small arrays: no thread start-up)."""
+    for i in range(x.shape[0]):
+        out[i] = round_dd(x[i], 0.0, fmt, mode, r, seed, 0, i)

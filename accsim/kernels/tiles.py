@@ -10,15 +10,20 @@ the stochastic-rounding stream keys of its outputs (output ``(i, j)`` is stream
 at the family's counter for C.
 """
 
-from numba import njit
+import numpy as np
+from numba import njit, prange
 
 from accsim.kernels.accumulate import fill_keys, round1
 from accsim.kernels.bits import JIT
-from accsim.kernels.vocab import SR
+from accsim.kernels.blocked import blocked_tile
+from accsim.kernels.kahan import kahan_rne_tile, kahan_tile
+from accsim.kernels.recursive import recursive_tile
+from accsim.kernels.vocab import RNE, SR
 
 #: Rows and columns of a tile (rows reuse one B row; columns are the vector lanes).
 RB = 8
 JB = 256
+_Z = np.uint64(0)
 
 
 @njit(inline="always", **JIT)
@@ -39,8 +44,7 @@ def tile(task, M, N, rb, jb):
 
 
 @njit(**JIT)
-def start_tile(C, acc, keys, i0, rows, j0, n, N, p, emin, maxv, sub, ovf, flags, mode, r,
-               seed, ctr):
+def start_tile(C, acc, keys, i0, rows, j0, n, N, fmt, mode, r, seed, ctr):
     """Start a tile: ``keys[ii, j]`` = the SR stream key of output ``(i0 + ii, j0 + j)``
     (stochastic rounding only) and ``acc[ii, j] = round(C[i0 + ii, j0 + j])`` into the
     format at SR counter ``ctr``."""
@@ -49,5 +53,78 @@ def start_tile(C, acc, keys, i0, rows, j0, n, N, p, emin, maxv, sub, ovf, flags,
         if mode == SR:
             fill_keys(keys[ii], seed, sbase, n)
         for j in range(n):
-            acc[ii, j] = round1(C[i0 + ii, j0 + j], p, emin, maxv, sub, ovf, flags, mode, r,
-                                seed, sbase + j, ctr)
+            acc[ii, j] = round1(C[i0 + ii, j0 + j], fmt, mode, r, seed, sbase + j, ctr)
+
+
+@njit(inline="always", **JIT)
+def begin_tile(C, task, M, N, rb, cfmt, mode, r, seed, cctr):
+    """Tile ``task`` of the ``rb`` x ``JB`` tiling of an M x N output, started:
+    ``(i0, rows, j0, n, acc, keys)`` with ``acc[ii, j] = round(C[i0 + ii, j0 + j])`` into
+    ``cfmt`` at SR counter ``cctr`` and ``keys[ii, j]`` the SR stream key of that output
+    (:func:`start_tile`)."""
+    i0, rows, j0, n = tile(task, M, N, rb, JB)
+    acc = np.empty((rb, JB))
+    keys = np.zeros((rb, JB), np.uint64)
+    start_tile(C, acc, keys, i0, rows, j0, n, N, cfmt, mode, r, seed, cctr)
+    return i0, rows, j0, n, acc, keys
+
+
+# The drivers of recursive, blocked and Kahan (pairwise keeps its own loop over one-row
+# tiles, see docs/accumulators.md): ``prange`` over the tiles, each tile started by :func:`begin_tile`, then
+# summed by the family's tile body (``body(A, B, out, aux, i0, rows, j0, n, N, acc, keys,
+# fmt, fmt2, mode, r, seed, cfg)``, in the family's kernel module). One short driver per
+# family rather than one driver taking the body as a first-class function: numba 0.68
+# does not cache a function taking a dispatcher argument on disk, so such a driver is
+# recompiled in every process (measured: 23.6 s before the first fp16 recursive product,
+# against 0.08 s; docs/performance.md), and dispatching on a ``literally`` family code
+# costs about 0.16 s per call.
+
+
+@njit(parallel=True, **JIT)
+def recursive_kernel(A, B, C, out, fmt, mode, r, seed, kind, pfmt, fast, exact):
+    """Recursive summation of every output into ``out`` (``kind``: ``EXACT``,
+    ``ROUNDED`` with products rounded into ``pfmt``, or ``FMA64``; see
+    :mod:`accsim.kernels.recursive`); ``exact``: every binary64 sum is proved exact."""
+    M, K = A.shape
+    N = B.shape[1]
+    aux = np.empty((1, 1))
+    for task in prange(n_tiles(M, N, RB, JB)):
+        i0, rows, j0, n, acc, keys = begin_tile(C, task, M, N, RB, fmt, mode, r, seed, 2 * K)
+        recursive_tile(A, B, out, aux, i0, rows, j0, n, N, acc, keys, fmt, pfmt, mode, r,
+                       seed, (kind, fast, exact, False))
+
+
+@njit(parallel=True, **JIT)
+def blocked_kernel(A, B, C, out, block, ifmt, ofmt, mode, r, seed, fast, iexact, oexact):
+    """Blocked summation of every output (:mod:`accsim.kernels.blocked`)."""
+    M, K = A.shape
+    N = B.shape[1]
+    aux = np.empty((1, 1))
+    for task in prange(n_tiles(M, N, RB, JB)):
+        i0, rows, j0, n, acc, keys = begin_tile(C, task, M, N, RB, ofmt, mode, r, seed,
+                                                2 * K)
+        blocked_tile(A, B, out, aux, i0, rows, j0, n, N, acc, keys, ifmt, ofmt, mode, r, seed,
+                     (block, fast, iexact, oexact))
+
+
+@njit(parallel=True, **JIT)
+def kahan_rne_kernel(A, B, C, out, comp_out, fmt, exact):
+    """Kahan summation in RNE by the vectorised lanes (:mod:`accsim.kernels.kahan`)."""
+    M = A.shape[0]
+    N = B.shape[1]
+    for task in prange(n_tiles(M, N, RB, JB)):
+        i0, rows, j0, n, acc, keys = begin_tile(C, task, M, N, RB, fmt, RNE, 0, _Z, 0)
+        kahan_rne_tile(A, B, out, comp_out, i0, rows, j0, n, N, acc, keys, fmt, fmt, RNE, 0,
+                       _Z, (exact, False, False, False))
+
+
+@njit(parallel=True, **JIT)
+def kahan_kernel(A, B, C, out, comp_out, fmt, mode, r, seed):
+    """Kahan summation in any mode (:mod:`accsim.kernels.kahan`); ``comp_out`` receives
+    the final compensation."""
+    M, K = A.shape
+    N = B.shape[1]
+    for task in prange(n_tiles(M, N, RB, JB)):
+        i0, rows, j0, n, acc, keys = begin_tile(C, task, M, N, RB, fmt, mode, r, seed, 4 * K)
+        kahan_tile(A, B, out, comp_out, i0, rows, j0, n, N, acc, keys, fmt, fmt, mode, r, seed,
+                   (False, False, False, False))

@@ -8,35 +8,14 @@ the result is rounded once into ``fmt`` in ``mode``. Stochastic rounding keys el
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from accsim.kernels.atoms import add_round, fma_round, mul_round
-from accsim.kernels.bits import JIT
+from accsim.kernels.atoms import add_array, fma_array, mul_array
 from accsim.numbers.formats import FloatFormat
 from accsim.numbers.formats import format as get_format
 from accsim.numbers.rounding import check_sr_bits, mode_code
 from accsim.numbers.seeds import check_seed
 
 __all__ = ["add", "mul", "fma"]
-
-
-@njit(**JIT)
-def _add(a, b, out, p, emin, maxv, sub, ovf, flags, mode, r, seed):
-    for i in range(out.shape[0]):
-        out[i] = add_round(a[i], b[i], p, emin, maxv, sub, ovf, flags, mode, r, seed, 0, i)
-
-
-@njit(**JIT)
-def _mul(a, b, out, p, emin, maxv, sub, ovf, flags, mode, r, seed):
-    for i in range(out.shape[0]):
-        out[i] = mul_round(a[i], b[i], p, emin, maxv, sub, ovf, flags, mode, r, seed, 0, i)
-
-
-@njit(**JIT)
-def _fma(a, b, c, out, p, emin, maxv, sub, ovf, flags, mode, r, seed):
-    for i in range(out.shape[0]):
-        out[i] = fma_round(a[i], b[i], c[i], p, emin, maxv, sub, ovf, flags, mode, r, seed,
-                           0, i)
 
 
 def _prepare(arrays, fmt, mode, sr_bits):
@@ -58,19 +37,19 @@ def _prepare(arrays, fmt, mode, sr_bits):
 def _run(kernel, arrays, fmt, mode, sr_bits, seed):
     fmt, m, r, shape, flat = _prepare(arrays, fmt, mode, sr_bits)
     out = np.empty(flat[0].shape[0])
-    kernel(*flat, out, *fmt.kernel_params(), m, r, np.uint64(check_seed(seed)))
+    kernel(*flat, out, fmt.kernel_params(), m, r, np.uint64(check_seed(seed)))
     out = out.reshape(shape)
     return float(out) if out.ndim == 0 else out
 
 
 def add(a, b, fmt: str | FloatFormat, mode: str = "rne", *, sr_bits=None, seed: int = 0):
     """``round(a + b)`` into ``fmt``, one rounding of the exact sum."""
-    return _run(_add, (a, b), fmt, mode, sr_bits, seed)
+    return _run(add_array, (a, b), fmt, mode, sr_bits, seed)
 
 
 def mul(a, b, fmt: str | FloatFormat, mode: str = "rne", *, sr_bits=None, seed: int = 0):
     """``round(a * b)`` into ``fmt``, one rounding of the exact product."""
-    return _run(_mul, (a, b), fmt, mode, sr_bits, seed)
+    return _run(mul_array, (a, b), fmt, mode, sr_bits, seed)
 
 
 def fma(a, b, c, fmt: str | FloatFormat, mode: str = "rne", *, sr_bits=None, seed: int = 0):
@@ -88,4 +67,4 @@ def fma(a, b, c, fmt: str | FloatFormat, mode: str = "rne", *, sr_bits=None, see
                     "fma with directed or stochastic rounding needs operands a, b of at "
                     "most binary32 precision (exact products in binary64)"
                 )
-    return _run(_fma, (a, b, c), fmt_, mode, sr_bits, seed)
+    return _run(fma_array, (a, b, c), fmt_, mode, sr_bits, seed)

@@ -76,7 +76,8 @@ def _nan_code(fmt: FloatFormat) -> int | None:
 def _fast_encode(values, fmt: FloatFormat, mode: str, sr_bits=None, seed: int = 0):
     """Codes straight from the bit-pattern kernels (no float64 round trip), or None when
     the fast path does not cover ``fmt`` (then :func:`encode` rounds, then encodes)."""
-    p, emin, maxv, sub, ovf, flags = fmt.kernel_params()
+    kf = fmt.kernel_params()
+    p, emin, maxv, sub, flags = kf.p, kf.emin, kf.maxv, kf.sub, kf.flags
     if fmt.bits > 16 or not sub or not fr.supported(p, emin, flags):
         return None
     m = mode_code(mode)
@@ -97,9 +98,8 @@ def _fast_encode(values, fmt: FloatFormat, mode: str, sr_bits=None, seed: int = 
                                    u64(nan_code), flags))
     out = np.empty(x.shape[0], _code_dtype(fmt))
     kernel = fr.fast_encode_array if x.size >= _PARALLEL_MIN else fr.fast_encode_array_serial
-    kernel(x.view(np.uint64), out, p, emin, fr.ecap_of(maxv), maxv, sub, ovf, fmt.bias,
-           u64(sshift), u64(max_code), u64(inf_code), u64(nan_code), flags, m, r,
-           u64(seed))
+    kernel(x.view(np.uint64), out, kf, fr.ecap_of(maxv), fmt.bias, u64(sshift), u64(max_code),
+           u64(inf_code), u64(nan_code), m, r, u64(seed))
     return out.reshape(a.shape)
 
 

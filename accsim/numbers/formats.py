@@ -202,7 +202,7 @@ class FloatFormat:
             flags |= FLAG_NO_NEG_ZERO
         if self.specials == "e8m0":
             flags |= FLAG_E8M0 | FLAG_NO_NEG_ZERO
-        return KernelFormat(self.p, self.emin, float(self.max), int(self.subnormals), ovf,
+        return KernelFormat(int(self.p), int(self.emin), float(self.max), int(self.subnormals), ovf,
                             flags)
 
     # ------------------------------------------------------------------ constructors

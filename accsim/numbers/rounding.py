@@ -9,11 +9,9 @@ keyed by ``(seed, 0, i)``, so results are independent of threads and chunking.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
 from accsim.kernels import fastround
-from accsim.kernels.bits import JIT
-from accsim.kernels.rounding import round_dd
+from accsim.kernels.rounding import round_array, round_array_serial
 from accsim.kernels.vocab import MODES, SR, RoundingMode
 from accsim.numbers.arrays import as_float64
 from accsim.numbers.formats import FloatFormat
@@ -41,34 +39,20 @@ def check_sr_bits(mode: str, sr_bits: int | None) -> int:
     return int(sr_bits)
 
 
-@njit(parallel=True, **JIT)
-def _round_array(x, out, p, emin, maxv, sub, ovf, flags, mode, r, seed):
-    n = x.shape[0]
-    for i in prange(n):
-        out[i] = round_dd(x[i], 0.0, p, emin, maxv, sub, ovf, flags, mode, r, seed, 0, i)
-
-
-@njit(**JIT)
-def _round_array_serial(x, out, p, emin, maxv, sub, ovf, flags, mode, r, seed):
-    for i in range(x.shape[0]):
-        out[i] = round_dd(x[i], 0.0, p, emin, maxv, sub, ovf, flags, mode, r, seed, 0, i)
-
-
 def _round_flat(a64, out, fmt: FloatFormat, m: int, r: int, seed: int, *, fast: bool = True):
     """Round the flat float64 array ``a64`` into ``out`` (kernel codes ``m``, ``r``).
 
     Uses the branch-light bit-pattern kernels of :mod:`accsim.kernels.fastround` where
     they apply (identical bits, see ``tests/test_rounding.py``), else ``round_dd``.
     """
-    p, emin, maxv, sub, ovf, flags = fmt.kernel_params()
+    kf = fmt.kernel_params()
     big = a64.size >= _PARALLEL_MIN
-    if fast and fastround.supported(p, emin, flags):
+    if fast and fastround.supported(kf.p, kf.emin, kf.flags):
         kernel = fastround.fast_round_array if big else fastround.fast_round_array_serial
-        kernel(a64.view(np.uint64), out, p, emin, fastround.ecap_of(maxv), maxv, sub, ovf,
-               flags, m, r, np.uint64(seed))
+        kernel(a64.view(np.uint64), out, kf, fastround.ecap_of(kf.maxv), m, r, np.uint64(seed))
     else:
-        kernel = _round_array if big else _round_array_serial
-        kernel(a64, out, p, emin, maxv, sub, ovf, flags, m, r, np.uint64(seed))
+        kernel = round_array if big else round_array_serial
+        kernel(a64, out, kf, m, r, np.uint64(seed))
 
 
 _PARALLEL_MIN = 1 << 16
