@@ -40,6 +40,7 @@ from accsim.batch.config import (
     parse_config,
     parse_range,
 )
+from accsim.run.formatspec import FORMAT_KEYS, materialize  # noqa: F401 - re-exported
 
 __all__ = ["Cell", "ModelVariant", "Sweep", "canonical", "derive_seed", "expand",
            "load_config", "spec_key"]
@@ -62,31 +63,6 @@ def spec_key(spec: str | dict | None) -> str:
     if spec is None:
         return ""
     return spec if isinstance(spec, str) else canonical(spec)
-
-
-FORMAT_KEYS = ("p", "emax", "exponent_bits", "mantissa_bits")
-
-
-def materialize(spec):
-    """A model spec with custom-format tables turned into :class:`FloatFormat` objects.
-
-    ``{"p": 11, "emax": 15, ...}`` -> ``FloatFormat.from_precision(11, 15, ...)``;
-    ``{"exponent_bits": 5, "mantissa_bits": 10, ...}`` -> ``FloatFormat.from_bits(5, 10,
-    ...)`` (``build_model`` takes format names or objects); nested dicts and lists are
-    converted too. Other values are returned unchanged.
-    """
-    from accsim.numbers.formats import FloatFormat
-
-    if isinstance(spec, list):
-        return [materialize(x) for x in spec]
-    if not isinstance(spec, dict):
-        return spec
-    if set(spec) & set(FORMAT_KEYS) and "family" not in spec:
-        kw = {k: v for k, v in spec.items() if k not in FORMAT_KEYS}
-        if "p" in spec:
-            return FloatFormat.from_precision(spec["p"], spec["emax"], **kw)
-        return FloatFormat.from_bits(spec["exponent_bits"], spec["mantissa_bits"], **kw)
-    return {k: materialize(v) for k, v in spec.items()}
 
 
 def materialize_kwargs(kwargs: dict) -> dict:

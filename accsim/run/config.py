@@ -75,6 +75,9 @@ class RunSection(_Strict):
     dataset: Literal["digits", "mnist", "fashion-mnist"] | None = None
     reference: str | None = None
     bootstrap: int = Field(10000, ge=100)
+    bias: Literal["initial", "after"] = Field(
+        "initial", description="the bias as the accumulator's initial value, or added "
+        "after the sum in one rounded addition (the authors' script; docs/executor.md)")
 
 
 class StrategySpec(_Strict):

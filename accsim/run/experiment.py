@@ -46,8 +46,10 @@ def resolve_model(spec, models: dict | None = None, where: str = "model"):
         spec = models[spec]
     from hwmodels import resolve as build_model
 
+    from accsim.run.formatspec import materialize
+
     try:
-        return build_model(dict(spec) if isinstance(spec, dict) else spec)
+        return build_model(materialize(dict(spec)) if isinstance(spec, dict) else spec)
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"{where}: cannot build accumulator model {spec!r}: {exc}") from None
 
@@ -174,6 +176,7 @@ class Plan:
     dataset: str = "digits"
     reference: str | None = None
     bootstrap: int = 10000
+    bias: str = "initial"
 
 
 def prepare(cfg: RunConfig) -> Plan:
@@ -254,7 +257,7 @@ def prepare(cfg: RunConfig) -> Plan:
     return Plan(net, np.asarray(x[idx]), np.asarray(y[idx]), strategies, batch=r.batch,
                 seed=r.seed, record_samples=r.record_samples, input_format=r.input_format,
                 activation_format=r.activation_format, models=built, config=cfg,
-                dataset=dataset, reference=ref, bootstrap=r.bootstrap)
+                dataset=dataset, reference=ref, bootstrap=r.bootstrap, bias=r.bias)
 
 
 def run_plan(plan: Plan, progress=None) -> tuple[dict, float]:
@@ -278,7 +281,7 @@ def run_plan(plan: Plan, progress=None) -> tuple[dict, float]:
         for s in plan.strategies:
             logits, layers = run_batch(plan.network, s, xb, seed=plan.seed, cache=cache,
                                        offset=start, act_format=plan.activation_format,
-                                       input_format=plan.input_format)
+                                       input_format=plan.input_format, bias=plan.bias)
             acc[s.label].add(logits, yb, layers, ref_logits=ref)
             if progress is not None:
                 progress(len(xb))
@@ -497,6 +500,7 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
         "reference": str(plan.reference or default_reference(plan.strategies) or ""),
         "normalization": str(_normalization(plan.network.name)),
         "activations": ",".join(lay.activation for lay in plan.network.layers),
+        "bias": plan.bias,
     })
     if seconds is not None:
         ds.attrs["run_seconds"] = float(seconds)
