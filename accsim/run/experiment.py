@@ -44,9 +44,8 @@ def resolve_model(spec, models: dict | None = None, where: str = "model"):
     models = models or {}
     if isinstance(spec, str) and spec in models:
         spec = models[spec]
-    from hwmodels import resolve as build_model
-
     from accsim.run.formatspec import materialize
+    from hwmodels import resolve as build_model
 
     try:
         return build_model(materialize(dict(spec)) if isinstance(spec, dict) else spec)
