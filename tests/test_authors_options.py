@@ -145,3 +145,29 @@ def test_bias_mode_errors():
     with pytest.raises(ValueError, match="deterministic rounding mode"):
         run_batch(_layer_net(W, b), Uniform(resolve_model(sr)), np.ones((1, 3)),
                   bias="after")
+
+
+# ------------------------------------------------------------- the one strategy-kind check
+def test_strategy_kind_checked_in_one_place_for_runs_and_sweeps():
+    from accsim.batch.config import parse_config as parse_sweep
+    from accsim.run.config import parse_config as parse_run
+    from accsim.run.experiment import evaluate, make_strategy
+    from accsim.run.strategies import STRATEGY_KINDS, check_kind
+
+    assert STRATEGY_KINDS == ("uniform", "adaptive", "multilevel")
+    msg = "unknown strategy kind 'bogus'; valid: uniform, adaptive, multilevel"
+    with pytest.raises(ValueError, match=msg):
+        check_kind("bogus")
+    with pytest.raises(ValueError, match=msg):
+        parse_run({"run": {"network": "mlp-relu"},
+                   "strategies": [{"kind": "bogus", "model": "x"}]})
+    with pytest.raises(ValueError, match=msg):
+        parse_sweep('[sweep]\nname = "a"\n[[grid]]\nnetwork = "mlp-relu"\n'
+                    'strategy = "bogus"\n', "s.toml")
+    with pytest.raises(ValueError, match=msg):
+        make_strategy("bogus")
+    with pytest.raises(ValueError, match=msg):
+        evaluate("mlp-relu", "bogus", "fp16")
+    with pytest.raises(ValueError, match=r"is a control: ask for it with controls"):
+        parse_run({"run": {"network": "mlp-relu"},
+                   "strategies": [{"kind": "oracle", "model": "x"}]})

@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from accsim.run.strategies import STRATEGY_KINDS, StrategyKind
 from accsim.run.tomlkeys import key_lines
 
 __all__ = [
@@ -40,7 +41,7 @@ __all__ = [
     "SweepConfig", "SweepSection", "json_schema", "parse_config",
 ]
 
-STRATEGIES = ("uniform", "adaptive", "multilevel")
+STRATEGIES = STRATEGY_KINDS  # the one tuple, accsim.run.strategies
 #: Parameters of a cell (the arguments of ``accsim.experiment.evaluate``).
 CELL_PARAMS = ("network", "strategy", "low", "high", "levels", "tau", "criterion", "guard",
                "samples", "seed")
@@ -229,7 +230,7 @@ ModelRef = Annotated[
     Field(description="a [models] table name, a registry name (globs like 'hopper:*' "
                       "allowed), or an inline model table"),
 ]
-Strategy = Literal["uniform", "adaptive", "multilevel"]
+Strategy = StrategyKind
 Criterion = Literal["predicted", "authors"]
 
 
@@ -397,7 +398,7 @@ def parse_config(text: str, file: str | None = None) -> tuple[SweepConfig, Locat
         problems = []
         for e in errors[:5]:
             path = _walk(data, e["loc"])
-            msg = e["msg"]
+            msg = e["msg"].removeprefix("Value error, ")
             if e["type"] == "extra_forbidden":
                 msg = "unknown key (not allowed here)"
             if e["type"] == "missing":

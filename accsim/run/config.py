@@ -50,6 +50,8 @@ from pydantic import (
     field_validator,
 )
 
+from accsim.run.strategies import StrategyKind
+
 __all__ = ["RunConfig", "RunSection", "StrategySpec", "load_config", "parse_config",
            "format_tau"]
 
@@ -83,7 +85,7 @@ class RunSection(_Strict):
 class StrategySpec(_Strict):
     """One ``[[strategies]]`` entry (``tau`` may be a list: one strategy per value)."""
 
-    kind: Literal["uniform", "adaptive", "multilevel"]
+    kind: StrategyKind
     model: str | None = None
     low: str | None = None
     high: str | None = None

@@ -16,7 +16,14 @@ import numpy as np
 
 from accsim.run.config import RunConfig, format_tau
 from accsim.run.executor import ComputeCache, RunAccumulator, exact_logits, run_batch
-from accsim.run.strategies import Adaptive, Control, MultiLevel, Strategy, Uniform
+from accsim.run.strategies import (
+    Adaptive,
+    Control,
+    MultiLevel,
+    Strategy,
+    Uniform,
+    check_kind,
+)
 
 __all__ = ["evaluate", "prepare", "run_plan", "to_dataset", "Plan", "resolve_model",
            "select_samples", "SUMMARY_KEYS", "EXTRA_KEYS", "default_reference"]
@@ -132,6 +139,7 @@ def make_strategy(kind: str, *, low=None, high=None, levels=None, tau=None,
                   constant: str = "auto", label: str | None = None, estimate: str = "low",
                   zero: str = "keep", output_kappa: str | None = None) -> Strategy:
     """A :class:`Strategy` from already-built models, with the standard label."""
+    check_kind(kind)
     if kind == "uniform":
         return Uniform(low, label=label or f"uniform-{low.name}")
     if tau is None:
@@ -154,7 +162,7 @@ def make_strategy(kind: str, *, low=None, high=None, levels=None, tau=None,
             raise ValueError("multilevel strategy supports only criterion='predicted'")
         return MultiLevel(list(levels), tau, guard=guard, constant=constant,
                           label=label or f"multilevel-tau={format_tau(tau)}{g}")
-    raise ValueError(f"unknown strategy {kind!r}; valid: uniform, adaptive, multilevel")
+    raise AssertionError(kind)  # pragma: no cover - check_kind covers every kind
 
 
 @dataclass
@@ -326,8 +334,7 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
         :data:`SUMMARY_KEYS` plus ``criterion``-free per-layer fractions
         ``recomputed_fraction_layer{k}`` and the ``label``.
     """
-    if strategy not in ("uniform", "adaptive", "multilevel"):
-        raise ValueError(f"unknown strategy {strategy!r}; valid: uniform, adaptive, multilevel")
+    check_kind(strategy)
     if criterion not in ("predicted", "authors"):
         raise ValueError(f"unknown criterion {criterion!r}; valid: predicted, authors")
     net = load_network(network)
