@@ -127,3 +127,32 @@ def test_control_on_uniform_grid_is_a_config_error(tmp_path):
                  '"uniform"\nlow = "fp16"\ncontrol = "random"\n')
     with pytest.raises(ConfigError, match="'control' is not used by strategy uniform"):
         load_config(p)
+
+
+def test_pareto_plots_from_the_store(smoke, tmp_path):
+    from typer.testing import CliRunner
+
+    from accsim.cli import app
+    from accsim.plots.pareto import COST_COLUMNS, pareto_points
+
+    _, store, res = smoke
+    out = tmp_path / "pp"
+    r = CliRunner().invoke(app, ["plot", str(store), "--pareto", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert len(names) == 2 * len(COST_COLUMNS)
+    assert "accuracy_vs_estimate_bit_cost.png" in names
+    assert (out / "accuracy_vs_bit_cost.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pts = pareto_points(res.dataset.isel(cell=np.flatnonzero(
+        res.dataset["status"].values == "ok")))
+    kinds = {p["kind"] for p in pts}
+    assert kinds == {"uniform", "adaptive", "random", "oracle"}
+    for p in pts:  # CI brackets the pooled accuracy
+        assert p["accuracy_lo"] <= p["accuracy"] <= p["accuracy_hi"]
+
+
+def test_pareto_plot_refuses_a_store_without_controls(tmp_path):
+    from accsim.plots.pareto import plot_pareto
+
+    with pytest.raises(ValueError, match="not a sweep store"):
+        plot_pareto(tmp_path / "nothing.zarr")
