@@ -171,3 +171,38 @@ def test_strategy_kind_checked_in_one_place_for_runs_and_sweeps():
     with pytest.raises(ValueError, match=r"is a control: ask for it with controls"):
         parse_run({"run": {"network": "mlp-relu"},
                    "strategies": [{"kind": "oracle", "model": "x"}]})
+
+
+def test_ablation_variants_undo_one_choice_each():
+    """scripts/ablate_authors.py: every variant is a valid run config differing from the
+    full authors configuration in exactly the choice it names."""
+    import importlib.util
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("ablate", root / "scripts/ablate_authors.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cfg = tomllib.loads((root / "configs/paper_mlp_authors.toml").read_text())
+    full = mod.build(cfg, mod.variants()["full"][1])
+    assert full.run.bias == "after" and full.run.network.endswith("-norm-s0")
+    auth = full.strategies[2]
+    assert (auth.criterion, auth.zero, auth.output_kappa) == ("authors", "recompute", "relu")
+    assert full.models[auth.low]["inner_format"] == {"name": "float8_e4m3",
+                                                     "saturate": True}
+    seen = set()
+    for name, (_, edit) in mod.variants().items():
+        if name == "full":
+            continue
+        v = mod.build(cfg, edit)
+        diffs = set()
+        if v.run != full.run:
+            diffs.add("run")
+        if v.models != full.models:
+            diffs.add("models")
+        if v.strategies != full.strategies:
+            diffs.add("strategies")
+        assert len(diffs) == 1, (name, diffs)
+        seen.add(name)
+    assert len(seen) == 6
