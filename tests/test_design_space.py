@@ -156,3 +156,34 @@ def test_pareto_plot_refuses_a_store_without_controls(tmp_path):
 
     with pytest.raises(ValueError, match="not a sweep store"):
         plot_pareto(tmp_path / "nothing.zarr")
+
+
+def test_pareto_points_pool_the_seeds_of_an_architecture():
+    import xarray as xr
+
+    from accsim.plots.pareto import pareto_points
+    from accsim.run.experiment import pack_bits
+
+    n = 6
+    kinds = ["uniform"] * 2 + ["adaptive"] * 2
+    ds = xr.Dataset(
+        {"accuracy": ("cell", np.array([0.5, 1.0, 0.5, 0.5])),
+         "n_samples": ("cell", np.full(4, n)),
+         "correct_bits": ("cell", np.array([pack_bits([1, 1, 1, 0, 0, 0])] + [
+             pack_bits([1] * n)] + [pack_bits([1, 0, 1, 0, 1, 0])] * 2, dtype=object)),
+         "logit_rel_error_median": ("cell", np.array([0.1, 0.3, 0.2, 0.2])),
+         **{c: ("cell", np.array([1.0, 3.0, 2.0, 2.0])) for c in (
+             "recomputed_fraction", "bit_cost", "base_bit_cost", "estimate_bit_cost",
+             "recompute_bit_cost")}},
+        coords={"network": ("cell", ["m-s0", "m-s1", "m-s0", "m-s1"]),
+                "model": ("cell", ["lo"] * 4), "high_model": ("cell", ["", "", "hi", "hi"]),
+                "strategy_kind": ("cell", kinds),
+                "criterion": ("cell", ["predicted"] * 4),
+                "estimate": ("cell", ["", "", "low", "low"]),
+                "tau": ("cell", [np.nan, np.nan, 3.0, 3.0])})
+    pts = pareto_points(ds)
+    assert len(pts) == 2  # one uniform point and one adaptive point for arch "m"
+    u = [p for p in pts if p["kind"] == "uniform"][0]
+    assert u["arch"] == "m" and u["n_seeds"] == 2 and u["n_images"] == 12
+    assert u["accuracy"] == 9 / 12 and u["bit_cost"] == 2.0
+    assert (u["logit_rel_error_median_lo"], u["logit_rel_error_median_hi"]) == (0.1, 0.3)

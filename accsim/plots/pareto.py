@@ -65,13 +65,13 @@ def pareto_points(ds) -> list[dict]:
                str(val.get("high_model", [""] * n)[i]), kind,
                str(val["criterion"][i]) if kind != "uniform" else "",
                str(val.get("estimate", [""] * n)[i]) if kind != "uniform" else "",
-               float(val["tau"][i]) if kind != "uniform" else float("nan"))
+               float(val["tau"][i]) if kind != "uniform" else None)  # NaN != NaN
         groups.setdefault(key, []).append(i)
     pts = []
     for key, idx in groups.items():
         arch, low, high, kind, crit, est, tau = key
         p = {"arch": arch, "low": low, "high": high, "kind": kind, "criterion": crit,
-             "estimate": est, "tau": tau, "n_seeds": len(idx),
+             "estimate": est, "tau": float("nan") if tau is None else tau, "n_seeds": len(idx),
              "networks": [str(val["network"][i]) for i in idx], "cells": idx}
         for c in COST_COLUMNS:
             p[c] = float(np.mean(val[c][idx].astype(float)))
