@@ -28,7 +28,6 @@ by hand.
 
 ## Sources
 
-- **[HW]** `/work/shared/reference/hardware.md` (facts restated from the works below).
 - **[MS]** MMA-Sim: Xie, Wang, Yang, Yang, *MMA-Sim: bit-accurate reference model of
   tensor cores and matrix cores*, arXiv:2511.10909 (2025); PyPI `mmasim` 2.1.1 (parameter
   tables in `mmasim/nv_ptx/sim.py`, `mmasim/amd/sim.py`, algorithms in
@@ -47,7 +46,7 @@ by hand.
 K longer than one step chains steps `c <- step(a[k:k+L], b[k:k+L], c)`; K must be a
 multiple of the instruction's k (the typed `matmul`); `matmul_values` pads K with zero
 terms. Output NaNs of NVIDIA and CDNA3 models are the canonical NaN (0x7FFFFFFF /
-0x7FFF); `-0` results are `+0` on NVIDIA [HW]; CDNA1/CDNA3 return `-0` when a nonzero
+0x7FFF); `-0` results are `+0` on NVIDIA [MS]; CDNA1/CDNA3 return `-0` when a nonzero
 negative sum underflows (as [MS]).
 
 ## Decisions where the sources leave room (all follow MMA-Sim [MS])
@@ -55,14 +54,15 @@ negative sum underflows (as [MS]).
 - RZ output overflow gives +-inf (the truncated value >= 2^128 converts to inf), not the
   largest finite value (`tests/reference.py` returns max-finite for RZ overflow; no test
   compares an overflowing RZ case with it).
-- CDNA3 truncates aligned products toward zero (hardware.md says "floor"); the floors are
-  in the c alignment, the group combination and the F2 truncations, which makes rounding
-  asymmetric for negative values. `tests/reference.py::ref_cdna3_step` reads the prose
-  differently (floor products, one F2 truncation relative to e_max); the AMD tests use a
-  Fraction transcription of MMA-Sim's algorithm instead.
+- CDNA3 truncates aligned products toward zero (a prose reading of the accumulator
+  descriptions says "floor"); the floors are in the c alignment, the group combination
+  and the F2 truncations, which makes rounding asymmetric for negative values.
+  `tests/reference.py::ref_cdna3_step` reads the prose differently (floor products, one
+  F2 truncation relative to e_max); the AMD tests use a Fraction transcription of
+  MMA-Sim's algorithm instead.
 - CDNA3 fp8/bf8: a c more than F+1 binades below e_max is dropped; an inf/NaN c is
   decoded with exponent -1 and is dropped the same way when e_max > F (MMA-Sim artefact;
-  hardware.md says infinities propagate; unverified on hardware).
+  IEEE 754 semantics would propagate them; unverified on hardware).
 - CDNA2 flushes subnormal inputs and c to +0 (the reference keeps their sign: only zero
   signs differ).
 - A last partial step (K not a multiple of L, float64 API only) is not padded.
@@ -70,7 +70,7 @@ negative sum underflows (as [MS]).
   with fp32 output, fp16/fp8 inputs with fp16 output (but fp16 output's quantum 2^-24
   hides the difference); fp8 products never reach e_zero=-133.
 - Hopper `mma` with fp8 inputs (PTX allows it on sm_90) is not registered: MMA-Sim does
-  not model it and hardware.md gives F=13 only for wgmma on Hopper.
+  not model it and the sources give F=13 only for wgmma on Hopper.
 - wgmma: every N = 8..256 (step 8) is registered; tcgen05: M in {64, 128},
   N in {8, 16, 32, 64, 128, 256} (the arithmetic does not depend on M or N).
 - MX block-scaled instructions (RTX Blackwell `mma ... kind::mxf8f6f4 / mxf4 /
@@ -80,33 +80,33 @@ negative sum underflows (as [MS]).
   `matmul(A, B, C, scale_a=, scale_b=)` with `ml_dtypes.float8_e8m0fnu` scales (ue4m3:
   `float8_e4m3fn`, sign bit ignored) of shapes (M, K/B) and (K/B, N), B = 32 (16 for
   `block16`). k=32: both scales multiplied into every product (exponents added), F=25,
-  L=32, RZ-FP32, e_zero=-133 [HW, MS]. k=64 (fp4): groups of G=16 products summed
-  exactly [HW]; as [MS] (`gst_fdpa`) each group sum is one term whose exponent is the
+  L=32, RZ-FP32, e_zero=-133 [MS]. k=64 (fp4): groups of G=16 products summed
+  exactly; as [MS] (`gst_fdpa`) each group sum is one term whose exponent is the
   two scale exponents alone (its own size does not enter the alignment), e_zero=-139
-  (hardware.md gives none; not observable through an fp32 result), F=35, L=64. A NaN
+  (no source gives one; not observable through an fp32 result), F=35, L=64. A NaN
   scale gives NaN; a zero ue4m3 scale a zero term (e_zero); RZ overflow (e.g. scales
-  2^127 * 2^127) gives inf as [MS]. The mxf4nvf4 ue4m3 variant is as [MS] (hardware.md
-  does not describe it).
+  2^127 * 2^127) gives inf as [MS]. The mxf4nvf4 ue4m3 variant is as [MS] (no other source
+  describes it).
 """
 
 
 FAMILIES = [
     ("`fused`", "`accsim.accumulators.fused.FusedDot`",
-     "NVIDIA [HW, MS, FH]: exact products decoded with their own formats' minimum "
+     "NVIDIA [MS, FH]: exact products decoded with their own formats' minimum "
      "exponents, aligned to the largest exponent among the L products and c (zero terms: "
      "`e_zero`), truncated toward zero to F fraction bits, summed exactly, one rounding "
-     "`rho` (RZ-FP32, RNE-FP16, RZ-E8M13). AMD CDNA3 (`c_separate`) [HW, MS]: products "
+     "`rho` (RZ-FP32, RNE-FP16, RZ-E8M13). AMD CDNA3 (`c_separate`) [MS]: products "
      "truncated toward zero to F=24 bits relative to the largest product exponent (fp8: "
      "even/odd groups, combined with floor), c floored separately to F bits, product sum "
      "floored to F2+1 bits, sum normalised and floored to F2=31 bits, RNE to fp32"),
     ("`exact-step`", "`accsim.accumulators.fused.ExactStep`",
-     "AMD CDNA1 [HW, MS]: exact sum of L products and c, one RNE to fp32"),
+     "AMD CDNA1 [MS]: exact sum of L products and c, one RNE to fp32"),
     ("`ftz-pairwise`", "`accsim.accumulators.fused.FtzPairwiseStep`",
-     "AMD CDNA2 [HW, MS]: inputs flushed to +0, fp32 products flushed, ((p0+p1)+(p2+p3)) "
+     "AMD CDNA2 [MS]: inputs flushed to +0, fp32 products flushed, ((p0+p1)+(p2+p3)) "
      "in fp32 RNE (P=4; P=2: p0+p1), added to c, every result flushed (sign kept); c "
      "flushed to +0 at every instruction"),
     ("`recursive` (`product=\"fused\"`)", "`accsim.accumulators.recursive.RecursiveSum`",
-     "fp64 mma (every NVIDIA arch) and AMD fp32/fp64 mfma [HW, MS]: a chain of correctly "
+     "fp64 mma (every NVIDIA arch) and AMD fp32/fp64 mfma [MS]: a chain of correctly "
      "rounded FMAs"),
 ]
 
@@ -120,7 +120,7 @@ def _families() -> str:
 def _src_keys(model) -> str:
     s = model.source
     keys = []
-    for key, pat in (("HW", "hardware.md"), ("MS", "MMA-Sim"), ("FH", "Fasi"),
+    for key, pat in (("MS", "MMA-Sim"), ("FH", "Fasi"),
                      ("DS", "DeepSeek")):
         if pat in s:
             keys.append(key)
@@ -200,7 +200,7 @@ def main():
     out = [HEAD.replace("{FAMILIES}", _families()),
            f"## Registered hardware models ({count} names, {len(rows)} rows)\n",
            "Rows group wgmma / tcgen05 names that differ only in M and N. Facts: L, F, "
-           "e_zero and rho per architecture from [HW]'s table and [MS]'s `nv_ptx/sim.py`"
+           "e_zero and rho per architecture from [MS]'s paper table and its `nv_ptx/sim.py`"
            " / `amd/sim.py`; instruction lists from [MS]'s ISA tables; fp8 F=13 also "
            "[DS].\n",
            "| arch | instruction | family | L | F | e_zero | rounding | a | b | c | d | "

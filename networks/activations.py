@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-__all__ = ["ACTIVATIONS", "phi", "dphi", "kappa"]
+from accsim.analysis.kappa import ACTIVATIONS, kappa_phi
 
-ACTIVATIONS = ("identity", "relu", "tanh", "sigmoid", "gelu", "silu")
+__all__ = ["ACTIVATIONS", "phi", "dphi", "kappa"]
 
 _SQRT1_2 = np.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
@@ -111,34 +111,10 @@ def dphi(name, z):
 
 
 def kappa(name, z):
-    """Condition number ``|z phi'(z) / phi(z)|`` of the activation.
-
-    Parameters
-    ----------
-    name : str
-        One of :data:`ACTIVATIONS`.
-    z : array_like
-        Pre-activations.
-
-    Returns
-    -------
-    numpy.ndarray
-        The componentwise condition number; where ``phi(z) == 0`` the value is
-        ``0`` if ``z * phi'(z) == 0`` as well (e.g. ReLU for ``z <= 0``) and
-        ``inf`` otherwise.
-
-    Notes
-    -----
-    This is the literal quotient, accurate away from saturation; for large ``|z|``
-    (``1 - tanh(z)^2`` cancels, ``phi`` underflows) use the closed forms of
-    :func:`accsim.analysis.kappa.kappa_phi`, which the executor uses.
-    """
-    z = _as_float(z)
-    num = np.abs(z * dphi(name, z))
-    den = np.abs(phi(name, z))
-    out = np.empty_like(num)
-    nz = den != 0
-    with np.errstate(invalid="ignore"):  # inf / inf in saturation: NaN, documented above
-        out[nz] = num[nz] / den[nz]
-    out[~nz] = np.where(num[~nz] == 0, 0.0, np.inf)
-    return out
+    """Condition number ``|z phi'(z) / phi(z)|`` of the activation: the closed forms of
+    :func:`accsim.analysis.kappa.kappa_phi` (El Arar et al., 2025, section 3), accurate in
+    saturation too, in float64. One implementation: this is that function with the
+    arguments in this module's order (the literal quotient of :func:`phi` and
+    :func:`dphi` is the independent check in ``tests/test_networks.py``)."""
+    _check(name)
+    return kappa_phi(z, name)

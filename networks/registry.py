@@ -33,9 +33,19 @@ MNIST_NORMALIZATION = (0.1307, 0.3081)
 REAL_SEEDS = (0, 1, 2)
 
 
+#: Hidden-layer sizes of the MLP families: the paper's 784-784-128-10 and the wide
+#: 784-2048-2048-10 (inner products of length n = 2048 in layers 2 and 3).
+MLP_HIDDEN = {"mlp": (784, 128), "mlp-wide": (2048, 2048)}
+
+
 def _real_networks():
-    """``mlp-relu-{mnist,fashion}-s{k}`` (inputs in [0, 1]) and ``mlp-relu-mnist-norm-s{k}``
-    (inputs normalised as in the authors' script), k in :data:`REAL_SEEDS`."""
+    """The real-data networks, k in :data:`REAL_SEEDS`.
+
+    * ``mlp-relu-{mnist,fashion}-s{k}``: the paper's MLP, inputs in [0, 1];
+    * ``mlp-relu-mnist-norm-s{k}``: inputs normalised as in the authors' script;
+    * ``mlp-{tanh,sigmoid,gelu}-mnist-s{k}``: the paper's MLP with another hidden activation;
+    * ``mlp-relu-wide-mnist-s{k}``: the wide MLP 784-2048-2048-10 (ReLU).
+    """
     out = {}
     for ds in ("mnist", "fashion"):
         for norm in ((False, True) if ds == "mnist" else (False,)):
@@ -44,6 +54,13 @@ def _real_networks():
                 out[name] = {"family": "mlp", "activation": "relu",
                              "dataset": "fashion-mnist" if ds == "fashion" else "mnist",
                              "normalize": MNIST_NORMALIZATION if norm else None, "seed": k}
+    for act in ("tanh", "sigmoid", "gelu"):
+        for k in REAL_SEEDS:
+            out[f"mlp-{act}-mnist-s{k}"] = {"family": "mlp", "activation": act,
+                                            "dataset": "mnist", "normalize": None, "seed": k}
+    for k in REAL_SEEDS:
+        out[f"mlp-relu-wide-mnist-s{k}"] = {"family": "mlp-wide", "activation": "relu",
+                                            "dataset": "mnist", "normalize": None, "seed": k}
     return out
 
 
@@ -101,7 +118,8 @@ def layer_specs(name):
 
     Notes
     -----
-    MLP: 784 -> 784 -> 128 -> 10, hidden activation as named, identity output.
+    MLP: 784 -> 784 -> 128 -> 10, hidden activation as named, identity output;
+    wide MLP (family ``"mlp-wide"``): 784 -> 2048 -> 2048 -> 10.
     CNN: input (1, 28, 28); conv 3x3, 8 channels, stride 2, padding 1
     -> (8, 14, 14); conv 3x3, 16 channels, stride 2, padding 1 -> (16, 7, 7);
     flatten (784) -> dense 10.
@@ -109,8 +127,8 @@ def layer_specs(name):
     _check_name(name)
     arch = ARCHITECTURES[name]
     act = arch["activation"]
-    if arch["family"] == "mlp":
-        sizes = [784, 784, 128, 10]
+    if arch["family"] in MLP_HIDDEN:
+        sizes = [784, *MLP_HIDDEN[arch["family"]], 10]
         acts = [act, act, "identity"]
         return [{"kind": "dense", "activation": a, "shape": (sizes[i + 1], sizes[i])}
                 for i, a in enumerate(acts)]

@@ -2,8 +2,19 @@
 
 Everything here is computed with exact rational arithmetic (``fractions.Fraction``) and
 rounded explicitly, favouring clarity over speed.  These functions are the oracle that
-the fast kernels are compared with, bit for bit.  The hardware facts come from
-``shared/reference/hardware.md`` (quoted as "hardware.md" below).
+the fast kernels are compared with, bit for bit.  Sources, cited by key below:
+
+* [MS] Xie, Wang, Yang, Yang, "MMA-Sim: bit-accurate reference model of tensor cores and
+  matrix cores", arXiv:2511.10909 (2025), validated bitwise on real GPUs;
+* [FH] Fasi, Higham, Mikaitis, Pranesh, "Numerical behavior of NVIDIA tensor cores",
+  PeerJ Computer Science 7:e330 (2021);
+* [DS] DeepSeek-AI, "DeepSeek-V3 technical report", arXiv:2412.19437 (2024), section 3.3;
+* [CHM] Connolly, Higham, Mary, "Stochastic rounding and its probabilistic backward
+  error analysis", SISC 43(1) (2021);
+* [H] Higham, "Accuracy and Stability of Numerical Algorithms", 2nd ed., SIAM (2002),
+  chapter 4 (recursive, pairwise and blocked summation);
+* [KU] Kulisch, "Computer Arithmetic and Validity", 2nd ed., de Gruyter (2013);
+* ``docs/hwmodels.md``: where the sources leave room, the decision taken.
 
 Value conventions
 -----------------
@@ -34,8 +45,8 @@ SPECIALS = ("ieee", "fn", "fnuz", "finite", "e8m0")
 NAN = float("nan")
 INF = float("inf")
 
-# hardware.md: "a NaN result is the canonical quiet NaN (all exponent and fraction bits
-# set, sign clear)" -- the bit patterns a caller should expect where a reference returns NaN
+# [MS]: a NaN result is the canonical quiet NaN (all exponent and fraction bits set, sign
+# clear) -- the bit patterns a caller should expect where a reference returns NaN
 CANONICAL_NAN_BITS = {"binary32": 0x7FFFFFFF, "binary16": 0x7FFF}
 
 
@@ -132,7 +143,8 @@ def float8_e8m0fnu():
 
 
 def e8m13():
-    """hardware.md "RZ-E8M13": 13 fraction bits (p=14) with fp32's exponent range,
+    """[MS] "RZ-E8M13" (Hopper/Blackwell FP8 accumulation; [DS]: about 14 bits kept):
+    13 fraction bits (p=14) with fp32's exponent range,
     including fp32's subnormal range (quantum 2^(-126-13)); values are stored as fp32."""
     return RefFormat("e8m13", 14, -126, 127, _ieee_max(14, 127))
 
@@ -255,8 +267,9 @@ def _sr_away(f, u, sr_bits):
 def ref_sr_probability(x, fmt, sr_bits=None):
     """Exact probability (a Fraction) that "sr" rounds x away from zero in fmt:
     f (the discarded fraction of a quantum) for exact SR, floor(f * 2^r) / 2^r with r
-    random bits.  hardware.md: "round up with probability equal to the discarded
-    fraction of an ulp, using r random bits (r = 32 is "exact" SR; small r biases it)"."""
+    random bits ([CHM] section 2: round up with probability equal to the discarded fraction
+    of an ulp; with r random bits the probability is truncated to r bits, which biases it
+    for small r)."""
     v = _frac(x)
     if v == 0:
         return Fraction(0)
@@ -553,15 +566,15 @@ def _check_lengths(a, b):
 
 
 # --------------------------------------------------------------------------------------
-# Generic accumulators (hardware.md "Generic accumulators a designer explores")
+# Generic accumulators ([H] chapter 4, [KU], [DS])
 # --------------------------------------------------------------------------------------
 
 
 def ref_recursive(a, b, c, acc_fmt, mode="rne", product_fmt=None, fused=False, rand=None,
                   sr_bits=None):
-    """hardware.md: "Recursive (sequential) summation, each addition rounded to the
+    """Recursive (sequential) summation [H] section 4.1, each addition rounded to the
     accumulator format, with products exact, rounded, or fused (an FMA chain: one rounding
-    per term)".
+    per term).
 
     s = round(c); then for i = 0..n-1 in order:
       fused: s = round(a_i b_i + s) (one rounding);
@@ -586,15 +599,15 @@ def ref_recursive(a, b, c, acc_fmt, mode="rne", product_fmt=None, fused=False, r
 
 
 def ref_fma_chain(a, b, c, fmt=None, mode="rne"):
-    """hardware.md: "fp64 mma on every architecture: a chain of correctly rounded fp64
-    FMAs, one per term" (and AMD "fp32, fp64: chains of correctly rounded fp32 or fp64
-    FMAs, one per term").  Default fmt binary64."""
+    """fp64 mma on every NVIDIA architecture and AMD fp32/fp64 mfma [MS]: a chain of
+    correctly rounded FMAs, one per term.  Default fmt binary64."""
     return ref_recursive(a, b, c, fmt or binary64(), mode, fused=True)
 
 
 def ref_blocked(a, b, c, block, inner_fmt, outer_fmt, mode="rne", rand=None, sr_bits=None):
-    """hardware.md: "Blocked summation: blocks of b terms summed in one precision, block
-    sums accumulated in another".
+    """Blocked summation [H] section 4.2 (and Blanchard, Higham, Mary, "A class of fast
+    and accurate summation algorithms", SISC 42 (2020)): blocks of b terms summed in one
+    precision, block sums accumulated in another.
 
     Each block of `block` consecutive terms (the last one may be shorter) is summed
     recursively in inner_fmt starting from +0 with exact products (t = round(t + p));
@@ -632,7 +645,7 @@ def _tree_sum(values, fmt, R, flush=None):
 
 
 def ref_pairwise(a, b, c, fmt, mode="rne", rand=None, sr_bits=None):
-    """hardware.md: "Pairwise (tree) summation".
+    """Pairwise (tree) summation [H] section 4.1.
 
     Products are exact and then rounded into fmt; the tree adds pairs (0,1), (2,3), ...
     (each sum rounded), carrying an odd last element up unchanged, level after level;
@@ -670,7 +683,7 @@ def ref_kahan(a, b, c, fmt, mode="rne", rand=None, sr_bits=None):
 
 
 def ref_kulisch(a, b, c, fmt, mode="rne", u=None, sr_bits=None):
-    """hardware.md: "Kulisch-style exact (long fixed-point) accumulators": the exact sum
+    """Kulisch-style exact (long fixed-point) accumulator [KU]: the exact sum
     of all products and c, rounded once (IEEE special / zero-sign rules, see
     _exact_sum)."""
     a, b = _check_lengths(a, b)
@@ -679,9 +692,8 @@ def ref_kulisch(a, b, c, fmt, mode="rne", u=None, sr_bits=None):
 
 
 def ref_promoted(a, b, c, chunk, low_step, high_fmt=None, mode="rne"):
-    """hardware.md (DeepSeek-V3): "promote partial sums to fp32 CUDA cores every N_C = 128
-    elements of K ("fine-grained promotion")"; "Fine-grained promotion: a low-precision
-    unit for N_C terms, then promotion into fp32".
+    """Fine-grained promotion [DS] section 3.3: a low-precision unit sums N_C = 128
+    elements of K, then the partial sum is promoted into fp32 on CUDA cores.
 
     For each chunk of `chunk` consecutive terms (the last may be shorter),
     partial = low_step(a_chunk, b_chunk, 0.0) (any reference with that call shape, e.g. a
@@ -725,8 +737,8 @@ def _is_tf32(fmt):
 
 def _prepare_inputs(values, fmt, input_rounding):
     """Inputs as used by a unit.  input_rounding "check": each value must already be a
-    value of fmt; "rz": truncate toward zero into fmt (hardware.md: "tf32 inputs: an fp32
-    value is truncated (toward zero) to 10 fraction bits before use"); "auto": "rz" for
+    value of fmt; "rz": truncate toward zero into fmt ([MS]: tf32 inputs, an fp32
+    value is truncated toward zero to 10 fraction bits before use); "auto": "rz" for
     tf32-shaped formats (p=11 with fp32's range), else "check"."""
     if input_rounding == "auto":
         input_rounding = "rz" if _is_tf32(fmt) else "check"
@@ -745,7 +757,7 @@ def _prepare_inputs(values, fmt, input_rounding):
 
 
 def _decode_se(x, fmt):
-    """(s, e) of a nonzero finite x decoded in fmt (hardware.md Notation): 1 <= |s| < 2
+    """(s, e) of a nonzero finite x decoded in fmt ([MS] notation): 1 <= |s| < 2
     and x = s 2^e, except that e is clamped to fmt.emin (subnormals: |s| < 1)."""
     v = _frac(x)
     assert v != 0
@@ -773,8 +785,8 @@ def _trunc_int(x, how):
 def ref_fused_step(a_vals, a_fmt, b_vals, b_fmt, c, c_fmt, F, e_zero, out_fmt=None,
                    out_rounding="rz-fp32", trunc="rz", input_rounding="auto", scale_a=1.0,
                    scale_b=1.0, group=1, scale_fmt=None, rz_overflow="max"):
-    """One NVIDIA fused truncated dot-product-add step (hardware.md "The fused, truncated
-    dot-product-add (NVIDIA tensor cores)", steps 1-5).
+    """One NVIDIA fused truncated dot-product-add step ([MS] and [FH]: exact products,
+    alignment to the largest exponent, truncation, exact sum, one rounding; steps 1-5).
 
     1. "Every product p_i = a_i * b_i is formed exactly and kept as significand s_a*s_b
        ... (NOT renormalised) with exponent e_a+e_b. Each input is decoded with its own
@@ -892,8 +904,8 @@ def _decode_scale(s, scale_fmt):
 
 
 def ref_chain(step, a, b, c, L, pad=True):
-    """hardware.md: "A matrix product with K larger than L chains steps:
-    c <- step(a[k:k+L], b[k:k+L], c)."  step(a_block, b_block, c) -> float.  With
+    """A matrix product with K larger than L chains steps [MS]:
+    c <- step(a[k:k+L], b[k:k+L], c).  step(a_block, b_block, c) -> float.  With
     pad=True a short last block is padded with +0.0 products to L terms (what a caller
     does to feed an L-wide unit; padding only matters through e_zero)."""
     a, b = _check_lengths(a, b)
@@ -909,7 +921,7 @@ def ref_chain(step, a, b, c, L, pad=True):
 def ref_fused_chain(A_row, B_col, c, a_fmt, b_fmt, c_fmt, F, e_zero, out_fmt=None,
                     out_rounding="rz-fp32", L=8, trunc="rz", input_rounding="auto",
                     pad=True):
-    """Chain of ref_fused_step along K (hardware.md: "c <- step(a[k:k+L], b[k:k+L], c)").
+    """Chain of ref_fused_step along K ([MS]: c <- step(a[k:k+L], b[k:k+L], c)).
     The first step decodes c in c_fmt; later steps decode the previous output in the
     output's storage format (fp32 for "rz-e8m13")."""
     _, _, store = _out_spec(out_fmt, out_rounding)
@@ -925,7 +937,7 @@ def ref_fused_chain(A_row, B_col, c, a_fmt, b_fmt, c_fmt, F, e_zero, out_fmt=Non
 
 
 # --------------------------------------------------------------------------------------
-# AMD matrix cores (hardware.md "AMD matrix cores" table)
+# AMD matrix cores ([MS], mmasim/amd/sim.py parameter tables; docs/hwmodels.md)
 # --------------------------------------------------------------------------------------
 
 
@@ -989,11 +1001,12 @@ def ref_cdna3_step(a, b, c, a_fmt, b_fmt, c_fmt=None, F=24, F2=31, groups=1,
     odd-indexed products are summed in two separate groups first, then combined".
 
     Reading (each ambiguity is a keyword):
-    * Products are exact terms (s_a s_b, e_a + e_b) decoded as in the hardware.md
-      Notation (own-format minimum exponents, not renormalised).  Zero products have no
+    * Products are exact terms (s_a s_b, e_a + e_b) decoded as in the [MS]
+      notation (own-format minimum exponents, not renormalised).  Zero products have no
       exponent and contribute 0.  In each group, every product is aligned to the group's
       largest exponent e_g and truncated to F fractional bits with `product_trunc`
-      ("floor" per hardware.md; "rz" toward zero), then summed exactly.
+      ("floor" as the accumulator descriptions of [MS] word it; "rz" toward zero, what the
+      MMA-Sim code does, docs/hwmodels.md), then summed exactly.
     * combine (groups=2): "exact" adds the two group sums exactly (literal); "floor"
       first floors each to F bits relative to e_p = max(e_g).
     * e_p = largest product exponent; e_c = exponent of c; e_m = max(e_p, e_c).

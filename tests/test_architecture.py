@@ -243,3 +243,32 @@ def test_every_family_has_a_bound_and_a_fraction_reference(ref):
         assert fam.cls.family == name
         assert callable(fam.bound)
         assert callable(getattr(ref, fam.reference)), (name, fam.reference)
+
+
+# ------------------------------------------------------------------- public names
+def test_public_short_names_are_the_moved_modules():
+    import importlib
+
+    for short, target in accsim.PUBLIC_MODULES.items():
+        mod = importlib.import_module(f"accsim.{short}")
+        assert mod is importlib.import_module(target), short
+        assert getattr(accsim, short) is mod
+    from accsim.exact import matmul  # the README's spelling
+
+    assert matmul is importlib.import_module("accsim.numbers.exact").matmul
+
+
+@pytest.mark.parametrize("old", ["cli_run", "plot_sweep", "run_config", "lamp"])
+def test_moved_internal_module_names_its_new_path(old):
+    import importlib
+
+    with pytest.raises(ModuleNotFoundError, match=accsim.MOVED_MODULES[old].replace(".", r"\.")):
+        importlib.import_module(f"accsim.{old}")
+    importlib.import_module(accsim.MOVED_MODULES[old])  # the new path exists
+
+
+def test_every_top_level_module_is_in_a_layer_and_old_names_are_gone():
+    flat = sorted(p.stem for p in (ROOT / "accsim").glob("*.py"))
+    assert flat == ["__init__", "warmup"]
+    for name in list(accsim.PUBLIC_MODULES) + list(accsim.MOVED_MODULES):
+        assert name not in flat

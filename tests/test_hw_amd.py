@@ -291,7 +291,7 @@ def test_registered_model_matches_reference(name):
     ("cdna3:mfma.f64_16x16x4_f64", "recursive", dict(product="fused")),
     ("cdna1:mfma.f32_32x32x2f32", "recursive", dict(product="fused")),
 ])
-def test_parameters_follow_hardware_md(name, family, params):
+def test_parameters_follow_mmasim_tables(name, family, params):
     acc = hwmodels.get(name).accumulator
     assert acc.family == family
     for k, v in params.items():

@@ -290,7 +290,7 @@ def test_every_architecture_registered():
     ("hopper:wgmma.m64n8k8.f32.tf32.tf32", 25, 8, -133, "rz-fp32"),
     ("rtx-blackwell:mma.m16n8k32.f32.e4m3.e4m3.f32", 25, 32, -133, "rz-fp32"),
 ])
-def test_parameters_follow_hardware_md(name, F, L, ez, rho):
+def test_parameters_follow_mmasim_tables(name, F, L, ez, rho):
     acc = hwmodels.get(name).accumulator
     assert (acc.F, acc.L, acc.e_zero, acc.out_rounding) == (F, L, ez, rho)
 
@@ -352,8 +352,8 @@ for name in ("hopper:wgmma.m64n8k32.f32.e4m3.e4m3", "ampere:mma.m16n8k16.f32.f16
              "cdna2:mfma.f32_32x32x8f16", "cdna3:mfma.f32_32x32x8_f16"):
     m = hwmodels.get(name)
     fa = m.accumulator.a_format
-    A = accsim.numbers.codecs.to_ml_dtypes(rng.standard_normal((37, 64)) * 4, fa)
-    B = accsim.numbers.codecs.to_ml_dtypes(rng.standard_normal((64, 29)), fa)
+    A = accsim.codecs.to_ml_dtypes(rng.standard_normal((37, 64)) * 4, fa)
+    B = accsim.codecs.to_ml_dtypes(rng.standard_normal((64, 29)), fa)
     out.append(m.matmul(A, B).view(np.uint32))
 np.save(sys.argv[1], np.concatenate([o.ravel() for o in out]))
 """

@@ -156,20 +156,21 @@ def test_dphi_matches_finite_difference(name):
     assert np.all(np.isfinite(k)) and np.all(k >= 0)
 
 
-def test_network_kappa_agrees_with_accsim_kappa_phi():
-    """networks.kappa (the literal |z phi'(z) / phi(z)|) and accsim.analysis.kappa.kappa_phi
-    (method.md's closed forms, used by the executor) are written independently: they
-    agree where the literal quotient is accurate (z != 0, |z| <= 5, nothing underflows);
-    in saturation (e.g. tanh, |z| > 8: 1 - tanh^2 cancels) only the closed forms are
-    accurate, which is why the executor uses accsim.analysis.kappa."""
+def test_kappa_phi_closed_forms_agree_with_the_literal_quotient():
+    """accsim.analysis.kappa.kappa_phi (the closed forms of El Arar et al., used by the
+    executor and by networks.kappa) against the literal quotient |z phi'(z) / phi(z)| of
+    the independently written phi and dphi, where that quotient is accurate (z != 0,
+    |z| <= 5, nothing underflows); in saturation (e.g. tanh, |z| > 8: 1 - tanh^2
+    cancels) only the closed forms are accurate."""
     from accsim.analysis.kappa import kappa_phi
     from networks.activations import dphi, phi
 
     z = np.concatenate([np.linspace(-30, 30, 2001), [1e-300, -1e-300, 700.0]])
     for act in ("identity", "relu", "tanh", "sigmoid", "gelu", "silu"):
-        a = np.asarray(networks.kappa(act, z), np.float64)
         b = np.asarray(kappa_phi(z, act), np.float64)
+        assert np.array_equal(np.asarray(networks.kappa(act, z)), b)
         p, zd = np.abs(phi(act, z)), np.abs(z * dphi(act, z))
         ok = (z != 0) & (np.abs(z) <= 5) & (p > 1e-250) & (zd > 1e-250)
         assert ok.sum() > 100
-        np.testing.assert_allclose(a[ok], b[ok], rtol=1e-6, atol=0, err_msg=act)
+        literal = zd[ok] / p[ok]
+        np.testing.assert_allclose(literal, b[ok], rtol=1e-6, atol=0, err_msg=act)

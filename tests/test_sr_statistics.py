@@ -102,7 +102,7 @@ for name in ("bfloat16", "float8_e4m3fn", "float8_e8m0fnu"):
     for r in (8, None):
         h.update(accsim.round(xx, name, "sr", sr_bits=r, seed=11).tobytes())
 x32 = x.astype(np.float32).astype(np.float64)
-h.update(accsim.numbers.atoms.fma(x32, x32, x, "binary16", "sr", seed=3).tobytes())
+h.update(accsim.atoms.fma(x32, x32, x, "binary16", "sr", seed=3).tobytes())
 print(h.hexdigest())
 """
 
