@@ -158,7 +158,7 @@ def test_key_lines_scanner():
      "needs 'tau'"),
     # invalid strategy value
     ('strategy = "adaptive"', 'strategy = "adaptiv"', "adaptiv", "grid[1].strategy",
-     "'adaptive'"),
+     "unknown strategy kind 'adaptiv'; valid: uniform, adaptive, multilevel"),
     # TOML syntax error
     ("seed = 3", "seed = = 3", "seed = =", "", "TOML syntax"),
 ])

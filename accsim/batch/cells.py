@@ -40,6 +40,7 @@ from accsim.batch.config import (
     parse_config,
     parse_range,
 )
+from accsim.run.formatspec import FORMAT_KEYS, materialize  # noqa: F401 - re-exported
 
 __all__ = ["Cell", "ModelVariant", "Sweep", "canonical", "derive_seed", "expand",
            "load_config", "spec_key"]
@@ -47,7 +48,7 @@ __all__ = ["Cell", "ModelVariant", "Sweep", "canonical", "derive_seed", "expand"
 #: Parameters each strategy uses (others are dropped from its cells).
 USES = {
     "uniform": {"low"},
-    "adaptive": {"low", "high", "tau", "criterion", "guard"},
+    "adaptive": {"low", "high", "tau", "criterion", "guard", "control", "estimate"},
     "multilevel": {"levels", "tau", "criterion", "guard"},
 }
 
@@ -62,31 +63,6 @@ def spec_key(spec: str | dict | None) -> str:
     if spec is None:
         return ""
     return spec if isinstance(spec, str) else canonical(spec)
-
-
-FORMAT_KEYS = ("p", "emax", "exponent_bits", "mantissa_bits")
-
-
-def materialize(spec):
-    """A model spec with custom-format tables turned into :class:`FloatFormat` objects.
-
-    ``{"p": 11, "emax": 15, ...}`` -> ``FloatFormat.from_precision(11, 15, ...)``;
-    ``{"exponent_bits": 5, "mantissa_bits": 10, ...}`` -> ``FloatFormat.from_bits(5, 10,
-    ...)`` (``build_model`` takes format names or objects); nested dicts and lists are
-    converted too. Other values are returned unchanged.
-    """
-    from accsim.numbers.formats import FloatFormat
-
-    if isinstance(spec, list):
-        return [materialize(x) for x in spec]
-    if not isinstance(spec, dict):
-        return spec
-    if set(spec) & set(FORMAT_KEYS) and "family" not in spec:
-        kw = {k: v for k, v in spec.items() if k not in FORMAT_KEYS}
-        if "p" in spec:
-            return FloatFormat.from_precision(spec["p"], spec["emax"], **kw)
-        return FloatFormat.from_bits(spec["exponent_bits"], spec["mantissa_bits"], **kw)
-    return {k: materialize(v) for k, v in spec.items()}
 
 
 def materialize_kwargs(kwargs: dict) -> dict:
@@ -355,7 +331,8 @@ def _networks(value, path, loc, check) -> list[str]:
         try:
             import networks
 
-            valid = networks.available()
+            valid = networks.available("all")  # digits, MNIST and Fashion-MNIST nets
+            digits = networks.available()
         except ImportError:  # pragma: no cover
             valid = None
     out = []
@@ -363,7 +340,7 @@ def _networks(value, path, loc, check) -> list[str]:
         if n == "all":
             if valid is None:
                 raise loc.error(path, "'all' needs the networks package")
-            out.extend(valid)
+            out.extend(digits)  # 'all': the no-download digits networks
             continue
         if valid is not None and n not in valid:
             p = path + (i,) if isinstance(value, list) else path
@@ -402,12 +379,12 @@ def _block_axes(block: Block | CellEntry, path: tuple, res: _Resolver, cfg: Swee
     loc = res.loc
     strategies = _as_list(block.strategy)
     used = set().union(*(USES[s] for s in strategies))
-    for name in ("high", "levels", "tau", "criterion", "guard"):
+    for name in ("high", "levels", "tau", "criterion", "guard", "control", "estimate"):
         if getattr(block, name) is not None and name not in used:
             raise loc.error(path + (name,),
                             f"{name!r} is not used by strategy {', '.join(strategies)} "
-                            f"(uniform uses low; adaptive low, high, tau, criterion, guard; "
-                            f"multilevel levels, tau, criterion, guard)")
+                            f"(uniform uses low; adaptive low, high, tau, criterion, guard, "
+                            f"control, estimate; multilevel levels, tau, criterion, guard)")
     if "low" in used and "levels" not in used and block.low is None:
         raise loc.error(path + ("low",), "required key is missing (the low-precision model)")
     if "high" in used and block.high is None:
@@ -443,6 +420,8 @@ def _block_axes(block: Block | CellEntry, path: tuple, res: _Resolver, cfg: Swee
         "criterion": _as_list(block.criterion) if block.criterion is not None
         else [s.criterion],
         "guard": _as_list(block.guard) if block.guard is not None else [s.guard],
+        "control": _as_list(block.control) if block.control is not None else ["none"],
+        "estimate": _as_list(block.estimate) if block.estimate is not None else ["low"],
         "samples": _as_list(block.samples) if block.samples is not None else [s.samples],
         "seed": _as_list(block.seed),
     }]
@@ -476,9 +455,18 @@ def _make_cell(combo: dict, cfg: SweepConfig) -> tuple[dict, dict]:
         "guard": bool(combo["guard"]) if "guard" in use else s.guard,
         "samples": combo["samples"],
     }
+    # non-default adaptive options only (the cell ids and seeds of sweeps written before
+    # these options existed stay the same)
+    est = combo["estimate"] if "estimate" in use else "low"
+    if est != "low":
+        kw["estimate"] = est
     keys = s.seed_keys if s.seed_keys is not None else CELL_PARAMS
-    seed_params = {k: (combo["seed"] if k == "seed" else kw[k]) for k in keys}
-    kw["seed"] = derive_seed(s.seed, seed_params)
+    seed_params = {k: (combo["seed"] if k == "seed" else kw[k]) for k in keys
+                   if k == "seed" or k in kw}
+    kw["seed"] = derive_seed(s.seed, seed_params)  # a control cell: its strategy's seed
+    control = combo["control"] if "control" in use else "none"
+    if control != "none":
+        kw["control"] = control
     high = combo["high"] if kw["high"] is not None else None
     coords = {
         "network": kw["network"],
@@ -494,6 +482,9 @@ def _make_cell(combo: dict, cfg: SweepConfig) -> tuple[dict, dict]:
         "samples": kw["samples"],
         "seed": combo["seed"],
         "cell_seed": kw["seed"],
+        "control": control,
+        "estimate": est if "estimate" in use else "",
+        "strategy_kind": control if control != "none" else strat,
     }
     coords.update(_flatten_spec("low", kw["low"]))
     return kw, coords

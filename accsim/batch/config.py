@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from accsim.run.strategies import STRATEGY_KINDS, StrategyKind
 from accsim.run.tomlkeys import key_lines
 
 __all__ = [
@@ -40,10 +41,13 @@ __all__ = [
     "SweepConfig", "SweepSection", "json_schema", "parse_config",
 ]
 
-STRATEGIES = ("uniform", "adaptive", "multilevel")
+STRATEGIES = STRATEGY_KINDS  # the one tuple, accsim.run.strategies
 #: Parameters of a cell (the arguments of ``accsim.experiment.evaluate``).
 CELL_PARAMS = ("network", "strategy", "low", "high", "levels", "tau", "criterion", "guard",
-               "samples", "seed")
+               "samples", "seed", "estimate")
+#: Controls a grid may ask for on its adaptive cells ("none": the strategy itself); a
+#: control cell has its adaptive cell's seed (``control`` is never hashed into it).
+CONTROLS = ("none", "random", "oracle")
 
 RANGE_RE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*(?::\s*(\d+)\s*)?$")
 #: Most values one range ``"START..STOP[:STEP]"`` may stand for (checked before expanding).
@@ -229,8 +233,10 @@ ModelRef = Annotated[
     Field(description="a [models] table name, a registry name (globs like 'hopper:*' "
                       "allowed), or an inline model table"),
 ]
-Strategy = Literal["uniform", "adaptive", "multilevel"]
+Strategy = StrategyKind
 Criterion = Literal["predicted", "authors"]
+ControlName = Literal["none", "random", "oracle"]
+Estimate = Literal["low", "cs"]
 
 
 class Block(_Strict):
@@ -251,6 +257,12 @@ class Block(_Strict):
     tau: float | list[float] | None = None
     criterion: Criterion | list[Criterion] | None = None
     guard: bool | list[bool] | None = None
+    control: ControlName | list[ControlName] | None = Field(
+        None, description="adaptive cells: 'none' (the strategy), 'random' or 'oracle' "
+        "(its control at the same recomputed count per layer and batch)")
+    estimate: Estimate | list[Estimate] | None = Field(
+        None, description="adaptive cells: estimate of |W||x|+|b| ('low' pass or 'cs' "
+        "Cauchy-Schwarz bound)")
     samples: IntAxis | None = None
     seed: IntAxis = Field(0, description="replicate seed(s), hashed into each cell's seed")
 
@@ -278,6 +290,8 @@ class CellEntry(_Strict):
     tau: float | None = None
     criterion: Criterion | None = None
     guard: bool | None = None
+    control: ControlName | None = None
+    estimate: Estimate | None = None
     samples: StrictInt | None = Field(None, ge=0)
     seed: StrictInt = Field(0, ge=0, lt=2**64)
 
@@ -397,7 +411,7 @@ def parse_config(text: str, file: str | None = None) -> tuple[SweepConfig, Locat
         problems = []
         for e in errors[:5]:
             path = _walk(data, e["loc"])
-            msg = e["msg"]
+            msg = e["msg"].removeprefix("Value error, ")
             if e["type"] == "extra_forbidden":
                 msg = "unknown key (not allowed here)"
             if e["type"] == "missing":

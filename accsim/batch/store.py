@@ -187,7 +187,7 @@ class CellStore:
         keys = list(RESULT_KEYS)
         for r in recs:
             if r and r.get("status") == "ok":
-                keys += [k for k in r["result"] if k not in keys]
+                keys += [k for k in r["result"] if k not in keys and k not in coords]
         data = {}
         for k in keys:
             vals = [(r["result"].get(k) if r and r.get("status") == "ok" else None)

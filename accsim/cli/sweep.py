@@ -121,20 +121,27 @@ def plot(
     y: Annotated[str, typer.Option("--y", help="Variable on the y axis (accuracy or an "
                                    "error).")] = "accuracy",
     out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="PNG file (default: STORE with suffix .png).")] = None,
+        "--out", "-o", help="PNG file (default: STORE with suffix .png); with --pareto "
+        "a directory (default: STORE_pareto next to the store).")] = None,
+    pareto: Annotated[bool, typer.Option(
+        "--pareto", help="Design space with controls: accuracy and logit error against "
+        "every cost column, one panel per low -> high pair, marker per strategy_kind "
+        "(uniform, adaptive, random, oracle), bootstrap CIs.")] = False,
 ) -> None:
     """Draw the design space of a sweep: Y against X per model, Pareto front marked."""
     from rich.console import Console
 
+    from accsim.plots.pareto import plot_pareto
     from accsim.plots.sweep import plot_store
 
     console = Console(stderr=True)
     try:
-        path = plot_store(store, x=x, y=y, out=out)
+        paths = plot_pareto(store, out) if pareto else [plot_store(store, x=x, y=y, out=out)]
     except (ValueError, OSError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {exc}", highlight=False, markup=False)
         raise typer.Exit(2) from None
-    console.print(f"wrote {path}")
+    for path in paths:
+        console.print(f"wrote {path}")
 
 
 _SWEEP_EPILOG = (
@@ -150,7 +157,8 @@ _SWEEP_EPILOG = (
 _PLOT_EPILOG = (
     "Examples:" "\n\n"
     "accsim plot results/smoke.zarr" "\n\n"
-    "accsim plot results/smoke.zarr --y max_rel_error --out smoke_error.png"
+    "accsim plot results/smoke.zarr --y max_rel_error --out smoke_error.png" "\n\n"
+    "accsim plot results/design_space_mnist.zarr --pareto"
 )
 
 

@@ -50,6 +50,8 @@ from pydantic import (
     field_validator,
 )
 
+from accsim.run.strategies import StrategyKind
+
 __all__ = ["RunConfig", "RunSection", "StrategySpec", "load_config", "parse_config",
            "format_tau"]
 
@@ -75,12 +77,15 @@ class RunSection(_Strict):
     dataset: Literal["digits", "mnist", "fashion-mnist"] | None = None
     reference: str | None = None
     bootstrap: int = Field(10000, ge=100)
+    bias: Literal["initial", "after"] = Field(
+        "initial", description="the bias as the accumulator's initial value, or added "
+        "after the sum in one rounded addition (the authors' script; docs/executor.md)")
 
 
 class StrategySpec(_Strict):
     """One ``[[strategies]]`` entry (``tau`` may be a list: one strategy per value)."""
 
-    kind: Literal["uniform", "adaptive", "multilevel"]
+    kind: StrategyKind
     model: str | None = None
     low: str | None = None
     high: str | None = None

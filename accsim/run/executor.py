@@ -30,6 +30,15 @@ For every component the executor records (in the layer's output layout
                (the estimate is first order anyway; the exact passes would double the
                run time).
 
+With ``bias="after"`` (``[run] bias``) the accumulator computes ``W x`` with a zero
+initial value and the bias is added afterwards, as in El Arar et al.'s released script
+(mptorch ``QLinearMP``: the product is computed in the layer's format, then the bias is
+added): ``v = fl(fl(W x) + fl(b))``, one addition of two values of the model's output
+format (the bias first rounded to it, a no-op for the e4m3 biases of the networks),
+rounded once to that format in the model's rounding mode with its overflow rule
+(:func:`add_bias_after`). The recorded bound is then the model's bound for ``W x`` plus
+that addition's rounding (:meth:`LayerContext.bound`).
+
 Results of expensive passes are cached per (layer, input digest, model), so strategies
 that see the same layer input (all of them on the first layer) share one computation.
 """
@@ -46,7 +55,11 @@ from accsim.run.cost import CostTally
 from accsim.run.strategies import Strategy, model_key
 
 __all__ = ["LayerContext", "LayerResult", "ComputeCache", "run_batch", "RunAccumulator",
-           "kappa_phi", "exact_logits", "PROB_FAILURE"]
+           "kappa_phi", "exact_logits", "PROB_FAILURE", "BIAS_MODES", "add_bias_after"]
+
+#: Where the bias enters an inner product: the accumulator's initial value, or one
+#: rounded addition after the sum (see the module docstring).
+BIAS_MODES = ("initial", "after")
 
 
 def kappa_phi(activation: str, z: np.ndarray) -> np.ndarray:
@@ -61,6 +74,40 @@ def run_model(model, A, B, C, seed: int) -> np.ndarray:
     models round the operands into their input types first; the recorded error then
     includes that operand rounding, see docs/executor.md)."""
     return _run_model(model, A, B, C, seed=seed)
+
+
+def add_bias_after(model, s: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """``fl(s + fl(b))``: the bias added after the sum ``s`` (values of the model's output
+    format), both rounded to ``model.out_format`` in the model's rounding mode.
+
+    The binary64 sum of two values of a format of precision ``p <= 25`` is rounded once
+    more to that format: for round to nearest that double rounding is innocuous because
+    ``53 >= 2 p + 2`` (Figueroa, "When is double rounding innocuous?", SIGNUM 1995), and
+    for the directed modes always; binary64 output needs no second rounding.
+
+    Raises
+    ------
+    ValueError
+        Stochastic rounding, or an output precision in 26..52 (not supported).
+    """
+    from accsim import round as _round
+
+    fmt = model.out_format
+    mode = str(model.describe().get("mode", "rne"))
+    if mode in ("none", ""):
+        mode = "rne"
+    if mode == "sr" or mode not in ("rne", "rna", "rz", "ru", "rd"):
+        raise ValueError(f"bias = 'after' needs a deterministic rounding mode (rne, rna, "
+                         f"rz, ru, rd); model {model.name!r} rounds with {mode!r}")
+    if 25 < fmt.p < 53:
+        raise ValueError(f"bias = 'after' supports output formats of precision <= 25 or "
+                         f"binary64; model {model.name!r} outputs {fmt.name} (p = {fmt.p})")
+    bq = _round(np.ascontiguousarray(C, dtype=np.float64), fmt, mode)
+    with np.errstate(invalid="ignore", over="ignore"):
+        tot = np.asarray(s, np.float64) + bq
+    if fmt.p == 53:
+        return tot
+    return _round(np.ascontiguousarray(tot), fmt, mode)
 
 
 def _stochastic(model) -> bool:
@@ -87,6 +134,7 @@ class LayerContext:
     cache: ComputeCache = field(default_factory=ComputeCache)
     _digest: str | None = None
     last: bool = False
+    bias: str = "initial"
 
     @property
     def n(self) -> int:
@@ -107,24 +155,30 @@ class LayerContext:
 
     def _key(self, what: str, model=None):
         return (self.index, self.digest, what, "" if model is None else model_key(model),
-                self.seed)
+                self.seed, "" if what in ("exact", "S") else self.bias)
 
     def _cached(self, key, fn):
         if key not in self.cache:
             self.cache[key] = fn()
         return self.cache[key]
 
+    def _run(self, model, W, X, C, seed) -> np.ndarray:
+        """``model`` on ``W X + C``, the bias as initial value or added after the sum."""
+        if self.bias == "after":
+            return add_bias_after(model, run_model(model, W, X, np.zeros_like(C), seed), C)
+        return run_model(model, W, X, C, seed)
+
     def compute(self, model) -> np.ndarray:
         """``model.matmul(W, X, C)`` for every component."""
         return self._cached(self._key("v", model),
-                            lambda: run_model(model, self.layer.W, self.X, self.C, self.seed))
+                            lambda: self._run(model, self.layer.W, self.X, self.C, self.seed))
 
     def compute_abs(self, model) -> np.ndarray:
         """``fl_model(|W||X| + |b|)`` (the estimation pass of the adaptive strategies)."""
         seed = self.seed ^ 0x5BD1E995
         return self._cached(
             self._key("abs", model),
-            lambda: run_model(model, np.abs(self.layer.W), np.abs(self.X), np.abs(self.C),
+            lambda: self._run(model, np.abs(self.layer.W), np.abs(self.X), np.abs(self.C),
                               seed))
 
     def compute_selected(self, model, mask: np.ndarray) -> np.ndarray:
@@ -143,8 +197,8 @@ class LayerContext:
             return self.compute(model)
         out = np.full(mask.shape, np.nan)
         if cols.size:
-            out[:, cols] = run_model(model, self.layer.W, self.X[:, cols], self.C[:, cols],
-                                     self.seed)
+            out[:, cols] = self._run(model, self.layer.W, self.X[:, cols],
+                                     self.C[:, cols], self.seed)
         return out
 
     def exact(self) -> np.ndarray:
@@ -164,12 +218,36 @@ class LayerContext:
             return np.abs(self.layer.W) @ np.abs(self.X) + np.abs(self.C)
 
     def bound(self, model) -> np.ndarray:
+        """Deterministic componentwise bound of ``model`` on this layer. With
+        ``bias="after"``: the bound ``B0`` of ``W x`` (zero initial value) plus the
+        addition ``fl(s + fl(b))``: ``|fl(s + fl(b)) - (S + b)| <= B0 + |fl(b) - b|
+        + u (|W x + b| + B0 + |fl(b) - b|)`` (``u`` of the output format; infinite where
+        that addition overflows or saturates)."""
         return self._cached(self._key("bound", model), lambda: self._bound(model))
 
+    def _bound_after(self, model, B0: np.ndarray) -> np.ndarray:
+        from accsim import round as _round
+
+        fmt = model.out_format
+        bq = _round(np.ascontiguousarray(self.C), fmt, "rne")
+        db = np.abs(bq - self.C)
+        ex = self.exact()
+        u = 0.0 if fmt.p == 53 else fmt.u
+        with np.errstate(invalid="ignore", over="ignore"):
+            b = B0 + db + u * (np.abs(ex) + B0 + db)
+            b = np.where(np.abs(ex) + b >= fmt.max, np.inf, b)
+        return b
+
     def _bound(self, model) -> np.ndarray:
+        after = self.bias == "after"
+        C = np.zeros_like(self.C) if after else self.C
         if not model.quantizes_operands:
-            return np.asarray(model.error_bound(self.layer.W, self.X, self.C,
-                                                kind="deterministic"), np.float64)
+            B = np.asarray(model.error_bound(self.layer.W, self.X, C, kind="deterministic"),
+                           np.float64)
+            return self._bound_after(model, B) if after else B
+        if after:
+            raise ValueError(f"bias = 'after' is not modelled for hardware model "
+                             f"{model.name!r} (it rounds its operands itself)")
         # hardware model: the accumulator's bound on the rounded operands, plus the
         # measured effect of rounding the operands (|exact(q) - exact|, widened by
         # 4 ulps of binary64 to cover the two roundings to nearest of the references)
@@ -189,9 +267,11 @@ class LayerContext:
     def _bound_prob(self, model) -> np.ndarray:
         if model.quantizes_operands:
             return np.full((self.layer.W.shape[0], self.X.shape[1]), np.nan)
-        return np.asarray(model.error_bound(self.layer.W, self.X, self.C,
-                                            kind="probabilistic",
-                                            failure_prob=PROB_FAILURE), np.float64)
+        after = self.bias == "after"
+        C = np.zeros_like(self.C) if after else self.C
+        B = np.asarray(model.error_bound(self.layer.W, self.X, C, kind="probabilistic",
+                                         failure_prob=PROB_FAILURE), np.float64)
+        return self._bound_after(model, B) if after else B
 
     def kappa_phi(self, z: np.ndarray) -> np.ndarray:
         return kappa_phi(self.activation, z)
@@ -245,7 +325,7 @@ def _layer_seed(seed: int, layer: int, offset: int) -> int:
 def run_batch(net, strategy: Strategy, x: np.ndarray, *, seed: int = 0,
               act_format: str = "binary32", input_format: str = "binary32",
               cache: ComputeCache | None = None, offset: int = 0,
-              propagate: bool = True) -> tuple[np.ndarray, list]:
+              propagate: bool = True, bias: str = "initial") -> tuple[np.ndarray, list]:
     """Run one batch through ``net`` with ``strategy``.
 
     Parameters
@@ -264,6 +344,9 @@ def run_batch(net, strategy: Strategy, x: np.ndarray, *, seed: int = 0,
         Index of the batch's first sample (keys the random streams per batch).
     propagate : bool
         Compute the first-order multi-layer estimate.
+    bias : {"initial", "after"}
+        The bias as the accumulator's initial value, or added after the sum (module
+        docstring).
 
     Returns
     -------
@@ -273,6 +356,8 @@ def run_batch(net, strategy: Strategy, x: np.ndarray, *, seed: int = 0,
     from accsim import round as _round
     from accsim.numbers.formats import format as get_format
 
+    if bias not in BIAS_MODES:
+        raise ValueError(f"unknown bias mode {bias!r}; valid: {', '.join(BIAS_MODES)}")
     cache = ComputeCache() if cache is None else cache
     u_act = get_format(act_format).u
     x = np.asarray(x, np.float64)
@@ -284,7 +369,7 @@ def run_batch(net, strategy: Strategy, x: np.ndarray, *, seed: int = 0,
         C = np.ascontiguousarray(np.broadcast_to(layer.b[:, None], (layer.W.shape[0],
                                                                     X.shape[1])))
         ctx = LayerContext(li, layer, X, C, _layer_seed(seed, li, offset), cache,
-                           last=li == len(net.layers) - 1)
+                           last=li == len(net.layers) - 1, bias=bias)
         dec = strategy.layer(ctx)
         v = ctx.exact()
         S = ctx.abs_sum()

@@ -16,9 +16,18 @@ import numpy as np
 
 from accsim.run.config import RunConfig, format_tau
 from accsim.run.executor import ComputeCache, RunAccumulator, exact_logits, run_batch
-from accsim.run.strategies import Adaptive, Control, MultiLevel, Strategy, Uniform
+from accsim.run.strategies import (
+    CONTROL_KINDS,
+    Adaptive,
+    Control,
+    MultiLevel,
+    Strategy,
+    Uniform,
+    check_kind,
+)
 
-__all__ = ["evaluate", "prepare", "run_plan", "to_dataset", "Plan", "resolve_model",
+__all__ = ["evaluate", "pack_bits", "unpack_bits", "prepare", "run_plan", "to_dataset", "Plan",
+           "resolve_model",
            "select_samples", "SUMMARY_KEYS", "EXTRA_KEYS", "default_reference"]
 
 SUMMARY_KEYS = ("accuracy", "recomputed_fraction", "bit_cost", "max_error_bound_ratio",
@@ -44,10 +53,11 @@ def resolve_model(spec, models: dict | None = None, where: str = "model"):
     models = models or {}
     if isinstance(spec, str) and spec in models:
         spec = models[spec]
+    from accsim.run.formatspec import materialize
     from hwmodels import resolve as build_model
 
     try:
-        return build_model(dict(spec) if isinstance(spec, dict) else spec)
+        return build_model(materialize(dict(spec)) if isinstance(spec, dict) else spec)
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"{where}: cannot build accumulator model {spec!r}: {exc}") from None
 
@@ -131,6 +141,7 @@ def make_strategy(kind: str, *, low=None, high=None, levels=None, tau=None,
                   constant: str = "auto", label: str | None = None, estimate: str = "low",
                   zero: str = "keep", output_kappa: str | None = None) -> Strategy:
     """A :class:`Strategy` from already-built models, with the standard label."""
+    check_kind(kind)
     if kind == "uniform":
         return Uniform(low, label=label or f"uniform-{low.name}")
     if tau is None:
@@ -153,7 +164,7 @@ def make_strategy(kind: str, *, low=None, high=None, levels=None, tau=None,
             raise ValueError("multilevel strategy supports only criterion='predicted'")
         return MultiLevel(list(levels), tau, guard=guard, constant=constant,
                           label=label or f"multilevel-tau={format_tau(tau)}{g}")
-    raise ValueError(f"unknown strategy {kind!r}; valid: uniform, adaptive, multilevel")
+    raise AssertionError(kind)  # pragma: no cover - check_kind covers every kind
 
 
 @dataclass
@@ -174,6 +185,7 @@ class Plan:
     dataset: str = "digits"
     reference: str | None = None
     bootstrap: int = 10000
+    bias: str = "initial"
 
 
 def prepare(cfg: RunConfig) -> Plan:
@@ -254,15 +266,20 @@ def prepare(cfg: RunConfig) -> Plan:
     return Plan(net, np.asarray(x[idx]), np.asarray(y[idx]), strategies, batch=r.batch,
                 seed=r.seed, record_samples=r.record_samples, input_format=r.input_format,
                 activation_format=r.activation_format, models=built, config=cfg,
-                dataset=dataset, reference=ref, bootstrap=r.bootstrap)
+                dataset=dataset, reference=ref, bootstrap=r.bootstrap, bias=r.bias)
 
 
-def run_plan(plan: Plan, progress=None) -> tuple[dict, float]:
+def run_plan(plan: Plan, progress=None, *, keep: dict | None = None) -> tuple[dict, float]:
     """Run every strategy on every batch; returns ``({label: RunAccumulator}, seconds)``.
 
     Batches are the outer loop so that all strategies share the batch's cached passes
     (the first layer's input is the same for every strategy). ``progress(k)`` is called
     after each (batch, strategy) with the number of inputs just processed.
+
+    ``keep``: a dict carried between calls on the SAME network, inputs, seed and bias
+    mode (the caller checks that): the first layer's passes and the exact network's
+    logits of every batch are kept in it and reused (they depend only on those), so a
+    sweep's cells on one network do not recompute them. Results are the same bits.
     """
     t0 = time.perf_counter()
     L = len(plan.network.layers)
@@ -272,23 +289,29 @@ def run_plan(plan: Plan, progress=None) -> tuple[dict, float]:
         xb = plan.x[start:start + plan.batch]
         yb = plan.y[start:start + plan.batch]
         cache = ComputeCache()
-        ref = exact_logits(plan.network, xb, act_format=plan.activation_format,
-                           input_format=plan.input_format, cache=cache, offset=start,
-                           seed=plan.seed)
+        if keep is not None and start in keep:
+            cache.update(keep[start][0])
+            ref = keep[start][1]
+        else:
+            ref = exact_logits(plan.network, xb, act_format=plan.activation_format,
+                               input_format=plan.input_format, cache=cache, offset=start,
+                               seed=plan.seed)
         for s in plan.strategies:
             logits, layers = run_batch(plan.network, s, xb, seed=plan.seed, cache=cache,
                                        offset=start, act_format=plan.activation_format,
-                                       input_format=plan.input_format)
+                                       input_format=plan.input_format, bias=plan.bias)
             acc[s.label].add(logits, yb, layers, ref_logits=ref)
             if progress is not None:
                 progress(len(xb))
+        if keep is not None:
+            keep[start] = ({k: v for k, v in cache.items() if k[0] == 0}, ref)
     return acc, time.perf_counter() - t0
 
 
 def evaluate(network: str, strategy: str, low, high=None, levels: list | None = None,
              tau: float | None = None, criterion: str = "predicted", guard: bool = False,
              samples: int | None = None, seed: int = 0, *, constant: str = "auto",
-             batch: int = 256) -> dict:
+             batch: int = 256, control: str | None = None, estimate: str = "low") -> dict:
     """Run one strategy on the network's test split (the data set it was trained on:
     digits, MNIST or Fashion-MNIST); the batch sweep's one-cell API.
 
@@ -317,15 +340,32 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
         Bound constant of the predicted criterion (see :mod:`accsim.run.strategies`).
     batch : int
         Inputs per executor batch (does not change results of deterministic models).
+    control : {None, "none", "random", "oracle"}
+        Return the CONTROL of the adaptive strategy instead of the strategy: the
+        adaptive strategy runs first on every batch and the control recomputes the same
+        number of components per layer and batch (:class:`~accsim.run.strategies.Control`).
+    estimate : {"low", "cs"}
+        Estimate of ``|W||x| + |b|`` of the adaptive strategy (:mod:`accsim.run.cost`).
 
     Returns
     -------
     dict
-        :data:`SUMMARY_KEYS` plus ``criterion``-free per-layer fractions
-        ``recomputed_fraction_layer{k}`` and the ``label``.
+        :data:`SUMMARY_KEYS` and :data:`EXTRA_KEYS` (every cost column, label-free
+        metrics), per-layer fractions ``recomputed_fraction_layer{k}``, the ``label``,
+        ``strategy_kind`` (uniform, adaptive, multilevel, random, oracle), ``matched_to``
+        (the adaptive label a control copies, else ""), ``criterion`` and the per-image
+        results as hex strings ``correct_bits`` / ``agree_bits`` (``numpy.packbits`` of
+        the boolean vectors; :func:`unpack_bits`) for paired statistics between cells.
     """
-    if strategy not in ("uniform", "adaptive", "multilevel"):
-        raise ValueError(f"unknown strategy {strategy!r}; valid: uniform, adaptive, multilevel")
+    check_kind(strategy)
+    control = None if control in (None, "none") else control
+    if control is not None:
+        if strategy != "adaptive":
+            raise ValueError(f"control {control!r} applies to adaptive strategies, not "
+                             f"{strategy!r}")
+        if control not in CONTROL_KINDS:
+            raise ValueError(f"unknown control {control!r}; valid: none, "
+                             f"{', '.join(CONTROL_KINDS)}")
     if criterion not in ("predicted", "authors"):
         raise ValueError(f"unknown criterion {criterion!r}; valid: predicted, authors")
     net = load_network(network)
@@ -338,20 +378,55 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
     if strategy == "adaptive" and lo is None:
         raise ValueError("adaptive strategy needs low")
     s = make_strategy(strategy, low=lo, high=hi, levels=lv, tau=tau, criterion=criterion,
-                      guard=guard, constant=constant)
+                      guard=guard, constant=constant, estimate=estimate)
+    run = [s]
+    if control is not None:
+        run.append(Control(s.models[0], s.models[-1], control, s.label,
+                           label=f"{control}@{s.label}"))
     import networks
 
     x, y = load_inputs(None, net.input_size, networks.registry.dataset_of(network))
     x = networks.registry.normalize(network, x)
     idx = select_samples(len(x), samples, seed)
-    plan = Plan(net, np.asarray(x[idx]), np.asarray(y[idx]), [s], batch=batch, seed=seed)
-    acc, _ = run_plan(plan)
-    a = acc[s.label]
+    plan = Plan(net, np.asarray(x[idx]), np.asarray(y[idx]), run, batch=batch, seed=seed)
+    key = (network, samples, seed, batch)
+    if _KEEP.get("key") != key:  # one network's first-layer passes at a time (memory)
+        _KEEP.clear()
+        _KEEP.update(key=key, batches={})
+    acc, _ = run_plan(plan, keep=_KEEP["batches"])
+    last = run[-1]
+    a = acc[last.label]
     out = a.summary()
     for k, f in enumerate(a.cost.layer_fractions()):
         out[f"recomputed_fraction_layer{k}"] = float(f)
-    out["label"] = s.label
+    out["label"] = last.label
+    out["strategy_kind"] = last.kind
+    out["matched_to"] = getattr(last, "matched_to", "")
+    out["criterion"] = last.criterion
+    per = a.per_image()
+    out["correct_bits"] = pack_bits(per["correct"])
+    if "agree" in per:
+        out["agree_bits"] = pack_bits(per["agree"])
     return out
+
+
+#: First-layer passes and exact logits of the last (network, samples, seed, batch) that
+#: :func:`evaluate` ran: consecutive sweep cells on one network share them.
+_KEEP: dict = {}
+
+
+def pack_bits(v) -> str:
+    """A boolean vector as a hex string (``numpy.packbits``, big bit order; the length
+    is stored separately as ``n_samples``)."""
+    return np.packbits(np.asarray(v, bool)).tobytes().hex()
+
+
+def unpack_bits(text: str, n: int) -> np.ndarray:
+    """The boolean vector of length ``n`` that :func:`pack_bits` wrote as ``text``."""
+    raw = np.frombuffer(bytes.fromhex(text), np.uint8)
+    if raw.size * 8 < n:
+        raise ValueError(f"{raw.size * 8} bits stored, {n} expected")
+    return np.unpackbits(raw)[:n].astype(bool)
 
 
 def _normalization(name):
@@ -497,6 +572,7 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
         "reference": str(plan.reference or default_reference(plan.strategies) or ""),
         "normalization": str(_normalization(plan.network.name)),
         "activations": ",".join(lay.activation for lay in plan.network.layers),
+        "bias": plan.bias,
     })
     if seconds is not None:
         ds.attrs["run_seconds"] = float(seconds)

@@ -35,18 +35,47 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import numpy as np
+from pydantic import AfterValidator, Field
 
 from accsim.analysis.kappa import kappa_phi
 from accsim.run.cost import LayerCost, layer_cost
 
 __all__ = ["Decision", "Strategy", "Uniform", "Adaptive", "MultiLevel", "bound_constant",
-           "CRITERIA", "CONSTANTS", "model_key", "cauchy_schwarz_estimate", "Control",
-           "CONTROL_KINDS", "record_count"]
+           "CRITERIA", "CONSTANTS", "STRATEGY_KINDS", "check_kind", "StrategyKind",
+           "model_key", "cauchy_schwarz_estimate", "Control", "CONTROL_KINDS",
+           "record_count"]
 
 CRITERIA = ("predicted", "authors")
+#: Controls of an adaptive strategy (``strategy_kind`` of their results).
+CONTROL_KINDS = ("random", "oracle")
 CONSTANTS = ("auto", "deterministic", "probabilistic")
+#: The strategy kinds a configuration may ask for (single runs and sweeps alike);
+#: controls (:data:`CONTROL_KINDS`) are derived from adaptive strategies, never asked for.
+STRATEGY_KINDS = ("uniform", "adaptive", "multilevel")
+
+
+def check_kind(kind) -> str:
+    """The ONE check of a strategy kind (run configs, sweep configs, ``evaluate``).
+
+    Raises
+    ------
+    ValueError
+        ``kind`` is not in :data:`STRATEGY_KINDS` (the message lists the valid kinds and
+        says how controls are requested).
+    """
+    if kind not in STRATEGY_KINDS:
+        hint = (f"; {kind!r} is a control: ask for it with controls = [{kind!r}] on an "
+                "adaptive strategy" if kind in CONTROL_KINDS else "")
+        raise ValueError(f"unknown strategy kind {kind!r}; valid: "
+                         f"{', '.join(STRATEGY_KINDS)}{hint}")
+    return kind
+
+#: pydantic field type of a strategy kind: a string checked by :func:`check_kind`.
+StrategyKind = Annotated[str, AfterValidator(check_kind),
+                         Field(json_schema_extra={"enum": list(STRATEGY_KINDS)})]
 
 _CONST_CACHE: dict = {}
 
@@ -413,8 +442,6 @@ def record_count(ctx, label: str, mask: np.ndarray) -> None:
     if cache is not None:
         cache[("count", label, ctx.index)] = int(np.count_nonzero(mask))
 
-
-CONTROL_KINDS = ("random", "oracle")
 
 
 @dataclass
