@@ -70,14 +70,14 @@ def begin_tile(C, task, M, N, rb, cfmt, mode, r, seed, cctr):
 
 
 # The drivers of recursive, blocked and Kahan (pairwise keeps its own loop over one-row
-# tiles, see docs/accumulators.md): ``prange`` over the tiles, each tile started by :func:`begin_tile`, then
-# summed by the family's tile body (``body(A, B, out, aux, i0, rows, j0, n, N, acc, keys,
-# fmt, fmt2, mode, r, seed, cfg)``, in the family's kernel module). One short driver per
-# family rather than one driver taking the body as a first-class function: numba 0.68
-# does not cache a function taking a dispatcher argument on disk, so such a driver is
-# recompiled in every process (measured: 23.6 s before the first fp16 recursive product,
-# against 0.08 s; docs/performance.md), and dispatching on a ``literally`` family code
-# costs about 0.16 s per call.
+# tiles, see docs/accumulators.md): ``prange`` over the tiles, each tile started by
+# :func:`begin_tile`, then summed by the family's tile body (``body(A, B, out, aux, i0,
+# rows, j0, n, N, acc, keys, fmt, fmt2, mode, r, seed, cfg)``, in the family's kernel
+# module). One short driver per family rather than one driver taking the body as a
+# first-class function: numba 0.68 does not cache a function taking a dispatcher
+# argument on disk, so such a driver is recompiled in every process (measured: 23.6 s
+# before the first fp16 recursive product, against 0.08 s; docs/performance.md), and
+# dispatching on a ``literally`` family code costs about 0.16 s per call.
 
 
 @njit(parallel=True, **JIT)
