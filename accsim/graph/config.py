@@ -46,7 +46,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from accsim.run.config import StrategySpec, _parse_key, validation_messages
+from accsim.run import tomlkeys
+from accsim.run.config import StrategySpec, validation_messages
 
 __all__ = ["GraphRunConfig", "load_graph_config", "is_graph_config", "resolve_file"]
 
@@ -99,13 +100,7 @@ class GraphRunConfig(_Strict):
     _lines: dict = PrivateAttr(default_factory=dict)
 
     def where(self, key: str) -> str:
-        path = _parse_key(key)
-        line = None
-        for k in range(len(path), 0, -1):
-            if path[:k] in self._lines:
-                line = self._lines[path[:k]]
-                break
-        return f"{self._source}{'' if line is None else f':{line}'}: {key}"
+        return tomlkeys.where(self._source, self._lines, key)
 
 
 def is_graph_config(path) -> bool:

@@ -50,6 +50,7 @@ from pydantic import (
     field_validator,
 )
 
+from accsim.run import tomlkeys
 from accsim.run.strategies import StrategyKind
 
 __all__ = ["RunConfig", "RunSection", "StrategySpec", "load_config", "parse_config",
@@ -153,28 +154,12 @@ class RunConfig(_Strict):
     def where(self, key: str) -> str:
         """``"FILE:LINE: key"`` for a key path such as ``"strategies[2].model"`` (the line
         of the longest prefix of the key found in the file; no line for dict input)."""
-        path = _parse_key(key)
-        line = None
-        for k in range(len(path), 0, -1):
-            if path[:k] in self._lines:
-                line = self._lines[path[:k]]
-                break
-        return f"{self._source}{'' if line is None else f':{line}'}: {key}"
+        return tomlkeys.where(self._source, self._lines, key)
 
 
 def format_tau(t: float) -> str:
     """Label form of a tolerance (``1e-02``-free: ``0.01``, ``0.3``, ``inf``)."""
     return "inf" if math.isinf(t) else f"{t:g}"
-
-
-def _parse_key(key: str) -> tuple:
-    """``"strategies[2].model"`` -> ``("strategies", 2, "model")``."""
-    import re
-
-    out: list = []
-    for name, idx in re.findall(r"([^.\[\]]+)|\[(\d+)\]", key):
-        out.append(int(idx) if idx else name)
-    return tuple(out)
 
 
 def validation_messages(exc: ValidationError, where) -> list[str]:
@@ -212,9 +197,7 @@ def parse_config(data: dict, source: str = "<config>", text: str | None = None) 
     """
     lines = {}
     if text is not None:
-        from accsim.run.tomlkeys import key_lines
-
-        lines = key_lines(text)
+        lines = tomlkeys.key_lines(text)
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as exc:

@@ -7,7 +7,9 @@ single-run config (:mod:`accsim.run.config`) and the sweep config
 
 from __future__ import annotations
 
-__all__ = ["key_lines", "split_key"]
+import re
+
+__all__ = ["key_lines", "split_key", "parse_key", "where"]
 
 
 def split_key(text: str) -> list[str]:
@@ -105,3 +107,24 @@ def key_lines(text: str) -> dict[tuple, int]:
         if len(quote) == 1:
             quote = ""
     return lines
+
+
+def parse_key(key: str) -> tuple:
+    """``"strategies[2].model"`` -> ``("strategies", 2, "model")``."""
+    out: list = []
+    for name, idx in re.findall(r"([^.\[\]]+)|\[(\d+)\]", key):
+        out.append(int(idx) if idx else name)
+    return tuple(out)
+
+
+def where(source: str, lines: dict, key: str) -> str:
+    """``"FILE:LINE: key"`` for a key path such as ``"strategies[2].model"``: the line of
+    the longest prefix of the key found in ``lines`` (:func:`key_lines`); no line for a
+    key not in the file (dict input)."""
+    path = parse_key(key)
+    line = None
+    for k in range(len(path), 0, -1):
+        if path[:k] in lines:
+            line = lines[path[:k]]
+            break
+    return f"{source}{'' if line is None else f':{line}'}: {key}"
