@@ -80,7 +80,7 @@ def run_job(job: tuple) -> float:
     elif kind == "round":
         for n in (8, 1 << 17):  # the serial and the parallel paths
             round_(rng.standard_normal(n), "binary16")
-    else:  # the serial and the parallel paths
+    else:  # the long accumulator (small products) and the error-free slices (large)
         exact.matmul(A, B, np.zeros((16, 8)))
         A2, B2 = np.repeat(A, 8, axis=0), np.repeat(B, 8, axis=1)  # 128 x 40 x 64 MACs
         exact.matmul(A2, B2, np.zeros((A2.shape[0], B2.shape[1])))

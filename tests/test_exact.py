@@ -13,6 +13,14 @@ TWO = Fraction(2)
 MAXF = (2 - TWO**-52) * TWO**1023
 
 
+@pytest.fixture(autouse=True, params=["long", "slices"])
+def path(request, monkeypatch):
+    """Every check runs twice: on the long accumulator alone, and with every product
+    forced through the error-free slices (``SLICE_MIN_MACS = 0``)."""
+    monkeypatch.setattr(exact, "SLICE_MIN_MACS", 0 if request.param == "slices" else 1 << 62)
+    return request.param
+
+
 def rn(f: Fraction) -> float:
     """Round a Fraction to nearest even binary64 (Python's int/Fraction float() is RNE;
     overflow beyond the RNE threshold gives inf)."""

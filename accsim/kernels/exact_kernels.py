@@ -337,3 +337,192 @@ def matmul_dd_ser(A, BT, C, hi, lo, exact):
     state = np.zeros(3, np.int64)
     for i in range(A.shape[0]):
         _row_dd(A, BT, C, hi, lo, exact, i, acc, state)
+
+
+# ------------------------------------------------------------- error-free slice products
+# The slice scheme (accsim.numbers.exact) multiplies integer-valued slices with BLAS; the
+# kernels below add each output's exact slice products (scaled by powers of two) exactly
+# and round once, and run the long accumulator above on the outputs it could not take.
+_TOP = 2.0**1016  # slice terms and addends stay below this: no sum of <= 2^6 overflows
+_SPECIAL_C = 2.0**1020
+
+
+@njit(**JIT)
+def grow_parts(parts, n, x):
+    """Add ``x`` exactly to the expansion ``parts[:n]`` and return its new length.
+
+    Shewchuk's grow-expansion as in CPython's ``math.fsum`` (J. R. Shewchuk, "Adaptive
+    precision floating-point arithmetic", Discrete Comput. Geom. 18, 1997, Thm 10): the
+    parts stay non-overlapping and increasing in magnitude, and their exact sum grows by
+    ``x`` (every step is a Fast2Sum, error-free without overflow, subnormals included).
+    """
+    i = 0
+    for j in range(n):
+        y = parts[j]
+        if abs(x) < abs(y):
+            t = x
+            x = y
+            y = t
+        hi = x + y
+        lo = y - (hi - x)
+        if lo != 0.0:
+            parts[i] = lo
+            i += 1
+        x = hi
+    if x != 0.0:
+        parts[i] = x
+        i += 1
+    return i
+
+
+@njit(**JIT)
+def round_parts(parts, n):
+    """The binary64 number nearest (ties to even) to the exact sum of the expansion
+    ``parts[:n]`` (CPython ``math.fsum``'s final step, with its half-way correction
+    across parts); an exact zero gives +0.0."""
+    hi = 0.0
+    if n > 0:
+        n -= 1
+        hi = parts[n]
+        lo = 0.0
+        while n > 0:
+            x = hi
+            n -= 1
+            y = parts[n]
+            hi = x + y
+            lo = y - (hi - x)
+            if lo != 0.0:
+                break
+        if n > 0 and ((lo < 0.0 and parts[n - 1] < 0.0) or (lo > 0.0 and parts[n - 1] > 0.0)):
+            y = lo * 2.0
+            x = hi + y
+            if y == x - hi:
+                hi = x
+    return hi + 0.0
+
+
+@njit(**JIT)
+def _flag_value(c, state):
+    """Record a non-finite addend in ``state`` (NaN, +inf, -inf); True if it was one."""
+    if c != c:
+        state[0] = 1
+        return True
+    if math.isinf(c):
+        if c > 0:
+            state[1] = 1
+        else:
+            state[2] = 1
+        return True
+    return False
+
+
+@njit(parallel=True, **JIT)
+def slice_combine(P, rptr, ridx, rexp, cptr, cidx, cexp, C, D, hi, lo, exact, need, j0,
+                  kind):
+    """Round the exact sums of the slice products of the columns ``j0 ..`` of one block.
+
+    ``P[r, s]`` (integer-valued, exact) is the product of stacked A slice ``r`` and
+    stacked B slice ``s``; output ``(i, j0 + jj)`` is ``C[i, j] + sum P[r, s] 2^(rexp[r] +
+    cexp[s])`` over the A slices ``ridx[rptr[i]:rptr[i+1]]`` of row ``i`` and the B
+    slices ``cidx[cptr[jj]:cptr[jj+1]]`` of column ``jj``. kind 0: ``hi = RN(S)``; 1:
+    ``hi = RN(D - S)``; 2: ``hi = RN(S)``, ``lo = RN(S - hi)``, ``exact = (hi + lo ==
+    S)``. Where a term would fall below the subnormal grid or reach 2^1016, or an addend
+    reaches 2^1020, ``need`` is set and nothing is written (the caller runs the long
+    accumulator there). Rows are independent.
+    """
+    nb = cptr.shape[0] - 1
+    width = 0
+    for i in range(rptr.shape[0] - 1):
+        width = max(width, rptr[i + 1] - rptr[i])
+    wc = 0
+    for jj in range(nb):
+        wc = max(wc, cptr[jj + 1] - cptr[jj])
+    cap = width * wc + 4
+    for i in prange(rptr.shape[0] - 1):
+        parts = np.empty(cap)
+        state = np.zeros(3, np.int64)
+        for jj in range(nb):
+            j = j0 + jj
+            n = 0
+            bad = False
+            for a in range(rptr[i], rptr[i + 1]):
+                r = ridx[a]
+                for b in range(cptr[jj], cptr[jj + 1]):
+                    s = cidx[b]
+                    p = P[r, s]
+                    if p == 0.0:
+                        continue
+                    sc = rexp[a] + cexp[b]
+                    if sc > 963:
+                        bad = True
+                        break
+                    t = math.ldexp(p, sc)
+                    if sc < -1074 and math.ldexp(t, -sc) != p:
+                        bad = True
+                        break
+                    n = grow_parts(parts, n, -t if kind == 1 else t)
+                if bad:
+                    break
+            if bad:
+                need[i, j] = True
+                continue
+            state[:] = 0
+            c = -C[i, j] if kind == 1 else C[i, j]
+            if not _flag_value(c, state):
+                if abs(c) >= _SPECIAL_C:
+                    need[i, j] = True
+                    continue
+                n = grow_parts(parts, n, c)
+            if kind == 1:
+                d = D[i, j]
+                if not _flag_value(d, state):
+                    if abs(d) >= _SPECIAL_C:
+                        need[i, j] = True
+                        continue
+                    n = grow_parts(parts, n, d)
+            if state[0] != 0 or (state[1] != 0 and state[2] != 0):
+                hi[i, j] = math.nan
+            elif state[1] != 0:
+                hi[i, j] = math.inf
+            elif state[2] != 0:
+                hi[i, j] = -math.inf
+            else:
+                h = round_parts(parts, n)
+                hi[i, j] = h
+                if kind == 2:
+                    n = grow_parts(parts, n, -h)
+                    w = round_parts(parts, n)
+                    lo[i, j] = w
+                    n = grow_parts(parts, n, -w)
+                    exact[i, j] = n == 0
+                continue
+            if kind == 2:
+                lo[i, j] = 0.0
+                exact[i, j] = True
+
+
+@njit(parallel=True, **JIT)
+def exact_at(A, BT, C, D, ii, jj, hi, lo, exact, kind):
+    """The long accumulator on the listed outputs ``(ii[t], jj[t])`` only (kind as in
+    :func:`slice_combine`); outputs are independent."""
+    for t in prange(ii.shape[0]):
+        acc = np.zeros(NLIMB, np.int64)
+        state = np.zeros(3, np.int64)
+        out2 = np.zeros(2)
+        i = ii[t]
+        j = jj[t]
+        dot_into(acc, state, A[i], BT[j], C[i, j])
+        if kind == 0:
+            hi[i, j] = finish(acc, state)
+        elif kind == 1:
+            for q in range(acc.shape[0]):
+                acc[q] = -acc[q]
+            s1 = state[1]
+            state[1] = state[2]
+            state[2] = s1
+            add_value(acc, D[i, j], state)
+            hi[i, j] = finish(acc, state)
+        else:
+            exact[i, j] = finish_dd(acc, state, out2)
+            hi[i, j] = out2[0]
+            lo[i, j] = out2[1]

@@ -8,6 +8,15 @@ exponent carried separately. All terms go into a long fixed-point accumulator (s
 :mod:`accsim.kernels.exact_kernels`), so the sum is exact, and the result is rounded
 once, to nearest even.
 
+Large products take a faster road to the same bits (Ozaki's error-free splitting:
+Ozaki, Ogita, Oishi & Rump, Numer. Algorithms 59, 2012): each row of ``A`` and column of
+``B`` is split into integer-valued slices of ``beta`` bits (:func:`split_rows`, with
+``K 2^(2 beta) <= 2^53``), every product of two slice matrices is computed exactly by a
+binary64 BLAS matmul, and each output's scaled slice products and addend are summed
+exactly (Shewchuk's expansions) and rounded once. Rows or columns that would need more
+than ``MAX_SLICES`` slices or hold NaN or inf, and outputs whose terms would leave the
+binary64 range, run the long accumulator instead.
+
 Special values follow IEEE 754: a NaN operand, ``inf * 0`` or ``inf - inf`` gives NaN;
 otherwise an infinite product or addend gives that infinity. A finite exact sum beyond
 the binary64 range rounds to +-inf (RNE). An exact zero is returned as +0.0 (the sign of
@@ -21,7 +30,8 @@ import numpy as np
 from accsim.kernels import exact_kernels as _k
 from accsim.numbers.arrays import check_matmul_shapes
 
-__all__ = ["matmul", "matmul_dd", "dot", "residual", "abs_matmul", "products_exact_in_binary64"]
+__all__ = ["matmul", "matmul_long", "matmul_dd", "split_rows", "slice_bits", "dot", "residual",
+           "abs_matmul", "products_exact_in_binary64"]
 
 
 def products_exact_in_binary64(A: np.ndarray, B: np.ndarray) -> bool:
@@ -40,6 +50,9 @@ def products_exact_in_binary64(A: np.ndarray, B: np.ndarray) -> bool:
 
 
 PARALLEL_MIN_MACS = 1 << 16  # below this many MACs run serially (thread start-up)
+SLICE_MIN_MACS = 1 << 15  # below this many MACs the long accumulator alone is faster
+MAX_SLICES = 8  # slices per row of A / column of B before a row or column falls back
+BLOCK_ELEMS = 1 << 22  # stacked slice products held at once (32 MB), by column blocks
 
 
 def _prepare(A, B, C):
@@ -56,8 +69,117 @@ def _run(A, BT, C, D, out, kind):
         _k.matmul_exact_ser(A, BT, C, D, out, kind)
 
 
+def slice_bits(K: int) -> int:
+    """Bits per slice ``beta`` for inner dimension ``K``: the largest with ``K 2^(2 beta)
+    <= 2^53``. Slices are integers below ``2^beta`` in magnitude, so every product of
+    two slices is below ``2^(2 beta)`` and every partial sum of ``K`` of them, in any
+    order, is an integer below ``2^53``: binary64 BLAS computes the slice product
+    exactly (Ozaki, Ogita, Oishi & Rump, Numer. Algorithms 59, 2012, §3)."""
+    return (53 - max(int(K) - 1, 0).bit_length()) // 2
+
+
+def split_rows(X: np.ndarray, beta: int, max_slices: int = MAX_SLICES):
+    """Error-free splitting of each row of ``X`` into integer-valued slices.
+
+    Row ``i`` with largest magnitude below ``2^e_i`` is ``sum_s x_s 2^(e_i - beta (s +
+    1))`` exactly, where the slice ``x_s = trunc(r_s 2^(beta (s + 1) - e_i))`` of the
+    remainder ``r_s`` is an integer below ``2^beta`` in magnitude (every step is exact:
+    a truncation of a binary64 number to a coarser grid, and its remainder, are binary64
+    numbers). Rows that need more than ``max_slices`` slices, or hold a NaN or an
+    infinity, are not split.
+
+    Returns
+    -------
+    pieces : list of (rows, slices, exps)
+        For slice ``s``: the rows with a nonzero slice, the slices (float64, one row
+        each) and their exponents ``e_i - beta (s + 1)``.
+    ok : numpy.ndarray of bool
+        Rows represented exactly by the pieces.
+    """
+    finite = np.isfinite(X).all(axis=1) if X.shape[1] else np.ones(X.shape[0], bool)
+    R = np.where(finite[:, None], X, 0.0)
+    amax = np.abs(R).max(axis=1) if X.shape[1] else np.zeros(X.shape[0])
+    e = np.frexp(amax)[1].astype(np.int64)  # amax < 2^e
+    active = amax > 0
+    pieces = []
+    for s in range(max_slices):
+        rows = np.flatnonzero(active)
+        if rows.size == 0:
+            break
+        sh = (beta * (s + 1) - e[rows])[:, None]
+        Rr = R[rows]
+        Xs = np.trunc(np.ldexp(Rr, sh))
+        Rr -= np.ldexp(Xs, -sh)
+        R[rows] = Rr
+        nz = (Xs != 0).any(axis=1)
+        if nz.any():
+            pieces.append((rows[nz], Xs[nz], e[rows[nz]] - beta * (s + 1)))
+        active[rows] = (Rr != 0).any(axis=1)
+    return pieces, finite & ~active
+
+
+def _stack(pieces, n):
+    """Stacked slices and, per original row, its slices' stacked indices and exponents
+    (CSR: ``ptr``, ``idx``, ``exp``)."""
+    if not pieces:
+        return np.zeros((0, 0)), np.zeros(n + 1, np.int64), np.zeros(0, np.int64), \
+            np.zeros(0, np.int64)
+    rows = np.concatenate([p[0] for p in pieces])
+    S = np.concatenate([p[1] for p in pieces])
+    ex = np.concatenate([p[2] for p in pieces]).astype(np.int64)
+    order = np.argsort(rows, kind="stable")
+    ptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=ptr[1:])
+    return S, ptr, order.astype(np.int64), ex[order]
+
+
+def _sliced(A, BT, C, D, kind):
+    """``A @ B + C`` (kind 0), the residual ``D - (A @ B + C)`` (kind 1) or the pair
+    ``hi, lo`` of :func:`matmul_dd` (kind 2), by error-free slices.
+
+    Each operand is split into integer slices (:func:`split_rows`, ``A`` by rows, ``B``
+    by columns) whose products BLAS computes exactly; each output's exact sum of scaled
+    slice products and ``C`` is then rounded once (:func:`accsim.kernels.exact_kernels.
+    slice_combine`). Rows or columns that need too many slices or hold NaN or inf, and
+    outputs whose terms would leave the binary64 range, run the long accumulator
+    (:func:`accsim.kernels.exact_kernels.exact_at`), so every output is the same number
+    the long accumulator gives.
+    """
+    M, K = A.shape
+    N = BT.shape[0]
+    hi = np.empty((M, N))
+    lo = np.zeros((M, N)) if kind == 2 else np.empty((1, 1))
+    ex = np.ones((M, N), np.bool_) if kind == 2 else np.empty((1, 1), np.bool_)
+    need = np.zeros((M, N), np.bool_)
+    beta = slice_bits(K)
+    pa, row_ok = split_rows(A, beta)
+    SA, rptr, ridx, rexp = _stack(pa, M)
+    cols = max(1, BLOCK_ELEMS // max(SA.shape[0], 1) // 2)
+    for j0 in range(0, N, cols):
+        j1 = min(N, j0 + cols)
+        pb, col_ok = split_rows(BT[j0:j1], beta)
+        SB, cptr, cidx, cexp = _stack(pb, j1 - j0)
+        P = SA @ SB.T if SA.size and SB.size else np.zeros((SA.shape[0], SB.shape[0]))
+        _k.slice_combine(P, rptr, ridx, rexp, cptr, cidx, cexp, C, D, hi, lo, ex, need,
+                         j0, kind)
+        need[:, j0:j1] |= ~col_ok[None, :]
+    need |= ~row_ok[:, None]
+    ii, jj = np.nonzero(need)
+    if ii.size:
+        _k.exact_at(A, BT, C, D, ii.astype(np.int64), jj.astype(np.int64), hi, lo, ex, kind)
+    return hi, lo, ex
+
+
+def _use_slices(A, BT) -> bool:
+    return A.shape[0] * BT.shape[0] * A.shape[1] >= SLICE_MIN_MACS and slice_bits(A.shape[1]) >= 4
+
+
 def matmul(A, B, C=None) -> np.ndarray:
     """The binary64 number nearest (ties to even) to the exact ``A @ B + C``.
+
+    Large products run as error-free slice products on BLAS (:func:`split_rows`), the
+    rest, and every output the slices cannot represent, on the long accumulator; both
+    give the same bits.
 
     Parameters
     ----------
@@ -70,6 +192,17 @@ def matmul(A, B, C=None) -> np.ndarray:
     numpy.ndarray of float64, shape (M, N)
     """
     A, BT, C = _prepare(A, B, C)
+    if _use_slices(A, BT):
+        return _sliced(A, BT, C, C, 0)[0]
+    return _matmul_long(A, BT, C)
+
+
+def matmul_long(A, B, C=None) -> np.ndarray:
+    """:func:`matmul` on the long accumulator alone (the reference of the slices)."""
+    return _matmul_long(*_prepare(A, B, C))
+
+
+def _matmul_long(A, BT, C):
     out = np.empty(C.shape, np.float64)
     _run(A, BT, C, C, out, 1 if products_exact_in_binary64(A, BT) else 0)
     return out
@@ -101,6 +234,16 @@ def matmul_dd(A, B, C=None, *, return_exact: bool = False):
     exact : numpy.ndarray of bool, only with ``return_exact=True``
     """
     A, BT, C = _prepare(A, B, C)
+    if _use_slices(A, BT):
+        hi, lo, ex = _sliced(A, BT, C, C, 2)
+    else:
+        hi, lo, ex = _matmul_dd_long(A, BT, C)
+    if return_exact:
+        return hi, lo, ex
+    return hi, lo
+
+
+def _matmul_dd_long(A, BT, C):
     hi = np.empty(C.shape, np.float64)
     lo = np.empty(C.shape, np.float64)
     ex = np.empty(C.shape, np.bool_)
@@ -108,9 +251,7 @@ def matmul_dd(A, B, C=None, *, return_exact: bool = False):
         _k.matmul_dd_par(A, BT, C, hi, lo, ex)
     else:
         _k.matmul_dd_ser(A, BT, C, hi, lo, ex)
-    if return_exact:
-        return hi, lo, ex
-    return hi, lo
+    return hi, lo, ex
 
 
 def dot(a, b, c: float = 0.0) -> float:
@@ -132,7 +273,10 @@ def residual(D, A, B, C=None) -> np.ndarray:
     """``RN(D - (A @ B + C))`` computed exactly and rounded once (the signed error of a
     computed result ``D``; ``|RN(e) - e| <= 2^-53 |e|`` or ``2^-1075`` when tiny)."""
     A, BT, C = _prepare(A, B, C)
-    D = np.ascontiguousarray(np.broadcast_to(np.asarray(D, np.float64), C.shape))
+    D = np.ascontiguousarray(np.broadcast_to(np.asarray(D, np.float64), C.shape)).view()
+    D.flags.writeable = False
+    if _use_slices(A, BT):
+        return _sliced(A, BT, C, D, 1)[0]
     out = np.empty(C.shape, np.float64)
     _run(A, BT, C, D, out, 2)
     return out
