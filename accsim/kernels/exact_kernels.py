@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from accsim.kernels.bits import JIT, f64_to_bits, fma
+from accsim.kernels.bits import JIT, bits_to_f64, f64_to_bits, fma
 
 BASE = -2336  # bit position of limb 0's least significant bit (multiple of 32)
 NLIMB = 142  # 32 * 142 = 4544 bits: positions -2336 .. 2207
@@ -417,14 +417,13 @@ def _flag_value(c, state):
 
 
 @njit(parallel=True, **JIT)
-def slice_combine(P, rptr, ridx, rexp, cptr, cidx, cexp, C, D, hi, lo, exact, need, j0,
-                  kind):
+def slice_combine(P, rptr, rexp, cptr, cexp, C, D, hi, lo, exact, need, j0, kind):
     """Round the exact sums of the slice products of the columns ``j0 ..`` of one block.
 
     ``P[r, s]`` (integer-valued, exact) is the product of stacked A slice ``r`` and
     stacked B slice ``s``; output ``(i, j0 + jj)`` is ``C[i, j] + sum P[r, s] 2^(rexp[r] +
-    cexp[s])`` over the A slices ``ridx[rptr[i]:rptr[i+1]]`` of row ``i`` and the B
-    slices ``cidx[cptr[jj]:cptr[jj+1]]`` of column ``jj``. kind 0: ``hi = RN(S)``; 1:
+    cexp[s])`` over the A slices ``rptr[i] <= r < rptr[i+1]`` of row ``i`` and the B
+    slices ``cptr[jj] <= s < cptr[jj+1]`` of column ``jj``. kind 0: ``hi = RN(S)``; 1:
     ``hi = RN(D - S)``; 2: ``hi = RN(S)``, ``lo = RN(S - hi)``, ``exact = (hi + lo ==
     S)``. Where a term would fall below the subnormal grid or reach 2^1016, or an addend
     reaches 2^1020, ``need`` is set and nothing is written (the caller runs the long
@@ -445,18 +444,16 @@ def slice_combine(P, rptr, ridx, rexp, cptr, cidx, cexp, C, D, hi, lo, exact, ne
             j = j0 + jj
             n = 0
             bad = False
-            for a in range(rptr[i], rptr[i + 1]):
-                r = ridx[a]
-                for b in range(cptr[jj], cptr[jj + 1]):
-                    s = cidx[b]
+            for r in range(rptr[i], rptr[i + 1]):
+                for s in range(cptr[jj], cptr[jj + 1]):
                     p = P[r, s]
                     if p == 0.0:
                         continue
-                    sc = rexp[a] + cexp[b]
+                    sc = rexp[r] + cexp[s]
                     if sc > 963:
                         bad = True
                         break
-                    t = math.ldexp(p, sc)
+                    t = _scale(p, sc)
                     if sc < -1074 and math.ldexp(t, -sc) != p:
                         bad = True
                         break
@@ -526,3 +523,90 @@ def exact_at(A, BT, C, D, ii, jj, hi, lo, exact, kind):
             exact[i, j] = finish_dd(acc, state, out2)
             hi[i, j] = out2[0]
             lo[i, j] = out2[1]
+
+
+@njit(**JIT)
+def _lsb(x):
+    """Exponent of the least significant set bit of a finite nonzero binary64 ``x``."""
+    b = f64_to_bits(x)
+    ef = np.int64((b >> np.uint64(52)) & np.uint64(0x7FF))
+    m = b & _FRAC
+    if ef != 0:
+        m = m | _HIDDEN
+    else:
+        ef = 1
+    low = m & (~m + np.uint64(1))  # the lowest set bit, a power of two
+    return ef - 1075 + math.frexp(float(low))[1] - 1
+
+
+@njit(parallel=True, **JIT)
+def slice_count(X, beta, max_slices, top, count):
+    """Per row of ``X``: ``top[i]`` with every ``|x| < 2^top[i]`` (the largest
+    magnitude's exponent) and ``count[i]``, the slices of ``beta`` bits between ``2^top``
+    and the lowest set bit of the row (0 for a zero row, -1 for a row holding NaN or
+    inf or needing more than ``max_slices``)."""
+    for i in prange(X.shape[0]):
+        amax = 0.0
+        low = np.int64(1 << 20)
+        bad = False
+        for k in range(X.shape[1]):
+            x = X[i, k]
+            if not math.isfinite(x):
+                bad = True
+                break
+            if x != 0.0:
+                amax = max(amax, abs(x))
+                low = min(low, _lsb(x))
+        e = math.frexp(amax)[1]
+        top[i] = e
+        if bad:
+            count[i] = -1
+        elif amax == 0.0:
+            count[i] = 0
+        else:
+            n = (e - low + beta - 1) // beta
+            count[i] = n if n <= max_slices else -1
+
+
+@njit(**JIT)
+def _pow2(e):
+    """2^e for -1022 <= e <= 1023 (a normal binary64, built from its bits)."""
+    return bits_to_f64(np.uint64(e + 1023) << np.uint64(52))
+
+
+@njit(**JIT)
+def _scale(x, e):
+    """``x 2^e`` rounded once (``math.ldexp``; a multiplication when ``2^e`` is normal)."""
+    if -1022 <= e <= 1023:
+        return x * _pow2(e)
+    return math.ldexp(x, e)
+
+
+@njit(parallel=True, **JIT)
+def slice_fill(X, beta, top, ptr, S, exps):
+    """Row ``i``'s slices into ``S[ptr[i]:ptr[i+1]]`` (see ``accsim.numbers.exact.
+    split_rows``): slice ``s`` is ``trunc(r_s 2^(beta (s + 1) - top))`` of the remainder
+    ``r_s`` (exact: a truncation to a coarser grid and its remainder are binary64
+    numbers; a scaled value that underflows is below 1 and truncates to 0 either way),
+    with exponent ``exps = top - beta (s + 1)``."""
+    for i in prange(X.shape[0]):
+        n = ptr[i + 1] - ptr[i]
+        if n == 0:
+            continue
+        r = X[i].copy()
+        for s in range(n):
+            sh = beta * (s + 1) - top[i]
+            exps[ptr[i] + s] = -sh
+            row = S[ptr[i] + s]
+            if -1022 <= sh <= 1023 and -1022 <= -sh <= 1023:
+                up = _pow2(sh)
+                down = _pow2(-sh)
+                for k in range(r.shape[0]):
+                    t = np.trunc(r[k] * up)
+                    row[k] = t
+                    r[k] -= t * down
+            else:
+                for k in range(r.shape[0]):
+                    t = np.trunc(_scale(r[k], sh))
+                    row[k] = t
+                    r[k] -= _scale(t, -sh)

@@ -81,56 +81,35 @@ def slice_bits(K: int) -> int:
 def split_rows(X: np.ndarray, beta: int, max_slices: int = MAX_SLICES):
     """Error-free splitting of each row of ``X`` into integer-valued slices.
 
-    Row ``i`` with largest magnitude below ``2^e_i`` is ``sum_s x_s 2^(e_i - beta (s +
+    Row ``i``, whose magnitudes lie below ``2^e_i``, is ``sum_s x_s 2^(e_i - beta (s +
     1))`` exactly, where the slice ``x_s = trunc(r_s 2^(beta (s + 1) - e_i))`` of the
-    remainder ``r_s`` is an integer below ``2^beta`` in magnitude (every step is exact:
-    a truncation of a binary64 number to a coarser grid, and its remainder, are binary64
-    numbers). Rows that need more than ``max_slices`` slices, or hold a NaN or an
+    remainder ``r_s`` is an integer below ``2^beta`` in magnitude (each step is exact: a
+    truncation of a binary64 number to a coarser grid, and its remainder, are binary64
+    numbers); ``ceil((e_i - l_i) / beta)`` slices reach the row's lowest set bit
+    ``2^l_i``. Rows that need more than ``max_slices`` slices, or hold a NaN or an
     infinity, are not split.
 
     Returns
     -------
-    pieces : list of (rows, slices, exps)
-        For slice ``s``: the rows with a nonzero slice, the slices (float64, one row
-        each) and their exponents ``e_i - beta (s + 1)``.
-    ok : numpy.ndarray of bool
-        Rows represented exactly by the pieces.
+    S : numpy.ndarray, shape (total, K)
+        The slices, row ``i``'s in ``S[ptr[i]:ptr[i + 1]]``.
+    ptr : numpy.ndarray of int64, shape (n + 1,)
+    exps : numpy.ndarray of int64, shape (total,)
+        The exponent ``e_i - beta (s + 1)`` of each slice.
+    ok : numpy.ndarray of bool, shape (n,)
+        Rows represented exactly by their slices.
     """
-    finite = np.isfinite(X).all(axis=1) if X.shape[1] else np.ones(X.shape[0], bool)
-    R = np.where(finite[:, None], X, 0.0)
-    amax = np.abs(R).max(axis=1) if X.shape[1] else np.zeros(X.shape[0])
-    e = np.frexp(amax)[1].astype(np.int64)  # amax < 2^e
-    active = amax > 0
-    pieces = []
-    for s in range(max_slices):
-        rows = np.flatnonzero(active)
-        if rows.size == 0:
-            break
-        sh = (beta * (s + 1) - e[rows])[:, None]
-        Rr = R[rows]
-        Xs = np.trunc(np.ldexp(Rr, sh))
-        Rr -= np.ldexp(Xs, -sh)
-        R[rows] = Rr
-        nz = (Xs != 0).any(axis=1)
-        if nz.any():
-            pieces.append((rows[nz], Xs[nz], e[rows[nz]] - beta * (s + 1)))
-        active[rows] = (Rr != 0).any(axis=1)
-    return pieces, finite & ~active
-
-
-def _stack(pieces, n):
-    """Stacked slices and, per original row, its slices' stacked indices and exponents
-    (CSR: ``ptr``, ``idx``, ``exp``)."""
-    if not pieces:
-        return np.zeros((0, 0)), np.zeros(n + 1, np.int64), np.zeros(0, np.int64), \
-            np.zeros(0, np.int64)
-    rows = np.concatenate([p[0] for p in pieces])
-    S = np.concatenate([p[1] for p in pieces])
-    ex = np.concatenate([p[2] for p in pieces]).astype(np.int64)
-    order = np.argsort(rows, kind="stable")
+    n = X.shape[0]
+    top = np.empty(n, np.int64)
+    count = np.empty(n, np.int64)
+    _k.slice_count(X, beta, max_slices, top, count)
+    ok = count >= 0
     ptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=ptr[1:])
-    return S, ptr, order.astype(np.int64), ex[order]
+    np.cumsum(np.where(ok, count, 0), out=ptr[1:])
+    S = np.empty((ptr[-1], X.shape[1]))
+    exps = np.empty(ptr[-1], np.int64)
+    _k.slice_fill(X, beta, top, ptr, S, exps)
+    return S, ptr, exps, ok
 
 
 def _sliced(A, BT, C, D, kind):
@@ -152,16 +131,13 @@ def _sliced(A, BT, C, D, kind):
     ex = np.ones((M, N), np.bool_) if kind == 2 else np.empty((1, 1), np.bool_)
     need = np.zeros((M, N), np.bool_)
     beta = slice_bits(K)
-    pa, row_ok = split_rows(A, beta)
-    SA, rptr, ridx, rexp = _stack(pa, M)
+    SA, rptr, rexp, row_ok = split_rows(A, beta, MAX_SLICES)
     cols = max(1, BLOCK_ELEMS // max(SA.shape[0], 1) // 2)
     for j0 in range(0, N, cols):
         j1 = min(N, j0 + cols)
-        pb, col_ok = split_rows(BT[j0:j1], beta)
-        SB, cptr, cidx, cexp = _stack(pb, j1 - j0)
+        SB, cptr, cexp, col_ok = split_rows(BT[j0:j1], beta, MAX_SLICES)
         P = SA @ SB.T if SA.size and SB.size else np.zeros((SA.shape[0], SB.shape[0]))
-        _k.slice_combine(P, rptr, ridx, rexp, cptr, cidx, cexp, C, D, hi, lo, ex, need,
-                         j0, kind)
+        _k.slice_combine(P, rptr, rexp, cptr, cexp, C, D, hi, lo, ex, need, j0, kind)
         need[:, j0:j1] |= ~col_ok[None, :]
     need |= ~row_ok[:, None]
     ii, jj = np.nonzero(need)
