@@ -1,10 +1,16 @@
-"""Speed of the exact reference ``accsim.numbers.exact.matmul`` against mpmath and math.fsum.
+"""Speed of the exact reference ``accsim.numbers.exact.matmul`` against numpy, mpmath and fsum.
 
-All three compute the same correctly rounded ``A @ B`` (checked on the baseline
-subset); speeds are in M MAC/s (multiply-accumulates per second), measured in one run so
-the ratios are meaningful on a loaded machine (best of ``--repeat`` runs each).
+Speeds are in M MAC/s (multiply-accumulates per second), measured in one run so the
+ratios are meaningful on a loaded machine (best of ``--repeat`` runs each, the contenders
+of a case timed in turn within each repeat).
 
-Baselines:
+Target (issue 19): on 512x1024x512 binary32 N(0, 1) inputs, ``exact.matmul`` (error-free
+slices on BLAS) reaches >= 1/10 of numpy's float64 matmul (which rounds). The same rows
+time ``exact.matmul_long`` (the long accumulator alone: the reference before the slices)
+against the same numpy run, and check that both give the same bits.
+
+Baselines of the exactness rows (same correctly rounded ``A @ B``, checked on the
+baseline subset):
 
 * ``mpmath.fdot`` on mpf values with ``mp.prec`` high enough that every product and the
   sum are exact (gmpy2 backend), then rounded to binary64;
@@ -85,20 +91,36 @@ def main() -> None:
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     M, N, K = args.m, args.n, args.k
+    macs = M * N * K
     A64 = rng.standard_normal((M, K))
     B64 = rng.standard_normal((K, N))
-    # cancellation-heavy rows: half the terms cancel the other half up to tiny residues
-    A64[: M // 4, K // 2:] = -A64[: M // 4, : K - K // 2] * (1 + 2.0**-30)
     A32 = A64.astype(np.float32).astype(np.float64)
     B32 = B64.astype(np.float32).astype(np.float64)
-    sub_m, sub_n = 16, 8  # baseline subset (baselines are orders of magnitude slower)
+    exact.matmul(A32[:64], B32[:, :64])  # compile / load caches
+    exact.matmul_long(A64[:2, :8], B64[:8, :2])
+    exact.matmul_long(A32[:2, :8], B32[:8, :2])
 
-    exact.matmul(A64[:2, :8], B64[:8, :2])  # compile / load caches
-    exact.matmul(A32[:2, :8], B32[:8, :2])
-    macs = M * N * K
+    speed = []  # (label, slices, long, numpy, same bits)
+    for label, A, B in (("binary32 N(0,1)", A32, B32), ("binary64 N(0,1)", A64, B64)):
+        t = {"slices": math.inf, "long": math.inf, "numpy": math.inf}
+        res = {}
+        fns = {"numpy": lambda A=A, B=B: A @ B, "slices": lambda A=A, B=B: exact.matmul(A, B),
+               "long": lambda A=A, B=B: exact.matmul_long(A, B)}
+        for _ in range(args.repeat):
+            for name, fn in fns.items():
+                dt, res[name] = best(fn, 1)
+                t[name] = min(t[name], dt)
+        same = np.array_equal(res["slices"].view(np.uint64), res["long"].view(np.uint64))
+        speed.append((label, *(macs / t[x] / 1e6 for x in ("slices", "long", "numpy")), same))
+
+    # exactness rows: cancellation-heavy rows (half the terms cancel the other half up to
+    # tiny residues), against fsum and mpmath on a subset
+    A64[: M // 4, K // 2:] = -A64[: M // 4, : K - K // 2] * (1 + 2.0**-30)
+    A32 = A64.astype(np.float32).astype(np.float64)
+    sub_m, sub_n = 16, 8  # baseline subset (baselines are orders of magnitude slower)
     rows = []
-    for label, A, B in (("binary32 inputs (fast path)", A32, B32),
-                        ("binary64 inputs (TwoProd)", A64, B64)):
+    for label, A, B in (("binary32 inputs, cancellation rows", A32, B32),
+                        ("binary64 inputs, cancellation rows", A64, B64)):
         t, D = best(lambda A=A, B=B: exact.matmul(A, B), args.repeat)
         sm = sub_m * sub_n * K
         tf, Df = best(lambda A=A, B=B: fsum_matmul(A[:sub_m], B[:, :sub_n]), 1)
@@ -113,20 +135,35 @@ def main() -> None:
 
     print(f"exact matmul ({M}x{K}) @ ({K}x{N}), {numba.get_num_threads()} threads, "
           f"best of {args.repeat}")
-    print(f"{'inputs':30s} {'accsim':>10s} {'math.fsum':>10s} {'mpmath':>10s} "
+    print(f"{'inputs':20s} {'slices':>10s} {'long acc':>10s} {'numpy f64':>10s} "
+          f"{'slices/np':>10s} {'long/np':>8s}  same bits")
+    for label, rs, rl, rn, same in speed:
+        print(f"{label:20s} {rs:10.1f} {rl:10.1f} {rn:10.1f} {rs / rn:10.3f} {rl / rn:8.4f}  "
+              f"{same}")
+    print(f"{'inputs':36s} {'accsim':>10s} {'math.fsum':>10s} {'mpmath':>10s} "
           f"{'x fsum':>8s} {'x mpmath':>9s}  agree")
     for label, r, rf, rm, ok in rows:
-        print(f"{label:30s} {r:10.1f} {rf:10.3f} {rm:10.3f} {r / rf:8.0f} {r / rm:9.0f}  {ok}")
+        print(f"{label:36s} {r:10.1f} {rf:10.3f} {rm:10.3f} {r / rf:8.0f} {r / rm:9.0f}  {ok}")
     print("(M MAC/s; baselines on a subset of the same matrices, same results bit for bit)")
-    write_rows(rows)
+    write_rows(speed, rows, (M, K, N))
 
 
-def write_rows(rows) -> None:
+def write_rows(speed, rows, shape) -> None:
     """Write ``benchmarks/results/exact.json`` in the shared row format (README.md)."""
     import json
     from pathlib import Path
 
     out = []
+    dims = "x".join(map(str, shape))
+    for label, rs, rl, rn, same in speed:
+        for name, v in (("exact.matmul (error-free slices)", rs),
+                        ("exact.matmul_long (long accumulator alone, before)", rl)):
+            out.append({"benchmark": "exact", "case": f"{name}, {dims} {label}", "value": v,
+                        "unit": "M MAC/s", "baseline": "numpy float64 matmul (rounds)",
+                        "baseline_value": rn, "ratio": v / rn,
+                        "note": ("target >= 0.1; " if "slices" in name and "32" in label
+                                 else "") + ("slices and long accumulator agree bit for bit"
+                                             if same else "RESULTS DIFFER")})
     for label, r, rf, rm, ok in rows:
         for base, bv in (("math.fsum of TwoProd parts", rf), ("mpmath.fdot", rm)):
             out.append({"benchmark": "exact", "case": f"exact.matmul, {label}", "value": r,
