@@ -319,3 +319,33 @@ def test_kappa_v_and_propagation():
     assert eps[1] == pytest.approx(want1)
     assert eps[0] == 0.0  # relu at a negative value
     assert kappa.kappa_dot([1.0, -1.0], [1.0, 1.0]) == math.inf
+
+
+def test_blas_abs_sums_are_a_proven_upper_bound_vs_fraction():
+    """``sum_k |a_ik b_kj|`` from one BLAS product, inflated by ``gamma_{K+1}`` and an
+    absolute underflow term (``bounds._abs_sums``): never below the exact sum, and above
+    it by at most the stated factor ``1 + 2 gamma`` (plus the absolute term), on
+    products that underflow, subnormals, wide exponents and long K."""
+    rng = np.random.default_rng(21)
+    ar = bounds._Ar(False)
+    tiny = (2 * 1 + 1) * 2.0**-1022
+    for t, K in enumerate((1, 7, 64, 1500)):
+        A = np.ldexp(rng.standard_normal((3, K)), rng.integers(-540, 40, (3, K)))
+        B = np.ldexp(rng.standard_normal((K, 4)), rng.integers(-540, 40, (K, 4)))
+        A[0, : K // 2 + 1] = 2.0**-1074 * rng.integers(1, 9, K // 2 + 1)  # subnormals
+        if t % 2:
+            A = A.astype(np.float32).astype(np.float64)
+        C = rng.standard_normal((3, 4))
+        Tx, Cabs = bounds._abs_sums(ar, A, B, C)
+        nu = (K + 1) * 2.0**-53
+        gamma = Fraction(nu) / (1 - Fraction(nu))
+        for i in range(3):
+            for j in range(4):
+                T = sum(abs(Fraction(float(a)) * Fraction(float(b)))
+                        for a, b in zip(A[i], B[:, j], strict=True))
+                got = Fraction(float(Tx[i, j]))
+                assert got >= T, (K, i, j)
+                slack = (2 * K + 1) * Fraction(2) ** -1022
+                assert got <= T * (1 + 2 * gamma) * (1 + gamma) * (1 + Fraction(2) ** -50) \
+                    + slack * (1 + Fraction(2) ** -50) + Fraction(tiny), (K, i, j)
+                assert Cabs[i, j] == abs(C[i, j])
