@@ -18,6 +18,7 @@ from accsim.graph.ops import LINEAR_CLASSES
 from accsim.graph.runner import Assignment, GraphAccumulator, run_graph
 from accsim.run.executor import ComputeCache
 from accsim.run.experiment import make_strategy, resolve_model, select_samples
+from accsim.run.parallel import ordered_map
 
 __all__ = ["GraphPlan", "prepare_graph", "load_graph", "run_graph_plan", "graph_dataset",
            "SUMMARY_KEYS"]
@@ -163,33 +164,44 @@ def prepare_graph(cfg) -> GraphPlan:
                      models=built, config=cfg)
 
 
-def _run(plan, assignments, acc, progress):
+def _run(plan, assignments, acc, progress, workers=None):
+    """Every assignment on every batch; batches run in parallel threads
+    (:func:`accsim.run.parallel.ordered_map`) and are added in batch order, so the
+    results do not depend on ``workers``."""
+    from accsim import round as _round
+
     names = [op.name for op in plan.graph.linear_ops]
     for a in assignments:
         acc[a.label] = GraphAccumulator(names, plan.record_samples)
-    for start in range(0, len(plan.x), plan.batch):
-        xb, yb = plan.x[start:start + plan.batch], plan.y[start:start + plan.batch]
-        from accsim import round as _round
 
+    def batch(start):
+        xb = plan.x[start:start + plan.batch]
         ref = plan.graph.forward(_round(plan.graph.check_input(xb), plan.input_format),
                                  return_all=True)
         cache = ComputeCache()
-        for a in assignments:
-            outs, res = run_graph(plan.graph, a, xb, seed=plan.seed, cache=cache,
-                                  offset=start, act_format=plan.activation_format,
-                                  input_format=plan.input_format)
-            acc[a.label].add(outs, res, ref, yb)
+        outs = [run_graph(plan.graph, a, xb, seed=plan.seed, cache=cache, offset=start,
+                          act_format=plan.activation_format, input_format=plan.input_format)
+                for a in assignments]
+        return start, ref, outs
+
+    for start, ref, outs in ordered_map(batch, range(0, len(plan.x), plan.batch), workers):
+        yb = plan.y[start:start + plan.batch]
+        for a, (o, res) in zip(assignments, outs, strict=True):
+            acc[a.label].add(o, res, ref, yb)
             if progress is not None:
-                progress(len(xb))
+                progress(len(yb))
 
 
-def run_graph_plan(plan: GraphPlan, progress=None) -> tuple[dict, float]:
+def run_graph_plan(plan: GraphPlan, progress=None, workers: int | None = None
+                   ) -> tuple[dict, float]:
     """Run all assignments, then the controls of the adaptive rows at the per-op
     recomputed fractions those rows reached. Returns ``({label: GraphAccumulator},
-    seconds)`` (controls labelled ``random@LABEL`` / ``oracle@LABEL``)."""
+    seconds)`` (controls labelled ``random@LABEL`` / ``oracle@LABEL``). ``workers``:
+    batches run at once (default ``$ACCSIM_WORKERS`` or the CPU count; the results do
+    not depend on it)."""
     t0 = time.perf_counter()
     acc: dict = {}
-    _run(plan, plan.assignments, acc, progress)
+    _run(plan, plan.assignments, acc, progress, workers)
     ctrl = []
     lin = [i for i, op in enumerate(plan.graph.ops) if op.linear]
     for lab, (low, high, scale, fixed) in plan.controls.items():
@@ -201,7 +213,7 @@ def run_graph_plan(plan: GraphPlan, progress=None) -> tuple[dict, float]:
                 strat.setdefault(op.op_class, c)
             ctrl.append(Assignment(strat, c.label, scale, set(strat) - set(fixed)))
     if ctrl:
-        _run(plan, ctrl, acc, progress)
+        _run(plan, ctrl, acc, progress, workers)
     plan.assignments = plan.assignments + ctrl
     return acc, time.perf_counter() - t0
 

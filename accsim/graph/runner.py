@@ -299,8 +299,8 @@ class GraphAccumulator:
             self.w_scale[li] = r.w_scale
             self.info[li] = r.info
             if take:
-                rec = {k: getattr(r, k)[:take] for k in ("computed", "exact", "bound",
-                                                         "level")}
+                rec = {k: getattr(r, k)[:take].copy() for k in ("computed", "exact",
+                                                                "bound", "level")}
                 rec["x_scale"] = (np.ones(take) if r.x_scale is None
                                   else np.asarray(r.x_scale[:take], np.float64))
                 self.record[li].append(rec)

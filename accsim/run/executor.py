@@ -502,11 +502,11 @@ class RunAccumulator:
                     self.violations_prob[li] += int(np.sum(r.abs_error > r.bound_prob))
             self.info[li] = r.info
             if take:
+                # copies: a view would keep the whole batch's arrays alive
                 self.record[li].append({
-                    "computed": r.computed[:, :take], "exact": r.exact[:, :take],
-                    "bound": r.bound[:, :take], "kappa_v": r.kappa_v[:, :take],
-                    "kappa_phi": r.kappa_phi[:, :take], "level": r.level[:, :take],
-                    "propagated": r.propagated[:, :take]})
+                    k: getattr(r, k)[:, :take].copy() for k in (
+                        "computed", "exact", "bound", "kappa_v", "kappa_phi", "level",
+                        "propagated")})
 
     def summary(self) -> dict:
         """Scalar summary (the keys :func:`accsim.run.experiment.evaluate` returns)."""

@@ -16,6 +16,7 @@ import numpy as np
 
 from accsim.run.config import RunConfig, format_tau
 from accsim.run.executor import ComputeCache, RunAccumulator, exact_logits, run_batch
+from accsim.run.parallel import ordered_map
 from accsim.run.strategies import (
     CONTROL_KINDS,
     Adaptive,
@@ -269,7 +270,8 @@ def prepare(cfg: RunConfig) -> Plan:
                 dataset=dataset, reference=ref, bootstrap=r.bootstrap, bias=r.bias)
 
 
-def run_plan(plan: Plan, progress=None, *, keep: dict | None = None) -> tuple[dict, float]:
+def run_plan(plan: Plan, progress=None, *, keep: dict | None = None,
+             workers: int | None = None) -> tuple[dict, float]:
     """Run every strategy on every batch; returns ``({label: RunAccumulator}, seconds)``.
 
     Batches are the outer loop so that all strategies share the batch's cached passes
@@ -280,31 +282,43 @@ def run_plan(plan: Plan, progress=None, *, keep: dict | None = None) -> tuple[di
     mode (the caller checks that): the first layer's passes and the exact network's
     logits of every batch are kept in it and reused (they depend only on those), so a
     sweep's cells on one network do not recompute them. Results are the same bits.
+
+    ``workers``: batches run at once (:func:`accsim.run.parallel.ordered_map`; default
+    ``$ACCSIM_WORKERS`` or the CPU count); results do not depend on it.
     """
     t0 = time.perf_counter()
     L = len(plan.network.layers)
     acc = {s.label: RunAccumulator(L, plan.record_samples) for s in plan.strategies}
     N = len(plan.x)
-    for start in range(0, N, plan.batch):
+
+    def batch(item):
+        start, kept = item
         xb = plan.x[start:start + plan.batch]
-        yb = plan.y[start:start + plan.batch]
         cache = ComputeCache()
-        if keep is not None and start in keep:
-            cache.update(keep[start][0])
-            ref = keep[start][1]
+        if kept is not None:
+            cache.update(kept[0])
+            ref = kept[1]
         else:
             ref = exact_logits(plan.network, xb, act_format=plan.activation_format,
                                input_format=plan.input_format, cache=cache, offset=start,
                                seed=plan.seed)
-        for s in plan.strategies:
-            logits, layers = run_batch(plan.network, s, xb, seed=plan.seed, cache=cache,
-                                       offset=start, act_format=plan.activation_format,
-                                       input_format=plan.input_format, bias=plan.bias)
+        outs = [run_batch(plan.network, s, xb, seed=plan.seed, cache=cache, offset=start,
+                          act_format=plan.activation_format, input_format=plan.input_format,
+                          bias=plan.bias) for s in plan.strategies]
+        first = {k: v for k, v in cache.items() if k[0] == 0} if keep is not None else None
+        return start, len(xb), ref, outs, first
+
+    items = [(start, None if keep is None else keep.get(start))
+             for start in range(0, N, plan.batch)]
+    # batches run in parallel threads (accsim.run.parallel) and are added in batch order
+    for start, n, ref, outs, first in ordered_map(batch, items, workers):
+        yb = plan.y[start:start + plan.batch]
+        for s, (logits, layers) in zip(plan.strategies, outs, strict=True):
             acc[s.label].add(logits, yb, layers, ref_logits=ref)
             if progress is not None:
-                progress(len(xb))
+                progress(n)
         if keep is not None:
-            keep[start] = ({k: v for k, v in cache.items() if k[0] == 0}, ref)
+            keep[start] = (first, ref)
     return acc, time.perf_counter() - t0
 
 

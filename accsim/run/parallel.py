@@ -1,0 +1,72 @@
+"""Batches of a network run in parallel threads, results consumed in batch order.
+
+The batches of a run are independent: every random stream is keyed by the seed, the layer
+and the index of the batch's first input (never by a thread or a call count), and every
+cache is per batch. So running up to ``workers`` batches at once in threads, and handing
+their results to the accumulators in batch order, gives the same bits for every worker
+count. Threads suffice: the jitted kernels run without the GIL (``nogil``) and BLAS and
+numpy's large array operations release it, so the serial parts of one batch (lowering,
+bounds, activations) overlap with the kernels of another.
+
+Memory: at most ``workers`` batches are in flight (submitted and not yet consumed), so
+peak memory grows with the worker count, not with the number of inputs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["default_workers", "ordered_map", "ENV_WORKERS"]
+
+#: Environment variable that sets the number of batch workers (default: the CPU count).
+ENV_WORKERS = "ACCSIM_WORKERS"
+
+
+def default_workers() -> int:
+    """``$ACCSIM_WORKERS`` if set, else the number of CPUs available to this process.
+
+    Raises
+    ------
+    ValueError
+        ``ACCSIM_WORKERS`` is not a positive integer.
+    """
+    raw = os.environ.get(ENV_WORKERS, "").strip()
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(f"{ENV_WORKERS} must be a positive integer, got {raw!r}")
+        return n
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def ordered_map(fn: Callable, items: Iterable, workers: int | None = None) -> Iterator:
+    """Yield ``fn(item)`` for every item, in the items' order, with up to ``workers``
+    calls running at once in threads (one worker: a plain loop, no thread).
+
+    An exception raised by ``fn`` is raised here, at that item's turn; the calls
+    already started finish first.
+    """
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers == 1:
+        for it in items:
+            yield fn(it)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="accsim-batch") as pool:
+        pending: deque = deque()
+        for it in items:
+            pending.append(pool.submit(fn, it))
+            if len(pending) >= workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

@@ -1,0 +1,130 @@
+"""Batches in parallel threads (accsim.run.parallel): the datasets of a network run and of
+a graph run are the same bits with 1, 2 and 3 workers; ordered_map keeps the order,
+bounds the batches in flight and raises a worker's error."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import networks
+from accsim.accumulators.factory import build_model
+from accsim.graph import Assignment, Conv2d, Dense, Flatten, Graph, MaxPool2d
+from accsim.graph.experiment import GraphPlan, graph_dataset, run_graph_plan
+from accsim.run import parallel
+from accsim.run.experiment import Plan, run_plan, to_dataset
+from accsim.run.strategies import Adaptive, Control, Uniform
+
+FP8 = {"family": "blocked", "block": 8, "inner_format": "float8_e4m3",
+       "outer_format": "float8_e4m3", "mode": "rne"}
+FP16_SR = {"family": "recursive", "acc_format": "binary16", "mode": "sr", "product": "exact"}
+FP16 = {"family": "recursive", "acc_format": "binary16", "mode": "rne", "product": "exact"}
+
+
+def _same_bits(ds1, ds2):
+    assert sorted(ds1.data_vars) == sorted(ds2.data_vars)
+    for k in ds1.data_vars:
+        a, b = np.asarray(ds1[k].values), np.asarray(ds2[k].values)
+        assert a.dtype == b.dtype and a.shape == b.shape, k
+        if a.dtype.kind in "fciub":
+            assert a.tobytes() == b.tobytes(), k
+        else:
+            assert a.tolist() == b.tolist(), k
+    for k in ("n_samples",):
+        if k in ds1.attrs:
+            assert ds1.attrs[k] == ds2.attrs[k]
+
+
+def _dense_plan():
+    rng = np.random.default_rng(0)
+    to8 = networks.to_e4m3
+    layers = [networks.Layer(kind="dense", W=to8(rng.standard_normal((12, 16)) * .5)
+                             .astype(np.float64), b=to8(rng.standard_normal(12) * .1)
+                             .astype(np.float64), activation="relu"),
+              networks.Layer(kind="dense", W=to8(rng.standard_normal((4, 12)) * .5)
+                             .astype(np.float64), b=to8(rng.standard_normal(4) * .1)
+                             .astype(np.float64), activation="identity")]
+    net = networks.Network(name="tiny", layers=layers)
+    x = rng.uniform(0, 1, (70, 16)).astype(np.float32)
+    y = np.argmax(net.forward(x), axis=1)
+    lo, hi, sr = build_model(dict(FP8)), build_model(dict(FP16)), build_model(dict(FP16_SR))
+    strategies = [Uniform(hi, label="fp16"), Uniform(sr, label="sr"),
+                  Adaptive(lo, hi, 0.5, criterion="authors", label="a"),
+                  Control(lo, hi, "random", "a", label="random@a")]
+    return Plan(net, x, y, strategies, batch=9, seed=3, record_samples=20, bootstrap=200)
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_network_run_same_bits_for_any_worker_count(workers):
+    plan = _dense_plan()
+    acc1, _ = run_plan(plan, workers=1)
+    accn, _ = run_plan(plan, workers=workers)
+    _same_bits(to_dataset(plan, acc1), to_dataset(plan, accn))
+
+
+def test_graph_run_same_bits_for_any_worker_count(monkeypatch):
+    rng = np.random.default_rng(4)
+
+    def e4m3(shape):
+        return networks.to_e4m3(rng.standard_normal(shape)).astype(np.float64)
+
+    g = Graph("c", (2, 6, 6), [Conv2d("c1", e4m3((3, 2, 3, 3)), e4m3(3), padding=1,
+                                      activation="relu"),
+                               MaxPool2d("p", 2), Flatten("f"), Dense("d", e4m3((4, 27)),
+                                                                      e4m3(4))])
+    lo, hi, sr = build_model(dict(FP8)), build_model(dict(FP16)), build_model(dict(FP16_SR))
+    assignments = [Assignment({"conv": Uniform(sr), "dense": Uniform(hi)}, "u"),
+                   Assignment({"conv": Adaptive(lo, hi, 0.5), "dense": Uniform(lo)}, "a",
+                              None, {"conv"})]
+    x = rng.standard_normal((23, 2, 6, 6))
+    y = rng.integers(0, 4, 23)
+
+    def plan():
+        return GraphPlan(g, x, y, list(assignments),
+                         controls={"a": (lo, hi, None, {"dense": Uniform(lo)})},
+                         batch=4, seed=5, record_samples=6)
+
+    p1 = plan()
+    acc1, _ = run_graph_plan(p1, workers=1)
+    p2 = plan()
+    monkeypatch.setenv(parallel.ENV_WORKERS, "2")  # the default comes from the environment
+    acc2, _ = run_graph_plan(p2)
+    assert [a.label for a in p1.assignments] == ["u", "a", "random@a", "oracle@a"]
+    _same_bits(graph_dataset(p1, acc1), graph_dataset(p2, acc2))
+
+
+def test_ordered_map_order_bound_and_errors(monkeypatch):
+    live, peak, lock = [0], [0], threading.Lock()
+
+    def slow(i):
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        time.sleep(0.002 * (7 - i % 7))  # later items finish first
+        with lock:
+            live[0] -= 1
+        return i * i
+
+    assert list(parallel.ordered_map(slow, range(20), 3)) == [i * i for i in range(20)]
+    assert 2 <= peak[0] <= 3
+
+    def boom(i):
+        if i == 4:
+            raise RuntimeError("batch 4 failed")
+        return i
+
+    got = []
+    with pytest.raises(RuntimeError, match="batch 4"):
+        for v in parallel.ordered_map(boom, range(10), 2):
+            got.append(v)
+    assert got == [0, 1, 2, 3]
+    monkeypatch.setenv(parallel.ENV_WORKERS, "0")
+    with pytest.raises(ValueError, match="ACCSIM_WORKERS must be a positive integer"):
+        parallel.default_workers()
+    monkeypatch.setenv(parallel.ENV_WORKERS, "3")
+    assert parallel.default_workers() == 3
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        list(parallel.ordered_map(boom, range(3), 0))
