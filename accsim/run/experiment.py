@@ -407,7 +407,8 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
     if _KEEP.get("key") != key:  # one network's first-layer passes at a time (memory)
         _KEEP.clear()
         _KEEP.update(key=key, batches={})
-    acc, _ = run_plan(plan, keep=_KEEP["batches"])
+    # one batch at a time: a sweep already runs its cells in parallel (accsim.batch)
+    acc, _ = run_plan(plan, keep=_KEEP["batches"], workers=1)
     last = run[-1]
     a = acc[last.label]
     out = a.summary()
