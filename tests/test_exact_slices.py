@@ -170,3 +170,20 @@ def test_split_rows_is_exact():
         assert total == [Fraction(float(x)) for x in X[i]], i
     _, _, _, ok = exact.split_rows(X, beta, max_slices=2)
     assert not ok[5] and ok[3]  # the subnormal row needs many slices, the zero row none
+
+
+def test_choose_bits_uneven_split_and_budget():
+    assert exact.slice_budget(9) == 49 and exact.slice_budget(1024) == 43
+    assert exact.slice_budget(1) == 53 and exact.slice_budget(65536) == 37
+    ba, bb = exact.choose_bits(np.full(32, 30), np.full(100, 40), 49)
+    assert ba + bb == 49
+    assert -(-30 // ba) * -(-40 // bb) == 2  # 1 x 2 slices, where 24 + 25 bits need 2 x 2
+    assert exact.choose_bits(np.full(4, 40), np.full(4, 40), 43) in ((21, 22), (22, 21))
+    assert sum(exact.choose_bits(np.zeros(3, np.int64), np.array([-1, 0]), 43)) == 43
+    # an uneven split still gives the long accumulator's bits (K = 9: 9 products < 2^53)
+    rng = np.random.default_rng(6)
+    A = rng.standard_normal((32, 9)).astype(np.float32).astype(np.float64)
+    B = np.maximum(rng.standard_normal((9, 700)), 0).astype(np.float32).astype(np.float64)
+    B[:, 3] = np.ldexp(B[:, 3], -140)
+    C = rng.standard_normal((32, 1))
+    _check_all(A, B, C, with_fraction=False)

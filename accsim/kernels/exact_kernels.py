@@ -535,16 +535,15 @@ def _lsb(x):
         m = m | _HIDDEN
     else:
         ef = 1
-    low = m & (~m + np.uint64(1))  # the lowest set bit, a power of two
-    return ef - 1075 + math.frexp(float(low))[1] - 1
+    low = m & (~m + np.uint64(1))  # the lowest set bit, a power of two (exact as float)
+    return ef - 1075 + np.int64((f64_to_bits(float(low)) >> np.uint64(52)) - np.uint64(1023))
 
 
 @njit(parallel=True, **JIT)
-def slice_count(X, beta, max_slices, top, count):
-    """Per row of ``X``: ``top[i]`` with every ``|x| < 2^top[i]`` (the largest
-    magnitude's exponent) and ``count[i]``, the slices of ``beta`` bits between ``2^top``
-    and the lowest set bit of the row (0 for a zero row, -1 for a row holding NaN or
-    inf or needing more than ``max_slices``)."""
+def slice_span(X, top, span):
+    """Per row of ``X``: ``top[i]``, the exponent with every ``|x| < 2^top[i]`` (that of
+    the largest magnitude), and ``span[i] = top[i] - l``, the bits down to the row's
+    lowest set bit ``2^l`` (0 for a zero row, -1 for a row holding NaN or inf)."""
     for i in prange(X.shape[0]):
         amax = 0.0
         low = np.int64(1 << 20)
@@ -560,12 +559,11 @@ def slice_count(X, beta, max_slices, top, count):
         e = math.frexp(amax)[1]
         top[i] = e
         if bad:
-            count[i] = -1
+            span[i] = -1
         elif amax == 0.0:
-            count[i] = 0
+            span[i] = 0
         else:
-            n = (e - low + beta - 1) // beta
-            count[i] = n if n <= max_slices else -1
+            span[i] = e - low
 
 
 @njit(**JIT)

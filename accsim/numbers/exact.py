@@ -30,7 +30,8 @@ import numpy as np
 from accsim.kernels import exact_kernels as _k
 from accsim.numbers.arrays import check_matmul_shapes
 
-__all__ = ["matmul", "matmul_long", "matmul_dd", "split_rows", "slice_bits", "dot", "residual",
+__all__ = ["matmul", "matmul_long", "matmul_dd", "split_rows", "slice_bits",
+           "slice_budget", "choose_bits", "row_spans", "dot", "residual",
            "abs_matmul", "products_exact_in_binary64"]
 
 
@@ -69,25 +70,40 @@ def _run(A, BT, C, D, out, kind):
         _k.matmul_exact_ser(A, BT, C, D, out, kind)
 
 
+def slice_budget(K: int) -> int:
+    """Bits ``beta_A + beta_B`` two slices may hold together for inner dimension ``K``:
+    the largest with ``K 2^(beta_A + beta_B) <= 2^53``. Slices are integers below
+    ``2^beta`` in magnitude, so every product of two slices is below ``2^(beta_A +
+    beta_B)`` and every partial sum of ``K`` of them, in any order, is an integer below
+    ``2^53``: binary64 BLAS computes a slice product exactly (Ozaki, Ogita, Oishi & Rump,
+    Numer. Algorithms 59, 2012, §3)."""
+    return 53 - max(int(K) - 1, 0).bit_length()
+
+
 def slice_bits(K: int) -> int:
-    """Bits per slice ``beta`` for inner dimension ``K``: the largest with ``K 2^(2 beta)
-    <= 2^53``. Slices are integers below ``2^beta`` in magnitude, so every product of
-    two slices is below ``2^(2 beta)`` and every partial sum of ``K`` of them, in any
-    order, is an integer below ``2^53``: binary64 BLAS computes the slice product
-    exactly (Ozaki, Ogita, Oishi & Rump, Numer. Algorithms 59, 2012, §3)."""
-    return (53 - max(int(K) - 1, 0).bit_length()) // 2
+    """The even split ``beta = slice_budget(K) // 2`` (bits per slice of either side)."""
+    return slice_budget(K) // 2
 
 
-def split_rows(X: np.ndarray, beta: int, max_slices: int = MAX_SLICES):
+def row_spans(X: np.ndarray):
+    """``(top, span)`` per row of ``X``: every ``|x| < 2^top``, and ``span`` bits from
+    there down to the row's lowest set bit (0: a zero row, -1: NaN or inf in the row)."""
+    top = np.empty(X.shape[0], np.int64)
+    span = np.empty(X.shape[0], np.int64)
+    _k.slice_span(X, top, span)
+    return top, span
+
+
+def split_rows(X: np.ndarray, beta: int, max_slices: int = MAX_SLICES, spans=None):
     """Error-free splitting of each row of ``X`` into integer-valued slices.
 
     Row ``i``, whose magnitudes lie below ``2^e_i``, is ``sum_s x_s 2^(e_i - beta (s +
     1))`` exactly, where the slice ``x_s = trunc(r_s 2^(beta (s + 1) - e_i))`` of the
     remainder ``r_s`` is an integer below ``2^beta`` in magnitude (each step is exact: a
     truncation of a binary64 number to a coarser grid, and its remainder, are binary64
-    numbers); ``ceil((e_i - l_i) / beta)`` slices reach the row's lowest set bit
-    ``2^l_i``. Rows that need more than ``max_slices`` slices, or hold a NaN or an
-    infinity, are not split.
+    numbers); ``ceil(span_i / beta)`` slices reach the row's lowest set bit
+    (:func:`row_spans`). Rows that need more than ``max_slices`` slices, or hold a NaN
+    or an infinity, are not split.
 
     Returns
     -------
@@ -99,17 +115,34 @@ def split_rows(X: np.ndarray, beta: int, max_slices: int = MAX_SLICES):
     ok : numpy.ndarray of bool, shape (n,)
         Rows represented exactly by their slices.
     """
-    n = X.shape[0]
-    top = np.empty(n, np.int64)
-    count = np.empty(n, np.int64)
-    _k.slice_count(X, beta, max_slices, top, count)
-    ok = count >= 0
-    ptr = np.zeros(n + 1, np.int64)
+    top, span = row_spans(X) if spans is None else spans
+    count = -(-span // beta)
+    ok = (span >= 0) & (count <= max_slices)
+    ptr = np.zeros(X.shape[0] + 1, np.int64)
     np.cumsum(np.where(ok, count, 0), out=ptr[1:])
     S = np.empty((ptr[-1], X.shape[1]))
     exps = np.empty(ptr[-1], np.int64)
     _k.slice_fill(X, beta, top, ptr, S, exps)
     return S, ptr, exps, ok
+
+
+def choose_bits(span_a: np.ndarray, span_b: np.ndarray, budget: int) -> tuple[int, int]:
+    """``(beta_A, beta_B)`` with ``beta_A + beta_B = budget`` minimising ``(sum_i n_i)
+    (sum_j m_j)``, the slices of the rows of A times those of the columns of B (the
+    cost of both the BLAS products and the exact sums). E.g. ``K = 9``: rows of 9
+    binary32 weights span about 30 bits, columns of activations about 40; 30 + 19 bits
+    need 1 x 2 slices where 24 + 25 need 2 x 2."""
+    ba = np.arange(1, budget)
+
+    def slices(span, bits):  # sum over rows of ceil(span / bits), for every bits
+        cnt = np.bincount(span[span > 0])
+        v = np.flatnonzero(cnt)
+        return (cnt[v][None, :] * -(-v[None, :] // bits[:, None])).sum(axis=1)
+
+    na, nb = slices(span_a, ba), slices(span_b, budget - ba)
+    cost = na.astype(np.float64) * nb
+    best = int(np.argmin(np.where(cost == cost.min(), np.abs(2 * ba - budget), np.inf)))
+    return int(ba[best]), int(budget - ba[best])
 
 
 def _sliced(A, BT, C, D, kind):
@@ -130,12 +163,15 @@ def _sliced(A, BT, C, D, kind):
     lo = np.zeros((M, N)) if kind == 2 else np.empty((1, 1))
     ex = np.ones((M, N), np.bool_) if kind == 2 else np.empty((1, 1), np.bool_)
     need = np.zeros((M, N), np.bool_)
-    beta = slice_bits(K)
-    SA, rptr, rexp, row_ok = split_rows(A, beta, MAX_SLICES)
+    ta, sa = row_spans(A)
+    tb, sb = row_spans(BT)
+    beta_a, beta_b = choose_bits(sa, sb, slice_budget(K))
+    SA, rptr, rexp, row_ok = split_rows(A, beta_a, MAX_SLICES, (ta, sa))
     cols = max(1, BLOCK_ELEMS // max(SA.shape[0], 1) // 2)
     for j0 in range(0, N, cols):
         j1 = min(N, j0 + cols)
-        SB, cptr, cexp, col_ok = split_rows(BT[j0:j1], beta, MAX_SLICES)
+        SB, cptr, cexp, col_ok = split_rows(BT[j0:j1], beta_b, MAX_SLICES,
+                                            (tb[j0:j1], sb[j0:j1]))
         P = SA @ SB.T if SA.size and SB.size else np.zeros((SA.shape[0], SB.shape[0]))
         _k.slice_combine(P, rptr, rexp, cptr, cexp, C, D, hi, lo, ex, need, j0, kind)
         need[:, j0:j1] |= ~col_ok[None, :]
@@ -147,7 +183,8 @@ def _sliced(A, BT, C, D, kind):
 
 
 def _use_slices(A, BT) -> bool:
-    return A.shape[0] * BT.shape[0] * A.shape[1] >= SLICE_MIN_MACS and slice_bits(A.shape[1]) >= 4
+    return A.shape[0] * BT.shape[0] * A.shape[1] >= SLICE_MIN_MACS and \
+        slice_budget(A.shape[1]) >= 8
 
 
 def matmul(A, B, C=None) -> np.ndarray:
