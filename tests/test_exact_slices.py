@@ -177,7 +177,8 @@ def test_choose_bits_uneven_split_and_budget():
     assert exact.slice_budget(1) == 53 and exact.slice_budget(65536) == 37
     ba, bb = exact.choose_bits(np.full(32, 30), np.full(100, 40), 49)
     assert ba + bb == 49
-    assert -(-30 // ba) * -(-40 // bb) == 2  # 1 x 2 slices, where 24 + 25 bits need 2 x 2
+    n_a, n_b = -(-30 // ba), -(-40 // bb)
+    assert n_a * n_b == 3  # 1 x 3 slices (30 + 19 bits), where 24 + 25 bits need 2 x 2
     assert exact.choose_bits(np.full(4, 40), np.full(4, 40), 43) in ((21, 22), (22, 21))
     assert sum(exact.choose_bits(np.zeros(3, np.int64), np.array([-1, 0]), 43)) == 43
     # an uneven split still gives the long accumulator's bits (K = 9: 9 products < 2^53)

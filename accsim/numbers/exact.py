@@ -130,8 +130,8 @@ def choose_bits(span_a: np.ndarray, span_b: np.ndarray, budget: int) -> tuple[in
     """``(beta_A, beta_B)`` with ``beta_A + beta_B = budget`` minimising ``(sum_i n_i)
     (sum_j m_j)``, the slices of the rows of A times those of the columns of B (the
     cost of both the BLAS products and the exact sums). E.g. ``K = 9``: rows of 9
-    binary32 weights span about 30 bits, columns of activations about 40; 30 + 19 bits
-    need 1 x 2 slices where 24 + 25 need 2 x 2."""
+    binary32 weights spanning 30 bits and columns of activations spanning 40 need 1 x 3
+    slices with 30 + 19 bits, 2 x 2 with 24 + 25."""
     ba = np.arange(1, budget)
 
     def slices(span, bits):  # sum over rows of ceil(span / bits), for every bits
