@@ -12,7 +12,10 @@ For each network and accumulator model, timed in the same run on the same images
   (``reference=False``): lowering (im2col), kernels, activations, rounding, the
   elementwise ops and the scaling;
 * ``graph+reference``: the full run of ``accsim run``: plus the exact reference
-  (``accsim.numbers.exact.matmul``) and the componentwise bound of every component.
+  (``accsim.numbers.exact.matmul``) and the componentwise bound of every component;
+* ``graph+reference, long accumulator``: the same with the exact reference forced onto
+  the long accumulator alone (``exact.SLICE_MIN_MACS`` raised), as before the
+  error-free slices: the before/after of the reference in one run.
 
 ``ratio`` = graph rate / kernel rate (the target is > 0.5, i.e. the graph costs less
 than 2x the raw kernels). MAC counts are the networks' multiply-adds per image times
@@ -35,6 +38,7 @@ from accsim import round as _round  # noqa: E402
 from accsim.graph import Assignment, run_graph  # noqa: E402
 from accsim.graph.config import load_graph_config  # noqa: E402
 from accsim.graph.experiment import load_graph, load_inputs  # noqa: E402
+from accsim.numbers import exact  # noqa: E402
 from accsim.run.executor import run_model  # noqa: E402
 from accsim.run.strategies import Uniform  # noqa: E402
 from hwmodels import resolve  # noqa: E402
@@ -87,7 +91,14 @@ def bench(cfg_path, n_images, reps):
         tk = _best(kernel, reps)
         tg = _best(lambda a=a: run_graph(g, a, x, reference=False), reps)
         tr = _best(lambda a=a: run_graph(g, a, x), 1)
-        for case, t in (("graph", tg), ("graph+reference", tr)):
+        slices_min = exact.SLICE_MIN_MACS
+        exact.SLICE_MIN_MACS = 1 << 62  # every product on the long accumulator
+        try:
+            tl = _best(lambda a=a: run_graph(g, a, x), 1)
+        finally:
+            exact.SLICE_MIN_MACS = slices_min
+        for case, t in (("graph", tg), ("graph+reference", tr),
+                        ("graph+reference, long accumulator (before)", tl)):
             rows.append({"benchmark": "graph", "case": f"{g.name} {label}: {case}",
                          "value": macs / t / 1e6, "unit": "M MAC/s",
                          "baseline": "raw matmul kernels, same tasks",

@@ -535,8 +535,8 @@ def _lsb(x):
         m = m | _HIDDEN
     else:
         ef = 1
-    low = m & (~m + np.uint64(1))  # the lowest set bit, a power of two (exact as float)
-    return ef - 1075 + np.int64((f64_to_bits(float(low)) >> np.uint64(52)) - np.uint64(1023))
+    low = np.int64(m & (~m + np.uint64(1)))  # the lowest set bit, a power of two <= 2^52
+    return ef - 1075 + np.int64(f64_to_bits(float(low)) >> np.uint64(52)) - 1023
 
 
 @njit(parallel=True, **JIT)
