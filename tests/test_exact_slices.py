@@ -188,3 +188,15 @@ def test_choose_bits_uneven_split_and_budget():
     B[:, 3] = np.ldexp(B[:, 3], -140)
     C = rng.standard_normal((32, 1))
     _check_all(A, B, C, with_fraction=False)
+
+
+def test_column_blocks_of_the_slice_products(monkeypatch):
+    rng = np.random.default_rng(14)
+    A = rng.standard_normal((6, 40)).astype(np.float32).astype(np.float64)
+    B = rng.standard_normal((40, 37)).astype(np.float32).astype(np.float64)
+    B[:, 5] = np.ldexp(B[:, 5], rng.integers(-100, 100, 40))  # a column of many slices
+    want = exact.matmul(A, B)
+    for elems in (1, 13, 50, 10**6):  # from one column per block to one block
+        monkeypatch.setattr(exact, "BLOCK_ELEMS", elems)
+        np.testing.assert_array_equal(bits(exact.matmul(A, B)), bits(want))
+    np.testing.assert_array_equal(bits(want), bits(exact.matmul_long(A, B)))

@@ -167,14 +167,19 @@ def _sliced(A, BT, C, D, kind):
     tb, sb = row_spans(BT)
     beta_a, beta_b = choose_bits(sa, sb, slice_budget(K))
     SA, rptr, rexp, row_ok = split_rows(A, beta_a, MAX_SLICES, (ta, sa))
-    cols = max(1, BLOCK_ELEMS // max(SA.shape[0], 1) // 2)
-    for j0 in range(0, N, cols):
-        j1 = min(N, j0 + cols)
+    # column blocks whose slice products P hold at most BLOCK_ELEMS numbers (or one column)
+    nb = np.cumsum(np.clip(-(-sb // beta_b), 0, MAX_SLICES))
+    per = max(1, BLOCK_ELEMS // max(SA.shape[0], 1))
+    j0 = 0
+    while j0 < N:
+        base = nb[j0 - 1] if j0 else 0
+        j1 = max(j0 + 1, int(np.searchsorted(nb, base + per, side="right")))
         SB, cptr, cexp, col_ok = split_rows(BT[j0:j1], beta_b, MAX_SLICES,
                                             (tb[j0:j1], sb[j0:j1]))
         P = SA @ SB.T if SA.size and SB.size else np.zeros((SA.shape[0], SB.shape[0]))
         _k.slice_combine(P, rptr, rexp, cptr, cexp, C, D, hi, lo, ex, need, j0, kind)
         need[:, j0:j1] |= ~col_ok[None, :]
+        j0 = j1
     need |= ~row_ok[:, None]
     ii, jj = np.nonzero(need)
     if ii.size:
