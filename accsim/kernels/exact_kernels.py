@@ -42,15 +42,24 @@ _HI_SAFE = 2.0**1000
 
 
 @njit(**JIT)
-def acc_add(acc, x, escale):
-    """Add the finite binary64 value ``x * 2^escale`` exactly to ``acc``."""
-    b = f64_to_bits(x)
+def sig_exp(b):
+    """``(m, ef)`` of the bit pattern ``b`` of a finite binary64: the integer significand
+    (hidden bit included) and the biased exponent (1 for subnormals), so that the value
+    is ``+-m 2^(ef - 1075)``."""
     ef = np.int64((b >> np.uint64(52)) & np.uint64(0x7FF))
     m = b & _FRAC
     if ef != 0:
         m = m | _HIDDEN
     else:
         ef = 1
+    return m, ef
+
+
+@njit(**JIT)
+def acc_add(acc, x, escale):
+    """Add the finite binary64 value ``x * 2^escale`` exactly to ``acc``."""
+    b = f64_to_bits(x)
+    m, ef = sig_exp(b)
     pos = ef + escale + _OFF  # bit position of m's last bit above BASE
     k = pos >> 5
     s = np.uint64(pos & 31)
@@ -283,16 +292,23 @@ def _row_dd(A, BT, C, hi, lo, exact, i, acc, state):
 
 
 @njit(**JIT)
+def finish_residual(acc, state, d):
+    """``RN(d - S)`` for the exact ``S`` in ``acc`` and ``state`` (``acc`` is negated in
+    place, the infinity flags swapped)."""
+    for t in range(acc.shape[0]):
+        acc[t] = -acc[t]
+    s1 = state[1]
+    state[1] = state[2]
+    state[2] = s1
+    add_value(acc, d, state)
+    return finish(acc, state)
+
+
+@njit(**JIT)
 def _row_residual(A, BT, C, D, out, i, acc, state):
     for j in range(BT.shape[0]):
         dot_into(acc, state, A[i], BT[j], C[i, j])
-        for t in range(acc.shape[0]):
-            acc[t] = -acc[t]
-        s1 = state[1]
-        state[1] = state[2]
-        state[2] = s1
-        add_value(acc, D[i, j], state)
-        out[i, j] = finish(acc, state)
+        out[i, j] = finish_residual(acc, state, D[i, j])
 
 
 # drivers: kind 0 general, 1 fast (exact products), 2 residual; parallel over rows or
@@ -512,13 +528,7 @@ def exact_at(A, BT, C, D, ii, jj, hi, lo, exact, kind):
         if kind == 0:
             hi[i, j] = finish(acc, state)
         elif kind == 1:
-            for q in range(acc.shape[0]):
-                acc[q] = -acc[q]
-            s1 = state[1]
-            state[1] = state[2]
-            state[2] = s1
-            add_value(acc, D[i, j], state)
-            hi[i, j] = finish(acc, state)
+            hi[i, j] = finish_residual(acc, state, D[i, j])
         else:
             exact[i, j] = finish_dd(acc, state, out2)
             hi[i, j] = out2[0]
@@ -528,13 +538,7 @@ def exact_at(A, BT, C, D, ii, jj, hi, lo, exact, kind):
 @njit(**JIT)
 def _lsb(x):
     """Exponent of the least significant set bit of a finite nonzero binary64 ``x``."""
-    b = f64_to_bits(x)
-    ef = np.int64((b >> np.uint64(52)) & np.uint64(0x7FF))
-    m = b & _FRAC
-    if ef != 0:
-        m = m | _HIDDEN
-    else:
-        ef = 1
+    m, ef = sig_exp(f64_to_bits(x))
     low = np.int64(m & (~m + np.uint64(1)))  # the lowest set bit, a power of two <= 2^52
     return ef - 1075 + np.int64(f64_to_bits(float(low)) >> np.uint64(52)) - 1023
 
