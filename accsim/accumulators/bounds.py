@@ -535,8 +535,10 @@ def fused_bound(model, ar, A, B, C, prob):
         extra = ar.c(Fraction(2049, 1 << 20)) * Tx0 if ar.exact else \
             Tx0 * (2049.0 / (1 << 20))
         A, B = At, Bt
-    EA = decode_exponents(A, model.a_format.emin).astype(np.int64)
-    EB = decode_exponents(B, model.b_format.emin).astype(np.int64)
+    if not ar.exact:  # C order once, so the per-step kernels copy nothing
+        A, B = np.ascontiguousarray(A, np.float64), np.ascontiguousarray(B, np.float64)
+    EA = np.ascontiguousarray(decode_exponents(A, model.a_format.emin), np.int64)
+    EB = np.ascontiguousarray(decode_exponents(B, model.b_format.emin), np.int64)
     floor = model.trunc == "floor" or model.c_separate
     cem0 = model.c_format.emin
     cem = model.out_format.emin
