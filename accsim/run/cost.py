@@ -24,6 +24,10 @@ layer is the sum over its output components of
 
 The recomputed fraction counts output components (inner products) whose final value came
 from a model other than the base (low) one, over all layers, as in the paper's tables.
+
+Next to the bits, every :class:`LayerCost` carries the hardware columns of
+:mod:`accsim.run.hwcost` (energy in pJ, H100 tensor-core time and the same time with a
+recomputation billed per touched 64x8 output tile), tallied by :class:`CostTally`.
 """
 
 from __future__ import annotations
@@ -75,6 +79,9 @@ class LayerCost:
     base_bits: float
     estimate_bits: float
     recompute_bits: float
+    energy_pj: float = 0.0
+    h100_s: float = 0.0
+    h100_tile_s: float = 0.0
 
     @property
     def bit_cost(self) -> float:
@@ -128,9 +135,46 @@ def layer_cost(models, level: np.ndarray, n: int, *, estimate) -> LayerCost:
     else:
         est = 0.0
     rec = float(sum(int(c) * b for c, b in zip(counts[1:], bits[1:], strict=True)))
+    energy, secs, tile_secs = hardware_cost(models, level, n, estimate)
     return LayerCost(components=total, recomputed=int(total - counts[0]),
                      per_level=[int(c) for c in counts], base_bits=float(base),
-                     estimate_bits=float(est), recompute_bits=rec)
+                     estimate_bits=float(est), recompute_bits=rec, energy_pj=energy,
+                     h100_s=secs, h100_tile_s=tile_secs)
+
+
+def hardware_cost(models, level: np.ndarray, n: int, estimate: str) -> tuple:
+    """``(energy_pj, h100_seconds, h100_tile_seconds)`` of a layer (:mod:`accsim.run.hwcost`):
+    the base pass on ``models[0]``, the estimate as in :func:`layer_cost`, and each
+    component with ``level = k > 0`` recomputed on ``models[k]`` with an operand re-read
+    (energy), as a gathered GEMM (time) or per touched output tile (tile time)."""
+    from accsim.run import hwcost as hw
+
+    level = np.asarray(level)
+    total = int(level.size)
+    lvl2 = level.reshape(level.shape[0], -1) if level.ndim else level.reshape(1, 1)
+    low = models[0]
+    energy = total * hw.inner_product_energy(low, n + 1)
+    secs = hw.pass_seconds(low, total * n)
+    if estimate == "low":
+        energy += total * hw.inner_product_energy(low, n + 1)
+        secs += hw.pass_seconds(low, total * n)
+    elif estimate == "cs":
+        cols = lvl2.shape[-1]
+        hi = models[-1]
+        energy += cols * hw.inner_product_energy(hi, n) + total * hw.inner_product_energy(hi, 2)
+        secs += hw.pass_seconds(hi, cols * n + total * 2)
+    tile_secs = secs
+    reread = n * sum(hw.OPERAND_BITS) * hw.SRAM_PJ_PER_BIT
+    for k in range(1, len(models)):
+        sel = lvl2 == k
+        cnt = int(sel.sum())
+        if not cnt:
+            continue
+        energy += cnt * (hw.inner_product_energy(models[k], n + 1) + reread)
+        secs += hw.pass_seconds(models[k], cnt * n)
+        _, outs = hw.tiles_touched(sel)
+        tile_secs += hw.pass_seconds(models[k], outs * n)
+    return float(energy), float(secs), float(tile_secs)
 
 
 @dataclass
@@ -144,11 +188,15 @@ class CostTally:
     base_bits: np.ndarray = field(init=False)
     estimate_bits: np.ndarray = field(init=False)
     recompute_bits: np.ndarray = field(init=False)
+    energy_pj: np.ndarray = field(init=False)
+    h100_s: np.ndarray = field(init=False)
+    h100_tile_s: np.ndarray = field(init=False)
 
     def __post_init__(self):
         self.components = np.zeros(self.n_layers, np.int64)
         self.recomputed = np.zeros(self.n_layers, np.int64)
-        for k in ("bits", "base_bits", "estimate_bits", "recompute_bits"):
+        for k in ("bits", "base_bits", "estimate_bits", "recompute_bits", "energy_pj",
+                  "h100_s", "h100_tile_s"):
             setattr(self, k, np.zeros(self.n_layers, np.float64))
 
     def add(self, layer: int, c: LayerCost) -> None:
@@ -158,6 +206,16 @@ class CostTally:
         self.base_bits[layer] += c.base_bits
         self.estimate_bits[layer] += c.estimate_bits
         self.recompute_bits[layer] += c.recompute_bits
+        self.energy_pj[layer] += c.energy_pj
+        self.h100_s[layer] += c.h100_s
+        self.h100_tile_s[layer] += c.h100_tile_s
+
+    def hardware(self, n_samples: int) -> dict:
+        """The hardware columns per input (:data:`accsim.run.hwcost.HW_COLUMNS`)."""
+        n = max(int(n_samples), 1)
+        return {"energy_pj": float(self.energy_pj.sum() / n),
+                "h100_time_ns": float(self.h100_s.sum() * 1e9 / n),
+                "h100_tile_time_ns": float(self.h100_tile_s.sum() * 1e9 / n)}
 
     def layer_fractions(self) -> np.ndarray:
         """Recomputed fraction of each layer."""
