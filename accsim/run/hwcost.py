@@ -24,8 +24,9 @@ row of ``W`` and a column of ``x`` (``n`` operands each, :data:`OPERAND_BITS`) a
 their reads are not charged.
 
 **Throughput** (ns on one H100 SXM5): each pass is a GEMM of ``m x n x P`` MACs at the
-dense tensor-core rate of its format (NVIDIA H100 Tensor Core GPU datasheet, 2023, SXM5:
-FP8 1979, FP16 / BF16 989.4, TF32 494.7, FP64 66.9 TFLOPS; a MAC is 2 flops). The
+dense tensor-core rate of its format (NVIDIA H100 Tensor Core GPU Architecture
+whitepaper, 2022, H100 SXM5 dense: FP8 1978.9, FP16 / BF16 989.4, TF32 494.7, FP64 66.9
+TFLOPS; a MAC is 2 flops). The
 format class is that of the model's working format (:func:`rate_class`): width ``p + e
 <= 8`` FP8, ``<= 16`` FP16, ``<= 32`` TF32, else FP64. A recomputation is a GEMM over
 the recomputed components only (perfect gather).
@@ -53,8 +54,8 @@ SRAM_PJ_PER_BIT = 10.0 / 64.0
 #: Bits of one weight and one activation re-read by a recomputation (e4m3 weights,
 #: binary32 activations: the networks of docs/networks.md).
 OPERAND_BITS = (8, 32)
-#: Dense tensor-core throughput of one H100 SXM5, TFLOPS (NVIDIA datasheet).
-H100_TFLOPS = {"fp8": 1979.0, "fp16": 989.4, "tf32": 494.7, "fp64": 66.9}
+#: Dense tensor-core throughput of one H100 SXM5, TFLOPS (NVIDIA H100 whitepaper).
+H100_TFLOPS = {"fp8": 1978.9, "fp16": 989.4, "tf32": 494.7, "fp64": 66.9}
 #: Output tile (rows, columns) a tensor-core recomputation costs in full.
 TILE = (64, 8)
 #: Dataset columns: name -> (long_name, units).
