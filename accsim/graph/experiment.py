@@ -199,10 +199,11 @@ def run_graph_plan(plan: GraphPlan, progress=None) -> tuple[dict, float]:
     t0 = time.perf_counter()
     acc: dict = {}
     _run(plan, plan.assignments, acc, progress)
-    ctrl = []
+    ctrl, unique, alias = [], [], {}
     lin = [i for i, op in enumerate(plan.graph.ops) if op.linear]
     for lab, (low, high, scale, fixed) in plan.controls.items():
-        fr = dict(zip(lin, acc[lab].cost.layer_fractions(), strict=True))
+        fracs = acc[lab].cost.layer_fractions()
+        fr = dict(zip(lin, fracs, strict=True))
         for kind, cls in CONTROL_CLASSES.items():
             for k, clab in enumerate(control_labels(kind, lab, plan.control_seeds)):
                 c = cls(low, high, fr, label=clab, seed=plan.seed + k)
@@ -210,8 +211,20 @@ def run_graph_plan(plan: GraphPlan, progress=None) -> tuple[dict, float]:
                 for op in plan.graph.linear_ops:
                     strat.setdefault(op.op_class, c)
                 ctrl.append(Assignment(strat, c.label, scale, set(strat) - set(fixed)))
-    if ctrl:
-        _run(plan, ctrl, acc, progress)
+                # a control is a function of these alone: rows matched to adaptive rows
+                # with the same per-op fractions (e.g. equal budgets) share one run
+                key = (kind, plan.seed + k, fracs.tobytes(), id(low), id(high), scale,
+                       tuple(sorted((cl, id(s)) for cl, s in fixed.items())))
+                if key in alias:
+                    alias[clab] = alias[key]
+                else:
+                    alias[key] = clab
+                    unique.append(ctrl[-1])
+    if unique:
+        _run(plan, unique, acc, progress)
+    for a in ctrl:
+        if a.label not in acc:
+            acc[a.label] = acc[alias[a.label]]
     plan.assignments = plan.assignments + ctrl
     return acc, time.perf_counter() - t0
 
