@@ -4,9 +4,9 @@
 :class:`RandomActiveControl` a uniformly random subset of its ACTIVE components (those
 whose recomputation can change the op's output,
 :func:`accsim.run.strategies.active_mask`; it pays the estimation pass on ReLU ops, as
-it needs ``fl_low(|W||x| + |b|)``, unless its band is vacuous), and :class:`OracleControl` the components with the
-largest actual error of the low pass (known only with the exact reference: an
-unattainable best case). Both recompute, per
+it needs ``fl_low(|W||x| + |b|)``, unless its band is vacuous), and
+:class:`OracleControl` the components with the largest actual error of the low pass
+(known only with the exact reference: an unattainable best case). Both recompute, per
 op, the same fraction of components as the adaptive run they control (measured over the
 whole run), so the comparison is at matched recomputation cost; neither runs the
 estimation pass (their bit cost is lower than the adaptive run's by that pass, reported

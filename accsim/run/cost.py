@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from accsim.run import hwcost as hw
+
 __all__ = ["LayerCost", "CostTally", "inner_product_bits", "layer_cost", "ESTIMATES"]
 
 
@@ -79,9 +81,22 @@ class LayerCost:
     base_bits: float
     estimate_bits: float
     recompute_bits: float
-    energy_pj: float = 0.0
-    h100_s: float = 0.0
-    h100_tile_s: float = 0.0
+    hw: dict = field(default_factory=dict)
+
+    @property
+    def energy_pj(self) -> float:
+        """Energy of the layer, pJ (:mod:`accsim.run.hwcost`)."""
+        return _hw_values(self.hw)[0]
+
+    @property
+    def h100_s(self) -> float:
+        """H100 tensor-core time of the layer, s."""
+        return _hw_values(self.hw)[1]
+
+    @property
+    def h100_tile_s(self) -> float:
+        """H100 time with recomputations billed per touched output tile, s."""
+        return _hw_values(self.hw)[2]
 
     @property
     def bit_cost(self) -> float:
@@ -135,46 +150,77 @@ def layer_cost(models, level: np.ndarray, n: int, *, estimate) -> LayerCost:
     else:
         est = 0.0
     rec = float(sum(int(c) * b for c, b in zip(counts[1:], bits[1:], strict=True)))
-    energy, secs, tile_secs = hardware_cost(models, level, n, estimate)
     return LayerCost(components=total, recomputed=int(total - counts[0]),
                      per_level=[int(c) for c in counts], base_bits=float(base),
-                     estimate_bits=float(est), recompute_bits=rec, energy_pj=energy,
-                     h100_s=secs, h100_tile_s=tile_secs)
+                     estimate_bits=float(est), recompute_bits=rec,
+                     hw=hardware_counts(models, level, n, estimate))
 
 
-def hardware_cost(models, level: np.ndarray, n: int, estimate: str) -> tuple:
-    """``(energy_pj, h100_seconds, h100_tile_seconds)`` of a layer (:mod:`accsim.run.hwcost`):
-    the base pass on ``models[0]``, the estimate as in :func:`layer_cost`, and each
-    component with ``level = k > 0`` recomputed on ``models[k]`` with an operand re-read
-    (energy), as a gathered GEMM (time) or per touched output tile (tile time)."""
-    from accsim.run import hwcost as hw
+#: Models seen by :func:`hardware_counts`, by class name and ``describe()``.
+_HW_MODELS: dict = {}
 
+
+def hardware_counts(models, level: np.ndarray, n: int, estimate: str) -> dict:
+    """Integer operation counts of a layer for the hardware columns
+    (:mod:`accsim.run.hwcost`), keyed ``(what, model key, terms)``: ``"ip"`` inner
+    products of ``terms`` terms (energy), ``"mac"`` multiply-adds of a gathered GEMM
+    (time), ``"tile"`` multiply-adds with recomputations per touched output tile (tile
+    time), ``"reread"`` recomputed components re-reading ``terms`` operand pairs. The base
+    pass runs on ``models[0]``, the estimate as in :func:`layer_cost`, a component with
+    ``level = k > 0`` is recomputed on ``models[k]``. Counts are integers, so tallies over
+    batches do not depend on the batch size."""
     level = np.asarray(level)
     total = int(level.size)
     lvl2 = level.reshape(level.shape[0], -1) if level.ndim else level.reshape(1, 1)
+    out: dict = {}
+
+    def add(what, model, terms, count):
+        if count:
+            key = type(model).__name__ + repr(sorted(model.describe().items()))
+            _HW_MODELS.setdefault(key, model)
+            k = (what, key, int(terms))
+            out[k] = out.get(k, 0) + int(count)
+
+    def gemm(model, macs, tiled_macs=None):
+        add("mac", model, 1, macs)
+        add("tile", model, 1, macs if tiled_macs is None else tiled_macs)
+
     low = models[0]
-    energy = total * hw.inner_product_energy(low, n + 1)
-    secs = hw.pass_seconds(low, total * n)
-    if estimate == "low":
-        energy += total * hw.inner_product_energy(low, n + 1)
-        secs += hw.pass_seconds(low, total * n)
-    elif estimate == "cs":
-        cols = lvl2.shape[-1]
+    passes = 2 if estimate == "low" else 1
+    add("ip", low, n + 1, passes * total)
+    gemm(low, passes * total * n)
+    if estimate == "cs":
         hi = models[-1]
-        energy += cols * hw.inner_product_energy(hi, n) + total * hw.inner_product_energy(hi, 2)
-        secs += hw.pass_seconds(hi, cols * n + total * 2)
-    tile_secs = secs
-    reread = n * sum(hw.OPERAND_BITS) * hw.SRAM_PJ_PER_BIT
+        add("ip", hi, n, lvl2.shape[-1])
+        add("ip", hi, 2, total)
+        gemm(hi, lvl2.shape[-1] * n + total * 2)
     for k in range(1, len(models)):
         sel = lvl2 == k
         cnt = int(sel.sum())
         if not cnt:
             continue
-        energy += cnt * (hw.inner_product_energy(models[k], n + 1) + reread)
-        secs += hw.pass_seconds(models[k], cnt * n)
-        _, outs = hw.tiles_touched(sel)
-        tile_secs += hw.pass_seconds(models[k], outs * n)
-    return float(energy), float(secs), float(tile_secs)
+        add("ip", models[k], n + 1, cnt)
+        add("reread", models[k], n, cnt)
+        gemm(models[k], cnt * n, hw.tiles_touched(sel)[1] * n)
+    return out
+
+
+def _hw_values(counts: dict) -> tuple[float, float, float]:
+    """``(energy_pj, h100_seconds, h100_tile_seconds)`` of integer counts
+    (:func:`hardware_counts`), summed in sorted key order."""
+    energy = secs = tile = 0.0
+    reread_pj = sum(hw.OPERAND_BITS) * hw.SRAM_PJ_PER_BIT
+    for (what, key, terms), c in sorted(counts.items()):
+        m = _HW_MODELS[key]
+        if what == "ip":
+            energy += c * hw.inner_product_energy(m, terms)
+        elif what == "reread":
+            energy += c * terms * reread_pj
+        elif what == "mac":
+            secs += hw.pass_seconds(m, c)
+        else:
+            tile += hw.pass_seconds(m, c)
+    return energy, secs, tile
 
 
 @dataclass
@@ -188,15 +234,13 @@ class CostTally:
     base_bits: np.ndarray = field(init=False)
     estimate_bits: np.ndarray = field(init=False)
     recompute_bits: np.ndarray = field(init=False)
-    energy_pj: np.ndarray = field(init=False)
-    h100_s: np.ndarray = field(init=False)
-    h100_tile_s: np.ndarray = field(init=False)
+    hw: list = field(init=False)
 
     def __post_init__(self):
         self.components = np.zeros(self.n_layers, np.int64)
         self.recomputed = np.zeros(self.n_layers, np.int64)
-        for k in ("bits", "base_bits", "estimate_bits", "recompute_bits", "energy_pj",
-                  "h100_s", "h100_tile_s"):
+        self.hw = [{} for _ in range(self.n_layers)]
+        for k in ("bits", "base_bits", "estimate_bits", "recompute_bits"):
             setattr(self, k, np.zeros(self.n_layers, np.float64))
 
     def add(self, layer: int, c: LayerCost) -> None:
@@ -206,16 +250,16 @@ class CostTally:
         self.base_bits[layer] += c.base_bits
         self.estimate_bits[layer] += c.estimate_bits
         self.recompute_bits[layer] += c.recompute_bits
-        self.energy_pj[layer] += c.energy_pj
-        self.h100_s[layer] += c.h100_s
-        self.h100_tile_s[layer] += c.h100_tile_s
+        tally = self.hw[layer]
+        for k, v in c.hw.items():
+            tally[k] = tally.get(k, 0) + v
 
     def hardware(self, n_samples: int) -> dict:
         """The hardware columns per input (:data:`accsim.run.hwcost.HW_COLUMNS`)."""
         n = max(int(n_samples), 1)
-        return {"energy_pj": float(self.energy_pj.sum() / n),
-                "h100_time_ns": float(self.h100_s.sum() * 1e9 / n),
-                "h100_tile_time_ns": float(self.h100_tile_s.sum() * 1e9 / n)}
+        vals = np.array([_hw_values(h) for h in self.hw]).reshape(-1, 3).sum(axis=0)
+        return {"energy_pj": float(vals[0] / n), "h100_time_ns": float(vals[1] * 1e9 / n),
+                "h100_tile_time_ns": float(vals[2] * 1e9 / n)}
 
     def layer_fractions(self) -> np.ndarray:
         """Recomputed fraction of each layer."""

@@ -94,18 +94,23 @@ def mul_energy(fmt) -> float:
 def model_format(model):
     """The working format of a model's additions (and multiplies): ``acc_format`` of a
     recursive sum, ``inner_format`` of a blocked sum, the accumulator's for a hardware
-    model, else the output format."""
+    model, else the output format; None for a model that declares no format (its
+    hardware columns are NaN)."""
     acc = getattr(model, "accumulator", model)
-    for attr in ("acc_format", "inner_format"):
+    for attr in ("acc_format", "inner_format", "out_format"):
         f = getattr(acc, attr, None)
         if f is not None and hasattr(f, "p"):
             return f
-    return acc.out_format
+    return None
 
 
 def rate_class(model) -> str:
-    """Tensor-core rate class (a key of :data:`H100_TFLOPS`) of a model's working format."""
-    p, e = _pe(model_format(model))
+    """Tensor-core rate class (a key of :data:`H100_TFLOPS`) of a model's working format
+    (None without a format)."""
+    fmt = model_format(model)
+    if fmt is None:
+        return None
+    p, e = _pe(fmt)
     w = p + e
     return "fp8" if w <= 8 else "fp16" if w <= 16 else "tf32" if w <= 32 else "fp64"
 
@@ -115,6 +120,8 @@ def inner_product_energy(model, n: int) -> float:
     ``n`` additions in :func:`model_format`, plus ``ceil(n / block)`` outer additions of a
     blocked sum."""
     fmt = model_format(model)
+    if fmt is None:
+        return math.nan
     e = n * (mul_energy(fmt) + add_energy(fmt))
     acc = getattr(model, "accumulator", model)
     block, outer = getattr(acc, "block", None), getattr(acc, "outer_format", None)
@@ -124,8 +131,12 @@ def inner_product_energy(model, n: int) -> float:
 
 
 def pass_seconds(model, macs: float) -> float:
-    """Seconds of ``macs`` multiply-adds at ``model``'s dense H100 tensor-core rate."""
-    return float(macs) / (H100_TFLOPS[rate_class(model)] * 1e12 / 2)
+    """Seconds of ``macs`` multiply-adds at ``model``'s dense H100 tensor-core rate (NaN
+    for a model without a format)."""
+    rc = rate_class(model)
+    if rc is None:
+        return math.nan
+    return float(macs) / (H100_TFLOPS[rc] * 1e12 / 2)
 
 
 def tiles_touched(mask: np.ndarray, tile: tuple[int, int] = TILE) -> tuple[int, int]:
