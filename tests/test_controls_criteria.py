@@ -250,7 +250,9 @@ def test_every_criterion_budgeted_with_three_controls_on_the_executor(criterion)
     assert ds["budget"].values[2] == 0.2 and np.isnan(ds["budget"].values[0])
     assert ds["control_seed"].values.tolist() == [-1, -1, -1, 0, 1, 0, 1, 0]
     for k in ("energy_pj", "h100_time_ns", "h100_tile_time_ns"):
-        assert np.all(ds[k].values > 0)
+        assert np.all(ds[k].values > 0) and ds[k].attrs["units"] in ("pJ", "ns")
+        assert ds[k].attrs["long_name"]
+    assert "Holm" in ds["cmp_p_wilcoxon_holm"].attrs["long_name"]
     rel = ds["cmp_relation"].values.tolist()
     assert set(rel) == {"oracle", "random", "random-active", "uniform"}
     assert rel.count("random") == 1  # the two seeds pooled into one comparison

@@ -36,7 +36,7 @@ import numpy as np
 
 __all__ = ["mcnemar", "bootstrap_ci", "paired_summary", "holm", "log10_error",
            "wilcoxon_paired", "mdd_wilcoxon", "mdd_mcnemar", "comparison_family",
-           "LOG_FLOOR", "COMPARISON_FIELDS", "family_variables"]
+           "LOG_FLOOR", "COMPARISON_FIELDS", "family_variables", "COMPARISON_ATTRS"]
 
 #: Output errors below this (an output equal to the binary64 network's) count as this in
 #: ``log10`` (so that two exact outputs differ by 0, not NaN); non-finite errors count
@@ -291,6 +291,32 @@ def comparison_family(rows, *, alpha: float = 0.01, power: float = 0.8) -> list[
     return out
 
 
+#: CF ``long_name`` / ``units`` of the comparison variables (``cmp_<field>``).
+COMPARISON_ATTRS = {
+    "row": ("adaptive row compared", "1"),
+    "other": ("comparator row (a control, or a uniform row of equal or lower bit cost)",
+              "1"),
+    "relation": ("comparator kind: random, random-active, oracle or uniform", "1"),
+    "n": ("paired inputs", "1"),
+    "median_log10_diff": ("median over inputs of log10 output error (row) minus log10 "
+                          "output error (comparator), errors against binary64", "1"),
+    "p_wilcoxon": ("Wilcoxon signed-rank two-sided p-value, raw", "1"),
+    "p_wilcoxon_holm": ("Wilcoxon p-value, Holm-adjusted over the table's family", "1"),
+    "agree_b": ("inputs where only the row agrees with the binary64 top-1", "1"),
+    "agree_c": ("inputs where only the comparator agrees with the binary64 top-1", "1"),
+    "p_mcnemar_agree": ("exact McNemar p-value on top-1 agreement, raw", "1"),
+    "p_mcnemar_agree_holm": ("McNemar p-value on agreement, Holm-adjusted", "1"),
+    "correct_b": ("inputs correct under the row only (-1: no labels)", "1"),
+    "correct_c": ("inputs correct under the comparator only (-1: no labels)", "1"),
+    "p_mcnemar_acc": ("exact McNemar p-value on accuracy, raw", "1"),
+    "p_mcnemar_acc_holm": ("McNemar p-value on accuracy, Holm-adjusted", "1"),
+    "mdd_log10": ("minimum detectable shift of the paired log10 errors, power 0.8 at "
+                  "level alpha / m", "1"),
+    "mdd_agreement": ("minimum detectable difference in agreement rate, power 0.8 at "
+                      "level alpha / m", "1"),
+}
+
+
 def family_variables(comps: list[dict], alpha: float = 0.01) -> tuple[dict, dict]:
     """``(data_vars, attrs)`` of an :class:`xarray.Dataset` holding a comparison family
     over the dimension ``comparison`` (variables ``cmp_<field>``)."""
@@ -300,7 +326,9 @@ def family_variables(comps: list[dict], alpha: float = 0.01) -> tuple[dict, dict
         dtype = str if k in ("row", "other", "relation") else \
             (np.int64 if k in ("n", "agree_b", "agree_c", "correct_b", "correct_c")
              else np.float64)
-        data[f"cmp_{k}"] = ("comparison", np.array(vals, dtype=dtype))
+        ln, un = COMPARISON_ATTRS[k]
+        data[f"cmp_{k}"] = ("comparison", np.array(vals, dtype=dtype),
+                            {"long_name": ln, "units": un})
     m = sum(int(not np.isnan(c[k])) for c in comps
             for k in ("p_wilcoxon", "p_mcnemar_agree", "p_mcnemar_acc"))
     attrs = {"comparison_alpha": float(alpha), "comparison_family_size": int(m),

@@ -308,6 +308,10 @@ def graph_dataset(plan: GraphPlan, acc: dict, seconds: float | None = None):
         data.update(cmp_vars)
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update(cmp_attrs)
+    from accsim.run.hwcost import HW_COLUMNS
+
+    for k, (ln, un) in HW_COLUMNS.items():
+        ds[k].attrs.update(long_name=ln, units=un)
     ds.attrs.update({
         "network": plan.graph.name, "n_samples": int(len(plan.x)), "seed": int(plan.seed),
         "input_format": plan.input_format, "activation_format": plan.activation_format,

@@ -615,6 +615,10 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
         data.update(cmp_vars)
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update(cmp_attrs)
+    from accsim.run.hwcost import HW_COLUMNS
+
+    for k, (ln, un) in HW_COLUMNS.items():
+        ds[k].attrs.update(long_name=ln, units=un)
     ds.attrs.update({
         "network": plan.network.name,
         "n_samples": int(len(plan.x)),
