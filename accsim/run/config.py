@@ -51,7 +51,7 @@ from pydantic import (
 )
 
 from accsim.run import tomlkeys
-from accsim.run.strategies import StrategyKind
+from accsim.run.strategies import CONTROL_KINDS, CRITERIA, StrategyKind
 
 __all__ = ["RunConfig", "RunSection", "StrategySpec", "load_config", "parse_config",
            "format_tau"]
@@ -93,7 +93,7 @@ class StrategySpec(_Strict):
     low: str | None = None
     high: str | None = None
     levels: list[str] | None = None
-    criterion: Literal["predicted", "authors", "absolute"] = "predicted"
+    criterion: Literal[CRITERIA] = "predicted"
     tau: float | list[float] | None = None
     budget: float | list[float] | None = Field(
         None, description="budgeted selection: recompute this fraction of each layer's "
@@ -103,8 +103,7 @@ class StrategySpec(_Strict):
     estimate: Literal["low", "cs"] = "low"
     zero: Literal["keep", "recompute"] = "keep"
     output_kappa: str | None = None
-    controls: list[Literal["random", "random-active", "oracle"]] = Field(
-        default_factory=list)
+    controls: list[Literal[CONTROL_KINDS]] = Field(default_factory=list)
     label: str | None = None
 
     @field_validator("tau")

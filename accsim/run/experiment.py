@@ -18,6 +18,7 @@ from accsim.run.config import RunConfig, format_tau
 from accsim.run.executor import ComputeCache, RunAccumulator, exact_logits, run_batch
 from accsim.run.strategies import (
     CONTROL_KINDS,
+    CRITERIA,
     Adaptive,
     Control,
     MultiLevel,
@@ -403,8 +404,8 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
         if control not in CONTROL_KINDS:
             raise ValueError(f"unknown control {control!r}; valid: none, "
                              f"{', '.join(CONTROL_KINDS)}")
-    if criterion not in ("predicted", "authors"):
-        raise ValueError(f"unknown criterion {criterion!r}; valid: predicted, authors")
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
     net = load_network(network)
     lo = resolve_model(low, where="low") if (low is not None and levels is None) else None
     hi = resolve_model(high, where="high") if high is not None else None
