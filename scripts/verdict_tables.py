@@ -126,11 +126,63 @@ def tables(ds, alpha: float) -> str:
     return "\n".join(lines)
 
 
+def compact(paths, alpha: float) -> str:
+    """One row per adaptive strategy, one column group per dataset: the median paired
+    log10 difference against random-active with its Holm p, the agreement discordance
+    against it, and the cost models under which the row is on the Pareto front."""
+    from accsim.analysis.stats import log10_error
+
+    dss = [(Path(p).stem, _open(p)) for p in paths]
+    head = "| adaptive row | " + " | ".join(
+        f"{name}: vs random-active (Holm p) | agree +/- | front" for name, _ in dss) + " |"
+    lines = [head, "|" + " --- |" * (1 + 3 * len(dss))]
+    rows = [str(lab) for lab, k in zip(dss[0][1]["strategy"].values,
+                                       dss[0][1]["strategy_kind"].values, strict=True)
+            if k in ("adaptive", "multilevel")]
+    for row in rows:
+        cells = []
+        for _, ds in dss:
+            c = {k.removeprefix("cmp_"): ds[k].values for k in ds.data_vars
+                 if k.startswith("cmp_")}
+            i = [j for j in range(len(c["row"]))
+                 if str(c["row"][j]) == row and str(c["relation"][j]) == "random-active"]
+            labels = [str(x) for x in ds["strategy"].values]
+            kinds = [str(x) for x in ds["strategy_kind"].values]
+            med = np.median(log10_error(ds["logit_rel_error"].values), axis=1)
+            impl = np.array([k in ("uniform", "adaptive", "multilevel", "random",
+                                   "random-active") for k in kinds])
+            on = []
+            for name, var in COSTS.items():
+                cost = ds[var].values
+                ok = impl & np.isfinite(cost)
+                f = np.zeros(len(labels), bool)
+                f[ok] = pareto(cost[ok], med[ok])
+                if row in labels and f[labels.index(row)]:
+                    on.append(name)
+            if not i:
+                cells += ["n/a", "n/a", ", ".join(on) or "none"]
+                continue
+            j = i[0]
+            mark = "**" if c["p_wilcoxon_holm"][j] < alpha else ""
+            cells += [f"{mark}{c['median_log10_diff'][j]:+.3f}{mark} "
+                      f"({_fmt_p(c['p_wilcoxon_holm'][j])})",
+                      f"{c['agree_b'][j]}/{c['agree_c'][j]} "
+                      f"({_fmt_p(c['p_mcnemar_agree_holm'][j])})",
+                      ", ".join(on) or "none"]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("datasets", nargs="+")
     p.add_argument("--alpha", type=float, default=0.01)
+    p.add_argument("--compact", action="store_true",
+                   help="one table over all datasets (e.g. the training seeds)")
     a = p.parse_args(argv)
+    if a.compact:
+        print(compact(a.datasets, a.alpha))
+        return 0
     for path in a.datasets:
         print(f"### {path}\n")
         print(tables(_open(path), a.alpha))
