@@ -261,6 +261,11 @@ def test_every_criterion_budgeted_with_three_controls_on_the_executor(criterion)
 
 def test_budget_and_tau_are_exclusive_and_checked():
     lo, hi = _models()
+    ctx = _ctx()
+    zero = Adaptive(lo, hi, math.nan, criterion="predicted", budget=0.0)
+    assert not zero.uses_estimate and not zero.select(ctx, ctx.compute(lo))[0].any()
+    full = Adaptive(lo, hi, math.nan, criterion="absolute", budget=1.0)
+    assert full.select(ctx, ctx.compute(lo))[0].all()
     with pytest.raises(ValueError, match="either tau or budget"):
         make_strategy("adaptive", low=lo, high=hi, budget=0.2, tau=1.0)
     with pytest.raises(ValueError, match="budget must be a fraction"):

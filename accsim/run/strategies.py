@@ -392,8 +392,9 @@ class Adaptive(Strategy):
                      else cauchy_schwarz_estimate(ctx))
         info = {"criterion": self.criterion, "constant_kind": kind, "constant": c}
         if self.budget is not None:
-            mask = top_fraction(self.score(ctx, v_low, c, S_hat), self.budget)
-            return mask, info
+            if self.budget == 0:  # nothing to rank (and no estimate paid for)
+                return np.zeros(v_low.shape, bool), info
+            return top_fraction(self.score(ctx, v_low, c, S_hat), self.budget), info
         kphi = self._kappa_phi(ctx, v_low)
         if self.tau == np.inf:
             mask = np.zeros(v_low.shape, bool)
