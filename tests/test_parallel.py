@@ -92,7 +92,8 @@ def test_graph_run_same_bits_for_any_worker_count(monkeypatch):
     p2 = plan()
     monkeypatch.setenv(parallel.ENV_WORKERS, "2")  # the default comes from the environment
     acc2, _ = run_graph_plan(p2)
-    assert [a.label for a in p1.assignments] == ["u", "a", "random@a", "oracle@a"]
+    labels = [a.label for a in p1.assignments]
+    assert labels[:2] == ["u", "a"] and {"random@a", "oracle@a"} <= set(labels)
     _same_bits(graph_dataset(p1, acc1), graph_dataset(p2, acc2))
 
 
