@@ -73,18 +73,25 @@ def layer_rel_errors(hidden, hidden_ref) -> np.ndarray:
                      for h, r in zip(hidden, hidden_ref, strict=True)])
 
 
+def _kl_terms(R, P):
+    """Termwise ``R log(R / P) - R + P`` (>= 0; 0 log 0 = 0), see :func:`attention_kl`."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.where(R > 0, R * (np.log(R) - np.log(P)) - R + P, P)
+
+
 def attention_kl(probs, probs_ref) -> list[np.ndarray]:
     """Per layer, the KL divergence of every attention row (all sentences and heads).
 
-    ``KL(p_ref || p) = sum_j p_ref,j log(p_ref,j / p_j)``; a row where ``p`` is 0 but
-    ``p_ref`` is not gives ``inf``.
+    ``KL(p_ref || p) = sum_j p_ref,j log(p_ref,j / p_j)``, evaluated termwise as
+    ``p_ref,j log(p_ref,j / p_j) - p_ref,j + p_j`` (each term >= 0; the same sum when
+    both rows sum to 1, and never negative when a row rounded to binary32 sums to
+    ``1 +- 2^-24``); a row where ``p`` is 0 but ``p_ref`` is not gives ``inf``.
     """
     out = []
     for lay, lay_ref in zip(probs, probs_ref, strict=True):
         rows = []
         for P, R in zip(lay, lay_ref, strict=True):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t = np.where(R > 0, R * (np.log(R) - np.log(P)), 0.0)
+            t = _kl_terms(R, P)
             rows.append(t.sum(axis=-1).ravel())
         out.append(np.concatenate(rows))
     return out
@@ -117,8 +124,7 @@ def attention_kl_per_input(probs, probs_ref) -> np.ndarray:
     tot, cnt = np.zeros(n), np.zeros(n)
     for lay, lay_ref in zip(probs, probs_ref, strict=True):
         for i, (P, R) in enumerate(zip(lay, lay_ref, strict=True)):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t = np.where(R > 0, R * (np.log(R) - np.log(P)), 0.0)
+            t = _kl_terms(R, P)
             tot[i] += t.sum()
             cnt[i] += R.shape[0] * R.shape[1]
     return tot / cnt
@@ -140,9 +146,7 @@ def output_distribution(E: np.ndarray, temperature: float) -> np.ndarray:
 def output_kl(E: np.ndarray, E_ref: np.ndarray, temperature: float) -> np.ndarray:
     """``KL(q_ref,i || q_i)`` per input of the :func:`output_distribution` rows."""
     Q, R = output_distribution(E, temperature), output_distribution(E_ref, temperature)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(R > 0, R * (np.log(R) - np.log(Q)), 0.0)
-    return t.sum(axis=1)
+    return _kl_terms(R, Q).sum(axis=1)
 
 
 def output_flips(E: np.ndarray, E_ref: np.ndarray) -> np.ndarray:
