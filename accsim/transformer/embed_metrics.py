@@ -73,8 +73,17 @@ def layer_rel_errors(hidden, hidden_ref) -> np.ndarray:
                      for h, r in zip(hidden, hidden_ref, strict=True)])
 
 
+#: a probability that underflowed to 0 counts as the smallest binary32 subnormal
+P_FLOOR = 2.0**-149
+
+
 def _kl_terms(R, P):
-    """Termwise ``R log(R / P) - R + P`` (>= 0; 0 log 0 = 0), see :func:`attention_kl`."""
+    """Termwise ``R log(R / P) - R + P`` (>= 0; 0 log 0 = 0), see :func:`attention_kl`.
+
+    ``P`` is floored at :data:`P_FLOOR`: in a long row a binary32 ``exp`` underflows
+    to 0 where the binary64 reference keeps a positive ``R`` below ``1e-38``; the term
+    is then ``R log(R / 2^-149)``, below ``1e-36``, instead of ``inf``."""
+    P = np.maximum(P, np.where(R > 0, P_FLOOR, 0.0))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return np.where(R > 0, R * (np.log(R) - np.log(P)) - R + P, P)
 
@@ -85,7 +94,8 @@ def attention_kl(probs, probs_ref) -> list[np.ndarray]:
     ``KL(p_ref || p) = sum_j p_ref,j log(p_ref,j / p_j)``, evaluated termwise as
     ``p_ref,j log(p_ref,j / p_j) - p_ref,j + p_j`` (each term >= 0; the same sum when
     both rows sum to 1, and never negative when a row rounded to binary32 sums to
-    ``1 +- 2^-24``); a row where ``p`` is 0 but ``p_ref`` is not gives ``inf``.
+    ``1 +- 2^-24``); a ``p`` that underflowed to 0 where ``p_ref`` is positive counts
+    as ``2^-149`` (:data:`P_FLOOR`).
     """
     out = []
     for lay, lay_ref in zip(probs, probs_ref, strict=True):

