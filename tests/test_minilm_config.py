@@ -191,3 +191,61 @@ attention = {{ kind = "random", rule = "lamp", high = "fp64", tau = 0.2 }}
     assert "long_name" in ds["flip_rate"].attrs
     np.testing.assert_allclose(ds["att_kl"].mean("sentence").values,
                                [np.mean(res["att_kl"][(lb, 0)]) for lb in rows])
+
+
+def test_checkpoints_and_input_limits(tmp_path):
+    """With checkpoint = true the results are on disk after every batch; a strategy's
+    inputs limit runs its cells on the first inputs only (NaN beyond in the store)."""
+    minilm = pytest.importorskip("networks.minilm")
+    try:
+        minilm.model_dir()
+        from networks.sentences import corpus_path
+
+        corpus_path()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    import json
+
+    import xarray as xr
+
+    from accsim.transformer import minilm_run
+
+    p = tmp_path / "c.toml"
+    p.write_text(f"""
+[run]
+sentences = 5
+batch = 2
+layers = 1
+checkpoint = true
+output = "{tmp_path / 'res'}"
+plots = false
+[[strategies]]
+name = "full"
+m_bits = [6]
+[[strategies]]
+name = "part"
+inputs = 3
+m_bits = [6]
+""")
+    cfg = load_config(p)
+    seen = []
+    real = minilm_run._results
+
+    def spy(rs, jobs, acc, state, out):
+        res = real(rs, jobs, acc, state, out)
+        seen.append(json.loads((tmp_path / "res.json").read_text())["sentences"])
+        return res
+
+    minilm_run._results = spy
+    try:
+        res = minilm_run.run(cfg)
+    finally:
+        minilm_run._results = real
+    assert seen == [2, 4, 5]
+    rows = {r["label"]: r for r in res["rows"]}
+    assert rows["full m=6"]["inputs"] == 5 and rows["part m=6"]["inputs"] == 3
+    ds = xr.open_dataset(res["paths"]["nc"])
+    part = ds["att_kl"].values[1]
+    assert np.all(np.isfinite(part[:3])) and np.all(np.isnan(part[3:]))
+    # the same three inputs give the same per-input attention KL in both cells
+    np.testing.assert_array_equal(part[:3], ds["att_kl"].values[0][:3])
