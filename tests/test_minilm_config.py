@@ -58,7 +58,16 @@ def test_bad_configs_name_the_problem(tmp_path, body, match):
         load_config(_write(tmp_path, body))
 
 
-def test_tiny_run_writes_results(tmp_path):
+def _config(tmp_path, run: str, strategies: str):
+    """A one-layer config file: ``[run]`` lines, output under tmp_path, strategies."""
+    p = tmp_path / "c.toml"
+    p.write_text(f"[run]\n{run}\nlayers = 1\nseeds = [0]\noutput = "
+                 f"\"{tmp_path / 'res'}\"\nplots = false\n{strategies}")
+    return p
+
+
+def _model_or_skip():
+    """Skip (with the reason) when the model or the corpus package is not installed."""
     minilm = pytest.importorskip("networks.minilm")
     try:
         minilm.model_dir()
@@ -67,6 +76,10 @@ def test_tiny_run_writes_results(tmp_path):
         corpus_path()
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
+
+
+def test_tiny_run_writes_results(tmp_path):
+    _model_or_skip()
     import xarray as xr
 
     from accsim.transformer.minilm_run import run
@@ -136,41 +149,24 @@ def test_lamp_paper_config_cells():
 
 
 def test_tiny_lamp_run_pairs_rules_with_controls(tmp_path):
-    minilm = pytest.importorskip("networks.minilm")
-    try:
-        minilm.model_dir()
-        from networks.sentences import corpus_path
-
-        corpus_path()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    _model_or_skip()
     import xarray as xr
 
     from accsim.transformer import embed_metrics as em
     from accsim.transformer.minilm_run import run
 
-    p = tmp_path / "c.toml"
-    p.write_text(f"""
-[run]
-sentences = 4
-min_tokens = 40
-max_length = 64
-batch = 3
-layers = 1
-seeds = [0]
-output = "{tmp_path / 'res'}"
-plots = false
+    p = _config(tmp_path, "sentences = 4\nmin_tokens = 40\nmax_length = 64\nbatch = 3", """
 [[strategies]]
 name = "u"
 m_bits = [4]
 [[strategies]]
 name = "l"
 m_bits = [4]
-attention = {{ kind = "lamp", high = "fp64", tau = 0.2 }}
+attention = { kind = "lamp", high = "fp64", tau = 0.2 }
 [[strategies]]
 name = "lr"
 m_bits = [4]
-attention = {{ kind = "random", rule = "lamp", high = "fp64", tau = 0.2 }}
+attention = { kind = "random", rule = "lamp", high = "fp64", tau = 0.2 }
 """)
     res = run(load_config(p))
     assert res["sentences"] == 4 and res["tokens"] >= 4 * 40
@@ -196,29 +192,14 @@ attention = {{ kind = "random", rule = "lamp", high = "fp64", tau = 0.2 }}
 def test_checkpoints_and_input_limits(tmp_path):
     """With checkpoint = true the results are on disk after every batch; a strategy's
     inputs limit runs its cells on the first inputs only (NaN beyond in the store)."""
-    minilm = pytest.importorskip("networks.minilm")
-    try:
-        minilm.model_dir()
-        from networks.sentences import corpus_path
-
-        corpus_path()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    _model_or_skip()
     import json
 
     import xarray as xr
 
     from accsim.transformer import minilm_run
 
-    p = tmp_path / "c.toml"
-    p.write_text(f"""
-[run]
-sentences = 5
-batch = 2
-layers = 1
-checkpoint = true
-output = "{tmp_path / 'res'}"
-plots = false
+    p = _config(tmp_path, "sentences = 5\nbatch = 2\ncheckpoint = true", """
 [[strategies]]
 name = "full"
 m_bits = [6]
