@@ -316,7 +316,8 @@ def format(name: str | FloatFormat) -> FloatFormat:  # noqa: A001 - public API n
     if custom:  # "eEmM": IEEE-style, E exponent bits, M stored fraction bits
         near = [k for k in PRESETS if f"_{key.lower()}" in k]
         if near:  # e4m3 could be any of the fp8 variants: make the caller name one
-            raise ValueError(f"format {name!r} is ambiguous; name one of {', '.join(near)}")
+            raise ValueError(f"format {name!r} is ambiguous; name one of {', '.join(near)} "
+                             f"(valid names: {', '.join(PRESETS)})")
         return FloatFormat.from_bits(int(custom[1]), int(custom[2]))
     raise ValueError(
         f"unknown format {name!r}; valid names: {', '.join(PRESETS)}; "
