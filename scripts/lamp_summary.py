@@ -1,43 +1,71 @@
-"""Tables of a LAMP run (configs/lamp_paper.toml): the uniform m sweep and each rule
-against the uniform cell of the same m and its matched random control.
+"""Tables of a LAMP run (configs/lamp_paper.toml): the uniform m sweep, and each rule
+against the uniform cell of the same m and against its matched random control (paired
+over the sequences, recomputed from the per-input KLs of the store with
+:func:`accsim.transformer.minilm_run.comparisons`).
 
-Usage: python scripts/lamp_summary.py results/lamp_paper.json
+Usage: python scripts/lamp_summary.py results/lamp_paper   (reads .json and .nc)
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from accsim.transformer.minilm_run import comparisons
 
 
-def main(path: str) -> None:
-    d = json.load(open(path))
-    print(f"{d['sentences']} sequences, {d['tokens']} tokens "
-          f"({d['tokens'] / d['sentences']:.1f} per sequence)\n")
-    print("| cell | m | attention KL (mean) | output KL (mean) | top-1 flips | s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for r in d["rows"]:
+def _ci(x):
+    return f"{x['mean']:+.2f} [{x['lo']:+.2f}, {x['hi']:+.2f}], p = {x['p']:.1e}"
+
+
+def main(stem: str) -> None:
+    stem = Path(stem)
+    d = json.loads(stem.with_suffix(".json").read_text())
+    ds = xr.open_dataset(stem.with_suffix(".nc"))
+    rows = d["rows"]
+    per_att, per_out = {}, {}
+    for i, r in enumerate(rows):
+        key = (r["label"], r["seed"])
+        per_att[key] = ds["att_kl"].values[i][:r["inputs"]]
+        per_out[key] = ds["out_kl"].values[i][:r["inputs"]]
+        assert np.all(np.isfinite(per_att[key]))
+    print(f"{d['sentences']} of {d.get('inputs_total', d['sentences'])} sequences done, "
+          f"{d['tokens'] / d['sentences']:.0f} tokens each\n")
+    print("| cell | m | inputs | attention KL (mean) | output KL (mean) | top-1 flips | "
+          "s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
         if r["attention"] == "uniform":
             m = r["m_bits"] if r["m_bits"] >= 0 else "binary32"
-            print(f"| {r['label']} | {m} | {r['kl_mean']:.3g} | {r['out_kl_mean']:.3g} | "
-                  f"{r['flip_rate']:.3f} | {r['seconds']:.0f} |")
-    print("\n| rule | m | tau | recomputed | att KL | uniform/rule (att) | out KL | "
-          "uniform/rule (out) | vs random: att log10 ratio [95% CI], p | "
-          "out log10 ratio [95% CI], p | random recomputed |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |")
-    for c in d["comparisons"]:
-        for k in c["controls"] or [None]:
-            a = o = "-"
-            rr = "-"
-            if k:
-                x, y = k["att_log10_ratio"], k["out_log10_ratio"]
-                a = f"{x['mean']:+.2f} [{x['lo']:+.2f}, {x['hi']:+.2f}], {x['p']:.1e}"
-                o = f"{y['mean']:+.2f} [{y['lo']:+.2f}, {y['hi']:+.2f}], {y['p']:.1e}"
-                rr = f"{k['recomputed']:.3%}"
-            print(f"| {c['rule']} | {c['m_bits']} | {c['tau']:g} | {c['recomputed']:.3%} | "
-                  f"{c['att_kl']:.3g} | {c.get('att_kl_ratio', float('nan')):.2f} | "
-                  f"{c['out_kl']:.3g} | {c.get('out_kl_ratio', float('nan')):.2f} | {a} | {o} "
-                  f"| {rr} |")
+            print(f"| {r['label']} | {m} | {r['inputs']} | {r['kl_mean']:.3g} | "
+                  f"{r['out_kl_mean']:.3g} | {r['flip_rate']:.3f} | {r['seconds']:.0f} |")
+    print("\n| rule | m | tau | inputs | recomputed | att KL | uniform / rule, att (mean) | "
+          "out KL | uniform / rule, out (mean) | random's recomputed | random's out KL |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    comps = comparisons(rows, per_att, per_out)
+    for c in comps:
+        for k in c["controls"]:
+            print(f"| {c['rule']} | {c['m_bits']} | {c['tau']:g} | {c['inputs']} | "
+                  f"{c['recomputed']:.3%} | {c['att_kl']:.3g} | "
+                  f"{c.get('att_kl_ratio', float('nan')):.2f} | {c['out_kl']:.3g} | "
+                  f"{c.get('out_kl_ratio', float('nan')):.2f} | {k['recomputed']:.3%} | "
+                  f"{k['out_kl']:.3g} |")
+    print("\nPaired over the sequences, mean log10(KL_rule / KL_other) [95% bootstrap CI], "
+          "Wilcoxon p (negative: the rule more accurate):\n")
+    print("| rule | vs uniform, attention KL | vs uniform, output KL | "
+          "vs random, attention KL | vs random, output KL |")
+    print("| --- | --- | --- | --- | --- |")
+    for c in comps:
+        u = c.get("vs_uniform")
+        for k in c["controls"]:
+            print(f"| {c['rule']} (m={c['m_bits']}, tau={c['tau']:g}) | "
+                  f"{_ci(u['att_log10_ratio']) if u else '-'} | "
+                  f"{_ci(u['out_log10_ratio']) if u else '-'} | "
+                  f"{_ci(k['att_log10_ratio'])} | {_ci(k['out_log10_ratio'])} |")
 
 
 if __name__ == "__main__":

@@ -415,7 +415,7 @@ def _results(rs, jobs, acc, state, out):
             "macs_per_sentence": tally.total_macs() / n,
             "seconds": a["time"], "mac_per_s": tally.total_macs() / max(a["time"], 1e-9),
         })
-    comps = comparisons(rows, jobs, per_att, per_out)
+    comps = comparisons(rows, per_att, per_out)
     t_ref = state["t_ref"]
     out = out or rs.output
     paths = {}
@@ -503,43 +503,46 @@ def inputs(rs: RunSection, tok) -> list[str]:
     return long_sequences(src, rs.sentences, rs.min_tokens, 512, tok.count)
 
 
-def comparisons(rows, jobs, per_att, per_out) -> list[dict]:
-    """Each LAMP-criterion cell against its matched random controls (paired over
+def comparisons(rows, per_att, per_out) -> list[dict]:
+    """Each LAMP-criterion cell (a row whose ``attention`` is a registered criterion)
+    against the uniform cell with the same scores model (``m_bits``) and inputs and
+    against its matched controls (same rule, ``m_bits``, tau and inputs), paired over
     inputs: :func:`accsim.transformer.embed_metrics.paired_log_ratio` of the per-input
-    attention KL and output KL; negative: LAMP more accurate) and against the uniform
-    cell with the same scores model (``m_bits``) and inputs: the ratio of the mean KLs."""
+    attention KL and output KL (``per_att`` / ``per_out``, keyed by (label, seed));
+    negative: LAMP more accurate. Also the ratio of the mean KLs against the uniform
+    cell."""
     out = []
-    for i, (c, sd) in enumerate(jobs):
-        if c.attention.kind not in _lamp.CRITERIA:
+    for r in rows:
+        if r["attention"] not in _lamp.CRITERIA:
             continue
-        r = rows[i]
-        def same(rr, r=r):
-            return rr["m_bits"] == r["m_bits"] and rr["linear"] == r["linear"]
+        key = (r["label"], r["seed"])
 
-        uni = [rr for rr in rows if rr["attention"] == "uniform" and same(rr)
-               and rr["inputs"] == r["inputs"]]
-        entry = {"label": c.label, "rule": r["rule"], "m_bits": r["m_bits"],
-                 "tau": r["att_tau"], "recomputed": r["scores_recomputed"],
-                 "att_kl": r["kl_mean"], "out_kl": r["out_kl_mean"],
-                 "flip_rate": r["flip_rate"]}
+        def same(rr, r=r):
+            return (rr["m_bits"] == r["m_bits"] and rr["linear"] == r["linear"]
+                    and rr["inputs"] == r["inputs"])
+
+        def paired(other, r=r, key=key):
+            ok = (other["label"], other["seed"])
+            return {"att_log10_ratio": em.paired_log_ratio(per_att[key], per_att[ok]),
+                    "out_log10_ratio": em.paired_log_ratio(per_out[key], per_out[ok])}
+
+        uni = [rr for rr in rows if rr["attention"] == "uniform" and same(rr)]
+        entry = {"label": r["label"], "seed": r["seed"], "rule": r["rule"],
+                 "m_bits": r["m_bits"], "tau": r["att_tau"], "inputs": r["inputs"],
+                 "recomputed": r["scores_recomputed"], "att_kl": r["kl_mean"],
+                 "out_kl": r["out_kl_mean"], "flip_rate": r["flip_rate"]}
         if len(uni) == 1:
             u = uni[0]
             entry.update(uniform_label=u["label"],
                          att_kl_ratio=u["kl_mean"] / max(r["kl_mean"], 1e-300),
                          out_kl_ratio=u["out_kl_mean"] / max(r["out_kl_mean"], 1e-300),
-                         uniform_flip_rate=u["flip_rate"])
-        ctrls = []
-        for (cc, sd2), rr in zip(jobs, rows, strict=True):
-            if (cc.attention.kind in ATTENTION_CONTROLS and rr["rule"] == r["rule"]
-                    and same(rr) and rr["att_tau"] == r["att_tau"]
-                    and rr["inputs"] == r["inputs"]):
-                key, ckey = (c.label, sd), (cc.label, sd2)
-                ctrls.append({
-                    "control": cc.label, "kind": cc.attention.kind, "seed": int(sd2),
-                    "recomputed": rr["scores_recomputed"], "att_kl": rr["kl_mean"],
-                    "out_kl": rr["out_kl_mean"], "flip_rate": rr["flip_rate"],
-                    "att_log10_ratio": em.paired_log_ratio(per_att[key], per_att[ckey]),
-                    "out_log10_ratio": em.paired_log_ratio(per_out[key], per_out[ckey])})
-        entry["controls"] = ctrls
+                         uniform_flip_rate=u["flip_rate"], vs_uniform=paired(u))
+        entry["controls"] = [
+            {"control": rr["label"], "kind": rr["attention"], "seed": rr["seed"],
+             "recomputed": rr["scores_recomputed"], "att_kl": rr["kl_mean"],
+             "out_kl": rr["out_kl_mean"], "flip_rate": rr["flip_rate"], **paired(rr)}
+            for rr in rows
+            if rr["attention"] in ATTENTION_CONTROLS and rr["rule"] == r["rule"]
+            and same(rr) and rr["att_tau"] == r["att_tau"]]
         out.append(entry)
     return out
