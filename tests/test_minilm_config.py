@@ -35,6 +35,7 @@ def _write(tmp_path, body, out="res"):
 
 
 @pytest.mark.parametrize("name", ["minilm.toml", "minilm_lamp.toml", "minilm_sweep.toml",
+                                  "lamp_paper_m.toml",
                                   "lamp_paper.toml",
                                   "minilm_adaptive.toml"])
 def test_shipped_configs_parse(name):
