@@ -219,7 +219,8 @@ def test_results_do_not_depend_on_batching(w1, tok):
 
     def runner():
         return SimRunner(ops, LinearPolicy("random", resolve_model(FP32), tau=1e-3),
-                         AttentionPolicy("random", resolve_model(FP32), tau=1.5, rule="lamp-v1"), seed=5)
+                         AttentionPolicy("random", resolve_model(FP32), tau=1.5,
+                                         rule="lamp-v1"), seed=5)
 
     together = encode(w1, ids, runner())
     apart = np.concatenate([encode(w1, [ids[i]], runner(), sentence_ids=[i])
