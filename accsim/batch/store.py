@@ -119,7 +119,11 @@ class CellStore:
 
     def init(self) -> CellStore:
         """Create the directories and remove temporary files left by a killed run."""
+        from accsim.run.outputs import MARKER, write_marker
+
         self.cells_dir.mkdir(parents=True, exist_ok=True)
+        if not (self.path / MARKER).exists():
+            write_marker(self.path, "sweep")
         for tmp in self.cells_dir.glob(".*.tmp"):
             tmp.unlink(missing_ok=True)
         return self
@@ -232,7 +236,7 @@ class CellStore:
         :func:`accsim.run.outputs.publish`; on any error the temporary is removed and the
         old store is left as it was.
         """
-        from accsim.run.outputs import publish
+        from accsim.run.outputs import publish, write_marker
 
         dest = Path(dest) if dest is not None else self.path
         ds = self.dataset(sweep)
@@ -243,6 +247,7 @@ class CellStore:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # zarr: v3 notes on consolidation/strings
                 ds.to_zarr(str(new), mode="w", consolidated=True)
+            write_marker(new, "sweep")
             (new / "cells").mkdir()
             if self.cells_dir.is_dir():
                 for f in self.cells_dir.glob("*.json"):

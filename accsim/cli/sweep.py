@@ -133,13 +133,46 @@ def plot(
 
     from accsim.plots.pareto import plot_pareto
     from accsim.plots.sweep import plot_store
+    from accsim.run.outputs import (
+        OutputBusy,
+        OutputLock,
+        check_target,
+        clean_leftovers,
+        publish_dir,
+        publish_png,
+    )
 
     console = Console(stderr=True)
+    if pareto:
+        dest = Path(out) if out else store.parent / (store.stem + "_pareto")
+        kind = "pareto-plots"
+    else:
+        dest = Path(out) if out else store.with_suffix(".png")
+        kind = "plot"
+    code = 2
     try:
-        paths = plot_pareto(store, out) if pareto else [plot_store(store, x=x, y=y, out=out)]
-    except (ValueError, OSError) as exc:
+        if not pareto and dest.suffix.lower() != ".png":
+            # matplotlib would append ".png" to a name without one: write what we report
+            raise ValueError(f"--out must end in .png, got {str(dest)!r}")
+        with OutputLock(dest, "--out"):
+            check_target(dest, kind, option="--out")
+            clean_leftovers(dest)
+            code = 1
+            if pareto:
+                paths = publish_dir(dest, kind, lambda d: plot_pareto(store, d))
+            else:
+                paths = [publish_png(dest, kind,
+                                     lambda p: plot_store(store, x=x, y=y, out=p))]
+    except OutputBusy as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False, markup=False)
+        raise typer.Exit(3) from None
+    except ValueError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False, markup=False)
         raise typer.Exit(2) from None
+    except OSError as exc:
+        console.print(f"[red]error:[/] cannot write {str(dest)!r}: {exc}",
+                      highlight=False, markup=False)
+        raise typer.Exit(code) from None
     for path in paths:
         console.print(f"wrote {path}")
 

@@ -212,7 +212,7 @@ def save(ds: xr.Dataset, path: str | os.PathLike, engine: str | None = None,
     """
     import warnings
 
-    from accsim.run.outputs import publish
+    from accsim.run.outputs import publish, write_marker
 
     ds = normalise(ds)
     validate(ds)
@@ -237,6 +237,7 @@ def save(ds: xr.Dataset, path: str | os.PathLike, engine: str | None = None,
                 warnings.filterwarnings("ignore", message=".*Zarr format 3 spec.*")
                 warnings.filterwarnings("ignore", message=".*Zarr V3 spec.*")
                 ds.to_zarr(target, mode="w", consolidated=True)
+            write_marker(target, str(ds.attrs.get("accsim_kind") or "dataset"))
         publish(target, p)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
