@@ -75,7 +75,13 @@ def _column(values: list):
     if present and all(isinstance(v, int | np.integer) and not isinstance(v, bool)
                        for v in present):
         if len(present) == len(values):
-            return np.array(values, dtype=np.int64)
+            if all(-2**63 <= int(v) < 2**63 for v in present):
+                return np.array(values, dtype=np.int64)
+            if all(0 <= int(v) < 2**64 for v in present):  # seeds up to 2**64 - 1
+                return np.array(values, dtype=np.uint64)
+            return np.array([str(v) for v in values], dtype=object)
+        if any(abs(int(v)) >= 2**53 for v in present):  # not exact as floats
+            return np.array(["" if v is None else str(v) for v in values], dtype=object)
         return np.array([np.nan if v is None else float(v) for v in values])
     if all(isinstance(v, int | float | np.number) and not isinstance(v, bool)
            for v in present):

@@ -101,7 +101,9 @@ def check_store_path(store: Path) -> Path:
     directory. What may be at ``store`` itself is checked by
     :func:`accsim.run.outputs.check_replace`."""
     from accsim.run.datasets import check_writable
+    from accsim.run.outputs import check_path_length
 
+    check_path_length(store, "store path")
     if store.suffix.lower() not in (".zarr", ""):
         raise ValueError(f"a sweep store is a zarr directory: the path must end in .zarr "
                          f"(or have no extension), got {str(store)!r}")

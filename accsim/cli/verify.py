@@ -167,6 +167,7 @@ def verify_command(model_name: str, n: str, kappa: str, samples: int, seed: int,
 def _verify_locked(model, model_name, sizes, kappas, samples, seed, out, kind, plot,
                    console, digest):
     from accsim.analysis.verify import gen_dot, verify
+    from accsim.numbers.seeds import derive
     from accsim.run import datasets
 
     k_inst = int(getattr(model, "k", 1) or 1)
@@ -187,7 +188,7 @@ def _verify_locked(model, model_name, sizes, kappas, samples, seed, out, kind, p
         for b, kap in enumerate(kappas):
             for s in range(samples):
                 x, y, kach = gen_dot(nn, kap, rng, fa, fb)
-                r = verify(model, x[None, :], y[:, None], seed=seed + s, kind=kind)
+                r = verify(model, x[None, :], y[:, None], seed=derive(seed, s), kind=kind)
                 for v in names[:-1]:
                     arrs[v][a, b, s] = getattr(r, v)[0, 0]
                 arrs["kappa_v"][a, b, s] = kach

@@ -146,7 +146,13 @@ def load_graph_config(path) -> GraphRunConfig:
     if not path.is_file():
         raise ValueError(f"configuration file {str(path)!r} does not exist")
     from accsim.run.tomlkeys import where
-    from accsim.run.validation import check_document, format_key, parse_toml
+    from accsim.run.validation import (
+        check_document,
+        check_layers,
+        check_shape,
+        format_key,
+        parse_toml,
+    )
 
     try:
         text = path.read_text()
@@ -157,6 +163,9 @@ def load_graph_config(path) -> GraphRunConfig:
         raise ValueError(f"{path}: cannot read the configuration: {exc}") from None
     lines = key_lines(text)
     bad = check_document(GraphRunConfig, data)
+    net = data.get("network") if isinstance(data.get("network"), dict) else {}
+    bad = bad or check_shape(net.get("input_shape"), ("network", "input_shape")) \
+        or check_layers(net.get("layers"), ("network", "layers"))
     if bad:
         raise ValueError(f"{where(str(path), lines, format_key(bad[0]))}: {bad[1]}")
     try:

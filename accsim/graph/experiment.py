@@ -75,6 +75,12 @@ def load_inputs(inp, graph, base: Path | None = None):
 
         x, y = load_npz_inputs(resolve_file(inp.file, base))
     x = preprocess(x, inp.scale, inp.mean, inp.std)
+    from accsim.run.validation import check_inputs
+
+    out = graph.output_shape
+    problem = check_inputs(x, y, int(np.prod(out)) if len(out) == 1 else None)
+    if problem:
+        raise ValueError(problem)
     return graph.check_input(x), y
 
 

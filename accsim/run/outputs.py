@@ -317,6 +317,7 @@ class OutputLock:
 
     def __init__(self, path: str | os.PathLike, option: str = "--out"):
         p = Path(path)
+        check_path_length(p, option)
         self.path = p
         self.option = option
         self.file = (p.parent if str(p.parent) else Path(".")) / f".{p.name}.lock"

@@ -230,3 +230,118 @@ def check_document(model: type[BaseModel], data, path: tuple = ()):
         if bad:
             return bad
     return None
+
+
+# --------------------------------------------------------------------- layer graphs
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _pair(v, low: int) -> bool:
+    """An int >= low, or a list of two such ints (height, width)."""
+    if _int(v):
+        return v >= low
+    return isinstance(v, list) and len(v) == 2 and all(_int(x) and x >= low for x in v)
+
+
+#: Per layer type: ``key: (required, rule, description)``.
+_LAYER_RULES = {
+    "conv2d": {"out_channels": (True, lambda v: _int(v) and v >= 1, "an integer >= 1"),
+               "kernel": (True, lambda v: _pair(v, 1),
+                          "an integer >= 1 or a list of two (height, width)"),
+               "stride": (False, lambda v: _pair(v, 1),
+                          "an integer >= 1 or a list of two (height, width)"),
+               "padding": (False, lambda v: _pair(v, 0),
+                           "an integer >= 0 or a list of two (height, width)"),
+               "groups": (False, lambda v: _int(v) and v >= 1, "an integer >= 1")},
+    "dense": {"out_features": (True, lambda v: _int(v) and v >= 1, "an integer >= 1")},
+    "batchnorm": {"eps": (False, lambda v: isinstance(v, int | float)
+                          and not isinstance(v, bool) and v > 0, "a number > 0")},
+    "maxpool2d": {"kernel": (True, lambda v: _pair(v, 1),
+                             "an integer >= 1 or a list of two (height, width)"),
+                  "stride": (False, lambda v: v is None or _pair(v, 1),
+                             "an integer >= 1 or a list of two (height, width)"),
+                  "padding": (False, lambda v: _pair(v, 0),
+                              "an integer >= 0 or a list of two (height, width)")},
+}
+_LAYER_RULES["avgpool2d"] = _LAYER_RULES["maxpool2d"]
+_COMMON_RULES = {
+    "bias": (False, lambda v: isinstance(v, bool), "true or false"),
+    "activation": (False, lambda v: isinstance(v, str), "an activation name (a string)"),
+    "name": (False, lambda v: isinstance(v, str) and 0 < len(v) <= MAX_NAME,
+             f"a string of 1 to {MAX_NAME} characters"),
+    "weights": (False, lambda v: isinstance(v, str), "a string (the tensor prefix)"),
+    "inputs": (False, lambda v: isinstance(v, list) and len(v) >= 1
+               and all(isinstance(x, str) for x in v),
+               "a non-empty list of layer names"),
+}
+
+
+def check_layers(layers, path: tuple = ()):
+    """The first broken rule of a declared layer list (``[[network.layers]]``): keys
+    required per layer type (``conv2d``: ``out_channels``, ``kernel``; ``dense``:
+    ``out_features``; pools: ``kernel``), integer sizes >= 1 (padding >= 0), no bool
+    for a number, ``bias`` a bool, ``inputs`` a list of names (``add``: two or more).
+    Returns ``(key path, rule)`` or None; the layer types themselves and the tensors
+    are checked by :func:`accsim.graph.importers.spec.build_graph`."""
+    if not isinstance(layers, list):
+        return None
+    for i, spec in enumerate(layers):
+        p = path + (i,)
+        if not isinstance(spec, dict):
+            return p, "a layer must be a table"
+        t = spec.get("type")
+        if not isinstance(t, str):
+            return p + ("type",), "required key is missing (the layer type)" \
+                if t is None else f"must be a layer type name, got {t!r}"
+        rules = {**_COMMON_RULES, **_LAYER_RULES.get(t, {})}
+        for key, (required, ok, what) in rules.items():
+            if key not in spec:
+                if required:
+                    return p + (key,), f"required key of a {t} layer is missing ({what})"
+                continue
+            if not ok(spec[key]):
+                return p + (key,), f"must be {what}, got {spec[key]!r}"
+        if t == "add" and len(spec.get("inputs") or []) < 2:
+            return p + ("inputs",), "an add layer needs 'inputs' naming two or more layers"
+        if t == "conv2d" and spec["out_channels"] % spec.get("groups", 1):
+            return p + ("groups",), (f"must divide out_channels ({spec['out_channels']}), "
+                                     f"got {spec.get('groups')}")
+    return None
+
+
+def check_shape(shape, path: tuple = ()):
+    """``(path, rule)`` unless ``shape`` is a non-empty list of integers >= 1."""
+    if shape is None:
+        return None
+    if not isinstance(shape, list) or not shape:
+        return path, "must be a non-empty list of integers >= 1"
+    for i, v in enumerate(shape):
+        if not _int(v) or v < 1:
+            return path + (i,), f"must be an integer >= 1, got {v!r}"
+    return None
+
+
+# --------------------------------------------------------------------- inputs
+def check_inputs(x, y, n_classes: int | None) -> str | None:
+    """What is wrong with a set of labelled inputs, or None: at least one input, one
+    integer label per input, each label a class of the network's output
+    (``0 <= label < n_classes``)."""
+    import numpy as np
+
+    n = len(x)
+    if n == 0:
+        return "the inputs hold no images (0 inputs): nothing to measure"
+    y = np.asarray(y)
+    if y.shape != (n,):
+        return f"{n} inputs but labels of shape {y.shape}"
+    if y.dtype.kind not in "iu":
+        return f"labels must be integers, got dtype {y.dtype}"
+    if n_classes is not None:
+        bad = np.flatnonzero((y < 0) | (y >= n_classes))
+        if bad.size:
+            i = int(bad[0])
+            return (f"label {int(y[i])} of input {i} is not a class of the network's "
+                    f"{n_classes} outputs (labels are 0..{n_classes - 1}; {bad.size} "
+                    "input(s) affected)")
+    return None
