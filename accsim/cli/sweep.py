@@ -151,7 +151,19 @@ def plot(
     else:
         dest = Path(out) if out else store.with_suffix(".png")
         kind = "plot"
-    code = 2
+    def fail(msg: str, code: int):
+        console.print("[red]error:[/]", end=" ")
+        console.print(msg, highlight=False, markup=False)
+        raise typer.Exit(code)
+
+    def reading(draw):  # a store that is not there is bad input, not a write error
+        def wrapped(path):
+            try:
+                return draw(path)
+            except FileNotFoundError as exc:
+                raise ValueError(str(exc)) from None
+        return wrapped
+
     try:
         if not pareto and dest.suffix.lower() != ".png":
             # matplotlib would append ".png" to a name without one: write what we report
@@ -159,22 +171,17 @@ def plot(
         with OutputLock(dest, "--out"):
             check_target(dest, kind, option="--out")
             clean_leftovers(dest)
-            code = 1
             if pareto:
-                paths = publish_dir(dest, kind, lambda d: plot_pareto(store, d))
+                paths = publish_dir(dest, kind, reading(lambda d: plot_pareto(store, d)))
             else:
-                paths = [publish_png(dest, kind,
-                                     lambda p: plot_store(store, x=x, y=y, out=p))]
+                paths = [publish_png(dest, kind, reading(
+                    lambda p: plot_store(store, x=x, y=y, out=p)))]
     except OutputBusy as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False, markup=False)
-        raise typer.Exit(3) from None
+        fail(str(exc), 3)
     except ValueError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False, markup=False)
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     except OSError as exc:
-        console.print(f"[red]error:[/] cannot write {str(dest)!r}: {exc}",
-                      highlight=False, markup=False)
-        raise typer.Exit(code) from None
+        fail(f"cannot write {str(dest)!r}: {exc}", 1)
     for path in paths:
         console.print(f"wrote {path}")
 
