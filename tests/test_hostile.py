@@ -879,3 +879,20 @@ def test_broken_keras_model_config_C053_C055(tmp_path, edit, match):
 
     with pytest.raises(ValueError, match=match):
         load_keras_h5(_keras(tmp_path, edit))
+
+
+def test_a_store_written_before_the_marker_is_recognised_by_its_kind(tmp_path):
+    """Legacy stores (explicit ``accsim_kind``, nothing foreign) stay resumable; the
+    marker is added when they are next written. Without ``accsim_kind`` they are
+    foreign (never guessed from what is absent)."""
+    store = _sweep_store(tmp_path)
+    (store / outputs.MARKER).unlink()
+    assert outputs.inspect(store).state == "accsim"
+    r = cli("sweep", _sweep_cfg(tmp_path), "--out", store, "--cell-fn", DOUBLE,
+            "--no-progress")
+    assert r.exit_code == 0 and outputs.read_marker(store) == "sweep", r.output
+    (store / outputs.MARKER).unlink()
+    meta = json.loads((store / "zarr.json").read_text())
+    del meta["attributes"]["accsim_kind"]
+    (store / "zarr.json").write_text(json.dumps(meta))
+    assert outputs.inspect(store).state == "foreign"

@@ -131,6 +131,14 @@ def _foreign_files(path: Path, kind: str | None) -> list[str]:
     return bad[:5]
 
 
+def _legacy_kind(path: Path) -> str | None:
+    """The kind of a store written before the marker existed: its root attributes name
+    it explicitly (``accsim_kind``); None otherwise (never guessed from absence)."""
+    attrs = read_attrs(path)
+    kind = attrs.get("accsim_kind") if attrs else None
+    return kind if kind in KINDS else None
+
+
 # ------------------------------------------------------------------------ markers
 def write_marker(path: str | os.PathLike, kind: str) -> None:
     """Write the marker :data:`MARKER` of an accsim output of ``kind`` into the
@@ -240,6 +248,9 @@ def inspect(path: str | os.PathLike) -> Existing:
         if kind is None and not any(p.iterdir()):
             return Existing("damaged", None, None, "it is an empty directory")
         if kind is None:
+            legacy = _legacy_kind(p)
+            if legacy is not None and not _foreign_files(p, legacy):
+                return Existing("accsim", legacy, read_attrs(p))
             bad = _foreign_files(p, None)
             files = f" and holds files accsim does not write ({', '.join(bad)})" \
                 if bad else ""
