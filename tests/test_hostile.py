@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_graph_config import TOML as GRAPH_TOML
+from test_store_safety import SWEEP, tree
 from typer.testing import CliRunner
 
 from accsim.cli import app
@@ -58,22 +60,6 @@ kind = "uniform"
 model = "h16"
 """
 
-SWEEP = """
-[sweep]
-name = "{name}"
-seed = 3
-samples = 8
-
-[models.rec]
-family = "recursive"
-acc_format = {{p = "4..5", emax = 15}}
-
-[[grid]]
-network = "mlp-relu"
-low = "rec"
-seed = [0, 1]
-"""  # 4 cells
-
 MINILM = """
 [run]
 sentences = 3
@@ -92,53 +78,12 @@ name = "u"
 default = "fp16acc"
 """
 
-GRAPH = """
-[network]
-name = "tiny"
-format = "{fmt}"
-file = "{file}"
-input_shape = [1, 6, 6]
-
-[[network.layers]]
-type = "conv2d"
-name = "c"
-out_channels = 2
-kernel = 3
-padding = 1
-activation = "relu"
-
-[[network.layers]]
-type = "maxpool2d"
-name = "pool"
-kernel = 2
-
-[[network.layers]]
-type = "flatten"
-name = "f"
-
-[[network.layers]]
-type = "dense"
-name = "fc"
-out_features = 3
-
-[inputs]
-source = "npz"
-file = "inputs.npz"
-
-[run]
-batch = 5
-record_samples = 1
-output = "out.zarr"
-seed = 0
-
-[models.fp16]
-family = "recursive"
-acc_format = "binary16"
-
-[[strategies]]
-kind = "uniform"
-model = "fp16"
-"""
+def graph_text(fmt="npz", file="sd.npz") -> str:
+    """The tiny layer-graph config of ``tests/test_graph_config.py`` on ``file`` (with
+    an explicit ``[run] seed``)."""
+    return (GRAPH_TOML.replace('format = "npz"', f'format = "{fmt}"')
+            .replace('file = "sd.npz"', f'file = "{file}"')
+            .replace("[run]\n", "[run]\nseed = 0\n"))
 
 
 def cli(*args):
@@ -147,14 +92,6 @@ def cli(*args):
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         raise AssertionError(f"uncaught {type(r.exception).__name__}: {r.exception}")
     return r
-
-
-def tree(path: Path) -> dict:
-    """Relative path -> bytes of every file under ``path`` (or of the file)."""
-    if path.is_file():
-        return {"": path.read_bytes()}
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
-            if p.is_file()}
 
 
 def _run_cfg(tmp_path, extra="", body=RUN):
@@ -188,7 +125,7 @@ def _graph(tmp_path, text=None, fmt="npz", file="sd.npz", x=None, y="default"):
         arrays["y"] = rng.integers(0, 3, len(x)) if isinstance(y, str) else y
     np.savez(tmp_path / "inputs.npz", **arrays)
     p = tmp_path / "g.toml"
-    p.write_text(text if text is not None else GRAPH.format(fmt=fmt, file=file))
+    p.write_text(text if text is not None else graph_text(fmt, file))
     return p
 
 
@@ -555,8 +492,7 @@ def _deep_configs(tmp_path, deep):
         "sweep": ("sweep", _sweep_cfg(tmp_path, text=deep + SWEEP.format(name="s")),
                   "--cell-fn", DOUBLE, "--no-progress"),
         "minilm": ("minilm", _minilm_cfg(tmp_path, extra=""),),
-        "graph": ("run", _graph(tmp_path, text=deep + GRAPH.format(fmt="npz",
-                                                                   file="sd.npz"))),
+        "graph": ("run", _graph(tmp_path, text=deep + graph_text())),
     }
 
 
@@ -652,7 +588,9 @@ GRAPH_BAD = [
     ("B209", ("kernel = 3\n", "kernel = 3\nstride = 0\n"), r"layers\[0\]\.stride: must be"),
     ("B215", ("name = \"f\"\n", "name = \"f\"\ninputs = 5\n"), r"layers\[2\]\.inputs: must "
      "be a non-empty list"),
-    ("B241", ("kernel = 2", "kernel = 0"), r"layers\[1\]\.kernel: must be"),
+    ("B241", ('type = "avgpool2d"\nname = "pool"\nkernel = 2',
+              'type = "maxpool2d"\nname = "pool"\nkernel = 0'),
+     r"layers\[1\]\.kernel: must be"),
     ("B246", ("out_features = 3\n", "out_features = 3\nbias = \"yes\"\n"),
      r"layers\[3\]\.bias: must be true or false"),
     ("padding-neg", ("padding = 1", "padding = -1"), r"layers\[0\]\.padding: must be"),
@@ -670,7 +608,7 @@ GRAPH_BAD = [
 
 @pytest.mark.parametrize("case, edit, match", GRAPH_BAD, ids=[c[0] for c in GRAPH_BAD])
 def test_graph_config_rules_name_file_line_key(tmp_path, case, edit, match):
-    text = GRAPH.format(fmt="npz", file="sd.npz")
+    text = graph_text()
     assert edit[0] in text
     p = _graph(tmp_path, text.replace(edit[0], edit[1], 1))
     out = tmp_path / "o.zarr"
@@ -686,7 +624,7 @@ def test_graph_seed_rule_B250(tmp_path):
     """Seeds >= 2**64 are refused instead of wrapping onto seed mod 2**64 (B250)."""
     from accsim.graph.config import load_graph_config
 
-    text = GRAPH.format(fmt="npz", file="sd.npz")
+    text = graph_text()
     p = _graph(tmp_path, text.replace("seed = 0", f"seed = {2**64 - 1}"))
     assert load_graph_config(p).run.seed == 2**64 - 1
     p.write_text(text.replace("seed = 0", f"seed = {2**64 + 5}"))
@@ -800,7 +738,7 @@ def test_half_precision_checkpoints_load_exactly_C027(tmp_path, dtype, case):
         # exact: float64 of each stored half value equals float64 of the loaded value
         np.testing.assert_array_equal(got[k].astype(np.float64),
                                       v.to(torch.float64).numpy())
-    g = _graph(tmp_path, GRAPH.format(fmt="pth", file="half.pth"))
+    g = _graph(tmp_path, graph_text("pth", "half.pth"))
     r = cli("run", g, "--out", tmp_path / "o.zarr")
     assert r.exit_code == 0, r.output
 
@@ -833,7 +771,7 @@ def test_unusual_tensors_are_refused_naming_the_tensor_C024_C026(tmp_path, make,
         _pth(tmp_path, "w.pth", make(torch))
     except (RuntimeError, NotImplementedError) as exc:  # this torch cannot save it
         pytest.skip(f"torch cannot save the tensor: {exc}")
-    g = _graph(tmp_path, GRAPH.format(fmt="pth", file="w.pth"))
+    g = _graph(tmp_path, graph_text("pth", "w.pth"))
     _pth(tmp_path, "w.pth", make(torch))
     r = cli("run", g, "--out", tmp_path / "o.zarr")
     assert r.exit_code == 2, r.output

@@ -1,25 +1,37 @@
 """Safety of accsim's outputs: results are the user's data.
 
-The three writers (``accsim run``, ``accsim verify``, ``accsim sweep``) share these rules
-(``docs/datasets.md``, "Guarantees"):
+Every writer (``accsim run``, ``verify``, ``sweep``, ``plot``, ``minilm``) goes through
+this one guard (``docs/datasets.md``, "Guarantees"):
 
-* **Never replace what is not ours.** :func:`check_replace` inspects an existing output
-  before any work. Only this command's own earlier result (same kind, same
-  configuration) is replaced without asking; another accsim result needs ``--force``;
-  anything else (a plain file, a directory with files accsim does not write, another
-  kind of store) is refused even with ``--force``.
-* **Atomic publish.** A dataset is written next to its destination (``.NAME.*.tmp``)
+* **accsim's marker decides what is accsim's.** Every directory accsim writes holds
+  :data:`MARKER` (``{"accsim_kind": KIND}``), written before the directory is
+  published; PNGs carry a ``tEXt`` stamp (:func:`stamp_png`); netCDF files their root
+  attributes; file sets (``accsim minilm``'s ``STEM.nc/.json/.png``) a manifest of
+  SHA-256 hashes (:func:`publish_fileset`). Anything without it is foreign.
+* **Never replace what is not ours.** :func:`check_replace` (datasets and stores) and
+  :func:`check_target` / :func:`check_fileset` (plots, image folders, file sets)
+  inspect an existing output before any work. Only this command's own earlier result
+  (same kind, same configuration) is replaced without asking; another accsim result of
+  the same kind needs ``--force``; anything else (a plain file, a directory without
+  the marker or with files accsim does not write, another kind of output) is refused
+  even with ``--force``.
+* **Atomic publish.** An output is written next to its destination (``.NAME.*.tmp``)
   and swapped in with one ``renameat2(RENAME_EXCHANGE)`` (Linux; a file is replaced by
   ``rename``, atomic on POSIX): a reader sees the old output or the new one, never a
-  mixture, and a writer killed at any moment leaves the old output intact.
+  mixture, and a writer killed at any moment leaves the old output intact. A set of
+  files is published with a manifest written last and checked by
+  :func:`read_fileset`.
 * **One writer at a time.** :class:`OutputLock` takes an exclusive ``flock`` on
-  ``.NAME.lock`` next to the output for the whole command; a second writer is told
-  that the output is busy (:class:`OutputBusy`, exit code 3) instead of doing the
-  work twice. The lock file is removed when the command ends (a killed command leaves
-  it, unlocked; the next run reuses it).
+  ``.NAME.lock`` next to the output for the whole command (created with ``O_CREAT |
+  O_EXCL | O_NOFOLLOW``; a symbolic link there is refused, never followed); a second
+  writer is told that the output is busy (:class:`OutputBusy`, exit code 3) instead of
+  doing the work twice. The lock file is removed when the command ends (a killed
+  command leaves it, unlocked; the next run reuses it).
 * **Leftovers are cleaned.** The temporary ``.NAME.*.tmp`` / ``.NAME.*.old`` /
   ``.NAME.*.probe`` entries of killed runs are removed by the next run of the same
   output (under the lock, so never those of a live writer).
+* **Paths** beyond PATH_MAX / NAME_MAX are refused before any work
+  (:func:`check_path_length`).
 """
 
 from __future__ import annotations
@@ -35,9 +47,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["KINDS", "MARKER", "Existing", "OutputBusy", "OutputLock", "check_replace",
-           "check_target", "clean_leftovers", "config_digest", "inspect", "publish",
-           "publish_dir", "publish_png", "read_attrs", "read_marker", "write_marker"]
+__all__ = ["KINDS", "MARKER", "Existing", "OutputBusy", "OutputLock", "check_fileset",
+           "check_path_length", "check_replace", "check_target", "clean_leftovers",
+           "config_digest", "inspect", "manifest_path", "png_kind", "publish",
+           "publish_dir", "publish_fileset", "publish_png", "read_attrs", "read_fileset",
+           "read_marker", "stamp_png", "write_marker"]
 
 #: The kinds of output accsim writes (attribute ``accsim_kind``).
 KINDS = ("run", "verify", "sweep")
