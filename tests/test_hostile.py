@@ -547,6 +547,8 @@ SWEEP_BAD = [
     ("seed-2**64", ("seed = [0, 1]", f"seed = [0, {2**64}]"), "in [0, 2**64)"),
     ("master-seed-bool", ("seed = 3", "seed = true"), "must be a number, not a boolean"),
     ("E007", ("name = \"s\"", "name = \"" + "n" * 100_000 + "\""), "the limit is 256"),
+    ("long-key", ("[models.rec]", "[models." + "m" * 100_000 + "]"),
+     "a key of 100000 characters"),
     ("B131", ("low = \"rec\"", "strategy = \"multilevel\"\ntau = 1.0\n"
               "levels = [[\"*\", \"*\", \"*\", \"*\"]]"), "expand to"),
 ]
@@ -834,3 +836,17 @@ def test_a_store_written_before_the_marker_is_recognised_by_its_kind(tmp_path):
     del meta["attributes"]["accsim_kind"]
     (store / "zarr.json").write_text(json.dumps(meta))
     assert outputs.inspect(store).state == "foreign"
+
+
+def test_fileset_leftovers_are_its_own_only(tmp_path):
+    stem = tmp_path / "res"
+    outputs.publish_fileset(stem, "minilm", _stage(tmp_path, "a"))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [
+        ".res.accsim.json"]
+    (tmp_path / ".res.accsim-set.k1ll3d.tmp").mkdir()
+    (tmp_path / ".res.accsim.json.999.tmp").write_text("{")
+    (tmp_path / ".res.zarr.l1v3.tmp").mkdir()  # another output's live temporary
+    removed = outputs.clean_fileset_leftovers(stem)
+    assert sorted(p.name for p in removed) == [".res.accsim-set.k1ll3d.tmp",
+                                                ".res.accsim.json.999.tmp"]
+    assert (tmp_path / ".res.zarr.l1v3.tmp").is_dir()

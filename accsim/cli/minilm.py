@@ -118,7 +118,7 @@ def minilm_command(config: Path, out: str | None = None, console=None) -> dict:
     from accsim.run.outputs import (
         OutputLock,
         check_fileset,
-        clean_leftovers,
+        clean_fileset_leftovers,
         publish_fileset,
     )
     from accsim.transformer.minilm_run import load_config, run
@@ -135,7 +135,7 @@ def minilm_command(config: Path, out: str | None = None, console=None) -> dict:
 
     with OutputLock(stem, option):
         check_fileset(stem, "minilm", _SUFFIXES, option=option)
-        clean_leftovers(stem)
+        clean_fileset_leftovers(stem)
         stage = _staging_dir()
         try:
             staged = Path(stage) / stem.name

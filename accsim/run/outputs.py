@@ -48,7 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["KINDS", "MARKER", "Existing", "OutputBusy", "OutputLock", "check_fileset",
-           "check_path_length", "check_replace", "check_target", "clean_leftovers",
+           "check_path_length", "check_replace", "check_target", "clean_fileset_leftovers",
+           "clean_leftovers",
            "config_digest", "inspect", "manifest_path", "png_kind", "publish",
            "publish_dir", "publish_fileset", "publish_png", "read_attrs", "read_fileset",
            "read_marker", "stamp_png", "write_marker"]
@@ -579,6 +580,20 @@ def manifest_path(stem: str | os.PathLike) -> Path:
     return stem.with_name(f".{stem.name}.accsim.json")
 
 
+def _set_name(stem: Path) -> Path:
+    """The name temporaries of a file set are derived from (``.STEM.accsim-set.*.tmp``,
+    so they never match the leftovers pattern of another output such as ``STEM.zarr``)."""
+    return stem.with_name(stem.name + ".accsim-set")
+
+
+def clean_fileset_leftovers(stem: str | os.PathLike) -> list[Path]:
+    """:func:`clean_leftovers` for a file set: its staging directories and manifest
+    temporaries (call it under the stem's :class:`OutputLock`)."""
+    stem = Path(stem)
+    return clean_leftovers(_set_name(stem)) + clean_leftovers(
+        stem.with_name(manifest_path(stem).name.removeprefix(".")))
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -602,7 +617,7 @@ def _read_manifest(stem: Path) -> dict | None:
 
 
 def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # clean_fileset_leftovers
     try:
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=1)
@@ -650,7 +665,7 @@ def publish_fileset(stem: str | os.PathLike, kind: str, files: dict) -> dict:
     readers report as incomplete and the next run replaces. Outputs of an earlier run
     that this one does not write are removed. Returns ``{suffix: final path}``."""
     stem = Path(stem)
-    tmp = _sibling_tmp(stem)
+    tmp = _sibling_tmp(_set_name(stem))
     try:
         staged, new = {}, {}
         for suf, src in files.items():

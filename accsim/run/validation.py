@@ -14,8 +14,8 @@ first broken rule is reported as ``(key path, rule)`` and each loader prefixes i
   :data:`EMPTY_OK` (an empty sweep axis would silently give 0 cells).
 * **The seed rule.** Every ``seed`` / ``seeds`` value is an integer in ``[0, 2**64)``
   (:func:`accsim.numbers.seeds.check_seed`).
-* **Bounded parameters.** :data:`BOUNDS` (e.g. ``bootstrap``), and names and labels
-  at most :data:`MAX_NAME` characters (a 100,000-character name stalls rich's
+* **Bounded parameters.** :data:`BOUNDS` (e.g. ``bootstrap``), and keys, names and
+  labels at most :data:`MAX_NAME` characters (a 100,000-character name stalls rich's
   highlighter when it is printed).
 """
 
@@ -63,22 +63,29 @@ def parse_toml(text: str) -> dict:
         raise tomllib.TOMLDecodeError(
             f"nested too deeply (more than {MAX_DEPTH} levels of arrays or tables)") \
             from None
-    path = _too_deep(data)
-    if path is not None:
+    bad = _too_deep(data)
+    if bad is not None:
+        path, rule = bad
+        shown = tuple(p if not isinstance(p, str) or len(p) <= 40 else p[:40] + "..."
+                      for p in path[:8])
         raise tomllib.TOMLDecodeError(
-            f"{format_key(path[:8])}{'...' if len(path) > 8 else ''}: nested more than "
-            f"{MAX_DEPTH} levels deep (arrays and tables)")
+            f"{format_key(shown)}{'...' if len(path) > 8 else ''}: {rule}")
     return data
 
 
 def _too_deep(data) -> tuple | None:
-    """The key path of the first value nested deeper than :data:`MAX_DEPTH` (iterative)."""
+    """``(key path, rule)`` of the first value nested deeper than :data:`MAX_DEPTH`
+    or the first key longer than :data:`MAX_NAME` (an iterative walk)."""
     stack = [((), data)]
     while stack:
         path, v = stack.pop()
         if len(path) > MAX_DEPTH:
-            return path
+            return path, f"nested more than {MAX_DEPTH} levels deep (arrays and tables)"
         if isinstance(v, dict):
+            for k in v:
+                if len(k) > MAX_NAME:
+                    return path + (k,), (f"a key of {len(k)} characters; the limit is "
+                                         f"{MAX_NAME}")
             stack += [(path + (k,), x) for k, x in v.items()]
         elif isinstance(v, list):
             stack += [(path + (i,), x) for i, x in enumerate(v)]
