@@ -175,6 +175,10 @@ def template_variants(name: str | None, t: ModelTemplate) -> list[ModelVariant]:
     """The model variants a template stands for (cartesian product of its lists)."""
     params = dict(t.model_extra or {})
     axes = {k: _param_axis(v) for k, v in params.items()}
+    empty = [k for k, ax in axes.items() if not ax]
+    if empty:  # the template would stand for no model at all
+        raise ValueError(f"{empty[0]}: must not be an empty list (the template would "
+                         "stand for no model)")
     count = 1
     for ax in axes.values():
         count *= len(ax)

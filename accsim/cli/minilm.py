@@ -68,7 +68,9 @@ def check_minilm_config(path: Path) -> None:
         seen = {}
         for i, s in enumerate(strategies):
             name = s.get("name") if isinstance(s, dict) else None
-            if isinstance(name, str) and name in seen:
+            if not isinstance(name, str):
+                continue  # pydantic names the problem
+            if name in seen:
                 fail(("strategies", i, "name"), f"duplicate strategy name {name!r} "
                      f"(also strategies[{seen[name]}]): give strategies distinct names")
             seen[name] = i
