@@ -547,6 +547,8 @@ SWEEP_BAD = [
     ("seed-2**64", ("seed = [0, 1]", f"seed = [0, {2**64}]"), "in [0, 2**64)"),
     ("master-seed-bool", ("seed = 3", "seed = true"), "must be a number, not a boolean"),
     ("E007", ("name = \"s\"", "name = \"" + "n" * 100_000 + "\""), "the limit is 256"),
+    ("template-empty", ('emax = 15}', 'emax = 15}\nmode = []'),
+     "mode: must not be an empty list"),
     ("long-key", ("[models.rec]", "[models." + "m" * 100_000 + "]"),
      "a key of 100000 characters"),
     ("B131", ("low = \"rec\"", "strategy = \"multilevel\"\ntau = 1.0\n"
@@ -850,3 +852,16 @@ def test_fileset_leftovers_are_its_own_only(tmp_path):
     assert sorted(p.name for p in removed) == [".res.accsim-set.k1ll3d.tmp",
                                                 ".res.accsim.json.999.tmp"]
     assert (tmp_path / ".res.zarr.l1v3.tmp").is_dir()
+
+
+def test_keras_values_of_the_wrong_type_are_bad_input(tmp_path):
+    def edit(c):
+        c["config"]["layers"][0]["config"]["filters"] = "x"
+        c["config"]["layers"][0]["config"]["strides"] = 3
+
+    _keras(tmp_path, edit)
+    text = graph_text("h5", "k.h5")
+    text = text[:text.index("[[network.layers]]")] + text[text.index("[inputs]"):]
+    p = _graph(tmp_path, text.replace("input_shape = [1, 6, 6]\n", ""))
+    r = cli("run", p, "--out", tmp_path / "o.zarr")
+    assert r.exit_code == 2 and "k.h5" in r.output, r.output

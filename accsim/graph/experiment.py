@@ -53,7 +53,13 @@ def load_graph(net, base: Path | None = None):
         if net.layers is not None:
             raise ValueError("network.layers: an .h5 file carries its architecture; "
                              "remove 'layers'")
-        return load_keras_h5(path, net.name)
+        try:
+            return load_keras_h5(path, net.name)
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            # a model_config whose values have the wrong types (the required keys are
+            # checked by the importer): still bad input, never a traceback
+            raise ValueError(f"{path}: malformed Keras model_config "
+                             f"({type(exc).__name__}: {exc})") from None
     if net.layers is None or net.input_shape is None:
         raise ValueError(f"network: format {net.format!r} needs 'input_shape' and "
                          "'layers' (the declared architecture)")
