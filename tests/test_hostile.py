@@ -856,12 +856,11 @@ def test_fileset_leftovers_are_its_own_only(tmp_path):
 
 def test_keras_values_of_the_wrong_type_are_bad_input(tmp_path):
     def edit(c):
-        c["config"]["layers"][0]["config"]["filters"] = "x"
-        c["config"]["layers"][0]["config"]["strides"] = 3
+        c["config"]["layers"][0]["config"]["groups"] = [1]  # int([1]): TypeError
 
     _keras(tmp_path, edit)
     text = graph_text("h5", "k.h5")
     text = text[:text.index("[[network.layers]]")] + text[text.index("[inputs]"):]
     p = _graph(tmp_path, text.replace("input_shape = [1, 6, 6]\n", ""))
     r = cli("run", p, "--out", tmp_path / "o.zarr")
-    assert r.exit_code == 2 and "k.h5" in r.output, r.output
+    assert r.exit_code == 2 and "k.h5: malformed Keras model_config" in r.output, r.output
