@@ -49,10 +49,9 @@ from pathlib import Path
 
 __all__ = ["KINDS", "MARKER", "Existing", "OutputBusy", "OutputLock", "check_fileset",
            "check_path_length", "check_replace", "check_target", "clean_fileset_leftovers",
-           "clean_leftovers",
-           "config_digest", "inspect", "manifest_path", "png_kind", "publish",
-           "publish_dir", "publish_fileset", "publish_png", "read_attrs", "read_fileset",
-           "read_marker", "stamp_png", "write_marker"]
+           "clean_leftovers", "config_digest", "inspect", "manifest_path", "png_kind",
+           "publish", "publish_dir", "publish_fileset", "publish_png", "read_attrs",
+           "read_fileset", "read_marker", "stamp_png", "write_marker"]
 
 #: The kinds of output accsim writes (attribute ``accsim_kind``).
 KINDS = ("run", "verify", "sweep")
