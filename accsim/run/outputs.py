@@ -4,8 +4,8 @@ Every writer (``accsim run``, ``verify``, ``sweep``, ``plot``, ``minilm``) goes 
 this one guard (``docs/datasets.md``, "Guarantees"):
 
 * **accsim's marker decides what is accsim's.** Every directory accsim writes holds
-  :data:`MARKER` (``{"accsim_kind": KIND}``), written before the directory is
-  published; PNGs carry a ``tEXt`` stamp (:func:`stamp_png`); netCDF files their root
+  :data:`MARKER` (``.accsim/zarr.json``, attributes ``{"accsim_kind": KIND}``), written
+  before the directory is published; PNGs carry a ``tEXt`` stamp (:func:`stamp_png`); netCDF files their root
   attributes; file sets (``accsim minilm``'s ``STEM.nc/.json/.png``) a manifest of
   SHA-256 hashes (:func:`publish_fileset`). Anything without it is foreign.
 * **Never replace what is not ours.** :func:`check_replace` (datasets and stores) and
@@ -56,12 +56,15 @@ __all__ = ["KINDS", "MARKER", "Existing", "OutputBusy", "OutputLock", "check_fil
 #: The kinds of output accsim writes (attribute ``accsim_kind``).
 KINDS = ("run", "verify", "sweep")
 
-#: The marker file inside every directory accsim writes (a store, an image folder): a
-#: JSON object ``{"accsim_kind": KIND}``. It, not the presence or absence of zarr
-#: metadata, decides that a directory is accsim's own.
-MARKER = ".accsim.json"
+#: The marker inside every directory accsim writes (a store, an image folder): a
+#: subdirectory holding one file, ``zarr.json``, the metadata of an empty zarr v3 group
+#: whose attributes are ``{"accsim_kind": KIND}`` (so zarr and xarray, which list a
+#: store's members when they open it without consolidated metadata, see a valid empty
+#: group instead of warning about an unknown file). It, not the presence or absence of
+#: zarr metadata, decides that a directory is accsim's own.
+MARKER = ".accsim"
 
-_ZARR_META = {"zarr.json", ".zgroup", ".zattrs", ".zmetadata", MARKER}
+_ZARR_META = {"zarr.json", ".zgroup", ".zattrs", ".zmetadata"}
 _CELL_RECORD = re.compile(r"^([0-9a-f]{16}\.json|\..*\.tmp)$")
 _ARRAY_FILE = re.compile(r"^(zarr\.json|\.zarray|\.zattrs|c|\d+([./]\d+)*)$")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -125,6 +128,8 @@ def _foreign_files(path: Path, kind: str | None) -> list[str]:
         name = entry.name
         if entry.is_symlink():
             bad.append(name)
+        elif name == MARKER and kind is not None:
+            continue  # checked by read_marker
         elif entry.is_file() and name in _ZARR_META:
             continue
         elif entry.is_dir() and name == "cells" and kind == "sweep":
@@ -157,21 +162,27 @@ def _legacy_kind(path: Path) -> str | None:
 def write_marker(path: str | os.PathLike, kind: str) -> None:
     """Write the marker :data:`MARKER` of an accsim output of ``kind`` into the
     directory ``path`` (before the directory is published)."""
-    with open(Path(path) / MARKER, "w") as f:
-        json.dump({"accsim_kind": kind}, f)
+    d = Path(path) / MARKER
+    d.mkdir(exist_ok=True)
+    with open(d / "zarr.json", "w") as f:
+        json.dump({"zarr_format": 3, "node_type": "group",
+                   "attributes": {"accsim_kind": kind}}, f)
         f.flush()
         os.fsync(f.fileno())
 
 
 def read_marker(path: str | os.PathLike) -> str | None:
     """The kind named by the marker of the directory ``path``; None without a valid
-    marker (a regular file holding ``{"accsim_kind": str}``)."""
-    m = Path(path) / MARKER
+    marker (a real directory :data:`MARKER` holding only a regular ``zarr.json`` whose
+    attributes name the kind)."""
+    d = Path(path) / MARKER
+    m = d / "zarr.json"
     try:
-        if m.is_symlink() or not m.is_file():
+        if d.is_symlink() or not d.is_dir() or m.is_symlink() or not m.is_file() \
+                or [e.name for e in d.iterdir()] != ["zarr.json"]:
             return None
-        kind = json.loads(m.read_text()).get("accsim_kind")
-    except (OSError, ValueError, AttributeError):
+        kind = json.loads(m.read_text())["attributes"]["accsim_kind"]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     return kind if isinstance(kind, str) else None
 
