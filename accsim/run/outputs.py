@@ -7,7 +7,8 @@ this one guard (``docs/datasets.md``, "Guarantees"):
   :data:`MARKER` (``.accsim/zarr.json``, attributes ``{"accsim_kind": KIND}``), written
   before the directory is published; PNGs carry a ``tEXt`` stamp (:func:`stamp_png`);
   netCDF files their root attributes; file sets (``accsim minilm``'s
-  ``STEM.nc/.json/.png``) a manifest of SHA-256 hashes (:func:`publish_fileset`). Anything without it is foreign.
+  ``STEM.nc/.json/.png``) a manifest of SHA-256 hashes (:func:`publish_fileset`).
+  Anything without it is foreign.
 * **Never replace what is not ours.** :func:`check_replace` (datasets and stores) and
   :func:`check_target` / :func:`check_fileset` (plots, image folders, file sets)
   inspect an existing output before any work. Only this command's own earlier result
