@@ -871,3 +871,24 @@ def test_keras_values_of_the_wrong_type_are_bad_input(tmp_path):
     p = _graph(tmp_path, text.replace("input_shape = [1, 6, 6]\n", ""))
     r = cli("run", p, "--out", tmp_path / "o.zarr")
     assert r.exit_code == 2 and "k.h5: malformed Keras model_config" in r.output, r.output
+
+
+@needs_minilm
+def test_minilm_checkpoints_are_published_as_sets(tmp_path):
+    """``[run] checkpoint``: a run stopped in its second batch leaves the first batch's
+    results, published as a complete set."""
+    from accsim.cli.minilm import minilm_command
+
+    cfg = _minilm_cfg(tmp_path, out="ck")
+    cfg.write_text(cfg.read_text().replace("sentences = 3\nbatch = 3",
+                                           "sentences = 6\nbatch = 3\ncheckpoint = true"))
+
+    class Stop:
+        def print(self, msg, **_):
+            if str(msg).lstrip().startswith("6/6"):
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        minilm_command(cfg, console=Stop())
+    got = outputs.read_fileset(tmp_path / "ck", "minilm")
+    assert json.loads(got["ck.json"].read_text())["sentences"] == 3

@@ -7,7 +7,9 @@ wrote them (the manifest ``.STEM.accsim.json`` lists them with their SHA-256); t
 is locked for the run (exit code 3 when busy); the three files are staged in memory,
 copied beside their destinations and published as one set, manifest last
 (:func:`accsim.run.outputs.publish_fileset`); a full disk or an unwritable directory
-is an error (exit code 1) that leaves the previous output as it was.
+is an error (exit code 1) that leaves the previous output as it was. With ``[run]
+checkpoint = true`` the results written after each batch are published as they come
+(at the next batch's first progress report, and on Ctrl-C).
 """
 
 from __future__ import annotations
@@ -105,10 +107,16 @@ def _check_stem(stem: Path, option: str) -> Path:
 def _staging_dir() -> str:
     """A directory in memory when there is one (/dev/shm): the results are built there,
     then copied beside the destination with plain file I/O (a full disk is then an
-    OSError, never a crash inside the HDF5 library)."""
+    OSError, never a crash inside the HDF5 library). Staging directories of processes
+    that no longer exist (killed runs) are removed first."""
     shm = "/dev/shm"
-    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-    return tempfile.mkdtemp(prefix="accsim-minilm-", dir=base)
+    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
+    for old in Path(base).glob("accsim-minilm-*-*"):
+        pid = old.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and old.is_dir() \
+                and not old.is_symlink() and old.stat().st_uid == os.getuid():
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"accsim-minilm-{os.getpid()}-", dir=base)
 
 
 def minilm_command(config: Path, out: str | None = None, console=None) -> dict:
@@ -132,8 +140,25 @@ def minilm_command(config: Path, out: str | None = None, console=None) -> dict:
     stem = _check_stem(Path(out or cfg.run.output), option)
     stem.parent.mkdir(parents=True, exist_ok=True)
 
+    published = {"at": None}
+
+    def publish_checkpoint():
+        """With ``[run] checkpoint``: publish the results written so far (the staged
+        pair, when it changed), so a stopped run leaves the inputs done."""
+        js = staged.with_name(staged.name + ".json")
+        try:
+            st = js.stat()
+        except FileNotFoundError:
+            return
+        if published["at"] != (st.st_mtime_ns, st.st_size):
+            publish_fileset(stem, "minilm", {
+                ".nc": staged.with_name(staged.name + ".nc"), ".json": js})
+            published["at"] = (st.st_mtime_ns, st.st_size)
+
     def progress(done, total, label, seed):
         console.print(f"  {done}/{total} sentences  {label} (seed {seed})", highlight=False)
+        if getattr(cfg.run, "checkpoint", False):
+            publish_checkpoint()
 
     with OutputLock(stem, option):
         check_fileset(stem, "minilm", _SUFFIXES, option=option)
@@ -141,7 +166,12 @@ def minilm_command(config: Path, out: str | None = None, console=None) -> dict:
         stage = _staging_dir()
         try:
             staged = Path(stage) / stem.name
-            res = run(cfg, progress=progress, out=str(staged))
+            try:
+                res = run(cfg, progress=progress, out=str(staged))
+            except KeyboardInterrupt:
+                if getattr(cfg.run, "checkpoint", False):
+                    publish_checkpoint()
+                raise
             files = {".nc": staged.with_name(staged.name + ".nc"),
                      ".json": staged.with_name(staged.name + ".json")}
             if cfg.run.plots:
