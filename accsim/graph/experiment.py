@@ -41,6 +41,7 @@ class GraphPlan:
     activation_format: str = "binary32"
     models: dict = field(default_factory=dict)
     config: object = None
+    reference: bool = True
 
 
 def load_graph(net, base: Path | None = None):
@@ -163,7 +164,7 @@ def prepare_graph(cfg) -> GraphPlan:
                      models=built, config=cfg)
 
 
-def _run(plan, assignments, acc, progress):
+def _run(plan, assignments, acc, progress, outputs=None):
     names = [op.name for op in plan.graph.linear_ops]
     for a in assignments:
         acc[a.label] = GraphAccumulator(names, plan.record_samples)
@@ -177,19 +178,24 @@ def _run(plan, assignments, acc, progress):
         for a in assignments:
             outs, res = run_graph(plan.graph, a, xb, seed=plan.seed, cache=cache,
                                   offset=start, act_format=plan.activation_format,
-                                  input_format=plan.input_format)
+                                  input_format=plan.input_format, reference=plan.reference)
             acc[a.label].add(outs, res, ref, yb)
+            if outputs is not None:
+                outputs.setdefault(a.label, []).append(outs[plan.graph.ops[-1].name])
             if progress is not None:
                 progress(len(xb))
 
 
-def run_graph_plan(plan: GraphPlan, progress=None) -> tuple[dict, float]:
+def run_graph_plan(plan: GraphPlan, progress=None, outputs: dict | None = None
+                   ) -> tuple[dict, float]:
     """Run all assignments, then the controls of the adaptive rows at the per-op
     recomputed fractions those rows reached. Returns ``({label: GraphAccumulator},
-    seconds)`` (controls labelled ``random@LABEL`` / ``oracle@LABEL``)."""
+    seconds)`` (controls labelled ``random@LABEL`` / ``oracle@LABEL``); with ``outputs``
+    (a dict), the network outputs of each row are appended to ``outputs[label]``, one
+    array per batch."""
     t0 = time.perf_counter()
     acc: dict = {}
-    _run(plan, plan.assignments, acc, progress)
+    _run(plan, plan.assignments, acc, progress, outputs)
     ctrl = []
     lin = [i for i, op in enumerate(plan.graph.ops) if op.linear]
     for lab, (low, high, scale, fixed) in plan.controls.items():
@@ -201,7 +207,7 @@ def run_graph_plan(plan: GraphPlan, progress=None) -> tuple[dict, float]:
                 strat.setdefault(op.op_class, c)
             ctrl.append(Assignment(strat, c.label, scale, set(strat) - set(fixed)))
     if ctrl:
-        _run(plan, ctrl, acc, progress)
+        _run(plan, ctrl, acc, progress, outputs)
     plan.assignments = plan.assignments + ctrl
     return acc, time.perf_counter() - t0
 
