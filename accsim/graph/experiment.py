@@ -49,6 +49,8 @@ def load_graph(net, base: Path | None = None):
     from accsim.graph.config import resolve_file
     from accsim.graph.importers import build_graph, load_keras_h5, load_state_dict
 
+    if net.format == "torch":
+        return _torch_graph(net, base)
     path = resolve_file(net.file, base)
     if net.format == "h5":
         if net.layers is not None:
@@ -60,6 +62,24 @@ def load_graph(net, base: Path | None = None):
                          "'layers' (the declared architecture)")
     return build_graph(net.name, net.input_shape, net.layers, load_state_dict(path),
                        source=str(path))
+
+
+def _torch_graph(net, base):
+    """``format = "torch"``: the architecture comes from the module (torch.export)."""
+    from accsim.graph.importers.state_dict import torch_available
+
+    if net.layers is not None:
+        raise ValueError("network.layers: a torch model carries its architecture; remove "
+                         "'layers'")
+    if not torch_available():
+        raise ValueError("format = 'torch' needs PyTorch: pip install 'accsim[torch]'")
+    from accsim.graph.importers.torch_export import load_torch_file
+
+    graph = load_torch_file(net.file, base, net.name)
+    if net.input_shape is not None and tuple(net.input_shape) != graph.input_shape:
+        raise ValueError(f"network.input_shape: {list(net.input_shape)}, but the model was "
+                         f"traced on inputs of shape {list(graph.input_shape)}")
+    return graph
 
 
 def load_inputs(inp, graph, base: Path | None = None):
@@ -124,6 +144,10 @@ def prepare_graph(cfg) -> GraphPlan:
                 get_format(s.scale)
             except ValueError as exc:
                 raise ValueError(f"{cfg.where(at + '.scale')}: {exc}") from None
+            if "matmul" in present and "matmul" not in s.assign:
+                raise ValueError(f"{cfg.where(at + '.scale')}: per-tensor scaling does not "
+                                 "apply to op class 'matmul' (two activations); assign it "
+                                 "a model: assign = { matmul = ... }")
         fixed = {c: make_strategy("uniform", low=model(m, f"{at}.assign.{c}"))
                  for c, m in s.assign.items()}
         if s.controls and s.kind != "adaptive":

@@ -29,8 +29,8 @@ from scipy import special
 
 from accsim.graph.ops import LinearOp, MatmulTask, Op, apply_activation
 
-__all__ = ["fold", "Folded", "FoldedLinear", "Reshape", "Permute", "Index", "Cat", "Expand", "Embedding",
-           "Elementwise", "MatMul", "ReduceSum", "ELEMENTWISE"]
+__all__ = ["fold", "Folded", "FoldedLinear", "Reshape", "Permute", "Index", "Cat", "Expand",
+           "Embedding", "Elementwise", "MatMul", "ReduceSum", "ELEMENTWISE"]
 
 
 def _broadcast_shape(name, shapes):
@@ -354,9 +354,11 @@ class Elementwise(Op):
         return np.ascontiguousarray(np.broadcast_to(y, (B,) + self.shape))
 
 
-def _digest(a) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(a).view(np.uint8).data,
-                           digest_size=8).hexdigest()
+def _digest(a) -> int:
+    """A 63-bit digest of an array's bytes (part of a task key: ints only, since the
+    random control seeds its generator with the key)."""
+    h = hashlib.blake2b(np.ascontiguousarray(a).view(np.uint8).data, digest_size=8)
+    return int.from_bytes(h.digest(), "little") >> 1
 
 
 class MatMul(LinearOp):

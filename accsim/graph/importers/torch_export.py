@@ -586,7 +586,7 @@ def import_exported(ep, name: str = "torch", root: str = "model") -> Graph:
         raise ValueError(f"{root}: the program was traced on input shape {in_shape}; "
                          "trace it on one image (batch 1)")
     b = _Builder()
-    env[inp] = b.add(Reshape(inp.name, in_shape, inputs=["input"]), in_shape)
+    env[inp] = b.add(Reshape(inp.name + ".image", in_shape, inputs=["input"]), in_shape)
     out_node = None
     for node in ep.graph.nodes:
         if node.op == "get_attr":
