@@ -345,14 +345,14 @@ class MaxPool2d(Op):
         super().__init__(name, inputs)
         self.kernel = _pair(kernel)
         self.stride = _pair(stride if stride is not None else kernel)
-        self.padding = _pair(padding)
+        self.padding = int(padding)
 
     def infer(self, in_shapes):
         (s,) = in_shapes
         self._need(s, 3, "(C, H, W)")
         c, h, w = s
-        ho = conv_output_size(h, self.kernel[0], self.stride[0], self.padding[0])
-        wo = conv_output_size(w, self.kernel[1], self.stride[1], self.padding[1])
+        ho = conv_output_size(h, self.kernel[0], self.stride[0], self.padding)
+        wo = conv_output_size(w, self.kernel[1], self.stride[1], self.padding)
         if ho < 1 or wo < 1:
             raise ValueError(f"layer {self.name!r}: pool window larger than the input")
         self.shape = (c, ho, wo)
@@ -360,9 +360,9 @@ class MaxPool2d(Op):
 
     def forward(self, xs, dtype=np.float64):
         x = np.asarray(xs[0], dtype)
-        ph, pw = self.padding
-        if ph or pw:
-            x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+        p = self.padding
+        if p:
+            x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=-np.inf)
         _, ho, wo = self.shape
         (kh, kw), (sh, sw) = self.kernel, self.stride
         out = None

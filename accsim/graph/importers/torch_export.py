@@ -248,10 +248,11 @@ def _max_pool(b, node, name, a):
     x = _tensor(a["self"], "the pooling input")
     k = _tuple(a["kernel_size"], 2)
     stride = _tuple(a["stride"], 2) if a["stride"] else k
-    if _tuple(a["dilation"], 2) != (1, 1) or a["ceil_mode"]:
-        raise ValueError("max pooling with dilation or ceil_mode is not supported")
-    return b.add(fold(MaxPool2d(name, k, stride, _tuple(a["padding"], 2)), 3,
-                        inputs=[x.name]), _shape(node))
+    ph, pw = _tuple(a["padding"], 2)
+    if _tuple(a["dilation"], 2) != (1, 1) or a["ceil_mode"] or ph != pw:
+        raise ValueError("max pooling with dilation, ceil_mode or unequal paddings is "
+                         "not supported")
+    return b.add(fold(MaxPool2d(name, k, stride, ph), 3, inputs=[x.name]), _shape(node))
 
 
 def _avg_pool(b, node, name, a):
