@@ -178,6 +178,40 @@ def test_remaining_ops_against_torch():
         r.dataset.layer_class.values)
 
 
+@pytest.mark.parametrize("make", ["cnn", "transformer", "coverage"])
+def test_core_aten_programs_import_too(make):
+    """The core-ATen form of the same programs (``run_decompositions()``, what older
+    torch versions export: convolution, addmm, native_layer_norm, the CPU flash attention
+    op, ...) lowers to a graph with torch's float64 results as well."""
+    from accsim.graph.importers.torch_export import import_exported
+
+    gen = torch.Generator().manual_seed(7)
+    torch.manual_seed(7)
+    if make == "cnn":
+        m, x = _CNN(), torch.randn(2, 3, 12, 12, generator=gen)
+    elif make == "transformer":
+        m = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        x = torch.randn(2, 5, 8, generator=gen)
+    else:
+        m, x = _Coverage(), torch.randint(0, 11, (2, 6), generator=gen)
+    _randomize_bn(m, gen)
+    m = m.double().eval()
+    x = x if make == "coverage" else x.double()
+    table = torch.export.default_decompositions()  # the CPU attention op stays whole
+    del table[torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default]
+    ep = torch.export.export(m, (x[:1],)).run_decompositions(table)
+    ops = {str(n.target) for n in ep.graph.nodes if n.op == "call_function"}
+    assert "aten.linear.default" not in ops and "aten.layer_norm.default" not in ops
+    if make == "transformer":
+        assert {"aten.addmm.default", "aten.native_layer_norm.default",
+                "aten._scaled_dot_product_flash_attention_for_cpu.default"} <= ops
+    g = import_exported(ep, make)
+    with torch.no_grad():
+        ref = m(x).numpy()
+    r = accsim.simulate(g, x.numpy(), B64, activation_format="binary64", reference=False)
+    assert _rel(r.outputs, ref) <= 1e-12
+
+
 class _Basic(nn.Module):
     def __init__(self, cin, cout, stride):
         super().__init__()

@@ -298,6 +298,7 @@ ELEMENTWISE = {
     "sigmoid": (special.expit, 1),
     "tanh": (np.tanh, 1),
     "square": (np.square, 1),
+    "rsqrt": (lambda x: 1.0 / np.sqrt(x), 1),
     "softmax_exp": (_softmax_exp, 1),
     "center": (_center, 2),
     "layer_norm": (_layer_norm, 2),

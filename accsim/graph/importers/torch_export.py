@@ -86,7 +86,10 @@ def _np(c) -> np.ndarray:
 
 
 def _shape(node) -> tuple:
-    return tuple(int(d) for d in node.meta["val"].shape)
+    """The traced shape of the node's (first) result."""
+    v = node.meta["val"]
+    v = v[0] if isinstance(v, tuple | list) else v
+    return tuple(int(d) for d in v.shape)
 
 
 def _is_const(v) -> bool:
@@ -120,6 +123,18 @@ def _swap_last(nd):
     p = list(range(nd))
     p[-1], p[-2] = p[-2], p[-1]
     return p
+
+
+def _addmm(b, node, name, a):
+    """``beta self + alpha (mat1 @ mat2)`` (the core-ATen form of a linear layer)."""
+    if a["beta"] != 1 or a["alpha"] != 1:
+        raise ValueError("addmm with beta or alpha != 1 is not supported")
+    x, w, bias = _tensor(a["mat1"], "mat1"), a["mat2"], a["self"]
+    if _is_const(w) and _is_const(bias) and _np(bias).size == int(w.shape[1]):
+        return b.add(Dense(name, _np(w).T, _np(bias).reshape(-1), inputs=[x.name],
+                           last_axis=True), _shape(node))
+    v = _matmul(b, node, name + ".mm", {"self": x, "other": w})
+    return _binary(b, name, "add", v, bias, _shape(node))
 
 
 def _matmul(b, node, name, a):
@@ -176,6 +191,16 @@ def _tuple(v, n):
         return (int(v),) * n
     t = tuple(int(e) for e in v)
     return t * n if len(t) == 1 else t
+
+
+def _convolution(b, node, name, a):
+    """``aten.convolution`` (the core-ATen form of conv1d / conv2d)."""
+    if a["transposed"]:
+        raise ValueError("transposed convolutions are not supported")
+    nd = len(a["weight"].shape) - 2
+    if nd not in (1, 2):
+        raise ValueError(f"{nd}-D convolutions are not supported (1-D and 2-D are)")
+    return _conv(b, node, name, a, nd)
 
 
 def _batch_norm(b, node, name, a):
@@ -318,6 +343,13 @@ def _unary(fn):
     return lower
 
 
+def _pow(b, node, name, a):
+    x = _tensor(a["self"], "the base")
+    if a["exponent"] != 2:
+        raise ValueError(f"pow with exponent {a['exponent']!r} is not supported (2 is)")
+    return b.add(Elementwise(name, "square", [x.name]), _shape(node))
+
+
 def _reshape(b, node, name, a):
     x = _tensor(a.get("self", a.get("input")), "the input")
     return b.add(Reshape(name, _shape(node), inputs=[x.name]), _shape(node))
@@ -427,22 +459,33 @@ def _mask_is_bool(node, mask):
         return mask.dtype == np.bool_
     if isinstance(mask, torch.Tensor):
         return mask.dtype == torch.bool
-    return node.kwargs.get("attn_mask", node.args[3] if len(node.args) > 3 else None) \
-        .meta["val"].dtype == torch.bool
+    names = [arg.name for arg in node.target._schema.arguments]
+    i = names.index("attn_mask")
+    src = node.args[i] if i < len(node.args) else node.kwargs["attn_mask"]
+    return src.meta["val"].dtype == torch.bool
 
 
-#: The one table: ATen op (overload packet) -> lowering.
+#: The one table: ATen op (overload packet) -> lowering. The ops of ``torch.export``'s
+#: graph before decompositions (torch >= 2.6), and their core-ATen forms (what
+#: ``run_decompositions()`` gives and older torch exports: ``convolution``, ``addmm``,
+#: ``native_layer_norm``, ``_native_batch_norm_legit_no_training``,
+#: ``max_pool2d_with_indices``, the CPU flash attention op; an op with several results
+#: yields its output first and nothing else).
 LOWERINGS = {
-    "aten.linear": _linear,
+    "aten.linear": _linear, "aten.addmm": _addmm,
     "aten.matmul": _matmul, "aten.mm": _matmul, "aten.bmm": _matmul,
     "aten.conv1d": lambda b, n, name, a: _conv(b, n, name, a, 1),
     "aten.conv2d": lambda b, n, name, a: _conv(b, n, name, a, 2),
+    "aten.convolution": _convolution,
     "aten.scaled_dot_product_attention": _sdpa,
+    "aten._scaled_dot_product_flash_attention_for_cpu": _sdpa,
     "aten.softmax": _softmax, "aten._softmax": _softmax,
-    "aten.layer_norm": _layer_norm, "aten.rms_norm": _rms_norm,
+    "aten.layer_norm": _layer_norm, "aten.native_layer_norm": _layer_norm,
+    "aten.rms_norm": _rms_norm,
     "aten.batch_norm": _batch_norm,
     "aten._native_batch_norm_legit_no_training": _batch_norm,
-    "aten.max_pool2d": _max_pool, "aten.avg_pool2d": _avg_pool,
+    "aten.max_pool2d": _max_pool, "aten.max_pool2d_with_indices": _max_pool,
+    "aten.avg_pool2d": _avg_pool,
     "aten.adaptive_avg_pool2d": _adaptive_avg_pool,
     "aten.embedding": _embedding,
     "aten.add": _arith("add"), "aten.sub": _arith("sub"), "aten.mul": _arith("mul"),
@@ -450,7 +493,7 @@ LOWERINGS = {
     "aten.relu": _unary("relu"), "aten.relu_": _unary("relu"),
     "aten.gelu": _unary("gelu"), "aten.silu": _unary("silu"), "aten.silu_": _unary("silu"),
     "aten.sigmoid": _unary("sigmoid"), "aten.tanh": _unary("tanh"),
-    "aten.neg": _unary("neg"),
+    "aten.neg": _unary("neg"), "aten.rsqrt": _unary("rsqrt"), "aten.pow": _pow,
     "aten.view": _reshape, "aten.reshape": _reshape, "aten._unsafe_view": _reshape,
     "aten.flatten": _reshape, "aten.unflatten": _reshape, "aten.squeeze": _reshape,
     "aten.unsqueeze": _reshape,
@@ -600,9 +643,11 @@ def import_exported(ep, name: str = "torch", root: str = "model") -> Graph:
             else:
                 op = _op_name(node.target)
                 try:
-                    env[node] = LOWERINGS[op](b, node, node.name, _bind(node, env))
+                    v = LOWERINGS[op](b, node, node.name, _bind(node, env))
                 except ValueError as exc:
                     raise ValueError(f"{_where(node, root)}: {op}: {exc}") from None
+                n_out = len(node.target._schema.returns)
+                env[node] = (v,) + (None,) * (n_out - 1) if n_out > 1 else v
         elif node.op == "output":
             out_node = node
     outs = out_node.args[0]
