@@ -306,20 +306,23 @@ def test_ccexam_mnist_cnn_as_module():
 
 
 def test_imported_mnist_cnn_gives_the_hand_declared_graphs_bits():
-    """fp16 recursive and the paper's fp8 blocked accumulator, binary32 activations:
-    the imported module's graph and configs/mnist_cnn.toml's hand-declared graph give
-    the same bits, output and every linear op's computed components."""
+    """fp16 recursive, the paper's fp8 blocked accumulator and the adaptive strategy
+    between them, binary32 activations: the imported module's graph and
+    configs/mnist_cnn.toml's hand-declared graph give the same bits, output and every
+    linear op's computed components and recompute levels."""
     from accsim.accumulators.factory import build_model
     from accsim.graph import Assignment, run_graph
-    from accsim.run.strategies import Uniform
+    from accsim.run.strategies import Adaptive, Uniform
 
     m = _mnist_module()
     hand, x, _ = _mnist_inputs(3)
     g = accsim.import_torch(m, torch.from_numpy(x.astype(np.float32)))
     fp8 = {"family": "blocked", "block": 8, "inner_format": "float8_e4m3",
            "outer_format": "float8_e4m3", "mode": "rne"}
-    for spec in (FP16, fp8):
-        a = Assignment({"default": Uniform(build_model(spec))}, "u")
+    lo, hi = build_model(fp8), build_model(FP16)
+    assert [op.activation for op in g.linear_ops] == ["relu", "relu", "relu", "identity"]
+    for strat in (Uniform(hi), Uniform(lo), Adaptive(lo, hi, tau=1.0)):
+        a = Assignment({"default": strat}, "u")
         o1, r1 = run_graph(hand, a, x, reference=False)
         o2, r2 = run_graph(g, a, x, reference=False)
         out1, out2 = o1[hand.ops[-1].name], o2[g.ops[-1].name]
@@ -329,6 +332,8 @@ def test_imported_mnist_cnn_gives_the_hand_declared_graphs_bits():
         for a1, a2 in zip(r1, r2, strict=True):
             np.testing.assert_array_equal(a1.computed.view(np.uint64),
                                           a2.computed.view(np.uint64))
+            np.testing.assert_array_equal(a1.level, a2.level)
+    assert 0 < np.mean(np.concatenate([r.level.ravel() for r in r2])) < 1
     # and the result is not trivially the binary64 network's
     assert not np.array_equal(out2, hand.forward(x))
 

@@ -587,6 +587,41 @@ def _fold(node, env):
     return node.target(*args, **kwargs)
 
 
+def _fuse_activations(ops: list) -> list:
+    """A dense layer or convolution whose only reader is an activation of the
+    executor's list (relu, gelu, silu, sigmoid, tanh) carries it as its fused
+    activation, as the hand-declared graphs do: the activation is applied to the computed
+    pre-activations before the one rounding, and the adaptive criterion sees its
+    condition number. (``relu(round(v)) == round(relu(v))``; for the others the fused
+    form skips one rounding.)"""
+    from accsim.graph.ops import ACTIVATIONS
+    from accsim.graph.tensor_ops import FoldedLinear
+
+    by_name = {op.name: op for op in ops}
+    readers = {}
+    for op in ops:
+        for i in op.inputs or []:
+            readers.setdefault(i, []).append(op)
+    rename, drop = {}, set()
+    for op in ops:
+        if not (isinstance(op, Elementwise) and op.fn in ACTIVATIONS and op.fn != "softmax"
+                and len(op.inputs) == 1):
+            continue
+        src = by_name[op.inputs[0]]
+        inner = src.op if isinstance(src, FoldedLinear) else src
+        if not (type(inner) in (Dense, Conv2d) and inner.activation == "identity"
+                and len(readers[src.name]) == 1):
+            continue
+        inner._activation = op.fn
+        rename[op.name] = src.name
+        drop.add(op.name)
+    out = [op for op in ops if op.name not in drop]
+    for op in out:
+        if op.inputs:
+            op.inputs = [rename.get(i, i) for i in op.inputs]
+    return out
+
+
 def import_exported(ep, name: str = "torch", root: str = "model") -> Graph:
     """Lower an :class:`torch.export.ExportedProgram` traced on ONE image (batch 1) to a
     :class:`Graph` whose input is ``(B,) + shape[1:]`` of the traced input.
@@ -662,7 +697,7 @@ def import_exported(ep, name: str = "torch", root: str = "model") -> Graph:
     out_shape = _shape(outs)
     per_image = out_shape[1:] if out_shape and out_shape[0] == 1 else out_shape
     b.add(Reshape("output", per_image, inputs=[y.name]), per_image)
-    graph = Graph(name, in_shape[1:], b.ops)
+    graph = Graph(name, in_shape[1:], _fuse_activations(b.ops))
     for op in graph.ops:
         want = b.shapes.get(op.name)
         if want is not None and tuple(op.shape) != want:  # pragma: no cover - invariant
