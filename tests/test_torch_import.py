@@ -10,6 +10,8 @@ the same network (configs/mnist_cnn.toml).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -338,6 +340,21 @@ def test_imported_mnist_cnn_gives_the_hand_declared_graphs_bits():
     assert not np.array_equal(out2, hand.forward(x))
 
 
+def test_shipped_torch_config_is_the_hand_declared_network():
+    """configs/mnist_cnn_torch.toml (format = "torch") and configs/mnist_cnn.toml give the
+    same binary64 network, bit for bit, on the same images."""
+    from accsim.graph.config import load_graph_config
+    from accsim.graph.experiment import load_graph
+
+    _mnist_module()  # skips without ccexam
+    hand, x, _ = _mnist_inputs(4)
+    cfg = load_graph_config("configs/mnist_cnn_torch.toml")
+    g = load_graph(cfg.network, Path("configs"))
+    assert g.input_shape == hand.input_shape and g.macs() == hand.macs()
+    np.testing.assert_array_equal(g.forward(x).view(np.uint64),
+                                  hand.forward(x).view(np.uint64))
+
+
 def test_simulate_strategy_forms():
     """One model by name, a mapping op class -> model with a default, an adaptive
     strategy with its controls: rows of one dataset schema."""
@@ -392,6 +409,9 @@ def build():
 
 def lstm():
     return nn.LSTM(4, 4, batch_first=True), torch.randn(2, 3, 4)
+
+def broken():
+    raise RuntimeError("no weights here")
 """
 
 CONFIG = """
@@ -452,6 +472,12 @@ def test_config_format_torch_runs_and_refuses(tmp_path):
         graph_run_command(bad, quiet=True)
     assert not (tmp_path / "bad.zarr").exists()
     assert not list(tmp_path.glob("bad.zarr*"))
+
+    # the user's function fails: its error, with its place
+    cfg4 = tmp_path / "run4.toml"
+    cfg4.write_text(CONFIG.format(file="mymodel.py:broken").replace("out.zarr", "o4.zarr"))
+    with pytest.raises(ValueError, match=r"mymodel.py:broken\(\): RuntimeError: no weights"):
+        graph_run_command(cfg4, quiet=True)
 
     # a whole pickled module: a one-line hint, not unpickled (the tripwire's
     # __setstate__ would write a file)

@@ -789,7 +789,10 @@ def load_torch_file(spec: str, base: Path | None = None, name: str = "torch"):
         fn = getattr(mod, func, None)
         if not callable(fn):
             raise ValueError(f"{path}: no function {func!r}")
-        res = fn()
+        try:
+            res = fn()
+        except Exception as exc:  # the user's code: report any failure with its place
+            raise ValueError(f"{path}:{func}(): {type(exc).__name__}: {exc}") from None
         if not (isinstance(res, tuple) and len(res) == 2):
             raise ValueError(f"{path}:{func}() must return (module, example_inputs)")
         return import_torch(res[0], res[1], name=name)
