@@ -4,9 +4,9 @@
 
     import accsim
     g = accsim.import_torch(model, x)                  # or any accsim.graph.Graph
-    r = accsim.simulate(g, x, "fp16")                  # one model for every op class
-    r = accsim.simulate(g, x, {"conv": "fp8", "default": {"family": "recursive",
-                                                          "acc_format": "binary32"}})
+    r = accsim.simulate(g, x, "fp16-recursive-rne")    # one model for every op class
+    r = accsim.simulate(g, x, {"conv": "fp8-e4m3-blocked8",
+                               "default": {"family": "recursive", "acc_format": "binary32"}})
     r = accsim.simulate(g, x, Adaptive(fp8, fp16, tau=1.0), controls=True)
     r.outputs          # numpy, the network output (first strategy row)
     r.dataset          # xarray.Dataset, the schema of `accsim run` on a graph config
