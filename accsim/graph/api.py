@@ -130,7 +130,9 @@ def simulate(graph, inputs, strategy, *, reference: bool = True,
     seed : int
         Seeds stochastic-rounding models and the random control.
     batch : int
-        Images per batch (results do not depend on it).
+        Images per batch (results of deterministic models do not depend on it;
+        stochastic-rounding streams are keyed by the batch's first image, as in
+        ``accsim run``).
     labels : array_like, optional
         Class labels, for ``accuracy``.
     controls : bool
