@@ -131,9 +131,15 @@ class _LinearMatmul(nn.Module):
 
 def test_functional_linear_and_matmul():
     torch.manual_seed(3)
-    _, r = _check_b64(_LinearMatmul(), torch.randn(3, 4, 5))
+    x = torch.randn(3, 4, 5)
+    _, r = _check_b64(_LinearMatmul(), x)
     assert sorted(r.dataset.layer_class.values) == ["dense", "dense", "matmul", "matmul",
                                                     "softmax"]
+    # images are independent: one batch of 3 or three batches of 1, the same bits
+    one = accsim.simulate(r.graph, x.double(), FP16, batch=1, reference=False).outputs
+    three = accsim.simulate(r.graph, x.double(), FP16, batch=3, reference=False).outputs
+    np.testing.assert_array_equal(one.view(np.uint64), three.view(np.uint64))
+    assert not np.array_equal(one, r.outputs)
 
 
 class _Coverage(nn.Module):
