@@ -114,6 +114,11 @@ def test_transformer_encoder_layer_batch_first():
     # softmax denominators and the two LayerNorms' mean and variance sums
     assert cls.count("matmul") == 2 and cls.count("softmax") == 1
     assert cls.count("dense") == 4 and cls.count("norm") == 4
+    # on fp16 every component (scores, context, sums included) is within its bound
+    r16 = accsim.simulate(r.graph, x.double(), FP16)
+    assert r16.dataset.violations.item() == 0
+    ratio = r16.dataset.max_error_bound_ratio_layer.values[0]
+    assert np.all(ratio > 0) and np.all(ratio <= 1)
 
 
 class _LinearMatmul(nn.Module):
