@@ -410,6 +410,16 @@ def test_unsupported_op_is_refused_naming_module_and_op():
         accsim.import_torch(_WithLSTM(), torch.randn(2, 3, 4))
 
 
+def test_a_wrong_lowering_is_caught_at_import(monkeypatch):
+    """import_torch compares the lowered graph with torch's forward on the example image:
+    a lowering that computes the wrong function is an error, not a silent result."""
+    from accsim.graph import tensor_ops
+
+    monkeypatch.setitem(tensor_ops.ELEMENTWISE, "tanh", (np.sin, 1))
+    with pytest.raises(ValueError, match="differs from torch's forward.*lowering error"):
+        accsim.import_torch(nn.Sequential(nn.Tanh(), nn.Linear(3, 3)), torch.randn(2, 3))
+
+
 BUILD = """
 import torch
 from torch import nn

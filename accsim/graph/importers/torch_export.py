@@ -49,8 +49,8 @@ from accsim.graph.tensor_ops import (
     fold,
 )
 
-__all__ = ["import_torch", "import_exported", "load_torch_file", "LOWERINGS",
-           "supported_ops"]
+__all__ = ["import_torch", "import_exported", "check_lowering", "load_torch_file",
+           "LOWERINGS", "supported_ops"]
 
 
 @dataclass
@@ -622,6 +622,32 @@ def _fuse_activations(ops: list) -> list:
     return out
 
 
+def check_lowering(graph: Graph, ep, x1) -> float:
+    """The lowered graph's binary64 forward against the exported program's own forward
+    on the image ``x1`` (a guard against a wrong lowering of a model no test has seen).
+
+    Returns the normwise relative difference; raises ``ValueError`` above ``1e4`` units
+    of roundoff of the program's dtype (a wrong axis or operand gives O(1)).
+    """
+    import torch
+
+    with torch.no_grad():
+        out = ep.module()(x1)
+    if isinstance(out, tuple | list):
+        out = out[0]
+    ref = out.detach().to(torch.float64).numpy().reshape(1, -1)
+    got = graph.forward(x1.detach().to(torch.float64).numpy().reshape(
+        (1,) + graph.input_shape)).reshape(1, -1)
+    eps = float(torch.finfo(out.dtype).eps) if out.dtype.is_floating_point else 2.0**-52
+    den = float(np.linalg.norm(ref))
+    err = float(np.linalg.norm(got - ref)) / (den if den > 0 else 1.0)
+    if not err <= 1e4 * eps:
+        raise ValueError(f"{graph.name}: the lowered graph differs from torch's forward by "
+                         f"{err:.3g} (relative) on the example input: a lowering error, "
+                         "please report it with the model")
+    return err
+
+
 def import_exported(ep, name: str = "torch", root: str = "model") -> Graph:
     """Lower an :class:`torch.export.ExportedProgram` traced on ONE image (batch 1) to a
     :class:`Graph` whose input is ``(B,) + shape[1:]`` of the traced input.
@@ -741,7 +767,9 @@ def import_torch(module, example_inputs, *, name: str | None = None) -> Graph:
     module = module.eval()
     with torch.no_grad():
         ep = torch.export.export(module, (x1,))
-    return import_exported(ep, name or type(module).__name__)
+    graph = import_exported(ep, name or type(module).__name__)
+    check_lowering(graph, ep, x1)
+    return graph
 
 
 # ------------------------------------------------------------------ files
@@ -800,8 +828,17 @@ def load_torch_file(spec: str, base: Path | None = None, name: str = "torch"):
     names = _zip_names(path)
     if any(n.endswith("serialized_exported_program.json") or "/models/" in n
            for n in names):
-        ep = torch.export.load(str(path))
-        return import_exported(_batch_one(ep, path), name)
+        ep = _batch_one(torch.export.load(str(path)), path)
+        graph = import_exported(ep, name)
+        (inp,) = [n for n in ep.graph.nodes if n.op == "placeholder"
+                  and n.name in {s.arg.name for s in ep.graph_signature.input_specs
+                                 if s.kind.name == "USER_INPUT"}]
+        v = inp.meta["val"]
+        if v.dtype.is_floating_point:  # a seeded image of the traced shape
+            gen = torch.Generator().manual_seed(0)
+            check_lowering(graph, ep, torch.randn(tuple(v.shape), generator=gen,
+                                                  dtype=v.dtype))
+        return graph
     if any(n.endswith("data.pkl") for n in names):
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
