@@ -347,10 +347,13 @@ class Elementwise(Op):
         return self.shape
 
     def forward(self, xs, dtype=np.float64):
+        nd = len(self.shape)
+        B = np.asarray(xs[0]).shape[0]
         it = iter(xs)
-        args = [np.asarray(next(it), dtype) if isinstance(o, str) else o.astype(dtype)
-                for o in self.operands]
-        B = args[0].shape[0] if isinstance(self.operands[0], str) else xs[0].shape[0]
+        args = []
+        for o in self.operands:  # align every operand to (B or 1,) + rank nd, right-aligned
+            a = np.asarray(next(it), dtype) if isinstance(o, str) else o.astype(dtype)[None]
+            args.append(a.reshape(a.shape[:1] + (1,) * (nd + 1 - a.ndim) + a.shape[1:]))
         y = self._f(*args, **self.params)
         return np.ascontiguousarray(np.broadcast_to(y, (B,) + self.shape))
 
