@@ -391,6 +391,8 @@ def test_simulate_strategy_forms():
         accsim.simulate(g, x, {"matmul": "fp16-recursive-rne"})
     with pytest.raises(ValueError, match="cannot build accumulator model"):
         accsim.simulate(g, x, "no-such-model")
+    with pytest.raises(ValueError, match=r"unknown op classes \['lstm'\]"):
+        accsim.simulate(g, x, {"lstm": "fp32-recursive", "default": "fp32-recursive"})
 
 
 class _WithLSTM(nn.Module):

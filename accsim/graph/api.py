@@ -75,8 +75,9 @@ def _strategy(spec, where):
 
 
 def _is_class_mapping(spec) -> bool:
-    return isinstance(spec, Mapping) and bool(spec) and \
-        set(spec) <= set(LINEAR_CLASSES) | {"default"}
+    """A mapping op class -> model (any key an op class or "default"), not a model's
+    spec dict (``family``, ``acc_format``, ...)."""
+    return isinstance(spec, Mapping) and bool(set(spec) & (set(LINEAR_CLASSES) | {"default"}))
 
 
 def make_assignment(strategy, graph, where: str = "strategy") -> Assignment:
