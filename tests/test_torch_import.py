@@ -225,6 +225,27 @@ def test_core_aten_programs_import_too(make):
     assert _rel(r.outputs, ref) <= 1e-12
 
 
+class _Broadcasts(nn.Module):
+    """Batch axes broadcast in matmul, expand adding axes, views splitting heads."""
+
+    def __init__(self):
+        super().__init__()
+        self.q = nn.Linear(8, 8)
+        self.p = nn.Parameter(torch.randn(6, 8))
+
+    def forward(self, x):                                           # (B, 6, 8)
+        h = self.q(x).view(x.shape[0], 6, 2, 4).transpose(1, 2)     # (B, 2, 6, 4)
+        w = torch.matmul(h, x[:, :, :4].unsqueeze(1).transpose(-1, -2))  # (B, 2, 6, 6)
+        z = torch.matmul(w, x[:, None])                              # (B, 2, 6, 8)
+        u = x.unsqueeze(1).expand(-1, 3, -1, -1)                     # (B, 3, 6, 8)
+        return z.sum(1) + self.p.expand(2, 6, 8).sum(0) + u.mean(1)
+
+
+def test_broadcasting_ops():
+    torch.manual_seed(8)
+    _check_b64(_Broadcasts(), torch.randn(3, 6, 8), reference=False)
+
+
 class _Basic(nn.Module):
     def __init__(self, cin, cout, stride):
         super().__init__()

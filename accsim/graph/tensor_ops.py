@@ -221,6 +221,7 @@ class Expand(Op):
 
     def forward(self, xs, dtype=np.float64):
         x = np.asarray(xs[0], dtype)
+        x = x.reshape(x.shape[:1] + (1,) * (len(self.shape) + 1 - x.ndim) + x.shape[1:])
         return np.ascontiguousarray(np.broadcast_to(x, (x.shape[0],) + self.shape))
 
 
@@ -388,10 +389,14 @@ class MatMul(LinearOp):
                              f"{self.inputs}")
 
     def _operands(self, xs):
+        """``(a, b)`` as ``(B or 1,) + batch axes + matrix``: the batch axes of the lower
+        rank operand padded with 1 after the image axis (torch broadcasting)."""
         it = iter(xs)
         a = next(it) if self.a_const is None else self.a_const[None]
         b = next(it) if self.b_const is None else self.b_const[None]
-        return a, b
+        nd = len(self._batch) + 3
+        return tuple(v.reshape(v.shape[:1] + (1,) * (nd - v.ndim) + v.shape[1:])
+                     for v in (a, b))
 
     def infer(self, in_shapes):
         it = iter(in_shapes)
