@@ -469,7 +469,7 @@ source = "npz"
 file = "inputs.npz"
 
 [run]
-output = "out.zarr"
+output = "{out}"
 
 [[strategies]]
 kind = "uniform"
@@ -484,9 +484,9 @@ def test_config_format_torch_runs_and_refuses(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "inputs.npz", x=rng.standard_normal((5, 4)), y=rng.integers(0, 2, 5))
     cfg = tmp_path / "run.toml"
-    cfg.write_text(CONFIG.format(file="mymodel.py:build"))
+    cfg.write_text(CONFIG.format(file="mymodel.py:build", out=tmp_path / "out.zarr"))
     ds, out = graph_run_command(cfg, quiet=True)
-    assert out.exists()
+    assert out == tmp_path / "out.zarr" and out.exists()
     assert list(ds.layer_class.values) == ["dense", "dense"]
     assert ds.n_samples.item() == 5
 
@@ -498,20 +498,20 @@ def test_config_format_torch_runs_and_refuses(tmp_path):
     torch.export.save(torch.export.export(mod, (ex,), dynamic_shapes=({0: batch},)),
                       tmp_path / "m.pt2")
     cfg2 = tmp_path / "run2.toml"
-    cfg2.write_text(CONFIG.format(file="m.pt2").replace("out.zarr", "out2.zarr"))
+    cfg2.write_text(CONFIG.format(file="m.pt2", out=tmp_path / "out2.zarr"))
     ds2, _ = graph_run_command(cfg2, quiet=True)
     for k in ("bit_cost", "logit_rel_error_max", "agreement"):
         np.testing.assert_array_equal(ds2[k].values, ds[k].values)
     # a program specialised to a batch of 2 cannot run one image: a clear error
     torch.export.save(torch.export.export(mod, (ex,)), tmp_path / "static.pt2")
     cfg3 = tmp_path / "run3.toml"
-    cfg3.write_text(CONFIG.format(file="static.pt2").replace("out.zarr", "out3.zarr"))
+    cfg3.write_text(CONFIG.format(file="static.pt2", out=tmp_path / "out3.zarr"))
     with pytest.raises(ValueError, match="exported on a batch of 2.*x\\[:1\\]"):
         graph_run_command(cfg3, quiet=True)
 
     # unsupported op: refused naming module and op; nothing written
     bad = tmp_path / "bad.toml"
-    bad.write_text(CONFIG.format(file="mymodel.py:lstm").replace("out.zarr", "bad.zarr"))
+    bad.write_text(CONFIG.format(file="mymodel.py:lstm", out=tmp_path / "bad.zarr"))
     with pytest.raises(ValueError, match=r"network.file.*model: aten\.lstm is not supported"):
         graph_run_command(bad, quiet=True)
     assert not (tmp_path / "bad.zarr").exists()
@@ -519,7 +519,7 @@ def test_config_format_torch_runs_and_refuses(tmp_path):
 
     # the user's function fails: its error, with its place
     cfg4 = tmp_path / "run4.toml"
-    cfg4.write_text(CONFIG.format(file="mymodel.py:broken").replace("out.zarr", "o4.zarr"))
+    cfg4.write_text(CONFIG.format(file="mymodel.py:broken", out=tmp_path / "o4.zarr"))
     with pytest.raises(ValueError, match=r"mymodel.py:broken\(\): RuntimeError: no weights"):
         graph_run_command(cfg4, quiet=True)
 
@@ -527,11 +527,14 @@ def test_config_format_torch_runs_and_refuses(tmp_path):
     # __setstate__ would write a file)
     torch.save(_Tripwire(str(tmp_path / "unpickled")), tmp_path / "whole.pt")
     pk = tmp_path / "pk.toml"
-    pk.write_text(CONFIG.format(file="whole.pt").replace("out.zarr", "pk.zarr"))
+    pk.write_text(CONFIG.format(file="whole.pt", out=tmp_path / "pk.zarr"))
     with pytest.raises(ValueError, match=r"pickled module.*state_dict\(\).*\.pt2"):
         graph_run_command(pk, quiet=True)
     assert not list(tmp_path.glob("pk.zarr*"))
     assert not (tmp_path / "unpickled").exists()
+    # only the two successful runs wrote anything (no partial outputs, no locks)
+    assert sorted(p.name for p in tmp_path.iterdir() if ".zarr" in p.name) == \
+        ["out.zarr", "out2.zarr"]
 
 
 class _Tripwire(nn.Module):
