@@ -532,6 +532,10 @@ def test_config_format_torch_runs_and_refuses(tmp_path):
         graph_run_command(pk, quiet=True)
     assert not list(tmp_path.glob("pk.zarr*"))
     assert not (tmp_path / "unpickled").exists()
+    with pytest.raises(ValueError, match=r"pickled module"):
+        accsim.import_torch(tmp_path / "whole.pt")
+    assert not (tmp_path / "unpickled").exists()
+    assert accsim.import_torch(tmp_path / "m.pt2").macs() == 18
     # only the two successful runs wrote anything (no partial outputs, no locks)
     assert sorted(p.name for p in tmp_path.iterdir() if ".zarr" in p.name) == \
         ["out.zarr", "out2.zarr"]

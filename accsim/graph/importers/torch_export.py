@@ -732,15 +732,17 @@ def import_exported(ep, name: str = "torch", root: str = "model") -> Graph:
     return graph
 
 
-def import_torch(module, example_inputs, *, name: str | None = None) -> Graph:
+def import_torch(module, example_inputs=None, *, name: str | None = None) -> Graph:
     """A :class:`~accsim.graph.Graph` of a PyTorch module, through ``torch.export``.
 
     Parameters
     ----------
-    module : torch.nn.Module
-        Put in eval mode; traced on the first image of ``example_inputs``.
+    module : torch.nn.Module, or str / Path
+        A module: put in eval mode, traced on the first image of ``example_inputs``. A
+        path: a ``.pt2`` exported program or ``FILE.py:FUNCTION`` (see
+        :func:`load_torch_file`; a whole pickled module is refused with a hint).
     example_inputs : torch.Tensor or tuple of one torch.Tensor
-        Batch first.
+        Batch first (not used with a path).
     name : str, optional
         The graph's name (default: the module's class name).
 
@@ -757,8 +759,11 @@ def import_torch(module, example_inputs, *, name: str | None = None) -> Graph:
     """
     import torch
 
+    if isinstance(module, str | Path):
+        return load_torch_file(str(module), None, name or Path(str(module)).stem)
     if not isinstance(module, torch.nn.Module):
-        raise ValueError(f"import_torch needs a torch.nn.Module, got {type(module).__name__}")
+        raise ValueError(f"import_torch needs a torch.nn.Module or a file, got "
+                         f"{type(module).__name__}")
     args = example_inputs if isinstance(example_inputs, tuple | list) else (example_inputs,)
     if len(args) != 1 or not isinstance(args[0], torch.Tensor):
         raise ValueError("example_inputs: one tensor (batch first) expected; accsim graphs "
