@@ -189,6 +189,20 @@ def test_remaining_ops_against_torch():
     assert _rel(r.outputs, ref) <= 1e-12
     assert {"conv", "dense", "matmul", "softmax", "norm", "avgpool", "sum"} <= set(
         r.dataset.layer_class.values)
+    # token ids are indices: with binary16 activations they stay exact (id 2049 is not a
+    # binary16 number)
+    big = nn.Sequential(nn.Embedding(2050, 4), nn.Linear(4, 1)).double().eval()
+    ids = torch.tensor([[2049, 3], [1, 2048]])
+    g = accsim.import_torch(big, ids)
+    r64 = accsim.simulate(g, ids, B64, activation_format="binary64")
+    with torch.no_grad():
+        assert _rel(r64.outputs, big(ids).numpy()) <= 1e-12
+    r16 = accsim.simulate(g, ids, B64, activation_format="binary16")
+    assert r16.dataset.attrs["input_format"] == "binary64"
+    with torch.no_grad():  # rows 2049 and 2048 both looked up (else an O(1) error)
+        assert _rel(r16.outputs, big(ids).numpy()) < 1e-2
+    with pytest.raises(ValueError, match="no inner product or reduction"):
+        accsim.simulate(accsim.import_torch(big[0], ids), ids, B64)
 
 
 @pytest.mark.parametrize("make", ["cnn", "transformer", "coverage"])

@@ -127,7 +127,8 @@ def simulate(graph, inputs, strategy, *, reference: bool = True,
         simulated values; the variables of :data:`REFERENCE_VARS` are left out).
     activation_format, input_format : str
         Every op output is rounded to ``activation_format``; the input to
-        ``input_format`` (default: ``activation_format``).
+        ``input_format`` (default: ``activation_format``; binary64 for a graph imported
+        with integer inputs, token ids).
     seed : int
         Seeds stochastic-rounding models and the random control.
     batch : int
@@ -151,12 +152,17 @@ def simulate(graph, inputs, strategy, *, reference: bool = True,
     from accsim.numbers.formats import format as get_format
     from accsim.run.strategies import Adaptive
 
-    input_format = activation_format if input_format is None else input_format
+    if input_format is None:  # integer inputs (token ids) are indices: never rounded
+        input_format = "binary64" if getattr(graph, "integer_input", False) \
+            else activation_format
     for key, f in (("activation_format", activation_format), ("input_format", input_format)):
         try:
             get_format(f)
         except ValueError as exc:
             raise ValueError(f"{key}: {exc}") from None
+    if not graph.linear_ops:
+        raise ValueError(f"graph {graph.name!r} has no inner product or reduction to run "
+                         "on an accumulator")
     if hasattr(inputs, "detach"):
         inputs = inputs.detach().cpu().numpy()
     x = graph.check_input(inputs)

@@ -223,7 +223,9 @@ def run_graph(graph, assignment: Assignment, x, *, seed: int = 0,
         else:
             with np.errstate(all="ignore"):
                 y = op.forward(xs)
-        vals[op.name] = _round(np.ascontiguousarray(y), act_format)
+        # an op holding integers (token ids: round_output False) is not rounded
+        vals[op.name] = _round(np.ascontiguousarray(y), act_format) \
+            if getattr(op, "round_output", True) else y
     return vals, results
 
 

@@ -41,6 +41,12 @@ def supported_ops() -> list:
 
 # ------------------------------------------------------------------ the walk
 
+def _floating(node) -> bool:
+    v = node.meta.get("val")
+    v = v[0] if isinstance(v, tuple | list) else v
+    return v is None or v.dtype.is_floating_point
+
+
 def _op_name(target) -> str:
     if target is operator.getitem:
         return "getitem"
@@ -219,6 +225,7 @@ def import_exported(ep, name: str = "torch", root: str = "model") -> Graph:
                          "trace it on one image (batch 1)")
     b = _Builder()
     env[inp] = b.add(Reshape(inp.name + ".image", in_shape, inputs=["input"]), in_shape)
+    b.ops[-1].round_output = _floating(inp)
     out_node = None
     for node in ep.graph.nodes:
         if node.op == "get_attr":
@@ -236,6 +243,8 @@ def import_exported(ep, name: str = "torch", root: str = "model") -> Graph:
                     raise ValueError(f"{_where(node, root)}: {op}: {exc}") from None
                 n_out = len(node.target._schema.returns)
                 env[node] = (v,) + (None,) * (n_out - 1) if n_out > 1 else v
+                if isinstance(v, _T) and not _floating(node):  # indices: never rounded
+                    b.by_name[v.name].round_output = False
         elif node.op == "output":
             out_node = node
     outs = out_node.args[0]
@@ -251,6 +260,8 @@ def import_exported(ep, name: str = "torch", root: str = "model") -> Graph:
     per_image = out_shape[1:] if out_shape and out_shape[0] == 1 else out_shape
     b.add(Reshape("output", per_image, inputs=[y.name]), per_image)
     graph = Graph(name, in_shape[1:], _fuse_activations(b.ops))
+    # integer inputs (token ids) are indices, not values: simulate keeps them in binary64
+    graph.integer_input = not _floating(inp)
     for op in graph.ops:
         want = b.shapes.get(op.name)
         if want is not None and tuple(op.shape) != want:  # pragma: no cover - invariant

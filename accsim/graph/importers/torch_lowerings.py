@@ -57,9 +57,11 @@ class _Builder:
     def __init__(self):
         self.ops = []
         self.shapes = {}
+        self.by_name = {}
 
     def add(self, op, shape=None) -> _T:
         self.ops.append(op)
+        self.by_name[op.name] = op
         if shape is not None:
             self.shapes[op.name] = tuple(int(d) for d in shape)
         return _T(op.name, None if shape is None else tuple(int(d) for d in shape))
