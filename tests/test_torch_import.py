@@ -255,6 +255,32 @@ class _Broadcasts(nn.Module):
         return z.sum(1) + self.p.expand(2, 6, 8).sum(0) + u.mean(1)
 
 
+class _Masks(nn.Module):
+    """scaled_dot_product_attention with a boolean mask, an additive mask and a scale,
+    causal; nn.MultiheadAttention returning its weights (the explicit bmm path)."""
+
+    def __init__(self):
+        super().__init__()
+        gen = torch.Generator().manual_seed(9)
+        keep = torch.rand(5, 5, generator=gen) > 0.3
+        keep[:, 0] = True
+        self.register_buffer("keep", keep)
+        self.register_buffer("bias", torch.randn(5, 5, generator=gen))
+        self.mha = nn.MultiheadAttention(4, 2, batch_first=True)
+
+    def forward(self, x):                                            # (B, 2, 5, 4)
+        a = F.scaled_dot_product_attention(x, x, x, attn_mask=self.keep)
+        b = F.scaled_dot_product_attention(x, 2 * x, x, attn_mask=self.bias, scale=0.3)
+        c = F.scaled_dot_product_attention(x, x, x, is_causal=True)
+        h = x[:, 0]
+        return a + b + c + self.mha(h, h, h, need_weights=True)[0][:, None]
+
+
+def test_attention_masks():
+    torch.manual_seed(9)
+    _check_b64(_Masks(), torch.randn(3, 2, 5, 4), reference=False)
+
+
 def test_broadcasting_ops():
     torch.manual_seed(8)
     _check_b64(_Broadcasts(), torch.randn(3, 6, 8), reference=False)
