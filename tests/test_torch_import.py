@@ -446,7 +446,9 @@ def test_simulate_strategy_forms():
                                                    "acc_format": "binary32"}), tau=1.0)
     r3 = accsim.simulate(g, x, ad, controls=True, record_samples=1)
     labels = list(r3.dataset.strategy.values)
-    assert labels[1:] == [f"random@{labels[0]}", f"oracle@{labels[0]}"]
+    kinds = [lab.split("@")[0] for lab in labels[1:]]
+    assert "random" in kinds and "oracle" in kinds
+    assert all(lab.endswith("@" + labels[0]) for lab in labels[1:])
     assert set(r3.rows) == set(labels)
     with pytest.raises(ValueError, match="no strategy for op class 'dense'"):
         accsim.simulate(g, x, {"matmul": "fp16-recursive-rne"})
