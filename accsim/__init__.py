@@ -39,6 +39,8 @@ PUBLIC_MODULES = {
     "strategies": "accsim.run.strategies",
     "verify": "accsim.analysis.verify",
 }
+PUBLIC_FUNCTIONS = {"import_torch": "accsim.graph.importers.torch_export",
+                    "simulate": "accsim.graph.api"}
 #: Internal modules of version 0.1 that moved; importing the old path names the new one.
 MOVED_MODULES = {
     "arrays": "accsim.numbers.arrays", "seeds": "accsim.numbers.seeds",
@@ -95,4 +97,6 @@ def __getattr__(name: str):
     """``accsim.exact.matmul`` and the other public short names without an import."""
     if name in PUBLIC_MODULES:
         return importlib.import_module(PUBLIC_MODULES[name])
+    if name in PUBLIC_FUNCTIONS:  # accsim.import_torch, accsim.simulate (docs/graph.md)
+        return getattr(importlib.import_module(PUBLIC_FUNCTIONS[name]), name)
     raise AttributeError(f"module 'accsim' has no attribute {name!r}")
