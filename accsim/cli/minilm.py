@@ -17,21 +17,20 @@ def minilm(
         "--out", "-o", help="Output path stem (default: [run] output).")] = None,
 ) -> None:
     """Run the configured strategies on MiniLM and print the results table."""
-    from rich.console import Console
     from rich.table import Table
 
+    from accsim.cli.console import error, info, print_table
     from accsim.plots.minilm import plot_results
     from accsim.transformer.minilm_run import load_config, run
 
-    console = Console()
     try:
         cfg = load_config(config)
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        error(str(exc))
+        raise typer.Exit(2) from None
 
     def progress(done, total, label, seed):
-        console.print(f"  {done}/{total} sentences  {label} (seed {seed})", highlight=False)
+        info(f"  {done}/{total} sentences  {label} (seed {seed})", markup=False)
 
     res = run(cfg, progress=progress, out=out)
     t = Table(title=f"MiniLM, {res['sentences']} sentences, {res['tokens']} tokens")
@@ -42,12 +41,12 @@ def minilm(
         t.add_column(c)
     for r in res["rows"]:
         t.add_row(*[f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in cols])
-    console.print(t)
+    print_table(t)
     if cfg.run.plots and res["paths"]:
         png = plot_results(res, Path(res["paths"]["json"]).with_suffix(".png"))
         res["paths"]["png"] = str(png)
     for k, v in res["paths"].items():
-        console.print(f"{k}: {v}")
+        info(f"{k}: {v}", markup=False)
 
 
 def register(app: typer.Typer) -> None:
