@@ -6,7 +6,6 @@ are one JSON attribute, never mangled attribute names."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -98,16 +97,9 @@ def test_model_descriptions_are_one_json_attribute(stores, kind):
 
 
 def test_minilm_store(tmp_path):
-    minilm = pytest.importorskip("networks.minilm")
-    try:
-        minilm.model_dir()
-        from networks.sentences import corpus_path
+    from test_minilm_config import _write, skip_without_minilm
 
-        corpus_path()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    sys.path.insert(0, str(TESTS))
-    from test_minilm_config import _write
+    skip_without_minilm()
 
     from accsim.transformer.minilm_run import load_config, run
 

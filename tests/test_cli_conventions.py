@@ -67,7 +67,6 @@ def test_sweep_and_plot_tables_on_stdout(tmp_path):
     cfg = tmp_path / "s.toml"
     cfg.write_text('[sweep]\nname = "t"\nsamples = 4\n\n[[grid]]\nnetwork = "mlp-relu"\n'
                    'low = "fp16-recursive-rne"\n')
-    sys.path.insert(0, str(ROOT / "tests"))
     r = _invoke("sweep", str(cfg), "--out", str(tmp_path / "s.zarr"), "--cell-fn",
                 "doubles:fake_evaluate")
     assert r.exit_code == 0, r.output

@@ -57,7 +57,8 @@ def test_bad_configs_name_the_problem(tmp_path, body, match):
         load_config(_write(tmp_path, body))
 
 
-def test_tiny_run_writes_results(tmp_path):
+def skip_without_minilm() -> None:
+    """Skip the calling test unless the MiniLM weights and the corpus are installed."""
     minilm = pytest.importorskip("networks.minilm")
     try:
         minilm.model_dir()
@@ -66,6 +67,10 @@ def test_tiny_run_writes_results(tmp_path):
         corpus_path()
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
+
+
+def test_tiny_run_writes_results(tmp_path):
+    skip_without_minilm()
     import xarray as xr
 
     from accsim.transformer.minilm_run import run

@@ -66,6 +66,7 @@ def out_console(**kw) -> Console:
 def err_console(**kw) -> Console:
     """The console of messages and progress (stderr), silent with ``--quiet``."""
     kw.setdefault("quiet", level() == QUIET)
+    kw.setdefault("soft_wrap", True)  # a message is never broken inside a word or path
     return _console(stderr=True, **kw)
 
 

@@ -39,7 +39,7 @@ def sweep(
     """Run a sweep: every cell of CONFIG, skipping those already in the store."""
     from accsim.batch import ConfigError, load_config, run_sweep
     from accsim.batch.summary import failure_table, summary_table
-    from accsim.cli.console import err_console, error, print_table, progress_enabled
+    from accsim.cli.console import detail, err_console, error, print_table, progress_enabled
     from accsim.run.outputs import OutputBusy
 
     console = err_console()  # messages and progress; the tables go to stdout
@@ -66,6 +66,8 @@ def sweep(
     where = f"scheduler {scheduler}" if scheduler else (
         f"{workers} local worker processes" if workers > 1 else "in-process")
     console.print(f"sweep [bold]{sw.name}[/]: {len(sw.cells)} cells, {where} -> {store}")
+    for cell in sw.cells:
+        detail(f"  cell {cell.id}: {cell.coords}")
     try:
         res = run_sweep(sw, store, scheduler=scheduler, workers=workers, force=force,
                         cell_fn=cell_fn, progress=progress and progress_enabled(console),
