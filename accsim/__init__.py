@@ -6,8 +6,8 @@ The public API (``accsim.__all__``):
   :func:`available_formats`, :func:`round`, :class:`RoundingMode`;
 * models: :func:`get_model` (a registry name or a dict spec, :func:`hwmodels.resolve`),
   :func:`available_models`, :func:`build_model`;
-* one simulated matmul with its exact reference and bound: :func:`simulate`, returning a
-  :class:`SimulationResult` (``.computed``, ``.exact``, ``.bound``, ``.holds``);
+* one simulated matmul with its exact reference and bound: :func:`matmul`, returning a
+  :class:`MatmulResult` (``.computed``, ``.exact``, ``.bound``, ``.holds``);
 * :func:`error_bound`, :func:`exact_matmul`, :func:`open_dataset`;
 * the modules most users reach for, by short name: ``accsim.exact``, ``accsim.bounds``,
   ``accsim.verify``, ``accsim.datasets``, ``accsim.rounding``, ``accsim.formats``,
@@ -30,8 +30,8 @@ __version__ = "0.1.0"
 #: Public names loaded on first use (PEP 562: ``import accsim`` stays light and the
 #: layers above ``numbers`` are not imported by it). Name -> module, or module:attribute.
 LAZY = {
-    "simulate": "accsim.analysis.verify:simulate",
-    "SimulationResult": "accsim.analysis.verify:VerifyResult",
+    "matmul": "accsim.analysis.verify:matmul",
+    "MatmulResult": "accsim.analysis.verify:VerifyResult",
     "error_bound": "accsim.accumulators.bounds:error_bound",
     "exact_matmul": "accsim.numbers.exact:matmul",
     "build_model": "accsim.accumulators.factory:build_model",

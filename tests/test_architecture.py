@@ -302,7 +302,7 @@ def test_public_names_are_listed_and_resolve():
     module names are the modules that implement them."""
     import importlib
 
-    assert {"simulate", "SimulationResult", "exact", "verify", "datasets"} <= set(accsim.__all__)
+    assert {"matmul", "MatmulResult", "exact", "verify", "datasets"} <= set(accsim.__all__)
     for name in accsim.__all__:
         assert getattr(accsim, name) is not None, name
         assert name in dir(accsim), name

@@ -1,4 +1,4 @@
-"""The Python surface a new user meets: ``accsim.simulate`` and its result object, the
+"""The Python surface a new user meets: ``accsim.matmul`` and its result object, the
 short reprs of models and formats. The exact reference is checked against Fractions."""
 
 from fractions import Fraction
@@ -17,11 +17,11 @@ def _operands(rng, m, k, n):
     return A, B
 
 
-def test_simulate_returns_computed_exact_bound_and_verdict():
+def test_matmul_returns_computed_exact_bound_and_verdict():
     rng = np.random.default_rng(3)
     A, B = _operands(rng, 5, 40, 3)
     model = hwmodels.get("fp16-recursive-rne")
-    r = accsim.simulate("fp16-recursive-rne", A, B)
+    r = accsim.matmul("fp16-recursive-rne", A, B)
     assert bits_equal(r.computed, model.matmul(A, B))
     # exact: A B rounded once to binary64 (Fraction sums, float() rounds to nearest)
     want = [[float(sum(Fraction(float(a)) * Fraction(float(b)) for a, b in
@@ -36,12 +36,12 @@ def test_simulate_returns_computed_exact_bound_and_verdict():
                        "bound)")
 
 
-def test_simulate_reports_a_violation_of_a_wrong_result():
+def test_matmul_reports_a_violation_of_a_wrong_result():
     """``holds`` can fail: a result perturbed far beyond the bound is flagged."""
     rng = np.random.default_rng(4)
     A, B = _operands(rng, 2, 16, 2)
     model = accsim.get_model("fp16-recursive-rne")
-    good = accsim.simulate(model, A, B)
+    good = accsim.matmul(model, A, B)
     bad = accsim.verify.verify(model, A, B, computed=good.computed + 10 * good.bound + 1)
     assert not bad.holds.any() and "4 violation(s)" in repr(bad)
 

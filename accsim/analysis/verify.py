@@ -40,7 +40,7 @@ from accsim.numbers.formats import FloatFormat
 from accsim.numbers.formats import format as get_format
 from accsim.numbers.rounding import round as _round
 
-__all__ = ["VerifyResult", "simulate", "verify", "run_model", "gen_dot", "violations"]
+__all__ = ["VerifyResult", "matmul", "verify", "run_model", "gen_dot", "violations"]
 
 
 @dataclass(repr=False)
@@ -168,7 +168,7 @@ def _label(model) -> str:
     return repr(model)
 
 
-def simulate(model, A, B, C=None, *, seed: int = 0, kind: str = "deterministic",
+def matmul(model, A, B, C=None, *, seed: int = 0, kind: str = "deterministic",
              **bound_kw) -> VerifyResult:
     """Run ``model`` on ``A @ B + C`` and return the result with its exact reference, its
     componentwise error bound and the verdict, in one object.
@@ -184,7 +184,7 @@ def simulate(model, A, B, C=None, *, seed: int = 0, kind: str = "deterministic",
 
     Examples
     --------
-    >>> r = accsim.simulate(hwmodels.get("fp16-recursive-rne"), A, B)   # doctest: +SKIP
+    >>> r = accsim.matmul(hwmodels.get("fp16-recursive-rne"), A, B)   # doctest: +SKIP
     >>> r
     VerifyResult(RecursiveSum(binary16, rne, exact products), 64x8, max error/bound 0.0312, ...)
     """

@@ -39,12 +39,12 @@ print(A.dtype, A.shape, B.shape, "distinct values in A:", np.unique(A.astype(flo
 # %% [markdown]
 # ## Simulate, with the exact reference and the bound
 #
-# `accsim.simulate` runs the model and returns the result with its exact reference
+# `accsim.matmul` runs the model and returns the result with its exact reference
 # (`A @ B + C` rounded once to binary64), the deterministic componentwise bound and the
 # verdict `holds` for each of the 512 outputs.
 
 # %%
-r = accsim.simulate(tc, A, B, C)
+r = accsim.matmul(tc, A, B, C)
 print(r)
 assert r.holds.all()
 assert (r.computed == tc.matmul(A, B, C)).all()  # the same bits as the typed call
@@ -90,7 +90,7 @@ fig.tight_layout()
 # %%
 print(f"{'model':<22} {'max error':>10} {'max error/bound':>16} {'violations':>10}")
 for name in ["fp32-fma-chain", "fp16-recursive-rne", "fp16-pairwise", "fp16-kahan"]:
-    g = accsim.simulate(name, A64, B64, C.astype(np.float64))
+    g = accsim.matmul(name, A64, B64, C.astype(np.float64))
     ratio = np.max(g.abs_error / g.bound)
     print(f"{name:<22} {g.abs_error.max():>10.3g} {ratio:>16.3g} {int((~g.holds).sum()):>10}")
     assert g.holds.all()
