@@ -24,8 +24,9 @@ import re
 __all__ = ["ATTRIBUTES", "PREFIXES", "SUFFIXES", "UNITS", "annotate", "lookup",
            "missing_long_names", "models_attr"]
 
-#: The units used (UDUNITS strings): dimensionless, bits, picojoules, seconds, per second.
-UNITS = ("1", "bit", "Gbit", "pJ", "s", "s-1")
+#: The units used (UDUNITS strings): dimensionless, bits, picojoules, seconds,
+#: nanoseconds, per second, nats (natural-log information, for KL divergences).
+UNITS = ("1", "bit", "Gbit", "pJ", "s", "ns", "s-1", "nat")
 
 _BITS = "accumulator significand bits x terms, per input"
 
@@ -103,6 +104,14 @@ ATTRIBUTES: dict[str, tuple[str, str | None]] = {
                            "1"),
     "weight_scale": ("power-of-two scale of the layer weights", "1"),
     "scale_format": ("format of the per-tensor scales", None),
+    "budget": ("recomputation budget of the strategy (fraction of components)", "1"),
+    "control_seed": ("seed of the random control", None),
+    "energy_pj": ("energy per input (Horowitz ISSCC 2014 op energies scaled by format, "
+                  "plus an operand re-read per recomputed component)", "pJ"),
+    "h100_time_ns": ("time per input on one H100 SXM5, every pass a GEMM at the dense "
+                     "tensor-core rate of its format", "ns"),
+    "h100_tile_time_ns": ("as h100_time_ns, a recomputation costing every 64x8 output "
+                          "tile it touches", "ns"),
     "seconds": ("wall-clock time", "s"),
     "elapsed": ("wall-clock time of the cell", "s"),
     "status": ("cell status (ok, error, missing)", None),
@@ -165,6 +174,14 @@ ATTRIBUTES: dict[str, tuple[str, str | None]] = {
                            "Gbit"),
     "macs_per_sentence": ("multiply-accumulates per sentence", "1"),
     "mac_per_s": ("simulated multiply-accumulates per second", "s-1"),
+    "att_kl": ("mean KL divergence of the input's attention rows from the reference",
+               "nat"),
+    "out_kl": ("KL divergence of the input's output distribution from the reference",
+               "nat"),
+    "out_kl_mean": ("mean over inputs of the output-distribution KL divergence", "nat"),
+    "inputs": ("inputs the cell ran", "1"),
+    "rule": ("LAMP criterion the cell applies or its control matches", None),
+    "m_bits": ("fraction bits of the scores accumulator (-1: not swept)", "1"),
 }
 
 #: name suffix (a regular expression) -> long_name template of the base variable's
