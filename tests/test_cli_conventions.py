@@ -30,6 +30,25 @@ def _invoke(*args, env=None):
     return runner.invoke(app, list(args), env=env)
 
 
+def test_progress_bars_only_on_a_terminal_and_without_no_progress():
+    from accsim.cli import console
+
+    class Term:
+        is_terminal = True
+
+    class Pipe:
+        is_terminal = False
+
+    console.reset()
+    assert console.progress_enabled(Term()) and not console.progress_enabled(Pipe())
+    console.reset(console.QUIET)
+    assert not console.progress_enabled(Term())
+    assert _invoke("models", "hopper", "--verbose", "--no-progress").exit_code == 0
+    assert console.level() == console.VERBOSE and not console.progress_enabled(Term())
+    assert _invoke("models", "hopper").exit_code == 0  # the next command starts afresh
+    assert console.level() == console.NORMAL and console.progress_enabled(Term())
+
+
 def test_version():
     r = _invoke("--version")
     assert r.exit_code == 0 and r.stdout.strip() == f"accsim {accsim.__version__}"
@@ -40,7 +59,7 @@ def test_h_is_help_and_every_command_has_quiet_and_verbose(cmd):
     args = [cmd] if cmd else []
     short, long = _invoke(*args, "-h"), _invoke(*args, "--help")
     assert short.exit_code == 0 and short.stdout == long.stdout
-    for opt in ("--quiet", "--verbose", "-q", "-v"):
+    for opt in ("--quiet", "--verbose", "-q", "-v", "--no-progress"):
         assert opt in short.stdout, (cmd, opt)
 
 

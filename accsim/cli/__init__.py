@@ -37,13 +37,16 @@ def main(
     = False,
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="More details on stderr.")] = False,
+    no_progress: Annotated[bool, typer.Option(
+        "--no-progress", help="No progress bars (there are none off a terminal anyway).")]
+    = False,
 ) -> None:
     """accsim: hardware-accurate accumulator simulation for neural network inference.
 
     Results (tables) go to stdout, messages and progress to stderr; NO_COLOR is honoured.
     """
-    console.set_level(console.QUIET if quiet else console.VERBOSE if verbose
-                      else console.NORMAL)
+    console.reset(console.QUIET if quiet else console.VERBOSE if verbose
+                  else console.NORMAL, progress=not no_progress)
     console.plain_help()
 
 

@@ -5,7 +5,7 @@
 * ``--quiet`` / ``-q`` silences the messages and progress bars (errors and the tables
   stay); ``--verbose`` / ``-v`` adds details (:func:`detail`). Both are accepted before
   the command (``accsim -q run ...``) and after it (``accsim run ... -q``):
-  :class:`AccsimGroup` adds them to every command.
+  :class:`AccsimGroup` adds them, and ``--no-progress``, to every command.
 * Progress bars only on a terminal (:func:`progress_enabled`).
 * ``NO_COLOR`` (https://no-color.org: set and not empty) turns every escape sequence off,
   bold and italic included (rich alone drops only the colours), also in ``--help``.
@@ -31,10 +31,10 @@ from typer.core import TyperGroup
 
 __all__ = ["QUIET", "NORMAL", "VERBOSE", "AccsimGroup", "level", "set_level", "no_color",
            "out_console", "err_console", "info", "detail", "error", "progress_enabled",
-           "fit_columns", "print_table", "model_spec"]
+           "fit_columns", "print_table", "model_spec", "reset"]
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
-_state = {"level": NORMAL}
+_state = {"level": NORMAL, "progress": True}
 
 
 def level() -> int:
@@ -45,6 +45,12 @@ def level() -> int:
 
 def set_level(value: int) -> None:
     _state["level"] = value
+
+
+def reset(value: int = NORMAL, progress: bool = True) -> None:
+    """The state at the start of a command: verbosity ``value``, whether progress bars
+    are allowed."""
+    _state.update(level=value, progress=progress)
 
 
 def no_color() -> bool:
@@ -90,8 +96,8 @@ def error(msg: str, *, label: str = "error") -> None:
 
 
 def progress_enabled(console: Console) -> bool:
-    """Progress bars only on a terminal, and not with ``--quiet``."""
-    return level() > QUIET and console.is_terminal
+    """Progress bars only on a terminal, and not with ``--quiet`` or ``--no-progress``."""
+    return level() > QUIET and _state["progress"] and console.is_terminal
 
 
 def _cell_width(cell) -> int:
@@ -198,18 +204,26 @@ def _set_verbose(value: bool) -> None:
         set_level(VERBOSE)
 
 
+def _set_no_progress(value: bool) -> None:
+    if value:
+        _state["progress"] = False
+
+
 def _options_template(
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", callback=_set_quiet,
         help="Only results and errors: no messages, no progress bars.")] = False,
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", callback=_set_verbose, help="More details on stderr.")] = False,
+    no_progress: Annotated[bool, typer.Option(
+        "--no-progress", callback=_set_no_progress,
+        help="No progress bar (there is none off a terminal anyway).")] = False,
 ) -> None:  # pragma: no cover - never called: its options are copied to every command
     pass
 
 
 def common_options() -> list:
-    """``-q/--quiet`` and ``-v/--verbose`` (typer's own options, built from
+    """``-q/--quiet``, ``-v/--verbose`` and ``--no-progress`` (typer's own options, built from
     ``_options_template``), not passed to the command: they set :func:`level`."""
     tmp = typer.Typer(add_completion=False)
     tmp.command()(_options_template)
