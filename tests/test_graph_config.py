@@ -98,6 +98,7 @@ def test_graph_config_runs_end_to_end(tiny, tmp_path):
     labels = list(ds["strategy"].values)
     assert labels == ["uniform-fp16|avgpool=fp32", "adaptive-tau=1|avgpool=fp32",
                       "random@adaptive-tau=1|avgpool=fp32",
+                      "random-active@adaptive-tau=1|avgpool=fp32",
                       "oracle@adaptive-tau=1|avgpool=fp32"]
     assert list(ds["layer"].values) == ["c", "pool", "fc"]
     assert list(ds["layer_class"].values) == ["conv", "avgpool", "dense"]
@@ -107,6 +108,7 @@ def test_graph_config_runs_end_to_end(tiny, tmp_path):
     fr = ds["recomputed_fraction_layer"].values
     np.testing.assert_allclose(fr[2], fr[1], atol=0.05)
     np.testing.assert_allclose(fr[3], fr[1], atol=0.05)
+    np.testing.assert_allclose(fr[4], fr[1], atol=0.05)
     assert np.all(fr[:, 1] == 0)  # avgpool on uniform fp32 in every row
     assert ds["computed"].shape[1] == 2 * (2 * 36 + 2 * 9 + 3)
 

@@ -160,7 +160,23 @@ def test_reference_matches_torch_float32(w6, tok):
         np.testing.assert_allclose(E[s], e, rtol=0, atol=2e-6)
 
 
-def test_fp64_ops_at_binary64_equal_reference(w1, tok):
+def _ordered_f64_matmul(A, B):
+    """``A @ B`` summed k = 0, 1, ... in binary64 for every output, whatever the shape
+    (BLAS orders its sums by shape, layout and processor)."""
+    A = np.asarray(A, np.float64)
+    B = np.asarray(B, np.float64)
+    out = np.zeros((A.shape[0], B.shape[1]))
+    for k in range(A.shape[1]):
+        out += A[:, k, None] * B[None, k, :]
+    return out
+
+
+def test_fp64_ops_at_binary64_equal_reference(w1, tok, monkeypatch):
+    """The simulated path with binary64 models and activations adds no rounding of its
+    own: bit-identical to the reference when both multiply in one fixed order."""
+    import accsim.transformer.opclass as opclass
+
+    monkeypatch.setattr(opclass, "f64_matmul", _ordered_f64_matmul)
     ids = tok.encode(["Hello there.", "A second, longer sentence follows here."])
     E_ref = encode(w1, ids, ReferenceRunner())
     E = encode(w1, ids, SimRunner(OpModels(resolve_model("fp64")), act_format="binary64"))

@@ -21,7 +21,12 @@ from accsim.numbers import exact
 
 ACTIVATIONS = ("identity", "relu", "tanh", "sigmoid", "gelu", "silu")
 
-__all__ = ["ACTIVATIONS", "kappa_v", "kappa_phi", "kappa_dot", "propagate_layer_error"]
+__all__ = ["ACTIVATIONS", "kappa_v", "kappa_phi", "kappa_dot", "propagate_layer_error",
+           "phi_prime", "FLAT_ACTIVATIONS"]
+
+#: Activations constant (flat) on a half-line: a component whose exact and computed
+#: values both lie there gives the same output whatever its accumulation error.
+FLAT_ACTIVATIONS = ("relu",)
 
 
 def _div(num, den):
@@ -94,6 +99,32 @@ def kappa_phi(z, activation: str) -> np.ndarray:
             return np.abs(1 + z * ratio)
         if act == "silu":
             return np.abs(1 + z * special.expit(-z))
+    raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
+
+
+def phi_prime(z, activation: str) -> np.ndarray:
+    """``|phi'(z)|`` for an activation name: relu ``1[z > 0]``, identity 1, tanh
+    ``1 - tanh^2 z``, sigmoid ``s (1 - s)``, gelu ``Phi(z) + z phi(z)``, silu
+    ``s (1 + z (1 - s))`` with ``s`` the logistic function (the derivatives of the
+    definitions in the module docstring). The predicted absolute output error of a
+    component is ``|phi'(v_hat)|`` times its predicted pre-activation error."""
+    z = np.asarray(z, np.float64)
+    act = str(activation).lower()
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if act == "identity":
+            return np.ones_like(z)
+        if act == "relu":
+            return np.where(z > 0, 1.0, 0.0)
+        if act == "tanh":
+            return 1.0 - np.tanh(z) ** 2
+        if act == "sigmoid":
+            s = special.expit(z)
+            return s * (1.0 - s)
+        if act == "gelu":
+            return np.abs(special.ndtr(z) + z * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi))
+        if act == "silu":
+            s = special.expit(z)
+            return np.abs(s * (1.0 + z * (1.0 - s)))
     raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
 
 

@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from accsim.run.strategies import STRATEGY_KINDS, StrategyKind
+from accsim.run.strategies import CONTROL_KINDS, CRITERIA, STRATEGY_KINDS, StrategyKind
 from accsim.run.tomlkeys import key_lines
 
 __all__ = [
@@ -234,8 +234,8 @@ ModelRef = Annotated[
                       "allowed), or an inline model table"),
 ]
 Strategy = StrategyKind
-Criterion = Literal["predicted", "authors"]
-ControlName = Literal["none", "random", "oracle"]
+Criterion = Literal[CRITERIA]
+ControlName = Literal[("none",) + CONTROL_KINDS]
 Estimate = Literal["low", "cs"]
 
 
@@ -258,8 +258,9 @@ class Block(_Strict):
     criterion: Criterion | list[Criterion] | None = None
     guard: bool | list[bool] | None = None
     control: ControlName | list[ControlName] | None = Field(
-        None, description="adaptive cells: 'none' (the strategy), 'random' or 'oracle' "
-        "(its control at the same recomputed count per layer and batch)")
+        None, description="adaptive cells: 'none' (the strategy), or a control kind "
+        "(random, random-active, oracle: its control at the same recomputed count per "
+        "layer and batch)")
     estimate: Estimate | list[Estimate] | None = Field(
         None, description="adaptive cells: estimate of |W||x|+|b| ('low' pass or 'cs' "
         "Cauchy-Schwarz bound)")

@@ -82,6 +82,8 @@ class GraphRunSection(_Strict):
     input_format: str = "binary32"
     activation_format: str = "binary32"
     plots: bool = False
+    control_seeds: int = Field(1, ge=1, le=100, description="replicates of each random "
+                               "control (random, random-active); seeds seed..seed+k-1")
 
 
 class GraphStrategySpec(StrategySpec):

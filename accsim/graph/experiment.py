@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from accsim.graph.controls import OracleControl, RandomControl
+from accsim.graph.controls import CONTROL_CLASSES
 from accsim.graph.ops import LINEAR_CLASSES
 from accsim.graph.runner import Assignment, GraphAccumulator, run_graph
 from accsim.run.executor import ComputeCache
@@ -24,7 +24,8 @@ __all__ = ["GraphPlan", "prepare_graph", "load_graph", "run_graph_plan", "graph_
 
 SUMMARY_KEYS = ("accuracy", "agreement", "logit_rel_error_median", "logit_rel_error_max",
                 "recomputed_fraction", "bit_cost", "max_error_bound_ratio", "max_rel_error",
-                "violations", "nonfinite", "n_samples")
+                "violations", "nonfinite", "n_samples", "energy_pj", "h100_time_ns",
+                "h100_tile_time_ns")
 
 
 @dataclass
@@ -41,6 +42,7 @@ class GraphPlan:
     activation_format: str = "binary32"
     models: dict = field(default_factory=dict)
     config: object = None
+    control_seeds: int = 1
 
 
 def load_graph(net, base: Path | None = None):
@@ -137,7 +139,11 @@ def prepare_graph(cfg) -> GraphPlan:
                 low, high = model(s.low, at + ".low"), model(s.high, at + ".high")
             else:
                 levels = [model(m, f"{at}.levels[{k}]") for k, m in enumerate(s.levels)]
-            for t in s.taus():
+            if s.budget is not None:
+                for b in s.budgets():
+                    mains.append(make_strategy(s.kind, low=low, high=high, budget=b,
+                                               criterion=s.criterion, constant=s.constant))
+            for t in (s.taus() if s.budget is None else []):
                 mains.append(make_strategy(s.kind, low=low, high=high, levels=levels, tau=t,
                                            criterion=s.criterion, guard=s.guard,
                                            constant=s.constant))
@@ -160,7 +166,7 @@ def prepare_graph(cfg) -> GraphPlan:
     return GraphPlan(graph, np.asarray(x[idx]), np.asarray(y[idx]), assignments, controls,
                      batch=r.batch, seed=r.seed, record_samples=r.record_samples,
                      input_format=r.input_format, activation_format=r.activation_format,
-                     models=built, config=cfg)
+                     models=built, config=cfg, control_seeds=r.control_seeds)
 
 
 def _run(plan, assignments, acc, progress):
@@ -186,22 +192,39 @@ def _run(plan, assignments, acc, progress):
 def run_graph_plan(plan: GraphPlan, progress=None) -> tuple[dict, float]:
     """Run all assignments, then the controls of the adaptive rows at the per-op
     recomputed fractions those rows reached. Returns ``({label: GraphAccumulator},
-    seconds)`` (controls labelled ``random@LABEL`` / ``oracle@LABEL``)."""
+    seconds)`` (controls labelled ``random@LABEL``, ``random-active@LABEL``,
+    ``oracle@LABEL``; further seeds of the random kinds ``random@LABEL#k``)."""
+    from accsim.run.experiment import control_labels
+
     t0 = time.perf_counter()
     acc: dict = {}
     _run(plan, plan.assignments, acc, progress)
-    ctrl = []
+    ctrl, unique, alias = [], [], {}
     lin = [i for i, op in enumerate(plan.graph.ops) if op.linear]
     for lab, (low, high, scale, fixed) in plan.controls.items():
-        fr = dict(zip(lin, acc[lab].cost.layer_fractions(), strict=True))
-        for cls in (RandomControl, OracleControl):
-            c = cls(low, high, fr, label=f"{cls.kind}@{lab}", seed=plan.seed)
-            strat = dict(fixed)
-            for op in plan.graph.linear_ops:
-                strat.setdefault(op.op_class, c)
-            ctrl.append(Assignment(strat, c.label, scale, set(strat) - set(fixed)))
-    if ctrl:
-        _run(plan, ctrl, acc, progress)
+        fracs = acc[lab].cost.layer_fractions()
+        fr = dict(zip(lin, fracs, strict=True))
+        for kind, cls in CONTROL_CLASSES.items():
+            for k, clab in enumerate(control_labels(kind, lab, plan.control_seeds)):
+                c = cls(low, high, fr, label=clab, seed=plan.seed + k)
+                strat = dict(fixed)
+                for op in plan.graph.linear_ops:
+                    strat.setdefault(op.op_class, c)
+                ctrl.append(Assignment(strat, c.label, scale, set(strat) - set(fixed)))
+                # a control is a function of these alone: rows matched to adaptive rows
+                # with the same per-op fractions (e.g. equal budgets) share one run
+                key = (kind, plan.seed + k, fracs.tobytes(), id(low), id(high), scale,
+                       tuple(sorted((cl, id(s)) for cl, s in fixed.items())))
+                if key in alias:
+                    alias[clab] = alias[key]
+                else:
+                    alias[key] = clab
+                    unique.append(ctrl[-1])
+    if unique:
+        _run(plan, unique, acc, progress)
+    for a in ctrl:
+        if a.label not in acc:
+            acc[a.label] = acc[alias[a.label]]
     plan.assignments = plan.assignments + ctrl
     return acc, time.perf_counter() - t0
 
@@ -232,6 +255,20 @@ def graph_dataset(plan: GraphPlan, acc: dict, seconds: float | None = None):
     data["tau"] = ("strategy", np.array([float(getattr(a.main, "tau", math.nan))
                                          for a in plan.assignments]))
     data["scale_format"] = ("strategy", np.array([a.scale or "" for a in plan.assignments]))
+    data["budget"] = ("strategy", np.array([
+        math.nan if getattr(a.main, "budget", None) is None else float(a.main.budget)
+        for a in plan.assignments]))
+    matched = {lab: "" for lab in labels}
+    for lab in labels:
+        if "@" in lab and lab.split("@", 1)[0] in CONTROL_CLASSES:
+            matched[lab] = lab.split("@", 1)[1].split("#", 1)[0]
+    data["matched_to"] = ("strategy", np.array([matched[lab] for lab in labels]))
+    per_img = {lab: acc[lab].per_image() for lab in labels}
+    if labels and per_img[labels[0]]["logit_rel_error"].size:
+        data["logit_rel_error"] = (("strategy", "image"), np.stack(
+            [per_img[lab]["logit_rel_error"] for lab in labels]))
+        data["agree"] = (("strategy", "image"), np.stack(
+            [per_img[lab]["agree"] for lab in labels]))
     data["models"] = ("strategy", np.array([
         ";".join(f"{c}:{','.join(m.name for m in s.models)}"
                  for c, s in sorted(a.strategies.items())) for a in plan.assignments]))
@@ -259,7 +296,22 @@ def graph_dataset(plan: GraphPlan, acc: dict, seconds: float | None = None):
         data["input_scale"] = (("strategy", "layer", "sample"), np.stack([
             np.stack([np.concatenate([p["x_scale"] for p in parts]) for parts in recs[lab]])
             for lab in labels]))
+    cmp_attrs = {}
+    if "logit_rel_error" in data:
+        from accsim.analysis.stats import comparison_family, family_variables
+
+        rows = [{"label": lab, "kind": a.main.kind, "matched_to": matched[lab],
+                 "cost": sums[lab]["bit_cost"], "error": per_img[lab]["logit_rel_error"],
+                 "agree": per_img[lab]["agree"], "correct": per_img[lab]["correct"]}
+                for lab, a in zip(labels, plan.assignments, strict=True)]
+        cmp_vars, cmp_attrs = family_variables(comparison_family(rows))
+        data.update(cmp_vars)
     ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update(cmp_attrs)
+    from accsim.run.hwcost import HW_COLUMNS
+
+    for k, (ln, un) in HW_COLUMNS.items():
+        ds[k].attrs.update(long_name=ln, units=un)
     ds.attrs.update({
         "network": plan.graph.name, "n_samples": int(len(plan.x)), "seed": int(plan.seed),
         "input_format": plan.input_format, "activation_format": plan.activation_format,

@@ -251,6 +251,8 @@ class GraphAccumulator:
     net_rel_max: np.ndarray = None
     net_rel_sum: np.ndarray = None
     logit_rel: list = field(default_factory=list)
+    agree_img: list = field(default_factory=list)
+    correct_img: list = field(default_factory=list)
     w_scale: np.ndarray = None
     info: list = None
     record: list = None
@@ -277,11 +279,13 @@ class GraphAccumulator:
         with np.errstate(invalid="ignore"):
             pred = np.argmax(logits, axis=1)
         self.agree += int(np.sum(pred == np.argmax(ref, axis=1)))
+        self.agree_img.append(pred == np.argmax(ref, axis=1))
         if labels is not None:
             lab = np.asarray(labels)
             ok = lab >= 0
             self.correct += int(np.sum((pred == lab) & ok))
             self.labelled += int(ok.sum())
+            self.correct_img.append((pred == lab) & ok)
         self.logit_rel.append(_normwise(logits, ref))
         take = max(0, min(self.record_samples - self.n_samples, B))
         self.n_samples += B
@@ -320,7 +324,16 @@ class GraphAccumulator:
             "violations": int(self.violations.sum()),
             "nonfinite": int(self.nonfinite.sum()),
             "n_samples": int(self.n_samples),
+            **self.cost.hardware(self.n_samples),
         }
+
+    def per_image(self) -> dict:
+        """Per-input ``logit_rel_error``, ``agree`` (top-1 with the binary64 network) and
+        ``correct`` (None without labels)."""
+        cat = np.concatenate
+        return {"logit_rel_error": cat(self.logit_rel) if self.logit_rel else np.zeros(0),
+                "agree": cat(self.agree_img) if self.agree_img else np.zeros(0, bool),
+                "correct": cat(self.correct_img) if self.correct_img else None}
 
 
 def _normwise(a, ref):

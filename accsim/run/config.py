@@ -51,7 +51,7 @@ from pydantic import (
 )
 
 from accsim.run import tomlkeys
-from accsim.run.strategies import StrategyKind
+from accsim.run.strategies import CONTROL_KINDS, CRITERIA, StrategyKind
 
 __all__ = ["RunConfig", "RunSection", "StrategySpec", "load_config", "parse_config",
            "format_tau"]
@@ -78,6 +78,8 @@ class RunSection(_Strict):
     dataset: Literal["digits", "mnist", "fashion-mnist"] | None = None
     reference: str | None = None
     bootstrap: int = Field(10000, ge=100)
+    control_seeds: int = Field(1, ge=1, le=100, description="replicates of each random "
+                               "control (random, random-active), control seeds 0..k-1")
     bias: Literal["initial", "after"] = Field(
         "initial", description="the bias as the accumulator's initial value, or added "
         "after the sum in one rounded addition (the authors' script; docs/executor.md)")
@@ -91,14 +93,17 @@ class StrategySpec(_Strict):
     low: str | None = None
     high: str | None = None
     levels: list[str] | None = None
-    criterion: Literal["predicted", "authors"] = "predicted"
+    criterion: Literal[CRITERIA] = "predicted"
     tau: float | list[float] | None = None
+    budget: float | list[float] | None = Field(
+        None, description="budgeted selection: recompute this fraction of each layer's "
+        "components, the highest by the criterion's score (instead of tau)")
     guard: bool = False
     constant: Literal["auto", "deterministic", "probabilistic"] = "auto"
     estimate: Literal["low", "cs"] = "low"
     zero: Literal["keep", "recompute"] = "keep"
     output_kappa: str | None = None
-    controls: list[Literal["random", "oracle"]] = Field(default_factory=list)
+    controls: list[Literal[CONTROL_KINDS]] = Field(default_factory=list)
     label: str | None = None
 
     @field_validator("tau")
@@ -112,23 +117,44 @@ class StrategySpec(_Strict):
                 raise ValueError(f"tau must be >= 0 (inf allowed), got {t}")
         return v
 
+    @field_validator("budget")
+    @classmethod
+    def _budget(cls, v):
+        vals = v if isinstance(v, list) else [v]
+        if isinstance(v, list) and not v:
+            raise ValueError("budget list is empty")
+        for b in vals:
+            if b is not None and not (0 <= b <= 1):
+                raise ValueError(f"budget must be a fraction in [0, 1], got {b}")
+        return v
+
     def taus(self) -> list[float]:
         return self.tau if isinstance(self.tau, list) else [self.tau]
+
+    def budgets(self) -> list[float]:
+        return self.budget if isinstance(self.budget, list) else [self.budget]
 
     def check(self) -> None:
         """Field combinations (ValueError with the field name)."""
         if self.kind == "uniform":
             if self.model is None:
                 raise ValueError("uniform strategy needs 'model'")
-            extra = [k for k in ("low", "high", "levels", "tau") if getattr(self, k) is not None]
+            extra = [k for k in ("low", "high", "levels", "tau", "budget")
+                     if getattr(self, k) is not None]
             if self.controls:
                 extra.append("controls")
             if extra:
                 raise ValueError(f"uniform strategy does not take {', '.join(extra)}")
         elif self.kind == "adaptive":
-            for k in ("low", "high", "tau"):
+            for k in ("low", "high"):
                 if getattr(self, k) is None:
                     raise ValueError(f"adaptive strategy needs {k!r}")
+            if (self.tau is None) == (self.budget is None):
+                raise ValueError("adaptive strategy needs exactly one of 'tau' and "
+                                 "'budget'")
+            if self.budget is not None and self.guard:
+                raise ValueError("guard does not apply with 'budget' (the budget fixes "
+                                 "the recomputed count)")
         else:
             if self.levels is None or len(self.levels) < 2:
                 raise ValueError("multilevel strategy needs 'levels' (at least 2 models)")
@@ -136,9 +162,12 @@ class StrategySpec(_Strict):
                 raise ValueError("multilevel strategy needs 'tau'")
             if self.criterion != "predicted":
                 raise ValueError("multilevel strategy supports only criterion='predicted'")
+            if self.budget is not None:
+                raise ValueError("budget applies to adaptive strategies")
             if self.zero != "keep" or self.output_kappa is not None or self.estimate != "low":
                 raise ValueError("zero, output_kappa and estimate apply to adaptive strategies")
-        if self.label is not None and len(self.taus()) > 1 and "{tau}" not in self.label:
+        n_points = len(self.budgets()) if self.budget is not None else len(self.taus())
+        if self.label is not None and n_points > 1 and "{tau}" not in self.label:
             raise ValueError("'label' applies only to a single tau (or contains '{tau}')")
 
 

@@ -24,6 +24,10 @@ layer is the sum over its output components of
 
 The recomputed fraction counts output components (inner products) whose final value came
 from a model other than the base (low) one, over all layers, as in the paper's tables.
+
+Next to the bits, every :class:`LayerCost` carries the hardware columns of
+:mod:`accsim.run.hwcost` (energy in pJ, H100 tensor-core time and the same time with a
+recomputation billed per touched 64x8 output tile), tallied by :class:`CostTally`.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from accsim.run import hwcost as hw
 
 __all__ = ["LayerCost", "CostTally", "inner_product_bits", "layer_cost", "ESTIMATES"]
 
@@ -75,6 +81,22 @@ class LayerCost:
     base_bits: float
     estimate_bits: float
     recompute_bits: float
+    hw: dict = field(default_factory=dict)
+
+    @property
+    def energy_pj(self) -> float:
+        """Energy of the layer, pJ (:mod:`accsim.run.hwcost`)."""
+        return _hw_values(self.hw)[0]
+
+    @property
+    def h100_s(self) -> float:
+        """H100 tensor-core time of the layer, s."""
+        return _hw_values(self.hw)[1]
+
+    @property
+    def h100_tile_s(self) -> float:
+        """H100 time with recomputations billed per touched output tile, s."""
+        return _hw_values(self.hw)[2]
 
     @property
     def bit_cost(self) -> float:
@@ -130,7 +152,75 @@ def layer_cost(models, level: np.ndarray, n: int, *, estimate) -> LayerCost:
     rec = float(sum(int(c) * b for c, b in zip(counts[1:], bits[1:], strict=True)))
     return LayerCost(components=total, recomputed=int(total - counts[0]),
                      per_level=[int(c) for c in counts], base_bits=float(base),
-                     estimate_bits=float(est), recompute_bits=rec)
+                     estimate_bits=float(est), recompute_bits=rec,
+                     hw=hardware_counts(models, level, n, estimate))
+
+
+#: Models seen by :func:`hardware_counts`, by class name and ``describe()``.
+_HW_MODELS: dict = {}
+
+
+def hardware_counts(models, level: np.ndarray, n: int, estimate: str) -> dict:
+    """Integer operation counts of a layer for the hardware columns
+    (:mod:`accsim.run.hwcost`), keyed ``(what, model key, terms)``: ``"ip"`` inner
+    products of ``terms`` terms (energy), ``"mac"`` multiply-adds of a gathered GEMM
+    (time), ``"tile"`` multiply-adds with recomputations per touched output tile (tile
+    time), ``"reread"`` recomputed components re-reading ``terms`` operand pairs. The base
+    pass runs on ``models[0]``, the estimate as in :func:`layer_cost`, a component with
+    ``level = k > 0`` is recomputed on ``models[k]``. Counts are integers, so tallies over
+    batches do not depend on the batch size."""
+    level = np.asarray(level)
+    total = int(level.size)
+    lvl2 = level.reshape(level.shape[0], -1) if level.ndim else level.reshape(1, 1)
+    out: dict = {}
+
+    def add(what, model, terms, count):
+        if count:
+            key = type(model).__name__ + repr(sorted(model.describe().items()))
+            _HW_MODELS.setdefault(key, model)
+            k = (what, key, int(terms))
+            out[k] = out.get(k, 0) + int(count)
+
+    def gemm(model, macs, tiled_macs=None):
+        add("mac", model, 1, macs)
+        add("tile", model, 1, macs if tiled_macs is None else tiled_macs)
+
+    low = models[0]
+    passes = 2 if estimate == "low" else 1
+    add("ip", low, n + 1, passes * total)
+    gemm(low, passes * total * n)
+    if estimate == "cs":
+        hi = models[-1]
+        add("ip", hi, n, lvl2.shape[-1])
+        add("ip", hi, 2, total)
+        gemm(hi, lvl2.shape[-1] * n + total * 2)
+    for k in range(1, len(models)):
+        sel = lvl2 == k
+        cnt = int(sel.sum())
+        if not cnt:
+            continue
+        add("ip", models[k], n + 1, cnt)
+        add("reread", models[k], n, cnt)
+        gemm(models[k], cnt * n, hw.tiles_touched(sel)[1] * n)
+    return out
+
+
+def _hw_values(counts: dict) -> tuple[float, float, float]:
+    """``(energy_pj, h100_seconds, h100_tile_seconds)`` of integer counts
+    (:func:`hardware_counts`), summed in sorted key order."""
+    energy = secs = tile = 0.0
+    reread_pj = sum(hw.OPERAND_BITS) * hw.SRAM_PJ_PER_BIT
+    for (what, key, terms), c in sorted(counts.items()):
+        m = _HW_MODELS[key]
+        if what == "ip":
+            energy += c * hw.inner_product_energy(m, terms)
+        elif what == "reread":
+            energy += c * terms * reread_pj
+        elif what == "mac":
+            secs += hw.pass_seconds(m, c)
+        else:
+            tile += hw.pass_seconds(m, c)
+    return energy, secs, tile
 
 
 @dataclass
@@ -144,10 +234,12 @@ class CostTally:
     base_bits: np.ndarray = field(init=False)
     estimate_bits: np.ndarray = field(init=False)
     recompute_bits: np.ndarray = field(init=False)
+    hw: list = field(init=False)
 
     def __post_init__(self):
         self.components = np.zeros(self.n_layers, np.int64)
         self.recomputed = np.zeros(self.n_layers, np.int64)
+        self.hw = [{} for _ in range(self.n_layers)]
         for k in ("bits", "base_bits", "estimate_bits", "recompute_bits"):
             setattr(self, k, np.zeros(self.n_layers, np.float64))
 
@@ -158,6 +250,16 @@ class CostTally:
         self.base_bits[layer] += c.base_bits
         self.estimate_bits[layer] += c.estimate_bits
         self.recompute_bits[layer] += c.recompute_bits
+        tally = self.hw[layer]
+        for k, v in c.hw.items():
+            tally[k] = tally.get(k, 0) + v
+
+    def hardware(self, n_samples: int) -> dict:
+        """The hardware columns per input (:data:`accsim.run.hwcost.HW_COLUMNS`)."""
+        n = max(int(n_samples), 1)
+        vals = np.array([_hw_values(h) for h in self.hw]).reshape(-1, 3).sum(axis=0)
+        return {"energy_pj": float(vals[0] / n), "h100_time_ns": float(vals[1] * 1e9 / n),
+                "h100_tile_time_ns": float(vals[2] * 1e9 / n)}
 
     def layer_fractions(self) -> np.ndarray:
         """Recomputed fraction of each layer."""

@@ -531,6 +531,7 @@ class RunAccumulator:
             "logit_rel_error_max": (float(np.max(np.concatenate(self.logit_err_img)))
                                     if self.logit_err_img else float("nan")),
             "violations_prob": int(self.violations_prob.sum()),
+            **self.cost.hardware(self.n_samples),
         }
 
     def per_image(self) -> dict:

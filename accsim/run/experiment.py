@@ -18,6 +18,7 @@ from accsim.run.config import RunConfig, format_tau
 from accsim.run.executor import ComputeCache, RunAccumulator, exact_logits, run_batch
 from accsim.run.strategies import (
     CONTROL_KINDS,
+    CRITERIA,
     Adaptive,
     Control,
     MultiLevel,
@@ -35,7 +36,8 @@ SUMMARY_KEYS = ("accuracy", "recomputed_fraction", "bit_cost", "max_error_bound_
 #: Further per-strategy summaries of :meth:`RunAccumulator.summary` stored by
 #: :func:`to_dataset` (cost parts, label-free metrics, probabilistic-bound check).
 EXTRA_KEYS = ("base_bit_cost", "estimate_bit_cost", "recompute_bit_cost", "agreement",
-              "logit_rel_error_median", "logit_rel_error_max", "violations_prob")
+              "logit_rel_error_median", "logit_rel_error_max", "violations_prob",
+              "energy_pj", "h100_time_ns", "h100_tile_time_ns")
 
 
 def resolve_model(spec, models: dict | None = None, where: str = "model"):
@@ -139,11 +141,25 @@ def load_inputs(path: str | None, n_in: int, dataset: str = "digits"):
 def make_strategy(kind: str, *, low=None, high=None, levels=None, tau=None,
                   criterion: str = "predicted", guard: bool = False,
                   constant: str = "auto", label: str | None = None, estimate: str = "low",
-                  zero: str = "keep", output_kappa: str | None = None) -> Strategy:
-    """A :class:`Strategy` from already-built models, with the standard label."""
+                  zero: str = "keep", output_kappa: str | None = None,
+                  budget: float | None = None) -> Strategy:
+    """A :class:`Strategy` from already-built models, with the standard label
+    (``budget``: budgeted adaptive selection, label ``CRITERION-budget=F``)."""
     check_kind(kind)
     if kind == "uniform":
         return Uniform(low, label=label or f"uniform-{low.name}")
+    if budget is not None:
+        if kind != "adaptive":
+            raise ValueError(f"budget applies to adaptive strategies, not {kind!r}")
+        if tau is not None:
+            raise ValueError("give either tau or budget, not both")
+        if high is None:
+            raise ValueError("adaptive strategy needs a high model")
+        cs = "+cs" if estimate == "cs" and criterion in ("predicted", "absolute") else ""
+        return Adaptive(low, high, math.nan, criterion=criterion, guard=guard,
+                        constant=constant, estimate=estimate, zero=zero,
+                        output_kappa=output_kappa, budget=float(budget),
+                        label=label or f"{criterion}-budget={float(budget):g}{cs}")
     if tau is None:
         raise ValueError(f"strategy {kind!r} needs tau")
     tau = float(tau)
@@ -151,8 +167,9 @@ def make_strategy(kind: str, *, low=None, high=None, levels=None, tau=None,
     if kind == "adaptive":
         if high is None:
             raise ValueError("adaptive strategy needs a high model")
-        lab = ("authors-tol=" if criterion == "authors" else "adaptive-tau=") + format_tau(tau)
-        if estimate == "cs" and (criterion == "predicted" or guard):
+        lab = {"authors": "authors-tol=", "absolute": "absolute-tau="}.get(
+            criterion, "adaptive-tau=") + format_tau(tau)
+        if estimate == "cs" and (criterion in ("predicted", "absolute") or guard):
             g += "+cs"
         return Adaptive(low, high, tau, criterion=criterion, guard=guard, constant=constant,
                         estimate=estimate, zero=zero, output_kappa=output_kappa,
@@ -165,6 +182,25 @@ def make_strategy(kind: str, *, low=None, high=None, levels=None, tau=None,
         return MultiLevel(list(levels), tau, guard=guard, constant=constant,
                           label=label or f"multilevel-tau={format_tau(tau)}{g}")
     raise AssertionError(kind)  # pragma: no cover - check_kind covers every kind
+
+
+def control_labels(kind: str, matched: str, seeds: int) -> list[str]:
+    """Labels of the controls of kind ``kind`` matched to ``matched``: ``KIND@MATCHED``,
+    then ``KIND@MATCHED#s`` for the further seeds of a random kind (the oracle is
+    deterministic: one row)."""
+    n = 1 if kind == "oracle" else int(seeds)
+    return [f"{kind}@{matched}" + (f"#{k}" if k else "") for k in range(n)]
+
+
+def make_controls(st, kinds, seeds: int = 1) -> list:
+    """The controls of adaptive strategy ``st`` (:class:`Control`), ``seeds`` replicates
+    of each random kind (control seed 0 gives the same bits as before replicates
+    existed)."""
+    out = []
+    for c in kinds:
+        for k, lab in enumerate(control_labels(c, st.label, seeds)):
+            out.append(Control(st.models[0], st.models[-1], c, st.label, label=lab, seed=k))
+    return out
 
 
 @dataclass
@@ -236,17 +272,19 @@ def prepare(cfg: RunConfig) -> Plan:
             low, high = model(s.low, at + ".low"), model(s.high, at + ".high")
         else:
             levels = [model(m, f"{at}.levels[{k}]") for k, m in enumerate(s.levels)]
-        for t in s.taus():
-            st = make_strategy(s.kind, low=low, high=high, levels=levels, tau=t,
+        points = [("budget", b) for b in s.budgets()] if s.budget is not None else \
+            [("tau", t) for t in s.taus()]
+        for what, t in points:
+            st = make_strategy(s.kind, low=low, high=high, levels=levels,
+                               tau=t if what == "tau" else None,
+                               budget=t if what == "budget" else None,
                                criterion=s.criterion, guard=s.guard, constant=s.constant,
                                label=(s.label.replace("{tau}", format_tau(t))
                                       if s.label else s.label),
                                estimate=s.estimate, zero=s.zero,
                                output_kappa=s.output_kappa)
             strategies.append(st)
-            for c in s.controls:
-                strategies.append(Control(st.models[0], st.models[-1], c, st.label,
-                                          label=f"{c}@{st.label}"))
+            strategies.extend(make_controls(st, s.controls, r.control_seeds))
     labels = [s.label for s in strategies]
     dup = sorted({lab for lab in labels if labels.count(lab) > 1})
     if dup:
@@ -366,8 +404,8 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
         if control not in CONTROL_KINDS:
             raise ValueError(f"unknown control {control!r}; valid: none, "
                              f"{', '.join(CONTROL_KINDS)}")
-    if criterion not in ("predicted", "authors"):
-        raise ValueError(f"unknown criterion {criterion!r}; valid: predicted, authors")
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
     net = load_network(network)
     lo = resolve_model(low, where="low") if (low is not None and levels is None) else None
     hi = resolve_model(high, where="high") if high is not None else None
@@ -438,6 +476,11 @@ def _normalization(name):
         return None
 
 
+def _budget(s) -> float:
+    b = getattr(s, "budget", None)
+    return math.nan if b is None else float(b)
+
+
 def default_reference(strategies) -> str | None:
     """Label of the uniform run the paired statistics compare against: the uniform
     strategy on an adaptive strategy's high model, else the last uniform one."""
@@ -470,6 +513,10 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
         data[k] = ("strategy", np.array([sums[lab][k] for lab in labels]))
     data["matched_to"] = ("strategy", np.array([getattr(s, "matched_to", "")
                                                 for s in plan.strategies]))
+    data["budget"] = ("strategy", np.array([_budget(s) for s in plan.strategies]))
+    data["control_seed"] = ("strategy", np.array([int(getattr(s, "seed", 0))
+                                                  if s.kind in CONTROL_KINDS else -1
+                                                  for s in plan.strategies]))
     for k in ("base_bits", "estimate_bits", "recompute_bits"):
         data[k.replace("_bits", "_bit_cost") + "_layer"] = (("strategy", "layer"), np.array(
             [getattr(acc[lab].cost, k) / max(acc[lab].n_samples, 1) for lab in labels]))
@@ -557,7 +604,22 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
             rel = np.where(err == 0, 0.0, err / np.abs(data["exact"][1]))
             data["rel_error"] = (("strategy", "component"), rel)
             data["holds"] = (("strategy", "component"), err <= data["bound"][1])
+    cmp_attrs = {}
+    if labels and "logit_rel_error" in data:
+        from accsim.analysis.stats import comparison_family, family_variables
+
+        rows = [{"label": lab, "kind": s.kind, "matched_to": getattr(s, "matched_to", ""),
+                 "cost": sums[lab]["bit_cost"], "error": per[lab]["logit_rel_error"],
+                 "agree": per[lab]["agree"], "correct": per[lab]["correct"]}
+                for lab, s in zip(labels, plan.strategies, strict=True)]
+        cmp_vars, cmp_attrs = family_variables(comparison_family(rows))
+        data.update(cmp_vars)
     ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update(cmp_attrs)
+    from accsim.run.hwcost import HW_COLUMNS
+
+    for k, (ln, un) in HW_COLUMNS.items():
+        ds[k].attrs.update(long_name=ln, units=un)
     ds.attrs.update({
         "network": plan.network.name,
         "n_samples": int(len(plan.x)),

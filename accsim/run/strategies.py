@@ -29,6 +29,23 @@ A guard band (``guard=True``) also recomputes the components whose ``|v_hat|`` l
 within the low model's predicted error ``c(n) u_low fl_low(|W||x| + |b|)`` of zero: a
 ReLU component whose exact value is small and positive but whose low value came out
 negative has estimated ``kappa_phi = 0`` and is otherwise never recomputed (method.md).
+
+The ``absolute`` criterion scores a component by its predicted absolute OUTPUT error
+``c(n) u_low fl_low(|W||x| + |b|) |phi'(v_hat)|`` (:func:`accsim.analysis.kappa.phi_prime`;
+recompute iff the score is not below ``tau``; non-finite low values score ``inf``). The
+relative criteria rank by ``kappa_v``, which is large where ``|v_hat|`` is small, so they
+favour components with a large relative but a small absolute error (issue 20).
+
+Budgeted selection (``budget = f`` instead of ``tau``): every criterion's score (the
+predicted error, ``kappa_phi / |v_hat|`` for the authors', the absolute score) ranks the
+components of each layer and batch, and the ``round(f * size)`` highest are recomputed
+(ties by index, NaN scores last), so criteria and controls compare at equal cost without
+tuning ``tau``.
+
+Controls (:class:`Control`, at the matched strategy's per-layer and per-batch count):
+``random`` (uniform over all components), ``random-active`` (uniform over the ACTIVE
+components, :func:`active_mask`: those whose recomputation can change the layer output)
+and ``oracle`` (largest actual error).
 """
 
 from __future__ import annotations
@@ -40,17 +57,18 @@ from typing import Annotated
 import numpy as np
 from pydantic import AfterValidator, Field
 
-from accsim.analysis.kappa import kappa_phi
+from accsim.analysis.kappa import FLAT_ACTIVATIONS, kappa_phi, phi_prime
 from accsim.run.cost import LayerCost, layer_cost
 
 __all__ = ["Decision", "Strategy", "Uniform", "Adaptive", "MultiLevel", "bound_constant",
            "CRITERIA", "CONSTANTS", "STRATEGY_KINDS", "check_kind", "StrategyKind",
            "model_key", "cauchy_schwarz_estimate", "Control", "CONTROL_KINDS",
-           "record_count"]
+           "record_count", "active_mask", "top_fraction", "random_active_choice",
+           "needs_estimate"]
 
-CRITERIA = ("predicted", "authors")
+CRITERIA = ("predicted", "authors", "absolute")
 #: Controls of an adaptive strategy (``strategy_kind`` of their results).
-CONTROL_KINDS = ("random", "oracle")
+CONTROL_KINDS = ("random", "random-active", "oracle")
 CONSTANTS = ("auto", "deterministic", "probabilistic")
 #: The strategy kinds a configuration may ask for (single runs and sweeps alike);
 #: controls (:data:`CONTROL_KINDS`) are derived from adaptive strategies, never asked for.
@@ -288,13 +306,23 @@ class Adaptive(Strategy):
     zero: str = "keep"
     output_kappa: str | None = None
     label: str = ""
+    budget: float | None = None
     kind = "adaptive"
 
     def __post_init__(self):
         if self.criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {self.criterion!r}; valid: "
                              f"{', '.join(CRITERIA)}")
-        if not (self.tau >= 0):
+        if self.budget is not None:
+            if not (0 <= self.budget <= 1):
+                raise ValueError(f"budget must be a fraction in [0, 1], got {self.budget!r}")
+            if not math.isnan(self.tau):
+                raise ValueError("give either tau or budget, not both (tau = nan with a "
+                                 "budget)")
+            if self.guard:
+                raise ValueError("guard does not apply to a budgeted selection (the budget "
+                                 "fixes the recomputed count)")
+        elif not (self.tau >= 0):
             raise ValueError(f"tau must be >= 0 (inf allowed), got {self.tau!r}")
         if self.constant not in CONSTANTS:
             raise ValueError(f"unknown constant {self.constant!r}; valid: "
@@ -311,14 +339,43 @@ class Adaptive(Strategy):
     @property
     def uses_estimate(self) -> bool:
         """Whether the strategy needs ``|W||x| + |b|`` (and pays for estimating it)."""
-        return (self.criterion == "predicted" or self.guard) and self.tau < np.inf
+        if self.budget is not None:
+            return self.criterion in ("predicted", "absolute") and self.budget > 0
+        return (self.criterion in ("predicted", "absolute") or self.guard) \
+            and self.tau < np.inf
 
     def describe(self) -> dict:
         d = super().describe()
         d.update(tau=float(self.tau), guard=int(self.guard), constant=self.constant,
                  estimate=self.estimate if self.uses_estimate else "none", zero=self.zero,
                  output_kappa=self.output_kappa or "")
+        if self.budget is not None:
+            d["budget"] = float(self.budget)
         return d
+
+    def score(self, ctx, v_low, c, S_hat):
+        """The criterion's score of every component (higher: recompute first): the
+        predicted relative error, ``kappa_phi / |v_hat|`` (authors; a zero low value
+        scores ``inf`` with ``zero="recompute"`` and NaN (last) with ``"keep"``), or the
+        predicted absolute output error; a non-finite low value scores ``inf``."""
+        kphi = self._kappa_phi(ctx, v_low)
+        finite = np.isfinite(v_low)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if self.criterion == "predicted":
+                sc = _predicted(c, kphi, S_hat, v_low)
+            elif self.criterion == "absolute":
+                sc = c * S_hat * self._phi_prime(ctx, v_low)
+            else:
+                sc = kphi / np.abs(v_low)
+                zero = v_low == 0
+                sc = np.where(zero, np.inf if self.zero == "recompute" else np.nan, sc)
+        return np.where(finite, sc, np.inf)
+
+    def _phi_prime(self, ctx, v_low):
+        last = getattr(ctx, "last", False)
+        act = self.output_kappa if (last and self.output_kappa is not None) \
+            else ctx.activation
+        return np.asarray(phi_prime(v_low, act), np.float64)
 
     def _kappa_phi(self, ctx, v_low):
         last = getattr(ctx, "last", False)
@@ -329,15 +386,22 @@ class Adaptive(Strategy):
     def select(self, ctx, v_low):
         """Boolean mask of the components to recompute, and facts for the record."""
         c, kind = resolve_constant(self.low, ctx.n, self.constant)
-        kphi = self._kappa_phi(ctx, v_low)
         S_hat = None
         if self.uses_estimate:
             S_hat = (ctx.compute_abs(self.low) if self.estimate == "low"
                      else cauchy_schwarz_estimate(ctx))
+        info = {"criterion": self.criterion, "constant_kind": kind, "constant": c}
+        if self.budget is not None:
+            if self.budget == 0:  # nothing to rank (and no estimate paid for)
+                return np.zeros(v_low.shape, bool), info
+            return top_fraction(self.score(ctx, v_low, c, S_hat), self.budget), info
+        kphi = self._kappa_phi(ctx, v_low)
         if self.tau == np.inf:
             mask = np.zeros(v_low.shape, bool)
         elif self.criterion == "predicted":
             mask = ~(_predicted(c, kphi, S_hat, v_low) < self.tau)
+        elif self.criterion == "absolute":
+            mask = ~(self.score(ctx, v_low, c, S_hat) < self.tau)
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
                 score = kphi / np.abs(v_low)
@@ -347,7 +411,7 @@ class Adaptive(Strategy):
             mask |= ~np.isfinite(v_low)  # an overflowed low value is never kept
         if self.guard and self.tau < np.inf:
             mask |= _guard(c, S_hat, v_low)
-        return mask, {"criterion": self.criterion, "constant_kind": kind, "constant": c}
+        return mask, info
 
     def layer(self, ctx) -> Decision:
         v_low = ctx.compute(self.low)
@@ -435,6 +499,56 @@ class MultiLevel(Strategy):
         return Decision(v, level, self.models, cost, info)
 
 
+def top_fraction(score: np.ndarray, fraction: float) -> np.ndarray:
+    """Mask of the ``round(fraction * size)`` components with the highest ``score``
+    (``inf`` first, NaN last, ties by flat index)."""
+    flat = np.asarray(score, np.float64).ravel()
+    k = int(min(flat.size, max(0, round(float(fraction) * flat.size))))
+    out = np.zeros(flat.size, bool)
+    if k:
+        key = np.where(np.isnan(flat), -np.inf, -flat)
+        # NaN after every finite score and after -inf scores: sort NaN positions last
+        order = np.lexsort((np.arange(flat.size), key, np.isnan(flat)))
+        out[order[:k]] = True
+    return out.reshape(np.shape(score))
+
+
+def active_mask(ctx, low, v_low, constant: str = "auto") -> np.ndarray:
+    """Components whose recomputation can change the layer OUTPUT (``random-active``).
+
+    For an activation flat on ``z <= 0`` (:data:`~accsim.analysis.kappa.FLAT_ACTIVATIONS`:
+    ReLU): ``v_hat > 0``, or ``|v_hat|`` within the low model's predicted error
+    ``c(n) u_low fl_low(|W||x| + |b|)`` of zero (its exact value may be positive), or
+    ``v_hat`` not finite. A component outside this set has ``v_hat`` and (by the bound)
+    its exact value both in the flat part: the output is 0 whichever accumulator runs.
+
+    The band is dropped where it is vacuous, ``c(n) u_low >= 1``: since
+    ``|v_hat| <= fl(|W||x| + |b|)`` up to rounding it would then hold every component and
+    the control would be ``random`` again. This is the case of the e4m3 accumulator of
+    the networks here at n = 128, 288, 784, 3136 (c = 3.3, 13.4, 1.96, 17.5); the control
+    then draws among ``v_hat > 0`` (and non-finite values), the set issue 20 measured.
+
+    Other activations (identity, tanh, sigmoid, GELU, SiLU) are flat nowhere (their
+    derivative vanishes at most at isolated points), so every component is active and
+    ``random-active`` is a uniform choice, as ``random``.
+    """
+    if str(ctx.activation).lower() not in FLAT_ACTIVATIONS:
+        return np.ones(v_low.shape, bool)
+    c, _ = resolve_constant(low, ctx.n, constant)
+    with np.errstate(invalid="ignore"):
+        act = (v_low > 0) | ~np.isfinite(v_low)
+        if c < 1:
+            act |= _guard(c, ctx.compute_abs(low), v_low)
+    return act
+
+
+def needs_estimate(ctx, low) -> bool:
+    """Whether ``random-active`` needs the estimation pass on this layer (a flat
+    activation and a non-vacuous band, :func:`active_mask`)."""
+    return str(ctx.activation).lower() in FLAT_ACTIVATIONS and \
+        resolve_constant(low, ctx.n, "auto")[0] < 1
+
+
 def record_count(ctx, label: str, mask: np.ndarray) -> None:
     """Remember how many components ``label`` recomputed on this layer and batch (its
     matched controls, run after it on the same batch, read it)."""
@@ -451,10 +565,14 @@ class Control(Strategy):
 
     ``kind="random"``: a seeded uniform choice of components (``numpy.random.Generator``
     seeded from the run seed, the layer and the batch offset, so results do not depend on
-    the thread or worker count). ``kind="oracle"``: the components with the largest
+    the thread or worker count; ``seed`` > 0 gives further independent replicates).
+    ``kind="random-active"``: the same uniform choice among the active components
+    (:func:`active_mask`), completed uniformly from the others if the count exceeds
+    them; it pays the estimation pass on layers with a flat activation (it needs
+    ``fl_low(|W||x| + |b|)``). ``kind="oracle"``: the components with the largest
     actual error ``|v_low - v_exact|`` against the exact layer output (not implementable:
-    it shows how much a perfect criterion could gain). Both recompute on the matched
-    strategy's highest model and pay no estimation pass.
+    it shows how much a perfect criterion could gain). All recompute on the matched
+    strategy's highest model; random and oracle pay no estimation pass.
 
     The matched strategy must run before the control on the same batch (the executor
     runs strategies in list order; :func:`accsim.run.experiment.prepare` checks it).
@@ -465,6 +583,7 @@ class Control(Strategy):
     control: str
     matched_to: str
     label: str = ""
+    seed: int = 0
     criterion = "none"
 
     def __post_init__(self):
@@ -482,8 +601,12 @@ class Control(Strategy):
 
     def describe(self) -> dict:
         d = super().describe()
-        d.update(matched_to=self.matched_to)
+        d.update(matched_to=self.matched_to, control_seed=self.seed)
         return d
+
+    def _rng(self, ctx, tag: int):
+        key = [int(ctx.seed) % 2**63, tag] + ([int(self.seed)] if self.seed else [])
+        return np.random.default_rng(key)
 
     def select(self, ctx, v_low, k: int) -> np.ndarray:
         """Mask of the ``k`` components this control recomputes."""
@@ -493,8 +616,10 @@ class Control(Strategy):
         if k <= 0:
             return flat.reshape(v_low.shape)
         if self.control == "random":
-            rng = np.random.default_rng([int(ctx.seed) % 2**63, 0x52414E44])
-            flat[rng.choice(size, k, replace=False)] = True
+            flat[self._rng(ctx, 0x52414E44).choice(size, k, replace=False)] = True
+        elif self.control == "random-active":
+            flat[random_active_choice(self._rng(ctx, 0x41435456),
+                                      active_mask(ctx, self.low, v_low).ravel(), k)] = True
         else:
             with np.errstate(invalid="ignore"):
                 err = np.abs(v_low - ctx.exact()).ravel()
@@ -514,6 +639,18 @@ class Control(Strategy):
         if mask.any():
             v[mask] = ctx.compute_selected(self.high, mask)[mask]
         level = mask.astype(np.int8)
-        cost = layer_cost(self.models, level, ctx.n, estimate="none")
+        est = "low" if self.control == "random-active" and needs_estimate(ctx, self.low) \
+            else "none"
+        cost = layer_cost(self.models, level, ctx.n, estimate=est)
         return Decision(v, level, self.models, cost, {"criterion": self.control,
                                                       "matched_to": self.matched_to})
+
+
+def random_active_choice(rng, active: np.ndarray, k: int) -> np.ndarray:
+    """Flat indices of ``k`` components: uniform without replacement among the ``active``
+    ones, and, if ``k`` exceeds them, all of them plus a uniform choice of the rest."""
+    act = np.flatnonzero(active)
+    if k <= act.size:
+        return act[rng.choice(act.size, k, replace=False)]
+    rest = np.flatnonzero(~active)
+    return np.concatenate([act, rest[rng.choice(rest.size, k - act.size, replace=False)]])

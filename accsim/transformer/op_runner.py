@@ -144,13 +144,13 @@ class ReferenceRunner:
         return x
 
     def linear(self, cls, W, X, b, activation, *, layer=0):
-        return W @ X + b[:, None]
+        return self.model.matmul(W, X, b[:, None])
 
     def attention_probs(self, Q, K, scale, softmax, *, layer=0, sentence=0, head=0):
-        return softmax(self, (Q @ K.T) * scale, layer)
+        return softmax(self, self.model.matmul(Q, K.T) * scale, layer)
 
     def matmul(self, cls, A, B, *, layer=0, sentence=0):
-        return A @ B
+        return self.model.matmul(A, B)
 
     def reduce(self, cls, X, *, layer=0, token_columns=False):
         return np.asarray(X).sum(axis=0)

@@ -47,6 +47,17 @@ REDUCTION_CLASSES = ("softmax_sum", "ln_mean", "ln_var", "pool_sum", "l2_sum")
 OP_CLASSES = MATMUL_CLASSES + REDUCTION_CLASSES
 
 
+def f64_matmul(A, B) -> np.ndarray:
+    """``A @ B`` in binary64 with the platform BLAS.
+
+    The BLAS summation order is unspecified and may change with the shape, the memory
+    layout and the processor (OpenBLAS picks its kernels per CPU), so two calls on
+    different shapes need not agree in the last bit. The one place the binary64
+    reference multiplies, so that a test can substitute an order-defined product.
+    """
+    return np.asarray(A, np.float64) @ np.asarray(B, np.float64)
+
+
 class Float64:
     """The binary64 reference: numpy/BLAS products, no simulated accumulator.
 
@@ -59,7 +70,7 @@ class Float64:
     family = "fp64"
 
     def matmul(self, A, B, C=None, *, seed: int = 0) -> np.ndarray:
-        out = np.asarray(A, np.float64) @ np.asarray(B, np.float64)
+        out = f64_matmul(A, B)
         return out if C is None else out + C
 
     def error_bound(self, A, B, C=None, kind: str = "deterministic", **kw) -> np.ndarray:
