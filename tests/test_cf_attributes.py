@@ -77,6 +77,9 @@ def test_every_variable_has_long_name_and_units(stores, kind):
     assert missing_long_names(ds) == [], (
         f"{kind} store: variables without long_name (add them to ATTRIBUTES in "
         f"accsim/run/attributes.py): {missing_long_names(ds)}")
+    unlisted = [n for n in [*ds.data_vars, *ds.coords] if lookup(str(n)) is None]
+    assert unlisted == [], (f"{kind} store: variables not in ATTRIBUTES "
+                            f"(accsim/run/attributes.py): {unlisted}")
     for name in [*ds.data_vars, *ds.coords]:
         want = lookup(name)
         assert ds[name].attrs["long_name"] == want[0], name

@@ -21,6 +21,9 @@ from __future__ import annotations
 import json
 import re
 
+from accsim.analysis.stats import COMPARISON_ATTRS
+from accsim.run.hwcost import HW_COLUMNS
+
 __all__ = ["ATTRIBUTES", "PREFIXES", "SUFFIXES", "UNITS", "annotate", "lookup",
            "missing_long_names", "models_attr"]
 
@@ -106,12 +109,6 @@ ATTRIBUTES: dict[str, tuple[str, str | None]] = {
     "scale_format": ("format of the per-tensor scales", None),
     "budget": ("recomputation budget of the strategy (fraction of components)", "1"),
     "control_seed": ("seed of the random control", None),
-    "energy_pj": ("energy per input (Horowitz ISSCC 2014 op energies scaled by format, "
-                  "plus an operand re-read per recomputed component)", "pJ"),
-    "h100_time_ns": ("time per input on one H100 SXM5, every pass a GEMM at the dense "
-                     "tensor-core rate of its format", "ns"),
-    "h100_tile_time_ns": ("as h100_time_ns, a recomputation costing every 64x8 output "
-                          "tile it touches", "ns"),
     "seconds": ("wall-clock time", "s"),
     "elapsed": ("wall-clock time of the cell", "s"),
     "status": ("cell status (ok, error, missing)", None),
@@ -183,6 +180,12 @@ ATTRIBUTES: dict[str, tuple[str, str | None]] = {
     "rule": ("LAMP criterion the cell applies or its control matches", None),
     "m_bits": ("fraction bits of the scores accumulator (-1: not swept)", "1"),
 }
+
+# The hardware cost columns and the paired comparison variables keep their entries where
+# they are computed (accsim/run/hwcost.py, accsim/analysis/stats.py); one lookup here.
+ATTRIBUTES.update(HW_COLUMNS)
+ATTRIBUTES.update({f"cmp_{k}": v for k, v in COMPARISON_ATTRS.items()})
+ATTRIBUTES["comparison"] = ("paired comparison (row against comparator)", None)
 
 #: name suffix (a regular expression) -> long_name template of the base variable's
 #: entry, whose units are kept: ``{0}`` its long_name, ``{1}`` the first group.
