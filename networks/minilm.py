@@ -179,6 +179,18 @@ class MiniLMTokenizer:
         self.tok.no_padding()
         self.tok.enable_truncation(int(max_length))
         self.max_length = int(max_length)
+        self._path = path
+        self._untruncated = None
+
+    def count(self, text: str) -> int:
+        """Number of tokens of ``text``, ``[CLS]`` and ``[SEP]`` included, untruncated."""
+        if self._untruncated is None:
+            from tokenizers import Tokenizer
+
+            self._untruncated = Tokenizer.from_file(str(self._path))
+            self._untruncated.no_padding()
+            self._untruncated.no_truncation()
+        return len(self._untruncated.encode(text).ids)
 
     def encode(self, sentences) -> list[np.ndarray]:
         """Token ids of each sentence (``[CLS] ... [SEP]``).

@@ -20,7 +20,8 @@ import re
 from pathlib import Path
 
 __all__ = ["LEE_PACKAGE", "corpus_path", "lee_documents", "split_sentences",
-           "lee_sentences", "lee_pairs", "lee_unrelated_pairs", "CorpusMissing"]
+           "lee_sentences", "lee_pairs", "lee_unrelated_pairs", "CorpusMissing",
+           "lee_all_sentences", "read_sentences", "long_sequences"]
 
 LEE_PACKAGE = "gensim"
 LEE_VERSION = "4.4.0"
@@ -111,3 +112,61 @@ def lee_unrelated_pairs(n: int | None = None) -> list[tuple[str, str]]:
     half = len(s) // 2
     pairs = [(s[i], s[i + half]) for i in range(half)]
     return pairs if n is None else pairs[:n]
+
+
+def lee_all_sentences() -> list[str]:
+    """Every sentence of every distinct story, in corpus order (2,556 sentences)."""
+    return [s for d in dict.fromkeys(lee_documents()) for s in split_sentences(d)]
+
+
+def read_sentences(path) -> list[str]:
+    """Sentences of a UTF-8 text file, one per line (blank lines skipped).
+
+    Raises
+    ------
+    ValueError
+        No such file, or no non-blank line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such text file")
+    sents = [s.strip() for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]
+    if not sents:
+        raise ValueError(f"{path}: no sentence (one sentence per line expected)")
+    return sents
+
+
+def long_sequences(sentences, n: int, min_tokens: int, max_tokens: int,
+                   count_tokens) -> list[str]:
+    """The first ``n`` inputs made of consecutive sentences, each of ``min_tokens`` to
+    ``max_tokens`` tokens.
+
+    Sentences are joined by a space, in order, until the tokenizer's count of the
+    joined text (``count_tokens(text)``, special tokens included) reaches
+    ``min_tokens``; a sequence that would then exceed ``max_tokens`` (one very long
+    sentence) is dropped and the next starts after it.
+
+    Raises
+    ------
+    ValueError
+        Bad bounds, or the sentences give fewer than ``n`` such sequences (the message
+        says how many).
+    """
+    if not (1 <= min_tokens <= max_tokens):
+        raise ValueError(f"need 1 <= min_tokens <= max_tokens, got {min_tokens}, "
+                         f"{max_tokens}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    out, cur = [], []
+    for s in sentences:
+        cur.append(s)
+        k = count_tokens(" ".join(cur))
+        if k < min_tokens:
+            continue
+        if k <= max_tokens:
+            out.append(" ".join(cur))
+            if len(out) == n:
+                return out
+        cur = []
+    raise ValueError(f"the text gives only {len(out)} sequences of {min_tokens}.."
+                     f"{max_tokens} tokens; {n} asked for")

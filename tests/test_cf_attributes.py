@@ -100,9 +100,9 @@ def test_model_descriptions_are_one_json_attribute(stores, kind):
 
 
 def test_minilm_store(tmp_path):
-    from test_minilm_config import _write, skip_without_minilm
+    from test_minilm_config import _model_or_skip, _write
 
-    skip_without_minilm()
+    _model_or_skip()
 
     from accsim.transformer.minilm_run import load_config, run
 

@@ -219,7 +219,8 @@ def test_results_do_not_depend_on_batching(w1, tok):
 
     def runner():
         return SimRunner(ops, LinearPolicy("random", resolve_model(FP32), tau=1e-3),
-                         AttentionPolicy("random", resolve_model(FP32), tau=1.5), seed=5)
+                         AttentionPolicy("random", resolve_model(FP32), tau=1.5,
+                                         rule="lamp-v1"), seed=5)
 
     together = encode(w1, ids, runner())
     apart = np.concatenate([encode(w1, [ids[i]], runner(), sentence_ids=[i])
@@ -237,7 +238,7 @@ def test_policies_at_their_extremes(w1, tok):
     uni = encode(w1, ids, SimRunner(ops_lo))
     # LAMP at tau = 2 and the adaptive strategy at tau = inf change nothing
     r = SimRunner(ops_lo, LinearPolicy("adaptive", hi, tau=math.inf),
-                  AttentionPolicy("lamp", hi, tau=2.0))
+                  AttentionPolicy("lamp-v1", hi, tau=2.0))
     np.testing.assert_array_equal(_bits(encode(w1, ids, r)), _bits(uni))
     assert r.tally.fraction(("scores",)) == 0 and r.tally.fraction(("qkv",)) == 0
     # everything recomputed (linear tau = 0, LAMP tau = 1 + every score of the rows)
@@ -255,7 +256,7 @@ def test_lamp_recomputes_few_scores_and_helps(w1, tok):
     tr_ref, tr_u, tr_l = Trace(), Trace(), Trace()
     encode(w1, ids, ReferenceRunner(), trace=tr_ref)
     encode(w1, ids, SimRunner(ops), trace=tr_u)
-    r = SimRunner(ops, attention=AttentionPolicy("lamp", resolve_model(FP32), tau=1.2))
+    r = SimRunner(ops, attention=AttentionPolicy("lamp-v1", resolve_model(FP32), tau=1.2))
     encode(w1, ids, r, trace=tr_l)
     from accsim.transformer.embed_metrics import attention_kl
 

@@ -23,6 +23,7 @@ Special-value styles (see ``docs/formats.md``):
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -320,10 +321,23 @@ def format(name: str | FloatFormat) -> FloatFormat:  # noqa: A001 - public API n
     key = ALIASES.get(key.lower(), key)
     if key in PRESETS:
         return PRESETS[key]
+    custom = _CUSTOM.fullmatch(key.lower())
+    if custom:  # "eEmM": IEEE-style, E exponent bits, M stored fraction bits
+        near = [k for k in PRESETS if f"_{key.lower()}" in k]
+        if near:  # e4m3 could be any of the fp8 variants: make the caller name one
+            raise ValueError(f"format {name!r} is ambiguous; name one of {', '.join(near)} "
+                             f"(valid names: {', '.join(PRESETS)})")
+        return FloatFormat.from_bits(int(custom[1]), int(custom[2]))
     raise ValueError(
         f"unknown format {name!r}; valid names: {', '.join(PRESETS)}; "
-        f"aliases: {', '.join(ALIASES)}"
+        f"aliases: {', '.join(ALIASES)}; or 'eEmM' (IEEE style, E exponent and M "
+        "fraction bits, e.g. e8m5)"
     )
+
+
+#: a custom IEEE-style format by its field widths, e.g. ``e8m5`` (precision 6, the
+#: binary32 exponent range): the m-bit significand accumulators of the LAMP paper
+_CUSTOM = re.compile(r"e(\d{1,2})m(\d{1,2})")
 
 
 def from_dtype(dtype) -> FloatFormat:

