@@ -160,7 +160,7 @@ def test_unreachable_scheduler_and_ignored_workers(tmp_path):
 
 # ------------------------------------------------------------ sweeps as strict as runs
 @pytest.mark.parametrize("tau,msg", [("-1.0", "tau must be >= 0"), ("nan", "tau must be"),
-                                     ("[]", "tau list is empty")])
+                                     ("[]", "tau: must not be an empty list")])
 def test_sweep_tau_validated(tmp_path, tau, msg):
     config_error(tmp_path, sweep_text(
         f'strategy = "adaptive"\nlow = "fp16-recursive-rne"\nhigh = "fp32-recursive"\n'

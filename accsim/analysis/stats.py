@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from accsim.numbers.seeds import derive
+
 __all__ = ["mcnemar", "bootstrap_ci", "paired_summary", "holm", "log10_error",
            "wilcoxon_paired", "mdd_wilcoxon", "mdd_mcnemar", "comparison_family",
            "LOG_FLOOR", "COMPARISON_FIELDS", "family_variables", "COMPARISON_ATTRS"]
@@ -123,7 +125,7 @@ def paired_summary(correct, reference, *, level: float = 0.95, n_boot: int = 100
     r = np.asarray(reference, bool)
     acc, alo, ahi = bootstrap_ci(a, level=level, n_boot=n_boot, seed=seed)
     d, dlo, dhi = bootstrap_ci(a.astype(np.int8) - r.astype(np.int8), level=level,
-                               n_boot=n_boot, seed=seed + 1)
+                               n_boot=n_boot, seed=derive(seed, 1))
     b, c, p = mcnemar(a, r)
     return {"accuracy": acc, "accuracy_lo": alo, "accuracy_hi": ahi, "delta": d,
             "delta_lo": dlo, "delta_hi": dhi, "b": b, "c": c, "p_mcnemar": p,

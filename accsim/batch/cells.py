@@ -23,6 +23,7 @@ import fnmatch
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,10 @@ def template_variants(name: str | None, t: ModelTemplate) -> list[ModelVariant]:
     """The model variants a template stands for (cartesian product of its lists)."""
     params = dict(t.model_extra or {})
     axes = {k: _param_axis(v) for k, v in params.items()}
+    empty = [k for k, ax in axes.items() if not ax]
+    if empty:  # the template would stand for no model at all
+        raise ValueError(f"{empty[0]}: must not be an empty list (the template would "
+                         "stand for no model)")
     count = 1
     for ax in axes.values():
         count *= len(ax)
@@ -412,6 +417,12 @@ def _block_axes(block: Block | CellEntry, path: tuple, res: _Resolver, cfg: Swee
             if len(lv) < 2:
                 raise loc.error(p, "a multilevel strategy needs at least 2 levels")
             choices = [res.resolve(ref, p + (j,)) for j, ref in enumerate(lv)]
+            n_levels = math.prod(len(c) for c in choices)
+            limit = getattr(res, "max_cells", None) or MAX_CELLS
+            if n_levels > limit:  # counted before the product is built
+                raise loc.error(p, f"the globs of these levels expand to {n_levels} "
+                                f"combinations; the limit is {limit} cells (accsim sweep "
+                                "--max-cells)")
             levels_axis.extend(itertools.product(*choices))
     s = cfg.sweep
     return [{
@@ -498,6 +509,7 @@ def expand(cfg: SweepConfig, loc: Locator, *, text: str = "",
     registered model is refused (it would shadow it), and with ``max_cells`` the
     number of cells is counted from the axes' lengths before any is built."""
     res = _Resolver(cfg, loc, check_registries)
+    res.max_cells = max_cells
     if check_registries:
         for name, variants in res.templates.items():
             if res.registry and name in res.registry:

@@ -394,13 +394,18 @@ class Locator:
 
 def parse_config(text: str, file: str | None = None) -> tuple[SweepConfig, Locator]:
     """Parse and validate TOML text (no registry checks; see :func:`load_config`)."""
+    from accsim.run.validation import check_document, parse_toml
+
     try:
-        data = tomllib.loads(text)
+        data = parse_toml(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise ConfigError(f"TOML syntax error: {exc}", file=file,
                           line=int(m.group(1)) if m else None) from None
     loc = Locator(text, data, file)
+    bad = check_document(SweepConfig, data)
+    if bad:
+        raise loc.error(bad[0], bad[1])
     try:
         cfg = SweepConfig.model_validate(data)
     except ValidationError as exc:

@@ -283,6 +283,7 @@ def damage_report(sweep, st: CellStore, existing) -> list[str]:
     except ValueError as exc:
         problems.append(f"the combined dataset is unreadable ({exc})")
         return problems
+    problems += _dataset_vs_records(sweep, st, ds)
     if "cell_id" in ds and "status" in ds:
         listed = dict(zip([str(x) for x in ds["cell_id"].values],
                           [str(x) for x in ds["status"].values], strict=True))
@@ -291,6 +292,37 @@ def damage_report(sweep, st: CellStore, existing) -> list[str]:
                 problems.append(f"record of cell {c.index} ({c.id}) is missing although "
                                 "the dataset lists it as done")
     return problems
+
+
+def _dataset_vs_records(sweep, st: CellStore, ds) -> list[str]:
+    """Variables of the published dataset that disagree with the records (a chunk
+    deleted or edited: zarr reads a missing chunk as the fill value, NaN)."""
+    import numpy as np
+
+    from accsim.batch.store import RESULT_KEYS
+
+    try:
+        want = st.dataset(sweep)
+    except (ValueError, TypeError, OSError):
+        return []
+    bad = []
+    for k in (*RESULT_KEYS, "status"):
+        if k not in want:
+            continue
+        if k not in ds or ds[k].shape != want[k].shape:
+            bad.append(k)
+            continue
+        a, b = np.asarray(ds[k].values), np.asarray(want[k].values)
+        if a.dtype.kind in "fc" or b.dtype.kind in "fc":
+            same = np.array_equal(a.astype(float), b.astype(float), equal_nan=True)
+        else:
+            same = [str(x) for x in a] == [str(x) for x in b]
+        if not same:
+            bad.append(k)
+    if not bad:
+        return []
+    return [f"the combined dataset disagrees with the cell records in {', '.join(bad)} "
+            "(a chunk deleted or edited)"]
 
 
 def _run_locked(sweep, store: Path, existing, fn, *, scheduler, workers, force, progress,
@@ -311,10 +343,11 @@ def _run_locked(sweep, store: Path, existing, fn, *, scheduler, workers, force, 
         for d in damage:
             console.print(f"[yellow]damaged:[/] {d}; repaired by re-running / rebuilding",
                           highlight=False)
-    st = CellStore(work).init()
-    todo = [c for c in sweep.cells if st.status(c.id) != "ok"]
-    out = SweepOutcome(dataset=None, skipped=len(sweep.cells) - len(todo), damage=damage)
+    out = SweepOutcome(dataset=None, skipped=0, damage=damage)
     try:
+        st = CellStore(work).init()
+        todo = [c for c in sweep.cells if st.status(c.id) != "ok"]
+        out.skipped = len(sweep.cells) - len(todo)
         if todo:
             runner = _run_local if (scheduler is None and client is None and workers <= 1) \
                 else _run_dask

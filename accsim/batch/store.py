@@ -75,7 +75,13 @@ def _column(values: list):
     if present and all(isinstance(v, int | np.integer) and not isinstance(v, bool)
                        for v in present):
         if len(present) == len(values):
-            return np.array(values, dtype=np.int64)
+            if all(-2**63 <= int(v) < 2**63 for v in present):
+                return np.array(values, dtype=np.int64)
+            if all(0 <= int(v) < 2**64 for v in present):  # seeds up to 2**64 - 1
+                return np.array(values, dtype=np.uint64)
+            return np.array([str(v) for v in values], dtype=object)
+        if any(abs(int(v)) >= 2**53 for v in present):  # not exact as floats
+            return np.array(["" if v is None else str(v) for v in values], dtype=object)
         return np.array([np.nan if v is None else float(v) for v in values])
     if all(isinstance(v, int | float | np.number) and not isinstance(v, bool)
            for v in present):
@@ -119,7 +125,11 @@ class CellStore:
 
     def init(self) -> CellStore:
         """Create the directories and remove temporary files left by a killed run."""
+        from accsim.run.outputs import MARKER, write_marker
+
         self.cells_dir.mkdir(parents=True, exist_ok=True)
+        if not (self.path / MARKER).exists():
+            write_marker(self.path, "sweep")
         for tmp in self.cells_dir.glob(".*.tmp"):
             tmp.unlink(missing_ok=True)
         return self
@@ -234,7 +244,7 @@ class CellStore:
         :func:`accsim.run.outputs.publish`; on any error the temporary is removed and the
         old store is left as it was.
         """
-        from accsim.run.outputs import publish
+        from accsim.run.outputs import publish, write_marker
 
         dest = Path(dest) if dest is not None else self.path
         ds = self.dataset(sweep)
@@ -245,6 +255,7 @@ class CellStore:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # zarr: v3 notes on consolidation/strings
                 ds.to_zarr(str(new), mode="w", consolidated=True)
+            write_marker(new, "sweep")
             (new / "cells").mkdir()
             if self.cells_dir.is_dir():
                 for f in self.cells_dir.glob("*.json"):

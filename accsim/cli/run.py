@@ -106,14 +106,28 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
     except ValueError as exc:
         where = "--out" if out_given else cfg.where("run.output")
         raise ValueError(f"{where}: {exc}") from None
-    from accsim.run.outputs import OutputLock, check_replace, clean_leftovers, config_digest
+    from accsim.run.outputs import (
+        OutputLock,
+        check_replace,
+        check_target,
+        clean_leftovers,
+        config_digest,
+    )
 
     digest = config_digest(cfg.model_dump(exclude={"run": {"output", "plots"}}))
     option = "--out" if out_given else "run.output"
     with OutputLock(out, option):
         check_replace(out, "run", digest, force=force, option=option)
         clean_leftovers(out)
+        if plots if plots is not None else cfg.run.plots:
+            check_target(_img_dir(out), "run-plots", option="plots")
+            clean_leftovers(_img_dir(out))
         return _run_locked(cfg, config, out, plots, console, digest, quiet)
+
+
+def _img_dir(out: Path) -> Path:
+    """The image folder of a run output ``OUT``: ``OUT_STEM_img`` beside it."""
+    return out.parent / (out.stem + "_img")
 
 
 def _run_locked(cfg, config, out, plots, console, digest, quiet):
@@ -150,8 +164,9 @@ def _run_locked(cfg, config, out, plots, console, digest, quiet):
                       "NaN): their errors are reported as inf or nan, never as 0")
     if plots if plots is not None else cfg.run.plots:
         from accsim.plots.run import save_plots
+        from accsim.run.outputs import publish_dir
 
-        for p in save_plots(ds, out.parent / (out.stem + "_img")):
+        for p in publish_dir(_img_dir(out), "run-plots", lambda d: save_plots(ds, d)):
             console.print(f"plot: {p}")
     console.print(f"run time {secs:.1f} s; results written to {out}")
     return ds, out

@@ -100,7 +100,9 @@ def check_store_path(store: Path) -> Path:
     directory. What may be at ``store`` itself is checked by
     :func:`accsim.run.outputs.check_replace`."""
     from accsim.run.datasets import check_writable
+    from accsim.run.outputs import check_path_length
 
+    check_path_length(store, "store path")
     if store.suffix.lower() not in (".zarr", ""):
         raise ValueError(f"a sweep store is a zarr directory: the path must end in .zarr "
                          f"(or have no extension), got {str(store)!r}")
@@ -131,12 +133,52 @@ def plot(
     from accsim.cli.console import error, info
     from accsim.plots.pareto import plot_pareto
     from accsim.plots.sweep import plot_store
+    from accsim.run.outputs import (
+        OutputBusy,
+        OutputLock,
+        check_target,
+        clean_leftovers,
+        publish_dir,
+        publish_png,
+    )
+
+    if pareto:
+        dest = Path(out) if out else store.parent / (store.stem + "_pareto")
+        kind = "pareto-plots"
+    else:
+        dest = Path(out) if out else store.with_suffix(".png")
+        kind = "plot"
+
+    def fail(msg: str, code: int):
+        error(msg)
+        raise typer.Exit(code)
+
+    def reading(draw):  # a store that is not there is bad input, not a write error
+        def wrapped(path):
+            try:
+                return draw(path)
+            except FileNotFoundError as exc:
+                raise ValueError(str(exc)) from None
+        return wrapped
 
     try:
-        paths = plot_pareto(store, out) if pareto else [plot_store(store, x=x, y=y, out=out)]
-    except (ValueError, OSError) as exc:
-        error(str(exc))
-        raise typer.Exit(2) from None
+        if not pareto and dest.suffix.lower() != ".png":
+            # matplotlib would append ".png" to a name without one: write what we report
+            raise ValueError(f"--out must end in .png, got {str(dest)!r}")
+        with OutputLock(dest, "--out"):
+            check_target(dest, kind, option="--out")
+            clean_leftovers(dest)
+            if pareto:
+                paths = publish_dir(dest, kind, reading(lambda d: plot_pareto(store, d)))
+            else:
+                paths = [publish_png(dest, kind, reading(
+                    lambda p: plot_store(store, x=x, y=y, out=p)))]
+    except OutputBusy as exc:
+        fail(str(exc), 3)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    except OSError as exc:
+        fail(f"cannot write {str(dest)!r}: {exc}", 1)
     for path in paths:
         info(f"wrote {path}", markup=False)
 

@@ -145,13 +145,22 @@ def verify_command(model_name: str, n: str, kappa: str, samples: int, seed: int,
         raise ValueError(f"--kind must be one of {', '.join(bounds.KINDS)}, got {kind!r}")
     out = _check_out(Path(out))
     model = _resolve(model_name)
-    from accsim.run.outputs import OutputLock, check_replace, clean_leftovers, config_digest
+    from accsim.run.outputs import (
+        OutputLock,
+        check_replace,
+        check_target,
+        clean_leftovers,
+        config_digest,
+    )
 
     digest = config_digest({"model": model_name, "n": sizes, "kappa": kappas,
                             "samples": samples, "seed": seed, "kind": kind})
     with OutputLock(out, "--out"):
         check_replace(out, "verify", digest, force=force, option="--out")
         clean_leftovers(out)
+        if plot:
+            check_target(out.with_suffix(".png"), "verify", option="the plot")
+            clean_leftovers(out.with_suffix(".png"))
         return _verify_locked(model, model_name, sizes, kappas, samples, seed, out, kind,
                               plot, console, digest)
 
@@ -159,6 +168,7 @@ def verify_command(model_name: str, n: str, kappa: str, samples: int, seed: int,
 def _verify_locked(model, model_name, sizes, kappas, samples, seed, out, kind, plot,
                    console, digest):
     from accsim.analysis.verify import gen_dot, verify
+    from accsim.numbers.seeds import derive
     from accsim.run import datasets
 
     k_inst = int(getattr(model, "k", 1) or 1)
@@ -179,7 +189,7 @@ def _verify_locked(model, model_name, sizes, kappas, samples, seed, out, kind, p
         for b, kap in enumerate(kappas):
             for s in range(samples):
                 x, y, kach = gen_dot(nn, kap, rng, fa, fb)
-                r = verify(model, x[None, :], y[:, None], seed=seed + s, kind=kind)
+                r = verify(model, x[None, :], y[:, None], seed=derive(seed, s), kind=kind)
                 for v in names[:-1]:
                     arrs[v][a, b, s] = getattr(r, v)[0, 0]
                 arrs["kappa_v"][a, b, s] = kach
@@ -206,8 +216,9 @@ def _verify_locked(model, model_name, sizes, kappas, samples, seed, out, kind, p
     print_table(summary_table(ds))
     if plot:
         from accsim.plots.verify import save_plot
+        from accsim.run.outputs import publish_png
 
-        png = save_plot(ds, out.with_suffix(".png"))
+        png = publish_png(out.with_suffix(".png"), "verify", lambda p: save_plot(ds, p))
         console.print(f"plot: {png}")
     nv = int((~holds).sum())
     msg = f"[red]{nv} bound violation(s)[/red]" if nv else "no bound violations"

@@ -107,8 +107,10 @@ class GraphRunConfig(_Strict):
 
 def is_graph_config(path) -> bool:
     """True if the TOML file has a ``[network]`` table (a layer-graph run)."""
+    from accsim.run.validation import parse_toml
+
     try:
-        return "network" in tomllib.loads(Path(path).read_text())
+        return "network" in parse_toml(Path(path).read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return False
 
@@ -145,12 +147,29 @@ def load_graph_config(path) -> GraphRunConfig:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"configuration file {str(path)!r} does not exist")
-    text = path.read_text()
+    from accsim.run.tomlkeys import where
+    from accsim.run.validation import (
+        check_document,
+        check_layers,
+        check_shape,
+        format_key,
+        parse_toml,
+    )
+
     try:
-        data = tomllib.loads(text)
+        text = path.read_text()
+        data = parse_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the configuration: {exc}") from None
     lines = key_lines(text)
+    bad = check_document(GraphRunConfig, data)
+    net = data.get("network") if isinstance(data.get("network"), dict) else {}
+    bad = bad or check_shape(net.get("input_shape"), ("network", "input_shape")) \
+        or check_layers(net.get("layers"), ("network", "layers"))
+    if bad:
+        raise ValueError(f"{where(str(path), lines, format_key(bad[0]))}: {bad[1]}")
     try:
         cfg = GraphRunConfig.model_validate(data)
     except ValidationError as exc:

@@ -71,16 +71,19 @@ def registry_images(dataset: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_npz_inputs(path) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` (N, ...) and ``y`` (N,) (``-1`` = no label) from an ``.npz``."""
+    """``x`` (N, ...) and ``y`` (N,) (the class of each input) from an ``.npz``."""
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"inputs file {str(p)!r} does not exist")
     try:
         with np.load(p, allow_pickle=False) as f:
             x = np.asarray(f["x"], np.float64)
-            y = np.asarray(f["y"]) if "y" in f.files else np.full(len(x), -1)
-    except (OSError, KeyError, ValueError) as exc:
+            y = np.asarray(f["y"]) if "y" in f.files else None
+    except (OSError, KeyError, ValueError, EOFError) as exc:
         raise ValueError(f"{p}: cannot read inputs (an .npz with x and y): {exc}") from None
+    if y is None:
+        raise ValueError(f"{p}: no labels: the .npz needs an array 'y' (the class of "
+                         "each input) next to 'x'")
     if y.shape != (x.shape[0],):
         raise ValueError(f"{p}: labels have shape {y.shape}, expected ({x.shape[0]},)")
     return x, y.astype(np.int64)

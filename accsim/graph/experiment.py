@@ -55,7 +55,13 @@ def load_graph(net, base: Path | None = None):
         if net.layers is not None:
             raise ValueError("network.layers: an .h5 file carries its architecture; "
                              "remove 'layers'")
-        return load_keras_h5(path, net.name)
+        try:
+            return load_keras_h5(path, net.name)
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            # a model_config whose values have the wrong types (the required keys are
+            # checked by the importer): still bad input, never a traceback
+            raise ValueError(f"{path}: malformed Keras model_config "
+                             f"({type(exc).__name__}: {exc})") from None
     if net.layers is None or net.input_shape is None:
         raise ValueError(f"network: format {net.format!r} needs 'input_shape' and "
                          "'layers' (the declared architecture)")
@@ -77,6 +83,12 @@ def load_inputs(inp, graph, base: Path | None = None):
 
         x, y = load_npz_inputs(resolve_file(inp.file, base))
     x = preprocess(x, inp.scale, inp.mean, inp.std)
+    from accsim.run.validation import check_inputs
+
+    out = graph.output_shape
+    problem = check_inputs(x, y, int(np.prod(out)) if len(out) == 1 else None)
+    if problem:
+        raise ValueError(problem)
     return graph.check_input(x), y
 
 
@@ -194,6 +206,7 @@ def run_graph_plan(plan: GraphPlan, progress=None) -> tuple[dict, float]:
     recomputed fractions those rows reached. Returns ``({label: GraphAccumulator},
     seconds)`` (controls labelled ``random@LABEL``, ``random-active@LABEL``,
     ``oracle@LABEL``; further seeds of the random kinds ``random@LABEL#k``)."""
+    from accsim.numbers.seeds import derive
     from accsim.run.experiment import control_labels
 
     t0 = time.perf_counter()
@@ -206,14 +219,14 @@ def run_graph_plan(plan: GraphPlan, progress=None) -> tuple[dict, float]:
         fr = dict(zip(lin, fracs, strict=True))
         for kind, cls in CONTROL_CLASSES.items():
             for k, clab in enumerate(control_labels(kind, lab, plan.control_seeds)):
-                c = cls(low, high, fr, label=clab, seed=plan.seed + k)
+                c = cls(low, high, fr, label=clab, seed=derive(plan.seed, k))
                 strat = dict(fixed)
                 for op in plan.graph.linear_ops:
                     strat.setdefault(op.op_class, c)
                 ctrl.append(Assignment(strat, c.label, scale, set(strat) - set(fixed)))
                 # a control is a function of these alone: rows matched to adaptive rows
                 # with the same per-op fractions (e.g. equal budgets) share one run
-                key = (kind, plan.seed + k, fracs.tobytes(), id(low), id(high), scale,
+                key = (kind, derive(plan.seed, k), fracs.tobytes(), id(low), id(high), scale,
                        tuple(sorted((cl, id(s)) for cl, s in fixed.items())))
                 if key in alias:
                     alias[clab] = alias[key]

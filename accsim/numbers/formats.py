@@ -82,6 +82,15 @@ class FloatFormat:
     emax_cap: int | None = None
 
     def __post_init__(self) -> None:
+        for key in ("exponent_bits", "mantissa_bits", "bias", "emax_cap"):
+            v = getattr(self, key)
+            if (v is not None or key != "emax_cap") and (
+                    isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer)):
+                raise ValueError(f"{key} must be an integer, got {v!r} "
+                                 f"({type(v).__name__})")
+        for key in ("subnormals", "saturate"):
+            if not isinstance(getattr(self, key), bool | np.bool_):
+                raise ValueError(f"{key} must be a bool, got {getattr(self, key)!r}")
         if self.specials not in SPECIAL_STYLES:
             raise ValueError(
                 f"unknown special-value style {self.specials!r}; valid: {SPECIAL_STYLES}"

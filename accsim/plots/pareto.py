@@ -119,6 +119,15 @@ def plot_pareto(store, out_dir=None, *, results=RESULTS, costs=COST_COLUMNS) -> 
     if "strategy_kind" not in ds.coords:
         raise ValueError(f"{store} has no strategy_kind (a sweep without controls); "
                          "plot it with `accsim plot STORE --x ... --y ...`")
+    need = ("status", "network", "model", "criterion", "tau", *COST_COLUMNS,
+            "logit_rel_error_median")
+    missing = [k for k in need if k not in ds]
+    if "correct_bits" not in ds and "accuracy" not in ds:
+        missing.append("accuracy")
+    if missing:
+        raise ValueError(f"{store} lacks {', '.join(missing)} (not a design-space sweep "
+                         "with the control axis, strategy_kind and costs); plot it with "
+                         "`accsim plot STORE --x ... --y ...`")
     ok = ds["status"].values == "ok"
     if not ok.any():
         raise ValueError(f"{store} has no finished cell to plot")

@@ -224,9 +224,14 @@ def parse_config(data: dict, source: str = "<config>", text: str | None = None) 
     ValueError
         ``"<source>:<line>: <location>: <problem>"`` for the problems found.
     """
+    from accsim.run.validation import check_document, format_key
+
     lines = {}
     if text is not None:
         lines = tomlkeys.key_lines(text)
+    bad = check_document(RunConfig, data)
+    if bad:
+        raise ValueError(f"{tomlkeys.where(source, lines, format_key(bad[0]))}: {bad[1]}")
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as exc:
@@ -259,12 +264,14 @@ _UNION_TAGS = ("float", "int", "str", "bool", "list[float]", "list[str]", "dict[
 
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a TOML run configuration."""
+    from accsim.run.validation import parse_toml
+
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"configuration file {str(path)!r} does not exist")
     try:
         text = path.read_text()
-        data = tomllib.loads(text)
+        data = parse_toml(text)
     except tomllib.TOMLDecodeError as exc:
         import re
 

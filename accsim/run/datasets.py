@@ -160,8 +160,12 @@ def _engine_for(path: Path, engine: str | None) -> str:
 
 
 def check_writable(path: str | os.PathLike) -> Path:
-    """``ValueError`` unless ``path``'s parent directory exists and is writable."""
+    """``ValueError`` unless ``path``'s parent directory exists and is writable (and the
+    path is within PATH_MAX / NAME_MAX, :func:`accsim.run.outputs.check_path_length`)."""
+    from accsim.run.outputs import check_path_length
+
     p = Path(path)
+    check_path_length(p, "output path")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise ValueError(f"output directory {str(parent)!r} does not exist")
@@ -216,7 +220,7 @@ def save(ds: xr.Dataset, path: str | os.PathLike, engine: str | None = None,
     """
     import warnings
 
-    from accsim.run.outputs import publish
+    from accsim.run.outputs import publish, write_marker
 
     ds = normalise(ds)
     validate(ds)
@@ -241,6 +245,7 @@ def save(ds: xr.Dataset, path: str | os.PathLike, engine: str | None = None,
                 warnings.filterwarnings("ignore", message=".*Zarr format 3 spec.*")
                 warnings.filterwarnings("ignore", message=".*Zarr V3 spec.*")
                 ds.to_zarr(target, mode="w", consolidated=True)
+            write_marker(target, str(ds.attrs.get("accsim_kind") or "dataset"))
         publish(target, p)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -280,6 +285,9 @@ def check_output(out: Path) -> Path:
     is replaced atomically."""
     if out.suffix.lower() not in (".zarr", ".nc"):
         raise ValueError(f"output must end in .zarr or .nc, got {str(out)!r}")
+    from accsim.run.outputs import check_path_length
+
+    check_path_length(out, "output path")
     parent = out.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent

@@ -1,25 +1,38 @@
 """Safety of accsim's outputs: results are the user's data.
 
-The three writers (``accsim run``, ``accsim verify``, ``accsim sweep``) share these rules
-(``docs/datasets.md``, "Guarantees"):
+Every writer (``accsim run``, ``verify``, ``sweep``, ``plot``, ``minilm``) goes through
+this one guard (``docs/datasets.md``, "Guarantees"):
 
-* **Never replace what is not ours.** :func:`check_replace` inspects an existing output
-  before any work. Only this command's own earlier result (same kind, same
-  configuration) is replaced without asking; another accsim result needs ``--force``;
-  anything else (a plain file, a directory with files accsim does not write, another
-  kind of store) is refused even with ``--force``.
-* **Atomic publish.** A dataset is written next to its destination (``.NAME.*.tmp``)
+* **accsim's marker decides what is accsim's.** Every directory accsim writes holds
+  :data:`MARKER` (``.accsim/zarr.json``, attributes ``{"accsim_kind": KIND}``), written
+  before the directory is published; PNGs carry a ``tEXt`` stamp (:func:`stamp_png`);
+  netCDF files their root attributes; file sets (``accsim minilm``'s
+  ``STEM.nc/.json/.png``) a manifest of SHA-256 hashes (:func:`publish_fileset`).
+  Anything without it is foreign.
+* **Never replace what is not ours.** :func:`check_replace` (datasets and stores) and
+  :func:`check_target` / :func:`check_fileset` (plots, image folders, file sets)
+  inspect an existing output before any work. Only this command's own earlier result
+  (same kind, same configuration) is replaced without asking; another accsim result of
+  the same kind needs ``--force``; anything else (a plain file, a directory without
+  the marker or with files accsim does not write, another kind of output) is refused
+  even with ``--force``.
+* **Atomic publish.** An output is written next to its destination (``.NAME.*.tmp``)
   and swapped in with one ``renameat2(RENAME_EXCHANGE)`` (Linux; a file is replaced by
   ``rename``, atomic on POSIX): a reader sees the old output or the new one, never a
-  mixture, and a writer killed at any moment leaves the old output intact.
+  mixture, and a writer killed at any moment leaves the old output intact. A set of
+  files is published with a manifest written last and checked by
+  :func:`read_fileset`.
 * **One writer at a time.** :class:`OutputLock` takes an exclusive ``flock`` on
-  ``.NAME.lock`` next to the output for the whole command; a second writer is told
-  that the output is busy (:class:`OutputBusy`, exit code 3) instead of doing the
-  work twice. The lock file is removed when the command ends (a killed command leaves
-  it, unlocked; the next run reuses it).
+  ``.NAME.lock`` next to the output for the whole command (created with ``O_CREAT |
+  O_EXCL | O_NOFOLLOW``; a symbolic link there is refused, never followed); a second
+  writer is told that the output is busy (:class:`OutputBusy`, exit code 3) instead of
+  doing the work twice. The lock file is removed when the command ends (a killed
+  command leaves it, unlocked; the next run reuses it).
 * **Leftovers are cleaned.** The temporary ``.NAME.*.tmp`` / ``.NAME.*.old`` /
   ``.NAME.*.probe`` entries of killed runs are removed by the next run of the same
   output (under the lock, so never those of a live writer).
+* **Paths** beyond PATH_MAX / NAME_MAX are refused before any work
+  (:func:`check_path_length`).
 """
 
 from __future__ import annotations
@@ -35,13 +48,25 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["KINDS", "Existing", "OutputBusy", "OutputLock", "check_replace",
-           "clean_leftovers", "config_digest", "inspect", "publish", "read_attrs"]
+__all__ = ["KINDS", "MARKER", "Existing", "OutputBusy", "OutputLock", "check_fileset",
+           "check_path_length", "check_replace", "check_target", "clean_fileset_leftovers",
+           "clean_leftovers", "config_digest", "inspect", "manifest_path", "png_kind",
+           "publish", "publish_dir", "publish_fileset", "publish_png", "read_attrs",
+           "read_fileset", "read_marker", "stamp_png", "write_marker"]
 
 #: The kinds of output accsim writes (attribute ``accsim_kind``).
 KINDS = ("run", "verify", "sweep")
 
+#: The marker inside every directory accsim writes (a store, an image folder): a
+#: subdirectory holding one file, ``zarr.json``, the metadata of an empty zarr v3 group
+#: whose attributes are ``{"accsim_kind": KIND}`` (so zarr and xarray, which list a
+#: store's members when they open it without consolidated metadata, see a valid empty
+#: group instead of warning about an unknown file). It, not the presence or absence of
+#: zarr metadata, decides that a directory is accsim's own.
+MARKER = ".accsim"
+
 _ZARR_META = {"zarr.json", ".zgroup", ".zattrs", ".zmetadata"}
+_CELL_RECORD = re.compile(r"^([0-9a-f]{16}\.json|\..*\.tmp)$")
 _ARRAY_FILE = re.compile(r"^(zarr\.json|\.zarray|\.zattrs|c|\d+([./]\d+)*)$")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -102,21 +127,112 @@ def _foreign_files(path: Path, kind: str | None) -> list[str]:
     bad: list[str] = []
     for entry in sorted(path.iterdir()):
         name = entry.name
-        if entry.is_file() and name in _ZARR_META:
+        if entry.is_symlink():
+            bad.append(name)
+        elif name == MARKER and kind is not None:
+            continue  # checked by read_marker
+        elif entry.is_file() and name in _ZARR_META:
             continue
-        if entry.is_dir() and name == "cells" and kind in (None, "sweep"):
-            bad += [f"cells/{f.name}" for f in entry.iterdir()
-                    if not (f.is_file() and (f.suffix == ".json" or f.name.endswith(".tmp")))]
+        elif entry.is_dir() and name == "cells" and kind == "sweep":
+            bad += [f"cells/{f.name}" for f in sorted(entry.iterdir())
+                    if f.is_symlink() or not (f.is_file() and _CELL_RECORD.match(f.name))]
         elif entry.is_dir() and ((entry / "zarr.json").is_file()
                                  or (entry / ".zarray").is_file()):
             for root, _dirs, files in os.walk(entry):
                 bad += [str(Path(root, f).relative_to(path)) for f in files
                         if not _ARRAY_FILE.match(f)]
+        elif kind is not None and kind.endswith("-plots") and entry.is_file() \
+                and entry.suffix == ".png":
+            continue
         else:
             bad.append(name)
         if len(bad) >= 5:
             break
     return bad[:5]
+
+
+def _legacy_kind(path: Path) -> str | None:
+    """The kind of a store written before the marker existed: its root attributes name
+    it explicitly (``accsim_kind``); None otherwise (never guessed from absence)."""
+    attrs = read_attrs(path)
+    kind = attrs.get("accsim_kind") if attrs else None
+    return kind if kind in KINDS else None
+
+
+# ------------------------------------------------------------------------ markers
+def write_marker(path: str | os.PathLike, kind: str) -> None:
+    """Write the marker :data:`MARKER` of an accsim output of ``kind`` into the
+    directory ``path`` (before the directory is published)."""
+    d = Path(path) / MARKER
+    d.mkdir(exist_ok=True)
+    with open(d / "zarr.json", "w") as f:
+        json.dump({"zarr_format": 3, "node_type": "group",
+                   "attributes": {"accsim_kind": kind}}, f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_marker(path: str | os.PathLike) -> str | None:
+    """The kind named by the marker of the directory ``path``; None without a valid
+    marker (a real directory :data:`MARKER` holding only a regular ``zarr.json`` whose
+    attributes name the kind)."""
+    d = Path(path) / MARKER
+    m = d / "zarr.json"
+    try:
+        if d.is_symlink() or not d.is_dir() or m.is_symlink() or not m.is_file() \
+                or [e.name for e in d.iterdir()] != ["zarr.json"]:
+            return None
+        kind = json.loads(m.read_text())["attributes"]["accsim_kind"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return kind if isinstance(kind, str) else None
+
+
+_PATH_MAX, _NAME_MAX = 4096, 255  # Linux limits.h
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_PNG_KEY = b"accsim_kind"
+
+
+def _png_chunk(ctype: bytes, data: bytes) -> bytes:
+    import zlib
+
+    return (len(data).to_bytes(4, "big") + ctype + data
+            + zlib.crc32(ctype + data).to_bytes(4, "big"))
+
+
+def stamp_png(path: str | os.PathLike, kind: str) -> None:
+    """Add a ``tEXt`` chunk ``accsim_kind=KIND`` after the header of the PNG at
+    ``path`` (PNG specification, section 11.3.4.3): the file's own marker."""
+    p = Path(path)
+    data = p.read_bytes()
+    if not data.startswith(_PNG_MAGIC):
+        raise ValueError(f"{str(p)!r} is not a PNG file")
+    end = 8 + 8 + int.from_bytes(data[8:12], "big") + 4  # signature + IHDR chunk
+    p.write_bytes(data[:end] + _png_chunk(b"tEXt", _PNG_KEY + b"\0" + kind.encode())
+                  + data[end:])
+
+
+def png_kind(path: str | os.PathLike) -> str | None:
+    """The kind stamped into a PNG by :func:`stamp_png`; None for any other file."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != _PNG_MAGIC:
+                return None
+            for _ in range(64):
+                head = f.read(8)
+                if len(head) < 8:
+                    return None
+                n, ctype = int.from_bytes(head[:4], "big"), head[4:]
+                if ctype == b"IDAT" or n > 1 << 20:
+                    return None
+                data = f.read(n)
+                f.read(4)
+                if ctype == b"tEXt" and data.startswith(_PNG_KEY + b"\0"):
+                    return data[len(_PNG_KEY) + 1:].decode(errors="replace")
+    except OSError:
+        return None
+    return None
 
 
 @dataclass
@@ -142,26 +258,50 @@ class Existing:
 
 
 def inspect(path: str | os.PathLike) -> Existing:
-    """Classify what is at ``path`` (see :class:`Existing`)."""
+    """Classify what is at ``path`` (see :class:`Existing`).
+
+    A directory is accsim's only when it holds accsim's marker (:data:`MARKER`) and
+    nothing accsim does not write; a netCDF file when its root attributes name an
+    accsim kind; a PNG when it carries accsim's ``tEXt`` stamp (:func:`stamp_png`).
+    """
     p = Path(path)
     if not p.exists() and not p.is_symlink():
         return Existing("absent")
     if p.is_symlink():
         return Existing("foreign", detail="it is a symbolic link")
-    attrs = read_attrs(p)
-    kind = _kind_of(attrs) if attrs is not None else None
     if p.is_dir():
+        kind = read_marker(p)
+        if kind is None and not any(p.iterdir()):
+            return Existing("damaged", None, None, "it is an empty directory")
+        if kind is None:
+            legacy = _legacy_kind(p)
+            if legacy is not None and not _foreign_files(p, legacy):
+                return Existing("accsim", legacy, read_attrs(p))
+            bad = _foreign_files(p, None)
+            files = f" and holds files accsim does not write ({', '.join(bad)})" \
+                if bad else ""
+            return Existing("foreign", detail=f"it has no accsim marker ({MARKER}){files}: "
+                            "accsim did not write it")
         bad = _foreign_files(p, kind)
         if bad:
-            return Existing("foreign", kind, attrs,
+            return Existing("foreign", kind, None,
                             f"it holds files accsim does not write ({', '.join(bad)})")
+        if kind.endswith("-plots"):
+            return Existing("accsim", kind, {})
+        attrs = read_attrs(p)
         if attrs is None:
-            if not any(p.iterdir()):
-                return Existing("damaged", None, None, "it is an empty directory")
-            return Existing("damaged", "sweep" if (p / "cells").is_dir() else None, None,
+            return Existing("damaged", kind, None,
                             "its root metadata (zarr.json) is missing or unreadable")
-    elif attrs is None:
+        return Existing("accsim", kind, attrs)
+    if not p.is_file():
+        return Existing("foreign", detail="it is not a regular file")
+    kind = png_kind(p)
+    if kind is not None:
+        return Existing("accsim", kind, {})
+    attrs = read_attrs(p)
+    if attrs is None:
         return Existing("foreign", detail="it is a file that is not an accsim dataset")
+    kind = _kind_of(attrs)
     if kind is None:
         return Existing("foreign", None, attrs, "it is not an accsim result")
     return Existing("accsim", kind, attrs)
@@ -214,15 +354,46 @@ class OutputLock:
 
     def __init__(self, path: str | os.PathLike, option: str = "--out"):
         p = Path(path)
+        check_path_length(p, option)
         self.path = p
         self.option = option
         self.file = (p.parent if str(p.parent) else Path(".")) / f".{p.name}.lock"
         self._fd: int | None = None
 
+    def _open(self) -> int:
+        """The lock file's descriptor: created with ``O_CREAT | O_EXCL | O_NOFOLLOW``,
+        or an existing regular file left by a killed run opened with ``O_NOFOLLOW``;
+        a symbolic link or anything else at that path is refused, never followed."""
+        flags = os.O_RDWR | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        refuse = (f"{self.option} {str(self.path)!r}: the lock file {str(self.file)!r} "
+                  "exists and is not a regular file (a symbolic link?); accsim does not "
+                  "follow it: remove it yourself")
+        for _ in range(100):
+            try:
+                return os.open(self.file, flags | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                pass
+            try:
+                fd = os.open(self.file, flags)
+            except FileNotFoundError:
+                continue  # removed meanwhile by its holder: create it again
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise ValueError(refuse) from None
+                raise
+            import stat
+
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise ValueError(refuse)
+            return fd
+        raise OutputBusy(f"{self.option} {str(self.path)!r} is busy: its lock file keeps "
+                         "changing")
+
     def __enter__(self) -> OutputLock:
         self.file.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -231,7 +402,7 @@ class OutputLock:
                 finally:
                     os.close(fd)
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    who = f" (pid {holder})" if holder else ""
+                    who = f" (pid {holder})" if holder.isdigit() else ""
                     raise OutputBusy(f"{self.option} {str(self.path)!r} is busy: another "
                                      f"accsim process{who} is writing it; wait for it to "
                                      "finish, then rerun") from None
@@ -239,7 +410,7 @@ class OutputLock:
             # the holder before us may have removed the file after we opened it: the
             # lock counts only if it is on the file now at that path
             try:
-                same = os.path.samestat(os.fstat(fd), os.stat(self.file))
+                same = os.path.samestat(os.fstat(fd), os.lstat(self.file))
             except FileNotFoundError:
                 same = False
             if same:
@@ -327,3 +498,237 @@ def publish(new: str | os.PathLike, dest: str | os.PathLike) -> None:
             raise
         new = aside
     shutil.rmtree(new, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------ other outputs
+def check_target(path: str | os.PathLike, kind: str, *, option: str) -> Existing:
+    """``ValueError`` unless ``path`` is free or holds an output of ``kind`` written by
+    accsim earlier (a stamped PNG, a marked directory, an accsim dataset): the rule
+    for plots and image folders next to a result, with or without ``--force``."""
+    p = Path(path)
+    check_path_length(p, option)
+    ex = inspect(p)
+    if ex.state == "absent" or (ex.state == "accsim" and ex.kind == kind):
+        return ex
+    what = ex.detail or f"it holds an accsim {ex.kind} output"
+    raise ValueError(f"{option} {str(p)!r} exists and is not an accsim {kind} output: "
+                     f"{what}; accsim never replaces it (not even with --force): choose "
+                     "another path or remove it yourself")
+
+
+def check_path_length(path: str | os.PathLike, option: str) -> None:
+    """``ValueError`` when ``path`` (or one of its components, or a sibling temporary
+    ``.NAME.XXXXXXXX.tmp``) exceeds the file system's limits (PATH_MAX, NAME_MAX)."""
+    p = Path(path)
+    full = os.fsencode(os.path.abspath(p))
+    path_max, name_max = _PATH_MAX, _NAME_MAX
+    if len(full) + 32 > path_max:
+        raise ValueError(f"{option}: the path is {len(full)} bytes long; the limit is "
+                         f"{path_max - 32} (PATH_MAX {path_max}, with room for temporaries)")
+    for part in p.parts:
+        if len(os.fsencode(part)) + 24 > name_max:
+            raise ValueError(f"{option}: the name {part[:40]!r}... is "
+                             f"{len(os.fsencode(part))} bytes long; the limit is "
+                             f"{name_max - 24} (NAME_MAX {name_max}, with room for "
+                             "temporaries)")
+
+
+def _sibling_tmp(dest: Path) -> Path:
+    import tempfile
+
+    parent = dest.parent if str(dest.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent))
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish_png(dest: str | os.PathLike, kind: str, draw) -> Path:
+    """Write a PNG of ``kind`` at ``dest`` atomically: ``draw(path)`` saves it to a
+    temporary path beside ``dest``, which is stamped (:func:`stamp_png`) and renamed
+    into place. Call :func:`check_target` first; on any error ``dest`` is unchanged."""
+    dest = Path(dest)
+    tmp = _sibling_tmp(dest)
+    try:
+        target = tmp / dest.name
+        draw(target)
+        stamp_png(target, kind)
+        _fsync(target)
+        os.replace(target, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def publish_dir(dest: str | os.PathLike, kind: str, fill) -> list[Path]:
+    """Write a directory output of ``kind`` (an image folder) as one unit: ``fill(dir)``
+    writes into a temporary directory beside ``dest`` and returns the paths written;
+    the marker is added and the directory swapped in (:func:`publish`). Returns the
+    final paths. Call :func:`check_target` first; on any error ``dest`` is unchanged."""
+    dest = Path(dest)
+    tmp = _sibling_tmp(dest)
+    try:
+        target = tmp / dest.name
+        target.mkdir()
+        written = fill(target)
+        write_marker(target, kind)
+        publish(target, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [dest / Path(w).name for w in written]
+
+
+# ------------------------------------------------------------------------ file sets
+def manifest_path(stem: str | os.PathLike) -> Path:
+    """The manifest of a set of files ``STEM.*`` published together (hidden, beside)."""
+    stem = Path(stem)
+    return stem.with_name(f".{stem.name}.accsim.json")
+
+
+def _set_name(stem: Path) -> Path:
+    """The name temporaries of a file set are derived from (``.STEM.accsim-set.*.tmp``,
+    so they never match the leftovers pattern of another output such as ``STEM.zarr``)."""
+    return stem.with_name(stem.name + ".accsim-set")
+
+
+def clean_fileset_leftovers(stem: str | os.PathLike) -> list[Path]:
+    """:func:`clean_leftovers` for a file set: its staging directories and manifest
+    temporaries (call it under the stem's :class:`OutputLock`)."""
+    stem = Path(stem)
+    return clean_leftovers(_set_name(stem)) + clean_leftovers(
+        stem.with_name(manifest_path(stem).name.removeprefix(".")))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_manifest(stem: Path) -> dict | None:
+    m = manifest_path(stem)
+    try:
+        if m.is_symlink() or not m.is_file():
+            return None
+        data = json.loads(m.read_text())
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(data, dict) and isinstance(data.get("files"), dict)
+            and isinstance(data.get("accsim_kind"), str)):
+        return None
+    return data
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # clean_fileset_leftovers
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def check_fileset(stem: str | os.PathLike, kind: str, suffixes, *, option: str) -> None:
+    """``ValueError`` unless every ``STEM+SUFFIX`` is free or was written by an earlier
+    command of ``kind`` (listed, with its SHA-256, in the manifest
+    :func:`manifest_path`): user files of the same names are never replaced."""
+    stem = Path(stem)
+    check_path_length(stem.with_name(stem.name + max(suffixes, key=len)), option)
+    m = manifest_path(stem)
+    if m.is_symlink() or (m.exists() and not m.is_file()):
+        raise ValueError(f"{option} {str(stem)!r}: {str(m)!r} is not accsim's manifest "
+                         "(not a regular file); remove it yourself")
+    man = _read_manifest(stem)
+    ours = man["files"] if man and man["accsim_kind"] == kind else {}
+    for suf in suffixes:
+        p = stem.with_name(stem.name + suf)
+        if not p.exists() and not p.is_symlink():
+            continue
+        known = ours.get(p.name)
+        known = known if isinstance(known, list) else [known]
+        if p.is_symlink() or not p.is_file() or _sha256(p) not in known:
+            raise ValueError(f"{option} {str(stem)!r}: {str(p)!r} exists and was not "
+                             f"written by an earlier accsim {kind} run (it is not in "
+                             f"{m.name}, or was changed since); accsim never replaces it "
+                             "(not even with --force): choose another path or remove it "
+                             "yourself")
+
+
+def publish_fileset(stem: str | os.PathLike, kind: str, files: dict) -> dict:
+    """Publish the staged files ``{suffix: path}`` at ``STEM+suffix`` as one unit.
+
+    Each file is copied beside its destination with ordinary I/O (so a full disk is an
+    ``OSError`` before anything is replaced), then the manifest is written in state
+    ``"publishing"`` (old and new hashes both listed), the files are renamed in, and
+    the manifest is rewritten in state ``"complete"`` last. A reader checks the
+    manifest (:func:`read_fileset`): a command killed in between leaves a set that
+    readers report as incomplete and the next run replaces. Outputs of an earlier run
+    that this one does not write are removed. Returns ``{suffix: final path}``."""
+    stem = Path(stem)
+    tmp = _sibling_tmp(_set_name(stem))
+    try:
+        staged, new = {}, {}
+        for suf, src in files.items():
+            dst = tmp / (stem.name + suf)
+            with open(src, "rb") as fi, open(dst, "wb") as fo:
+                shutil.copyfileobj(fi, fo, 1 << 20)
+                fo.flush()
+                os.fsync(fo.fileno())
+            staged[suf] = dst
+            new[dst.name] = _sha256(dst)
+        old = _read_manifest(stem)
+        old_files = old["files"] if old and old["accsim_kind"] == kind else {}
+        both = {}
+        for name in set(new) | set(old_files):
+            prev = old_files.get(name)
+            prev = prev if isinstance(prev, list) else [prev]
+            both[name] = sorted({h for h in [*prev, new.get(name)] if h})
+        m = manifest_path(stem)
+        _write_json_atomic(m, {"accsim_kind": kind, "state": "publishing", "files": both})
+        final = {}
+        for suf, src in staged.items():
+            dest = stem.with_name(stem.name + suf)
+            os.replace(src, dest)
+            final[suf] = dest
+        for name in set(old_files) - set(new):
+            stale = stem.with_name(name)
+            if stale.is_file() and not stale.is_symlink() and \
+                    _sha256(stale) in both[name]:
+                stale.unlink()
+        _write_json_atomic(m, {"accsim_kind": kind, "state": "complete", "files": new})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def read_fileset(stem: str | os.PathLike, kind: str) -> dict:
+    """``{file name: path}`` of a complete set published by :func:`publish_fileset`;
+    ``ValueError`` when there is none, or it is incomplete or mixed (a writer was
+    killed while publishing, or a file was changed since)."""
+    stem = Path(stem)
+    man = _read_manifest(stem)
+    if man is None or man["accsim_kind"] != kind:
+        raise ValueError(f"{str(stem)!r}: no accsim {kind} output there "
+                         f"({manifest_path(stem).name} is missing or unreadable)")
+    if man.get("state") != "complete":
+        raise ValueError(f"{str(stem)!r}: the {kind} output is incomplete (a run was "
+                         "interrupted while publishing it): rerun it")
+    out = {}
+    for name, digest in man["files"].items():
+        p = stem.with_name(name)
+        if not p.is_file() or _sha256(p) != digest:
+            raise ValueError(f"{str(stem)!r}: {name} does not match the manifest "
+                             "(changed or removed since it was written): rerun it")
+        out[name] = p
+    return out

@@ -84,11 +84,16 @@ def load_keras_h5(path: str | Path, name: str | None = None) -> Graph:
         if raw is None:
             raise ValueError(f"{path}: no 'model_config' attribute (not a Keras model "
                              "saved with model.save(...h5))")
-        cfg = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-        if cfg.get("class_name") != "Sequential":
-            raise ValueError(f"{path}: model class {cfg.get('class_name')!r} is not "
-                             "supported (only Sequential)")
-        layers = cfg["config"]["layers"]
+        try:
+            cfg = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: attribute 'model_config' is not valid JSON "
+                             f"({exc})") from None
+        if not isinstance(cfg, dict) or cfg.get("class_name") != "Sequential":
+            raise ValueError(f"{path}: model_config: model class "
+                             f"{cfg.get('class_name') if isinstance(cfg, dict) else cfg!r}"
+                             " is not supported (only Sequential)")
+        layers = _checked_layers(cfg, path)
         shape = None  # current per-image shape, channel-last (H, W, C) or (n,)
         ops = []
         flattened_from = None
@@ -193,6 +198,44 @@ def load_keras_h5(path: str | Path, name: str | None = None) -> Graph:
         return Graph(name or Path(path).stem, cf, ops)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+#: Keys each supported Keras layer class must have in its ``config``.
+_REQUIRED = {"Conv2D": ("filters", "kernel_size", "strides", "padding"),
+             "Dense": ("units",), "MaxPooling2D": ("pool_size",),
+             "AveragePooling2D": ("pool_size",)}
+
+
+def _checked_layers(cfg: dict, path: str) -> list:
+    """``model_config.config.layers``, each a ``{"class_name": str, "config": dict}``
+    holding the keys its class needs (:data:`_REQUIRED`); ``ValueError`` naming the
+    layer and the key otherwise (before any weight is read)."""
+    conf = cfg.get("config")
+    layers = conf.get("layers") if isinstance(conf, dict) else None
+    if not isinstance(layers, list) or not layers:
+        raise ValueError(f"{path}: model_config.config.layers is missing or empty (a "
+                         "Sequential model lists its layers there)")
+    for i, lay in enumerate(layers):
+        where = f"{path}: model_config.config.layers[{i}]"
+        if not isinstance(lay, dict) or not isinstance(lay.get("class_name"), str):
+            raise ValueError(f"{where}: class_name is missing (each layer names its "
+                             "Keras class)")
+        lc = lay.get("config")
+        if not isinstance(lc, dict):
+            raise ValueError(f"{where} ({lay['class_name']}): config is missing")
+        for key in _REQUIRED.get(lay["class_name"], ()):
+            if key not in lc:
+                raise ValueError(f"{where} ({lay['class_name']} "
+                                 f"{lc.get('name', '')!r}): required key {key!r} is "
+                                 "missing")
+        size = lc.get("kernel_size", lc.get("pool_size"))
+        if lay["class_name"] in _REQUIRED and size is not None and not (
+                isinstance(size, list) and len(size) == 2
+                and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1
+                        for x in size)):
+            raise ValueError(f"{where} ({lay['class_name']}): kernel/pool size must be "
+                             f"two integers >= 1, got {size!r}")
+    return layers
 
 
 def _conv_act(lc, lname, path, ops):

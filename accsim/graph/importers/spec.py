@@ -96,6 +96,11 @@ def build_graph(name: str, input_shape, layers: list, tensors: dict,
         used.add(key)
         return a.astype(np.float64)
 
+    from accsim.run.validation import check_layers, format_key
+
+    bad = check_layers(list(layers))
+    if bad:
+        raise ValueError(f"{source}: layers{format_key(bad[0])}: {bad[1]}")
     for i, spec in enumerate(layers):
         spec = dict(spec)
         t = spec.get("type")

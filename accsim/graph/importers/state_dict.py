@@ -8,6 +8,8 @@ without torch.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +43,10 @@ def load_state_dict(path: str | Path) -> dict:
         try:
             with np.load(path, allow_pickle=False) as f:
                 return {k: np.asarray(f[k]) for k in f.files}
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{path}: cannot read the .npz state dict: {exc}") from None
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile,
+                zlib.error) as exc:  # a truncated or corrupt archive
+            raise ValueError(f"{path}: cannot read the .npz state dict (truncated or "
+                             f"corrupt?): {type(exc).__name__}: {exc}") from None
     if path.suffix not in (".pth", ".pt"):
         raise ValueError(f"{path}: unknown state dict type {path.suffix!r} (.pth, .pt, .npz)")
     try:
@@ -62,8 +66,32 @@ def load_state_dict(path: str | Path) -> dict:
     for k, v in sd.items():
         if not hasattr(v, "detach"):
             raise ValueError(f"{path}: entry {k!r} is a {type(v).__name__}, not a tensor")
-        out[k] = v.detach().cpu().numpy()
+        out[k] = _to_numpy(torch, path, k, v)
     return out
+
+
+def _to_numpy(torch, path, key: str, v) -> np.ndarray:
+    """A dense CPU tensor as a numpy array; bfloat16 and float16 are cast to float32,
+    which holds every value of both exactly (IEEE 754 binary32 has more exponent and
+    significand bits than either). Sparse, quantised and meta tensors are refused with
+    the tensor's name (their values are not a plain array of floats)."""
+    if getattr(v, "layout", torch.strided) != torch.strided:
+        raise ValueError(f"{path}: tensor {key!r} is sparse (layout {v.layout}); accsim "
+                         "reads dense tensors only: save it with .to_dense()")
+    if getattr(v, "is_quantized", False):
+        raise ValueError(f"{path}: tensor {key!r} is quantised ({v.dtype}); accsim reads "
+                         "float tensors only: save it with .dequantize()")
+    if getattr(v, "is_meta", False) or v.device.type == "meta":
+        raise ValueError(f"{path}: tensor {key!r} is on the meta device and holds no "
+                         "values: save the materialised model")
+    v = v.detach().cpu()
+    if v.dtype in (torch.bfloat16, torch.float16):
+        v = v.to(torch.float32)  # exact: binary32 contains both formats
+    try:
+        return v.numpy()
+    except (TypeError, RuntimeError) as exc:
+        raise ValueError(f"{path}: tensor {key!r} ({v.dtype}) cannot be read: "
+                         f"{exc}") from None
 
 
 def load_pth_graph(path, name: str, input_shape, layers: list) -> object:
