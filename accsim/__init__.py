@@ -8,6 +8,8 @@ The public API (``accsim.__all__``):
   :func:`available_models`, :func:`build_model`;
 * one simulated matmul with its exact reference and bound: :func:`matmul`, returning a
   :class:`MatmulResult` (``.computed``, ``.exact``, ``.bound``, ``.holds``);
+* a network: :func:`import_torch` (a PyTorch module through ``torch.export``) and
+  :func:`simulate` (a layer graph on accumulator models, docs/graph.md);
 * :func:`error_bound`, :func:`exact_matmul`, :func:`open_dataset`;
 * the modules most users reach for, by short name: ``accsim.exact``, ``accsim.bounds``,
   ``accsim.verify``, ``accsim.datasets``, ``accsim.rounding``, ``accsim.formats``,
@@ -32,6 +34,8 @@ __version__ = "0.1.0"
 LAZY = {
     "matmul": "accsim.analysis.verify:matmul",
     "MatmulResult": "accsim.analysis.verify:VerifyResult",
+    "import_torch": "accsim.graph.importers.torch_export:import_torch",
+    "simulate": "accsim.graph.api:simulate",
     "error_bound": "accsim.accumulators.bounds:error_bound",
     "exact_matmul": "accsim.numbers.exact:matmul",
     "build_model": "accsim.accumulators.factory:build_model",

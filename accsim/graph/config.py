@@ -5,6 +5,8 @@
     [network]
     name = "mnist-cnn"
     format = "pth"                   # pth | npz (architecture below) | h5 (from the file)
+                                     # | torch: file = "model.py:build" (returns module,
+                                     #   example inputs) or "model.pt2" (torch.export.save)
     file = "pkg:ccexam/weights/mnist.pth"   # pkg:PACKAGE/PATH = a file of an installed
                                             # package (scripts/install_pretrained.sh)
     input_shape = [1, 28, 28]        # channel-first; h5: read from the file
@@ -58,7 +60,7 @@ class _Strict(BaseModel):
 
 class NetworkSection(_Strict):
     name: str
-    format: Literal["pth", "npz", "h5"]
+    format: Literal["pth", "npz", "h5", "torch"]
     file: str
     input_shape: list[int] | None = None
     layers: list[dict] | None = None

@@ -43,6 +43,7 @@ class GraphPlan:
     models: dict = field(default_factory=dict)
     config: object = None
     control_seeds: int = 1
+    reference: bool = True
 
 
 def load_graph(net, base: Path | None = None):
@@ -50,6 +51,8 @@ def load_graph(net, base: Path | None = None):
     from accsim.graph.config import resolve_file
     from accsim.graph.importers import build_graph, load_keras_h5, load_state_dict
 
+    if net.format == "torch":
+        return _torch_graph(net, base)
     path = resolve_file(net.file, base)
     if net.format == "h5":
         if net.layers is not None:
@@ -67,6 +70,24 @@ def load_graph(net, base: Path | None = None):
                          "'layers' (the declared architecture)")
     return build_graph(net.name, net.input_shape, net.layers, load_state_dict(path),
                        source=str(path))
+
+
+def _torch_graph(net, base):
+    """``format = "torch"``: the architecture comes from the module (torch.export)."""
+    from accsim.graph.importers.state_dict import torch_available
+
+    if net.layers is not None:
+        raise ValueError("network.layers: a torch model carries its architecture; remove "
+                         "'layers'")
+    if not torch_available():
+        raise ValueError("format = 'torch' needs PyTorch: pip install 'accsim[torch]'")
+    from accsim.graph.importers.torch_export import load_torch_file
+
+    graph = load_torch_file(net.file, base, net.name)
+    if net.input_shape is not None and tuple(net.input_shape) != graph.input_shape:
+        raise ValueError(f"network.input_shape: {list(net.input_shape)}, but the model was "
+                         f"traced on inputs of shape {list(graph.input_shape)}")
+    return graph
 
 
 def load_inputs(inp, graph, base: Path | None = None):
@@ -137,6 +158,10 @@ def prepare_graph(cfg) -> GraphPlan:
                 get_format(s.scale)
             except ValueError as exc:
                 raise ValueError(f"{cfg.where(at + '.scale')}: {exc}") from None
+            if "matmul" in present and "matmul" not in s.assign:
+                raise ValueError(f"{cfg.where(at + '.scale')}: per-tensor scaling does not "
+                                 "apply to op class 'matmul' (two activations); assign it "
+                                 "a model: assign = { matmul = ... }")
         fixed = {c: make_strategy("uniform", low=model(m, f"{at}.assign.{c}"))
                  for c, m in s.assign.items()}
         if s.controls and s.kind != "adaptive":
@@ -181,7 +206,7 @@ def prepare_graph(cfg) -> GraphPlan:
                      models=built, config=cfg, control_seeds=r.control_seeds)
 
 
-def _run(plan, assignments, acc, progress):
+def _run(plan, assignments, acc, progress, outputs=None):
     names = [op.name for op in plan.graph.linear_ops]
     for a in assignments:
         acc[a.label] = GraphAccumulator(names, plan.record_samples)
@@ -195,23 +220,28 @@ def _run(plan, assignments, acc, progress):
         for a in assignments:
             outs, res = run_graph(plan.graph, a, xb, seed=plan.seed, cache=cache,
                                   offset=start, act_format=plan.activation_format,
-                                  input_format=plan.input_format)
+                                  input_format=plan.input_format, reference=plan.reference)
             acc[a.label].add(outs, res, ref, yb)
+            if outputs is not None:
+                outputs.setdefault(a.label, []).append(outs[plan.graph.ops[-1].name])
             if progress is not None:
                 progress(len(xb))
 
 
-def run_graph_plan(plan: GraphPlan, progress=None) -> tuple[dict, float]:
+def run_graph_plan(plan: GraphPlan, progress=None, outputs: dict | None = None
+                   ) -> tuple[dict, float]:
     """Run all assignments, then the controls of the adaptive rows at the per-op
     recomputed fractions those rows reached. Returns ``({label: GraphAccumulator},
     seconds)`` (controls labelled ``random@LABEL``, ``random-active@LABEL``,
-    ``oracle@LABEL``; further seeds of the random kinds ``random@LABEL#k``)."""
+    ``oracle@LABEL``; further seeds of the random kinds ``random@LABEL#k``); with
+    ``outputs`` (a dict), the network outputs of each row are appended to
+    ``outputs[label]``, one array per batch."""
     from accsim.numbers.seeds import derive
     from accsim.run.experiment import control_labels
 
     t0 = time.perf_counter()
     acc: dict = {}
-    _run(plan, plan.assignments, acc, progress)
+    _run(plan, plan.assignments, acc, progress, outputs)
     ctrl, unique, alias = [], [], {}
     lin = [i for i, op in enumerate(plan.graph.ops) if op.linear]
     for lab, (low, high, scale, fixed) in plan.controls.items():
@@ -234,10 +264,12 @@ def run_graph_plan(plan: GraphPlan, progress=None) -> tuple[dict, float]:
                     alias[key] = clab
                     unique.append(ctrl[-1])
     if unique:
-        _run(plan, unique, acc, progress)
+        _run(plan, unique, acc, progress, outputs)
     for a in ctrl:
         if a.label not in acc:
             acc[a.label] = acc[alias[a.label]]
+            if outputs is not None:
+                outputs[a.label] = outputs[alias[a.label]]
     plan.assignments = plan.assignments + ctrl
     return acc, time.perf_counter() - t0
 

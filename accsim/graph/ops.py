@@ -44,8 +44,11 @@ __all__ = ["Op", "LinearOp", "MatmulTask", "Conv2d", "Dense", "AvgPool2d", "MaxP
 #: adaptive strategy) plus softmax (only as a standalone :class:`Activation`).
 ACTIVATIONS = tuple(_PHI_ACTIVATIONS) + ("softmax",)
 
-#: Op classes whose components run on an accumulator (keys of an assignment).
-LINEAR_CLASSES = ("conv", "dense", "avgpool")
+#: Op classes whose components run on an accumulator (keys of an assignment): inner
+#: products of convolutions, dense layers (weights x activations) and matmuls (activations
+#: x activations, e.g. attention), and the reductions of average pooling, softmax
+#: denominators, norm statistics (LayerNorm / RMSNorm) and other sums / means.
+LINEAR_CLASSES = ("conv", "dense", "avgpool", "matmul", "softmax", "norm", "sum")
 
 
 def apply_activation(name: str, z: np.ndarray) -> np.ndarray:
@@ -157,6 +160,8 @@ class Conv2d(LinearOp):
     stride, padding : int or (int, int)
         ``padding`` is symmetric zero padding (Keras ``"same"`` with odd kernels and
         stride 1 is ``(k - 1) // 2``; ``"valid"`` is 0).
+    dilation : int or (int, int)
+        Spacing of the kernel taps (PyTorch ``dilation``).
     groups : int
     activation : str
         Fused activation (one of :data:`networks.activations.ACTIVATIONS`).
@@ -165,7 +170,7 @@ class Conv2d(LinearOp):
     op_class = "conv"
 
     def __init__(self, name, weight, bias=None, stride=1, padding=0, groups=1,
-                 activation="identity", inputs=None):
+                 activation="identity", inputs=None, dilation=1):
         super().__init__(name, inputs)
         self.weight = _finite(name, "weight", weight)
         if self.weight.ndim != 4:
@@ -178,13 +183,14 @@ class Conv2d(LinearOp):
                              f"expected ({O},)")
         self.stride = _pair(stride)
         self.padding = _pair(padding)
+        self.dilation = _pair(dilation)
         self.groups = int(groups)
         if self.groups < 1 or O % self.groups:
             raise ValueError(f"layer {name!r}: groups={groups} does not divide the "
                              f"{O} output channels")
-        if self.stride[0] != self.stride[1] or self.padding[0] != self.padding[1]:
-            raise ValueError(f"layer {name!r}: only equal strides/paddings along H and W "
-                             "are supported")
+        if min(self.stride + self.dilation) < 1 or min(self.padding) < 0:
+            raise ValueError(f"layer {name!r}: strides and dilations must be >= 1, "
+                             "paddings >= 0")
         _check_activation(name, activation)
         self._activation = activation
 
@@ -202,8 +208,9 @@ class Conv2d(LinearOp):
                              f"{cg * self.groups} input channels ({cg} x groups="
                              f"{self.groups}), the input has {c}")
         kh, kw = self.weight.shape[2:]
-        ho = conv_output_size(h, kh, self.stride[0], self.padding[0])
-        wo = conv_output_size(w, kw, self.stride[0], self.padding[0])
+        (dh, dw), (sh, sw), (ph, pw) = self.dilation, self.stride, self.padding
+        ho = conv_output_size(h, dh * (kh - 1) + 1, sh, ph)
+        wo = conv_output_size(w, dw * (kw - 1) + 1, sw, pw)
         if ho < 1 or wo < 1:
             raise ValueError(f"layer {self.name!r}: kernel {kh}x{kw} larger than the "
                              f"padded input {h}x{w}")
@@ -217,12 +224,30 @@ class Conv2d(LinearOp):
         tasks = []
         for g in range(self.groups):
             xg = x[:, g * cg:(g + 1) * cg]
-            X = im2col(xg, (kh, kw), self.stride[0], self.padding[0])
+            X = self._patches(xg)
             W = self.weight[g * og:(g + 1) * og].reshape(og, cg * kh * kw)
             C = np.broadcast_to(self.bias[g * og:(g + 1) * og, None], (og, X.shape[1]))
             tasks.append(MatmulTask(np.ascontiguousarray(W), np.ascontiguousarray(X),
                                     np.ascontiguousarray(C), self.activation, (g,)))
         return tasks
+
+    def _patches(self, x):
+        """The patch matrix (rows ``(c, ki, kj)``, columns ``(image, i, j)``):
+        :func:`networks.model.im2col` for equal strides and paddings along H and W and no
+        dilation, else the same loop with per-axis strides, paddings and dilations."""
+        kh, kw = self.weight.shape[2:]
+        (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
+        if sh == sw and ph == pw and dh == dw == 1:
+            return im2col(x, (kh, kw), sh, ph)
+        b, c = x.shape[:2]
+        _, ho, wo = self.shape
+        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        cols = np.empty((c, kh, kw, b, ho, wo), dtype=x.dtype)
+        for ki in range(kh):
+            for kj in range(kw):
+                win = xp[:, :, ki * dh:ki * dh + sh * ho:sh, kj * dw:kj * dw + sw * wo:sw]
+                cols[:, ki, kj] = win.transpose(1, 0, 2, 3)
+        return cols.reshape(c * kh * kw, b * ho * wo)
 
     def assemble(self, outs, batch):
         _, ho, wo = self.shape
@@ -264,12 +289,18 @@ class AvgPool2d(Conv2d):
 
 
 class Dense(LinearOp):
-    """Fully connected layer ``v = W x + b``, ``W`` of shape (out, in) (PyTorch layout)."""
+    """Fully connected layer ``v = W x + b``, ``W`` of shape (out, in) (PyTorch layout).
+
+    With ``last_axis=True`` the input may have any per-image shape ``(..., in)`` and the
+    layer maps its last axis (``torch.nn.functional.linear``): every vector along it is
+    one column of the task, image-slowest."""
 
     op_class = "dense"
 
-    def __init__(self, name, weight, bias=None, activation="identity", inputs=None):
+    def __init__(self, name, weight, bias=None, activation="identity", inputs=None,
+                 last_axis=False):
         super().__init__(name, inputs)
+        self.last_axis = bool(last_axis)
         self.weight = _finite(name, "weight", weight)
         if self.weight.ndim != 2:
             raise ValueError(f"layer {name!r}: tensor weight has shape {self.weight.shape}, "
@@ -288,20 +319,21 @@ class Dense(LinearOp):
 
     def infer(self, in_shapes):
         (s,) = in_shapes
-        self._need(s, 1, "(features,) (add a Flatten before this layer)")
-        if s[0] != self.weight.shape[1]:
+        if not (self.last_axis and len(s) >= 1):
+            self._need(s, 1, "(features,) (add a Flatten before this layer)")
+        if s[-1] != self.weight.shape[1]:
             raise ValueError(f"layer {self.name!r}: tensor weight has {self.weight.shape[1]} "
-                             f"input features, the input has {s[0]}")
-        self.shape = (self.weight.shape[0],)
+                             f"input features, the input has {s[-1]}")
+        self.shape = tuple(s[:-1]) + (self.weight.shape[0],)
         return self.shape
 
     def lower(self, x):
-        X = np.ascontiguousarray(x.T)
+        X = np.ascontiguousarray(x.reshape(-1, self.weight.shape[1]).T)
         C = np.broadcast_to(self.bias[:, None], (self.weight.shape[0], X.shape[1]))
         return [MatmulTask(self.weight, X, np.ascontiguousarray(C), self.activation, (0,))]
 
     def assemble(self, outs, batch):
-        return np.ascontiguousarray(outs[0].T)
+        return np.ascontiguousarray(outs[0].T).reshape((batch,) + self.shape)
 
 
 class MaxPool2d(Op):

@@ -1,7 +1,7 @@
 """Run a layer graph with simulated accumulators, op class by op class.
 
 An :class:`Assignment` maps each op class that runs on an accumulator
-(:data:`~accsim.graph.ops.LINEAR_CLASSES`: ``conv``, ``dense``, ``avgpool``) to a
+(:data:`~accsim.graph.ops.LINEAR_CLASSES`: ``conv``, ``dense``, ``avgpool``, ...) to a
 :class:`~accsim.run.strategies.Strategy` (``Uniform``, ``Adaptive``, ``MultiLevel`` or a
 control). This is the op interface shared with other graph front ends: *an op class
 name -> the strategy (accumulator model(s)) its inner products run on*; every
@@ -135,8 +135,9 @@ def _fmax(scale: str) -> float:
 def run_linear(op, op_index, x, strategy, *, seed, offset, cache, scale=None,
                reference=True):
     """Run one linear op; returns ``(pre_activation_computed, OpResult)`` (pre-activations
-    in the op's output layout, batch first)."""
-    B = x.shape[0]
+    in the op's output layout, batch first). ``x`` is the op's input, or the list of its
+    inputs for an op with several (a matmul of two activations)."""
+    B = (x[0] if isinstance(x, list) else x).shape[0]
     parts = {k: [] for k in ("computed", "exact", "bound", "level")}
     costs, info = [], {}
     w_scale, x_scale = 1.0, None
@@ -212,7 +213,8 @@ def run_graph(graph, assignment: Assignment, x, *, seed: int = 0,
     for i, op in enumerate(graph.ops):
         xs = [vals[n] for n in op.inputs]
         if op.linear:
-            v, res = run_linear(op, i, xs[0], assignment.strategy(op.op_class), seed=seed,
+            v, res = run_linear(op, i, xs[0] if len(xs) == 1 else xs,
+                                assignment.strategy(op.op_class), seed=seed,
                                 offset=offset, cache=cache, scale=assignment.scale_for(op.op_class),
                                 reference=reference)
             with np.errstate(all="ignore"):
@@ -221,7 +223,9 @@ def run_graph(graph, assignment: Assignment, x, *, seed: int = 0,
         else:
             with np.errstate(all="ignore"):
                 y = op.forward(xs)
-        vals[op.name] = _round(np.ascontiguousarray(y), act_format)
+        # an op holding integers (token ids: round_output False) is not rounded
+        vals[op.name] = _round(np.ascontiguousarray(y), act_format) \
+            if getattr(op, "round_output", True) else y
     return vals, results
 
 
@@ -274,8 +278,8 @@ class GraphAccumulator:
         """``outputs``/``results`` of :func:`run_graph`; ``reference`` the binary64
         network's outputs (``Graph.forward(..., return_all=True)``) on the same input."""
         last = list(outputs)[-1]
-        logits, ref = outputs[last], reference[last]
-        B = logits.shape[0]
+        B = outputs[last].shape[0]
+        logits, ref = outputs[last].reshape(B, -1), reference[last].reshape(B, -1)
         with np.errstate(invalid="ignore"):
             pred = np.argmax(logits, axis=1)
         self.agree += int(np.sum(pred == np.argmax(ref, axis=1)))
