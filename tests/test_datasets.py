@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -31,8 +32,9 @@ def _ds():
 def test_attrs_are_flat_and_describe_the_model():
     ds = _ds()
     a = ds.attrs
-    assert a["model_family"] == "recursive" and a["model_mode"] == "sr"
-    assert a["model_sr_bits"] == 4 and a["seed"] == 7 and a["flag"] == 1
+    model = json.loads(a["model_descriptions"])[a["model"]]
+    assert model["family"] == "recursive" and model["mode"] == "sr"
+    assert model["sr_bits"] == 4 and a["seed"] == 7 and a["flag"] == 1
     assert a["nested_b"] == "none" and a["sizes"] == "1,2"
     assert a["accsim_version"] and a["schema_version"] == datasets.SCHEMA_VERSION
     for v in a.values():

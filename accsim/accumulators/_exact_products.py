@@ -21,7 +21,7 @@ from accsim.numbers.formats import FloatFormat
 from accsim.numbers.formats import format as get_format
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ExactProductAccumulator(Accumulator):
     """Base class of the exact-product families (fields ``mode`` and ``sr_bits`` are
     declared by each subclass)."""
@@ -48,7 +48,7 @@ class ExactProductAccumulator(Accumulator):
             check_exact_products(A, B, f"{self.family} model {self.name!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SingleFormatSum(ExactProductAccumulator):
     """An exact-product family that rounds everything into one ``acc_format`` (the
     output format) in one ``mode``: the fields and set-up shared by recursive, pairwise

@@ -38,7 +38,7 @@ from accsim.numbers.rounding import check_seed
 from accsim.numbers.rounding import round as _round
 
 __all__ = ["Model", "Accumulator", "run_model", "as_format", "as_float64",
-           "check_matmul_shapes"]
+           "check_matmul_shapes", "summarize"]
 
 
 def as_format(f: str | FloatFormat | None) -> FloatFormat | None:
@@ -100,7 +100,7 @@ def run_model(model: Model, A, B, C=None, *, seed: int = 0, quantize: bool = Tru
     return np.asarray(model.matmul_values(A, B, C, seed=seed, quantize=quantize), np.float64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Accumulator(Model):
     """Base class: a named accumulator model with input/output formats.
 
@@ -187,3 +187,42 @@ class Accumulator(Model):
         d = {"family": self.family}
         d.update(self.params())
         return d
+
+    def summary(self) -> str:
+        """The parameters a designer looks at first, e.g. ``binary16, rne, exact
+        products`` (formats by name; defaults and empty fields left out)."""
+        return summarize(self.describe())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.summary()})"
+
+
+#: Parameters shown by :func:`summarize`, in this order (``describe()`` keys).
+SUMMARY_KEYS = ("acc_format", "inner_format", "outer_format", "block", "chunk", "L", "F",
+                "mode", "sr_bits", "trunc", "out_rounding")
+
+
+def summarize(d: dict) -> str:
+    """A short description of a model from its ``describe()`` dict: the accumulator
+    format, rounding mode, random bits, block sizes and how products enter
+    (``exact products`` or ``products in FORMAT``); e.g. ``binary16, rne, exact products``.
+    """
+    parts = []
+    for k in SUMMARY_KEYS:
+        v = d.get(k)
+        if v in (None, "none", "") or (k in ("block", "chunk") and v == 0):
+            continue
+        if k in ("acc_format", "mode"):
+            parts.append(str(v))
+        elif k == "sr_bits":
+            parts.append(f"{v} random bits")
+        else:
+            parts.append(f"{k}={v}")
+    if not d.get("acc_format") and d.get("out_format") not in (None, "none"):
+        parts.insert(0, f"out {d['out_format']}")
+    prod = d.get("product")
+    if prod == "rounded":
+        parts.append(f"products in {d.get('product_format')}")
+    elif prod in ("exact", "fused"):
+        parts.append(f"{prod} products")
+    return ", ".join(parts)

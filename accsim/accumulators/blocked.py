@@ -31,7 +31,7 @@ from accsim.numbers.formats import FloatFormat
 from accsim.numbers.formats import format as get_format
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class BlockedSum(ExactProductAccumulator):
     """Blocked summation (see the module docstring for order and SR counters).
 

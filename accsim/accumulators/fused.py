@@ -44,7 +44,7 @@ def _fmt(f, default="binary32") -> FloatFormat:
     return get_format(default if f is None else f)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FusedDot(Accumulator):
     """Fused, truncated dot-product-add unit (docs/hwmodels.md "The fused, truncated
     dot-product-add (NVIDIA tensor cores)", steps 1-5, and the CDNA3 rows of "AMD matrix
@@ -287,7 +287,7 @@ class FusedDot(Accumulator):
             math.ldexp(1.0, -p)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ExactStep(Accumulator):
     """AMD CDNA1 (MI100) step (docs/hwmodels.md "AMD matrix cores"): "exact sum of the L
     products and c, one round-to-nearest-even to fp32", chained along K.
@@ -329,7 +329,7 @@ class ExactStep(Accumulator):
         return float(24 * n)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FtzPairwiseStep(Accumulator):
     """AMD CDNA2 (MI200) unit (docs/hwmodels.md "AMD matrix cores"; MMA-Sim ``MMA_FTZ_MUL_ADD``):
     subnormal inputs flushed to zero; products formed in fp32 (RNE) and flushed; P products

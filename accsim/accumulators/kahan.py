@@ -43,7 +43,7 @@ from accsim.numbers.arrays import check_matmul_shapes
 from accsim.numbers.rounding import check_seed
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class KahanSum(SingleFormatSum):
     """Kahan compensated summation (order and SR counters: module docstring).
 

@@ -28,7 +28,7 @@ from accsim.numbers.formats import FloatFormat
 from accsim.numbers.formats import format as get_format
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class KulischSum(ExactProductAccumulator):
     """Exact accumulation rounded once into ``out_format`` (see module docstring).
 

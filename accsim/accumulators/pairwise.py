@@ -24,7 +24,7 @@ from accsim.accumulators.registry import Family, register_family
 from accsim.kernels.pairwise import pairwise_kernel
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PairwiseSum(SingleFormatSum):
     """Pairwise (tree) summation in one format (order and SR counters: module docstring).
 

@@ -36,7 +36,7 @@ def chunk_seed(seed: int, q: int) -> int:
     return int(random_words(seed, q, [2**64 - 1])[0])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PromotedSum(Accumulator):
     """Chunks of ``chunk`` terms summed by ``inner`` (from 0), promoted into an
     ``outer_format`` accumulator with one rounding each (see module docstring).

@@ -43,7 +43,7 @@ from accsim.numbers.formats import FloatFormat
 PRODUCTS = ("exact", "rounded", "fused")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RecursiveSum(SingleFormatSum):
     """Recursive summation ``s = round(s + a_k b_k)``, k = 0..K-1, starting from
     ``round(c)`` (see the module docstring for the exact order and SR counters).

@@ -31,6 +31,7 @@ from fractions import Fraction
 
 import numpy as np
 
+import hwmodels
 from accsim.accumulators import bounds as _bounds
 from accsim.accumulators.base import run_model
 from accsim.numbers import exact as _exact
@@ -39,12 +40,28 @@ from accsim.numbers.formats import FloatFormat
 from accsim.numbers.formats import format as get_format
 from accsim.numbers.rounding import round as _round
 
-__all__ = ["VerifyResult", "verify", "run_model", "gen_dot", "violations"]
+__all__ = ["VerifyResult", "matmul", "verify", "run_model", "gen_dot", "violations"]
 
 
-@dataclass
+@dataclass(repr=False)
 class VerifyResult:
-    """Per-component verification arrays, all (M, N)."""
+    """One simulated matmul with its exact reference and its componentwise bound.
+
+    Attributes
+    ----------
+    computed, exact : ndarray (M, N)
+        The model's result and ``A @ B + C`` rounded once to binary64.
+    abs_error, rel_error, bound : ndarray (M, N)
+        ``|computed - exact|`` (exact residual, rounded once), relative to ``|exact|``, and
+        the bound of ``kind``.
+    holds, rechecked : ndarray of bool (M, N)
+        ``|computed - A B - C| <= bound`` between real numbers; components decided in
+        exact arithmetic.
+    kind : str
+        ``"deterministic"`` or ``"probabilistic"``.
+    model : str
+        Short description of the model (its ``repr``).
+    """
 
     computed: np.ndarray
     exact: np.ndarray
@@ -54,6 +71,14 @@ class VerifyResult:
     holds: np.ndarray
     rechecked: np.ndarray
     kind: str
+    model: str = ""
+
+    def __repr__(self) -> str:
+        r = self.ratio[np.isfinite(self.bound)]
+        worst = f"{np.max(r):.3g}" if r.size else "-"
+        shape = "x".join(str(d) for d in self.computed.shape)
+        return (f"VerifyResult({self.model or '?'}, {shape}, max error/bound {worst}, "
+                f"{self.n_violations} violation(s) of the {self.kind} bound)")
 
     @property
     def ratio(self) -> np.ndarray:
@@ -133,7 +158,37 @@ def verify(model, A, B, C=None, *, computed=None, seed: int = 0,
             rechecked[i, j] = True
     else:
         holds |= undecided & (err_lo <= bound)
-    return VerifyResult(D, S, err, rel, bound, holds, rechecked, kind)
+    return VerifyResult(D, S, err, rel, bound, holds, rechecked, kind, model=_label(model))
+
+
+def _label(model) -> str:
+    name = getattr(model, "name", "")
+    if ":" in str(name):  # a hardware model: its registry name says it all
+        return str(name)
+    return repr(model)
+
+
+def matmul(model, A, B, C=None, *, seed: int = 0, kind: str = "deterministic",
+             **bound_kw) -> VerifyResult:
+    """Run ``model`` on ``A @ B + C`` and return the result with its exact reference, its
+    componentwise error bound and the verdict, in one object.
+
+    The same as :func:`verify` (the verdict ``holds`` is decided between real numbers);
+    ``result.computed`` is the model's output, ``result.exact`` the exact result rounded
+    once, ``result.bound`` the bound of ``kind`` and ``result.holds`` whether
+    ``|computed - A B - C| <= bound`` for each component.
+
+    ``model`` is a model, a registry name (``"fp16-recursive-rne"``,
+    ``"hopper:wgmma.m64n8k32.f32.e4m3.e4m3"``) or a dict spec
+    (:func:`hwmodels.resolve`).
+
+    Examples
+    --------
+    >>> r = accsim.matmul(hwmodels.get("fp16-recursive-rne"), A, B)   # doctest: +SKIP
+    >>> r
+    VerifyResult(RecursiveSum(binary16, rne, exact products), 64x8, max error/bound 0.0312, ...)
+    """
+    return verify(hwmodels.resolve(model), A, B, C, seed=seed, kind=kind, **bound_kw)
 
 
 def violations(res: VerifyResult, limit: int = 20) -> list[dict]:

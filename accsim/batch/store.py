@@ -231,7 +231,9 @@ class CellStore:
             "n_missing": int((status == "missing").sum()),
             "complete": int((status == "ok").all()),
         }
-        return xr.Dataset(data, coords=coords, attrs=attrs)
+        from accsim.run.attributes import annotate
+
+        return annotate(xr.Dataset(data, coords=coords, attrs=attrs))
 
     def consolidate(self, sweep, dest: str | os.PathLike | None = None):
         """Rebuild the dataset from the records and publish it atomically at ``dest``

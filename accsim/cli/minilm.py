@@ -121,10 +121,11 @@ def _staging_dir() -> str:
 
 def minilm_command(config: Path, out: str | None = None, console=None) -> dict:
     """Validate, run, publish; returns the results dict of
-    :func:`accsim.transformer.minilm_run.run` with the final ``paths``."""
-    from rich.console import Console
+    :func:`accsim.transformer.minilm_run.run` with the final ``paths``. The table goes to
+    stdout, messages to ``console`` (default: stderr, :mod:`accsim.cli.console`)."""
     from rich.table import Table
 
+    from accsim.cli.console import err_console, print_table
     from accsim.run.outputs import (
         OutputLock,
         check_fileset,
@@ -133,7 +134,7 @@ def minilm_command(config: Path, out: str | None = None, console=None) -> dict:
     )
     from accsim.transformer.minilm_run import load_config, run
 
-    console = console or Console()
+    console = console or err_console()
     check_minilm_config(config)
     cfg = load_config(config)
     option = "--out" if out else "run.output"
@@ -190,7 +191,7 @@ def minilm_command(config: Path, out: str | None = None, console=None) -> dict:
         t.add_column(c)
     for r in res["rows"]:
         t.add_row(*[f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in cols])
-    console.print(t)
+    print_table(t)
     for k, v in res["paths"].items():
         console.print(f"{k}: {v}", highlight=False)
     return res
@@ -203,19 +204,20 @@ def minilm(
         "--out", "-o", help="Output path stem (default: [run] output).")] = None,
 ) -> None:
     """Run the configured strategies on MiniLM and print the results table."""
+    from accsim.cli.console import error
     from accsim.run.outputs import OutputBusy
 
     try:
         minilm_command(config, out)
     except OutputBusy as exc:
-        typer.echo(f"error: {exc}", err=True)
+        error(str(exc))
         raise typer.Exit(3) from None
     except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        error(str(exc))
         raise typer.Exit(2) from None
     except OSError as exc:  # e.g. the disk filled up while publishing
-        typer.echo(f"error: cannot write the results: {exc}; the previous output (if "
-                   "any) is unchanged", err=True)
+        error(f"cannot write the results: {exc}; the previous output (if any) is "
+              "unchanged")
         raise typer.Exit(1) from None
 
 

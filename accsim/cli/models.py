@@ -73,16 +73,17 @@ def register(app: typer.Typer) -> None:
             "--match", help="Shell-style filter on instruction names.")] = None,
     ) -> None:
         """List registered accumulator models (generic names and ARCH:INSTRUCTION)."""
-        from rich.console import Console
         from rich.table import Table
+
+        from accsim.cli.console import error, print_table
 
         try:
             rows = models_table(arch, match)
         except ValueError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            error(str(exc))
             raise typer.Exit(2) from None
         if match and not rows:
-            typer.echo(f"no model matches {match!r}", err=True)
+            error(f"no model matches {match!r}")
             raise typer.Exit(1)
         table = Table(title="accsim models" + (f": {arch}" if arch else ""))
         table.add_column("name")
@@ -90,4 +91,4 @@ def register(app: typer.Typer) -> None:
             table.add_column("description")
         for name, desc in rows:
             table.add_row(name, desc) if arch is None else table.add_row(name)
-        Console().print(table)
+        print_table(table)

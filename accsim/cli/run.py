@@ -82,19 +82,23 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
 
     The output is checked before any work (:func:`accsim.run.outputs.check_replace`): only
     an earlier run of the same configuration is replaced without ``force``; it is
-    locked for the whole run and published atomically."""
-    from rich.console import Console
-
+    locked for the whole run and published atomically. The table goes to stdout, messages
+    and the progress bar (on a terminal only) to stderr (:mod:`accsim.cli.console`);
+    ``quiet`` silences the messages."""
+    from accsim.cli import console as cons
     from accsim.graph.config import is_graph_config
     from accsim.run.config import load_config
 
+    err = cons.err_console(quiet=quiet or cons.level() == cons.QUIET)
     if is_graph_config(config):  # a layer graph of an imported network (docs/graph.md)
         from accsim.graph.cli import graph_run_command
 
-        return graph_run_command(config, out, quiet=quiet, force=force)
+        return graph_run_command(config, out, quiet=quiet, force=force, console=err,
+                                 show_table=cons.print_table,
+                                 progress=cons.progress_enabled(err))
     out_given = out is not None
 
-    console = Console(quiet=quiet, width=max(Console().width, 240))  # the table is wide
+    console = err
     cfg = load_config(config)
     out = Path(out) if out is not None else Path(cfg.run.output)
     try:
@@ -136,21 +140,24 @@ def _run_locked(cfg, config, out, plots, console, digest, quiet):
         TimeRemainingColumn,
     )
 
+    from accsim.cli.console import detail, print_table, progress_enabled
     from accsim.run.experiment import prepare, run_plan, to_dataset
 
     plan = prepare(cfg)
     total = len(plan.x) * len(plan.strategies)
     console.print(f"[bold]accsim run[/bold] {config}: network {plan.network.name}, "
                   f"{len(plan.x)} inputs, {len(plan.strategies)} strategies")
+    for name, spec in cfg.models.items():
+        detail(f"  [models.{name}] {spec}")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-                  disable=quiet) as prog:
+                  disable=quiet or not progress_enabled(console)) as prog:
         task = prog.add_task("inputs x strategies", total=total)
         acc, secs = run_plan(plan, progress=lambda k: prog.advance(task, k))
     ds = to_dataset(plan, acc, secs)
     ds.attrs.update(accsim_kind="run", config_sha256=digest)
     write_dataset(ds, out)
-    console.print(summary_table(ds))
+    print_table(summary_table(ds))
     nonfinite = int(ds["nonfinite"].sum()) if "nonfinite" in ds else 0
     if nonfinite:
         console.print(f"[red]{nonfinite} non-finite output component(s)[/red] (overflow or "
@@ -192,16 +199,17 @@ def register(app: typer.Typer) -> None:
             "the output (never other files).")] = False,
     ) -> None:
         """Run uniform and adaptive accumulation strategies on a network (paper's job)."""
+        from accsim.cli.console import error
         from accsim.run.outputs import OutputBusy
 
         try:
             run_command(config, out, plots, force=force)
         except OutputBusy as exc:
-            typer.echo(f"error: {exc}", err=True)
+            error(str(exc))
             raise typer.Exit(code=3) from None
         except ValueError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            error(str(exc))
             raise typer.Exit(code=2) from None
         except OSError as exc:  # e.g. the disk filled up while writing
-            typer.echo(f"error: cannot write the results: {exc}", err=True)
+            error(f"cannot write the results: {exc}")
             raise typer.Exit(code=1) from None

@@ -33,29 +33,25 @@ def sweep(
         "--cell-fn", hidden=True, help="module:function replacing "
         "accsim.run.experiment.evaluate (testing).")] = None,
     progress: Annotated[bool, typer.Option(
-        "--progress/--no-progress", help="Show the progress bar.")] = True,
+        "--progress/--no-progress", help="Show the progress bar (on a terminal "
+        "only).")] = True,
 ) -> None:
     """Run a sweep: every cell of CONFIG, skipping those already in the store."""
-    from rich.console import Console
-
     from accsim.batch import ConfigError, load_config, run_sweep
     from accsim.batch.summary import failure_table, summary_table
+    from accsim.cli.console import detail, err_console, error, print_table, progress_enabled
     from accsim.run.outputs import OutputBusy
 
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        console.width = max(console.width, 160)
+    console = err_console()  # messages and progress; the tables go to stdout
 
     def fail(msg: str, code: int):
-        console.print("[red]error:[/]", end=" ")
-        console.print(msg, highlight=False, markup=False)
+        error(msg)
         raise typer.Exit(code)
 
     try:
         sw = load_config(config, max_cells=max_cells)
     except ConfigError as exc:
-        console.print("[red]config error:[/]", end=" ")
-        console.print(str(exc), highlight=False, markup=False)
+        error(str(exc), label="config error")
         raise typer.Exit(2) from None
     store = out or Path(sw.config.sweep.out or f"results/{sw.name}.zarr")
     option = "--out" if out else ("[sweep] out" if sw.config.sweep.out else "the default "
@@ -70,9 +66,12 @@ def sweep(
     where = f"scheduler {scheduler}" if scheduler else (
         f"{workers} local worker processes" if workers > 1 else "in-process")
     console.print(f"sweep [bold]{sw.name}[/]: {len(sw.cells)} cells, {where} -> {store}")
+    for cell in sw.cells:
+        detail(f"  cell {cell.id}: {cell.coords}")
     try:
         res = run_sweep(sw, store, scheduler=scheduler, workers=workers, force=force,
-                        cell_fn=cell_fn, progress=progress, console=console,
+                        cell_fn=cell_fn, progress=progress and progress_enabled(console),
+                        console=console,
                         connect_timeout=connect_timeout)
     except OutputBusy as exc:
         fail(str(exc), 3)
@@ -83,9 +82,9 @@ def sweep(
              "any) is unchanged", 1)
     for d in res.damage:
         console.print(f"[yellow]repaired:[/] {d}", highlight=False)
-    console.print(summary_table(res.dataset))
+    print_table(summary_table(res.dataset))
     if res.failures:
-        console.print(failure_table(res.failures))
+        print_table(failure_table(res.failures))
     console.print(f"{res.ran} cell(s) run, {res.skipped} already done, "
                   f"{len(res.failures)} failed; {res.wall:.1f} s; store {store}")
     if res.interrupted:
@@ -131,8 +130,7 @@ def plot(
         "(uniform, adaptive, random, oracle), bootstrap CIs.")] = False,
 ) -> None:
     """Draw the design space of a sweep: Y against X per model, Pareto front marked."""
-    from rich.console import Console
-
+    from accsim.cli.console import error, info
     from accsim.plots.pareto import plot_pareto
     from accsim.plots.sweep import plot_store
     from accsim.run.outputs import (
@@ -144,16 +142,15 @@ def plot(
         publish_png,
     )
 
-    console = Console(stderr=True)
     if pareto:
         dest = Path(out) if out else store.parent / (store.stem + "_pareto")
         kind = "pareto-plots"
     else:
         dest = Path(out) if out else store.with_suffix(".png")
         kind = "plot"
+
     def fail(msg: str, code: int):
-        console.print("[red]error:[/]", end=" ")
-        console.print(msg, highlight=False, markup=False)
+        error(msg)
         raise typer.Exit(code)
 
     def reading(draw):  # a store that is not there is bad input, not a write error
@@ -183,7 +180,7 @@ def plot(
     except OSError as exc:
         fail(f"cannot write {str(dest)!r}: {exc}", 1)
     for path in paths:
-        console.print(f"wrote {path}")
+        info(f"wrote {path}", markup=False)
 
 
 _SWEEP_EPILOG = (

@@ -66,9 +66,9 @@ def parse_kappas(text: str) -> list[float]:
 
 
 def _resolve(name: str):
-    import hwmodels
+    from accsim.cli.console import model_spec
 
-    return hwmodels.get(name)
+    return model_spec(name, "--model")
 
 
 def _formats(model):
@@ -122,12 +122,13 @@ def verify_command(model_name: str, n: str, kappa: str, samples: int, seed: int,
 
     Only an earlier verify run of the same parameters at ``out`` is replaced without
     ``force`` (:func:`accsim.run.outputs.check_replace`); ``out`` is locked for the run and
-    published atomically."""
-    from rich.console import Console
-
+    published atomically. ``model_name`` is a registry name, a JSON spec or a TOML file
+    (:func:`accsim.cli.console.model_spec`). The table goes to stdout, messages to
+    ``console`` (default: stderr)."""
     from accsim.accumulators import bounds
+    from accsim.cli.console import err_console
 
-    console = console or Console()
+    console = console or err_console()
     # ---- validation: nothing is computed or written before all of this passes
     sizes = parse_sizes(n)
     kappas = parse_kappas(kappa)
@@ -209,7 +210,10 @@ def _verify_locked(model, model_name, sizes, kappas, samples, seed, out, kind, p
                "sample": np.arange(samples)}, model=model, attrs=attrs, seed=seed)
     ds.attrs["model"] = str(getattr(model, "name", model_name))
     datasets.save(ds, out)
-    console.print(summary_table(ds))
+    from accsim.cli.console import detail, print_table
+
+    detail(f"model: {model!r}")
+    print_table(summary_table(ds))
     if plot:
         from accsim.plots.verify import save_plot
         from accsim.run.outputs import publish_png
@@ -240,7 +244,9 @@ def register(app: typer.Typer) -> None:
     @app.command("verify", epilog=_EPILOG)
     def verify(
         model: Annotated[str, typer.Option(
-            "--model", "-m", help="ARCH:INSTRUCTION or a generic model name.")],
+            "--model", "-m", help="ARCH:INSTRUCTION, a generic model name, a JSON spec "
+            "('{\"family\": \"recursive\", \"acc_format\": \"binary16\"}') or a TOML "
+            "file holding one model table.")],
         out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset (.zarr/.nc).")],
         n: Annotated[str, typer.Option(help="Comma-separated lengths.")] = "16,64,256,1024,4096",
         kappa: Annotated[str, typer.Option(help="Comma-separated condition numbers >= 1.")]
@@ -255,17 +261,18 @@ def register(app: typer.Typer) -> None:
             "(never other files).")] = False,
     ) -> None:
         """Verify a model's componentwise error bound against exact results."""
+        from accsim.cli.console import error
         from accsim.run.outputs import OutputBusy
 
         try:
             _, _ = verify_command(model, n, kappa, samples, seed, out, kind, plot,
                                   force=force)
         except OutputBusy as exc:
-            typer.echo(f"error: {exc}", err=True)
+            error(str(exc))
             raise typer.Exit(code=3) from None
         except ValueError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            error(str(exc))
             raise typer.Exit(code=2) from None
         except OSError as exc:  # e.g. the disk filled up while writing
-            typer.echo(f"error: cannot write the results: {exc}", err=True)
+            error(f"cannot write the results: {exc}")
             raise typer.Exit(code=1) from None

@@ -33,18 +33,26 @@ def graph_table(ds):
 
 
 def graph_run_command(config: Path, out: Path | None = None, quiet: bool = False,
-                      force: bool = False):
+                      force: bool = False, console=None, show_table=None,
+                      progress: bool | None = None):
     """Validate, run, write, print; returns ``(dataset, path)``.
 
     The output gets the same guarantees as ``accsim run`` on a network config
     (:mod:`accsim.run.outputs`): checked before any work, locked, published atomically, and
-    only an earlier run of the same configuration is replaced without ``force``."""
+    only an earlier run of the same configuration is replaced without ``force``. Messages
+    and progress go to ``console`` (default: stderr), the table to ``show_table(table)``
+    (default: printed on stdout); ``progress`` (default: on a terminal) shows the bar."""
     from rich.console import Console
 
     from accsim.graph.config import load_graph_config
     from accsim.run.datasets import check_output
 
-    console = Console(quiet=quiet, width=max(Console().width, 150))
+    console = console or Console(stderr=True, quiet=quiet)
+    if show_table is None:
+        def show_table(t):
+            Console(width=max(Console().width, 150)).print(t)
+    if progress is None:
+        progress = console.is_terminal
     cfg = load_graph_config(config)
     out_given = out is not None
     out = Path(out) if out is not None else Path(cfg.run.output)
@@ -60,10 +68,11 @@ def graph_run_command(config: Path, out: Path | None = None, quiet: bool = False
     with OutputLock(out, option):
         check_replace(out, "run", digest, force=force, option=option)
         clean_leftovers(out)
-        return _graph_run_locked(cfg, config, out, console, digest, quiet)
+        return _graph_run_locked(cfg, config, out, console, digest, quiet, show_table,
+                                 progress)
 
 
-def _graph_run_locked(cfg, config, out, console, digest, quiet):
+def _graph_run_locked(cfg, config, out, console, digest, quiet, show_table, progress):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from accsim.graph.experiment import graph_dataset, prepare_graph, run_graph_plan
@@ -77,13 +86,13 @@ def _graph_run_locked(cfg, config, out, console, digest, quiet):
                   f"{len(plan.x)} inputs, {len(plan.assignments)} strategies + {n_ctrl} "
                   "controls")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, disable=quiet) as prog:
+                  TimeElapsedColumn(), console=console, disable=quiet or not progress) as prog:
         task = prog.add_task("inputs x strategies", total=total)
         acc, secs = run_graph_plan(plan, progress=lambda k: prog.advance(task, k))
     ds = graph_dataset(plan, acc, secs)
     ds.attrs.update(accsim_kind="run", config_sha256=digest)
     write_dataset(ds, out)
-    console.print(graph_table(ds))
+    show_table(graph_table(ds))
     console.print(f"run time {secs:.1f} s ({ds.attrs['simulated_macs_per_second'] / 1e6:.2f} "
                   f"M simulated MAC/s); results written to {out}")
     return ds, out

@@ -373,7 +373,6 @@ def graph_dataset(plan: GraphPlan, acc: dict, seconds: float | None = None):
         "input_format": plan.input_format, "activation_format": plan.activation_format,
         "macs_per_image": int(plan.graph.macs()),
         "paper": "El Arar, Filip, Mary, Riccietti, arXiv:2503.15568 (2025)",
-        "bit_cost_units": "accumulator significand bits x terms, per input image",
         "bound_kind": "deterministic",
         "scaling": "per-tensor power-of-two: weights per op, activations per image",
     })
@@ -381,7 +380,7 @@ def graph_dataset(plan: GraphPlan, acc: dict, seconds: float | None = None):
         ds.attrs["run_seconds"] = float(seconds)
         total = plan.graph.macs() * len(plan.x) * len(labels)
         ds.attrs["simulated_macs_per_second"] = float(total / seconds) if seconds else 0.0
-    for name, m in plan.models.items():
-        for k, v in m.describe().items():
-            ds.attrs[f"model_{name}_{k}"] = v if isinstance(v, int | float | str) else str(v)
-    return ds
+    from accsim.run.attributes import annotate, models_attr
+
+    ds.attrs["model_descriptions"] = models_attr(plan.models)
+    return annotate(ds)

@@ -44,7 +44,7 @@ SPECIAL_STYLES = ("ieee", "fn", "fnuz", "finite", "e8m0")
 
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FloatFormat:
     """A binary floating-point format.
 
@@ -101,6 +101,15 @@ class FloatFormat:
             raise ValueError(f"mantissa_bits must be in 0..52, got {self.mantissa_bits}")
         if self.emin < -1022 or self.emax > 1023:
             raise ValueError(f"format {self.name!r} exceeds the binary64 exponent range")
+
+    def __repr__(self) -> str:
+        """``FloatFormat('binary16', e5m10)``; non-default fields follow by name."""
+        extra = "".join(f", {f}={getattr(self, f)!r}" for f, d in
+                        (("specials", "ieee"), ("subnormals", True), ("saturate", False),
+                         ("emax_cap", None)) if getattr(self, f) != d)
+        bias = "" if self.bias == 2 ** (self.exponent_bits - 1) - 1 else f", bias={self.bias}"
+        return (f"FloatFormat({self.name!r}, e{self.exponent_bits}m{self.mantissa_bits}"
+                f"{bias}{extra})")
 
     # ------------------------------------------------------------------ parameters
     @property

@@ -3,8 +3,9 @@
 Schema (``docs/datasets.md``): dimensions are any of :data:`DIMS`; data variables named
 in :data:`VARIABLES` have the meaning and dtype listed there; attributes are flat
 (str, int or float values only) so that both zarr and netCDF accept them, and always
-include ``accsim_version``, ``created`` and ``schema_version``; model parameters are
-stored as ``model_<name>`` (from ``model.describe()``).
+include ``accsim_version``, ``created`` and ``schema_version``; model parameters are one
+JSON attribute ``model_descriptions`` (``{name: model.describe()}``). Every variable and
+coordinate gets CF ``long_name`` / ``units`` from :mod:`accsim.run.attributes` when saved.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+
+from accsim.run.attributes import annotate, models_attr
 
 SCHEMA_VERSION = 1
 DIMS = ("sample", "layer", "component", "n", "kappa", "row", "col")
@@ -84,7 +87,8 @@ def make_dataset(data_vars: dict, coords: dict, *, model=None, attrs: dict | Non
     coords : dict
         Coordinates.
     model : object with ``describe()``, optional
-        Its parameters become ``model_*`` attributes (plus ``model`` = its name).
+        Its parameters become the JSON attribute ``model_descriptions`` (plus ``model`` =
+        its name).
     attrs : dict, optional
         Further attributes (flattened).
     seed : int, optional
@@ -93,9 +97,8 @@ def make_dataset(data_vars: dict, coords: dict, *, model=None, attrs: dict | Non
     a = {"schema_version": SCHEMA_VERSION, "accsim_version": _version(),
          "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     if model is not None:
-        desc = model.describe() if hasattr(model, "describe") else {}
         a["model"] = str(getattr(model, "name", type(model).__name__))
-        a.update(flat_attrs(desc, "model_"))
+        a["model_descriptions"] = models_attr({a["model"]: model})
     if seed is not None:
         a["seed"] = int(seed)
     if attrs:
@@ -104,6 +107,7 @@ def make_dataset(data_vars: dict, coords: dict, *, model=None, attrs: dict | Non
     for name, var in ds.data_vars.items():
         if name in VARIABLES:
             var.attrs.setdefault("description", VARIABLES[name][1])
+    annotate(ds)
     validate(ds)
     return ds
 
@@ -141,7 +145,7 @@ def normalise(ds: xr.Dataset) -> xr.Dataset:
     ds.attrs = a
     for name in list(ds.data_vars) + list(ds.coords):
         ds[name].attrs = flat_attrs(dict(ds[name].attrs))
-    return ds
+    return annotate(ds)
 
 
 def _engine_for(path: Path, engine: str | None) -> str:

@@ -642,7 +642,6 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
         "input_format": plan.input_format,
         "activation_format": plan.activation_format,
         "paper": "El Arar, Filip, Mary, Riccietti, arXiv:2503.15568 (2025)",
-        "bit_cost_units": "accumulator significand bits x terms, per input image",
         "bound_kind": "deterministic",
         "prob_failure": PROB_FAILURE,
         "dataset": plan.dataset,
@@ -653,7 +652,7 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
     })
     if seconds is not None:
         ds.attrs["run_seconds"] = float(seconds)
-    for name, m in plan.models.items():
-        for k, v in m.describe().items():
-            ds.attrs[f"model_{name}_{k}"] = v if isinstance(v, int | float | str) else str(v)
-    return ds
+    from accsim.run.attributes import annotate, models_attr
+
+    ds.attrs["model_descriptions"] = models_attr(plan.models)
+    return annotate(ds)

