@@ -53,6 +53,13 @@ class Result:
     rows: dict
     graph: object
 
+    def __repr__(self) -> str:
+        rows = ", ".join(self.rows)
+        if len(rows) > 120:
+            rows = rows[:117] + "..."
+        return (f"Result(outputs {self.outputs.shape}, {len(self.rows)} row(s): {rows}; "
+                f"dataset variables {len(self.dataset.data_vars)})")
+
 
 def _model(spec, where):
     from accsim.run.experiment import resolve_model
