@@ -129,3 +129,21 @@ def test_ordered_map_order_bound_and_errors(monkeypatch):
     assert parallel.default_workers() == 3
     with pytest.raises(ValueError, match="workers must be >= 1"):
         list(parallel.ordered_map(boom, range(3), 0))
+
+
+def test_ordered_map_runs_serially_where_concurrent_launches_are_unsafe(monkeypatch):
+    """numba's workqueue layer aborts on concurrent kernel launches: one batch at a time."""
+    live, peak, lock = [0], [0], threading.Lock()
+
+    def slow(i):
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        time.sleep(0.002)
+        with lock:
+            live[0] -= 1
+        return -i
+
+    monkeypatch.setattr(parallel, "concurrent_launch_safe", lambda: False)
+    assert list(parallel.ordered_map(slow, range(8), 3)) == [-i for i in range(8)]
+    assert peak[0] == 1

@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+from accsim.kernels.threadsafety import concurrent_launch_safe
+
 __all__ = ["default_workers", "ordered_map", "ENV_WORKERS"]
 
 #: Environment variable that sets the number of batch workers (default: the CPU count).
@@ -58,6 +60,8 @@ def ordered_map(fn: Callable, items: Iterable, workers: int | None = None) -> It
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers > 1 and not concurrent_launch_safe():
+        workers = 1  # numba's workqueue layer aborts on concurrent launches; same bits
     if workers == 1:
         for it in items:
             yield fn(it)
