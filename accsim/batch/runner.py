@@ -405,6 +405,33 @@ def _unchanged(sweep, st: CellStore, store: Path):
     return old if same else None
 
 
+def connect(scheduler: str, connect_timeout: float = 30.0):
+    """A ``distributed.Client`` of the running scheduler at ``scheduler``
+    (``tcp://HOST:PORT``); ``ValueError`` naming it if it cannot be reached within
+    ``connect_timeout`` seconds (``--scheduler`` of ``accsim sweep`` and ``accsim run``)."""
+    from distributed import Client
+
+    try:
+        return Client(scheduler, timeout=f"{connect_timeout}s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ValueError(f"--scheduler {scheduler}: cannot reach the dask "
+                         f"scheduler within {connect_timeout:g} s ({exc})") from None
+
+
+def prepare_workers(client) -> dict:
+    """Wait for at least one worker, register :class:`NumbaThreads` on all of them
+    (a host's workers share its cores) and return the scheduler's worker table."""
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    if not info:
+        client.wait_for_workers(1, timeout=60)
+        info = client.scheduler_info(n_workers=-1)["workers"]
+    per_host = Counter()
+    for w in info.values():
+        per_host[w["host"]] += w.get("nthreads", 1)
+    client.register_plugin(NumbaThreads(dict(per_host)), name=NumbaThreads.name)
+    return info
+
+
 def _run_local(sweep, todo, fn, done, **_):
     for cell in todo:
         done(cell, run_cell(fn, cell.kwargs))
@@ -426,20 +453,9 @@ def _run_dask(sweep, todo, fn, done, *, scheduler, workers, warmup, client, cons
             )
             client = Client(cluster)
         else:
-            try:
-                client = Client(scheduler, timeout=f"{connect_timeout}s")
-            except (OSError, TimeoutError) as exc:
-                raise ValueError(f"--scheduler {scheduler}: cannot reach the dask "
-                                 f"scheduler within {connect_timeout:g} s ({exc})") from None
+            client = connect(scheduler, connect_timeout)
     try:
-        info = client.scheduler_info(n_workers=-1)["workers"]
-        if not info:
-            client.wait_for_workers(1, timeout=60)
-            info = client.scheduler_info(n_workers=-1)["workers"]
-        per_host = Counter()
-        for w in info.values():
-            per_host[w["host"]] += w.get("nthreads", 1)
-        client.register_plugin(NumbaThreads(dict(per_host)), name=NumbaThreads.name)
+        info = prepare_workers(client)
         if warmup:
             console.log(f"warming up {len(info)} worker(s): compiling the kernels of "
                         f"{len(sweep.models)} model(s) ...")

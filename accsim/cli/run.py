@@ -77,20 +77,27 @@ def summary_table(ds):
 
 
 def run_command(config: Path, out: Path | None = None, plots: bool | None = None,
-                quiet: bool = False, force: bool = False):
+                quiet: bool = False, force: bool = False, scheduler: str | None = None,
+                connect_timeout: float = 10.0):
     """Validate, run, write, print; returns the dataset and the output path.
 
     The output is checked before any work (:func:`accsim.run.outputs.check_replace`): only
     an earlier run of the same configuration is replaced without ``force``; it is
     locked for the whole run and published atomically. The table goes to stdout, messages
     and the progress bar (on a terminal only) to stderr (:mod:`accsim.cli.console`);
-    ``quiet`` silences the messages."""
+    ``quiet`` silences the messages. ``scheduler``: address of a running dask scheduler
+    (``tcp://HOST:PORT``) whose workers run the input batches (same bits as a local run);
+    it is reached before any work, else ``ValueError`` after ``connect_timeout`` s."""
     from accsim.cli import console as cons
     from accsim.graph.config import is_graph_config
     from accsim.run.config import load_config
 
     err = cons.err_console(quiet=quiet or cons.level() == cons.QUIET)
     if is_graph_config(config):  # a layer graph of an imported network (docs/graph.md)
+        if scheduler is not None:
+            raise ValueError(f"--scheduler: {config} is a layer-graph (imported CNN) "
+                             "configuration; graph runs execute locally only (drop "
+                             "--scheduler; $ACCSIM_WORKERS sets their batch threads)")
         from accsim.graph.cli import graph_run_command
 
         return graph_run_command(config, out, quiet=quiet, force=force, console=err,
@@ -106,6 +113,25 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
     except ValueError as exc:
         where = "--out" if out_given else cfg.where("run.output")
         raise ValueError(f"{where}: {exc}") from None
+    client = None
+    if scheduler is not None:  # reached before any work: a clear error, nothing written
+        from accsim.batch.runner import connect, prepare_workers
+
+        client = connect(scheduler, connect_timeout)
+        try:
+            prepare_workers(client)
+        except BaseException:
+            client.close()
+            raise
+    try:
+        return _run_output(cfg, config, out, out_given, plots, console, quiet, force,
+                           client)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _run_output(cfg, config, out, out_given, plots, console, quiet, force, client):
     from accsim.run.outputs import (
         OutputLock,
         check_replace,
@@ -122,7 +148,7 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
         if plots if plots is not None else cfg.run.plots:
             check_target(_img_dir(out), "run-plots", option="plots")
             clean_leftovers(_img_dir(out))
-        return _run_locked(cfg, config, out, plots, console, digest, quiet)
+        return _run_locked(cfg, config, out, plots, console, digest, quiet, client)
 
 
 def _img_dir(out: Path) -> Path:
@@ -130,7 +156,7 @@ def _img_dir(out: Path) -> Path:
     return out.parent / (out.stem + "_img")
 
 
-def _run_locked(cfg, config, out, plots, console, digest, quiet):
+def _run_locked(cfg, config, out, plots, console, digest, quiet, client=None):
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -143,17 +169,23 @@ def _run_locked(cfg, config, out, plots, console, digest, quiet):
     from accsim.cli.console import detail, print_table, progress_enabled
     from accsim.run.experiment import prepare, run_plan, to_dataset
 
+    if client is not None:  # every worker compiles (or loads) the kernels once, at once
+        from accsim.batch.runner import warm_models
+
+        client.run(warm_models, list(cfg.models.values()))
     plan = prepare(cfg)
     total = len(plan.x) * len(plan.strategies)
     console.print(f"[bold]accsim run[/bold] {config}: network {plan.network.name}, "
-                  f"{len(plan.x)} inputs, {len(plan.strategies)} strategies")
+                  f"{len(plan.x)} inputs, {len(plan.strategies)} strategies"
+                  + (f", batches on {client.scheduler.address}" if client else ""))
     for name, spec in cfg.models.items():
         detail(f"  [models.{name}] {spec}")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console,
                   disable=quiet or not progress_enabled(console)) as prog:
         task = prog.add_task("inputs x strategies", total=total)
-        acc, secs = run_plan(plan, progress=lambda k: prog.advance(task, k))
+        acc, secs = run_plan(plan, progress=lambda k: prog.advance(task, k),
+                             client=client)
     ds = to_dataset(plan, acc, secs)
     ds.attrs.update(accsim_kind="run", config_sha256=digest)
     write_dataset(ds, out)
@@ -176,6 +208,7 @@ _EPILOG = (
     "Examples:" "\n\n"
     "accsim run configs/paper_mlp.toml" "\n\n"
     "accsim run configs/tanh_mlp.toml --out results/tanh.nc --no-plots" "\n\n"
+    "accsim run configs/paper_mlp.toml --scheduler tcp://10.0.0.5:8786" "\n\n"
     "The whole configuration and the output path are checked before any work (errors name "
     "FILE:LINE and the key; exit code 2). An earlier run of the same configuration at the "
     "output is replaced atomically; anything else needs --force (accsim run datasets "
@@ -197,13 +230,20 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option(
             "--force", help="Replace an accsim run dataset of another configuration at "
             "the output (never other files).")] = False,
+        scheduler: Annotated[str | None, typer.Option(
+            "--scheduler", help="Address of a running dask scheduler, tcp://HOST:PORT: its "
+            "workers run the input batches (same bits as a local run; graph configs "
+            "refuse it). Unreachable: exit 2 before any work.")] = None,
+        connect_timeout: Annotated[float, typer.Option(
+            "--connect-timeout", min=0.1, help="Seconds to wait for --scheduler.")] = 10.0,
     ) -> None:
         """Run uniform and adaptive accumulation strategies on a network (paper's job)."""
         from accsim.cli.console import error
         from accsim.run.outputs import OutputBusy
 
         try:
-            run_command(config, out, plots, force=force)
+            run_command(config, out, plots, force=force, scheduler=scheduler,
+                        connect_timeout=connect_timeout)
         except OutputBusy as exc:
             error(str(exc))
             raise typer.Exit(code=3) from None

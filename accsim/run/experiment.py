@@ -309,7 +309,7 @@ def prepare(cfg: RunConfig) -> Plan:
 
 
 def run_plan(plan: Plan, progress=None, *, keep: dict | None = None,
-             workers: int | None = None) -> tuple[dict, float]:
+             workers: int | None = None, client=None) -> tuple[dict, float]:
     """Run every strategy on every batch; returns ``({label: RunAccumulator}, seconds)``.
 
     Batches are the outer loop so that all strategies share the batch's cached passes
@@ -322,7 +322,9 @@ def run_plan(plan: Plan, progress=None, *, keep: dict | None = None,
     sweep's cells on one network do not recompute them. Results are the same bits.
 
     ``workers``: batches run at once (:func:`accsim.run.parallel.ordered_map`; default
-    ``$ACCSIM_WORKERS`` or the CPU count); results do not depend on it.
+    ``$ACCSIM_WORKERS`` or the CPU count); results do not depend on it. ``client``: a
+    dask.distributed client whose cluster runs the batches instead (``accsim run
+    --scheduler``); same bits.
     """
     t0 = time.perf_counter()
     L = len(plan.network.layers)
@@ -349,7 +351,8 @@ def run_plan(plan: Plan, progress=None, *, keep: dict | None = None,
     items = [(start, None if keep is None else keep.get(start))
              for start in range(0, N, plan.batch)]
     # batches run in parallel threads (accsim.run.parallel) and are added in batch order
-    for start, n, ref, outs, first in ordered_map(batch, items, workers):
+    for start, n, ref, outs, first in ordered_map(batch, items, workers,
+                                                    client=client):
         yb = plan.y[start:start + plan.batch]
         for s, (logits, layers) in zip(plan.strategies, outs, strict=True):
             acc[s.label].add(logits, yb, layers, ref_logits=ref)

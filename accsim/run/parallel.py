@@ -10,6 +10,12 @@ bounds, activations) overlap with the kernels of another.
 
 Memory: at most ``workers`` batches are in flight (submitted and not yet consumed), so
 peak memory grows with the worker count, not with the number of inputs.
+
+On a dask.distributed cluster (``accsim run --scheduler``), :func:`ordered_map` given a
+``client`` submits the batches as tasks instead (the batch function is sent once,
+scattered to every worker, and must be picklable by cloudpickle): the same contract,
+results yielded in item order with at most ``workers`` tasks in flight, and the same bits,
+because no random stream depends on which worker ran a batch.
 """
 
 from __future__ import annotations
@@ -50,13 +56,19 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def ordered_map(fn: Callable, items: Iterable, workers: int | None = None) -> Iterator:
+def ordered_map(fn: Callable, items: Iterable, workers: int | None = None,
+                client=None) -> Iterator:
     """Yield ``fn(item)`` for every item, in the items' order, with up to ``workers``
-    calls running at once in threads (one worker: a plain loop, no thread).
+    calls running at once in threads (one worker: a plain loop, no thread), or, given a
+    dask ``client``, as tasks of its cluster (``workers`` default: the cluster's dask
+    threads).
 
     An exception raised by ``fn`` is raised here, at that item's turn; the calls
     already started finish first.
     """
+    if client is not None:
+        yield from _client_map(client, fn, items, workers)
+        return
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -74,3 +86,36 @@ def ordered_map(fn: Callable, items: Iterable, workers: int | None = None) -> It
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def _apply(fn: Callable, item):
+    """Task body of :func:`_client_map`: ``fn`` arrives as the scattered object."""
+    return fn(item)
+
+
+def _client_map(client, fn: Callable, items: Iterable, workers: int | None) -> Iterator:
+    """:func:`ordered_map` on a dask.distributed ``client``: ``fn`` is scattered once to
+    every worker, at most ``workers`` tasks are in flight, results come in item order."""
+    import uuid
+
+    if workers is None:
+        info = client.scheduler_info(n_workers=-1)["workers"]
+        workers = max(1, sum(w.get("nthreads", 1) for w in info.values()))
+    workers = int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    remote = client.scatter(fn, broadcast=True, hash=False)
+    token = uuid.uuid4().hex[:8]  # fresh keys: never reuse a previous run's result
+    pending: deque = deque()
+    try:
+        for i, it in enumerate(items):
+            pending.append(client.submit(_apply, remote, it, pure=False,
+                                         key=f"accsim-batch-{i}-{token}"))
+            if len(pending) >= workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        remote.cancel()
