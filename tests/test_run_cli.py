@@ -236,3 +236,16 @@ def test_run_scheduler_unreachable(tmp_path):
     assert res.exit_code == 2, res.output
     assert addr in res.output and "cannot reach the dask scheduler" in res.output
     assert not out.exists() and not (tmp_path / "res").exists()
+
+
+def test_run_scheduler_refused_for_graph_configs(tmp_path):
+    """Layer-graph (imported CNN) configurations run locally only: --scheduler is refused
+    with exit 2 and a message saying so, before the scheduler is contacted."""
+    from pathlib import Path
+
+    cfg = Path(__file__).resolve().parents[1] / "configs" / "mnist_cnn.toml"
+    res = CliRunner().invoke(app, ["run", str(cfg), "--out", str(tmp_path / "g.zarr"),
+                                   "--scheduler", "tcp://127.0.0.1:1"])
+    assert res.exit_code == 2, res.output
+    assert "layer-graph" in res.output and "--scheduler" in res.output
+    assert not (tmp_path / "g.zarr").exists()
