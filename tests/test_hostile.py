@@ -648,8 +648,7 @@ def test_graph_seed_rule_B250(tmp_path):
     ("C075", np.zeros((0, 1, 6, 6)), np.zeros(0, np.int64), "0 inputs"),
     ("C076", None, np.array([0, 1, 42, 2, 0]), "label 42 of input 2"),
     ("C077", None, np.array([0, -1, 1, 2, 0]), "label -1 of input 1"),
-    ("no-labels", None, None, "no labels"),
-], ids=["C075", "C076", "C077", "no-labels"])
+], ids=["C075", "C076", "C077"])  # no labels at all: allowed (test_sweep_networks.py)
 def test_inputs_need_labels_within_the_classes_C075_C077(tmp_path, case, x, y, match):
     p = _graph(tmp_path, x=x, y=y)
     r = cli("run", p, "--out", tmp_path / "o.zarr")

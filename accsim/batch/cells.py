@@ -121,6 +121,8 @@ class Sweep:
     text: str = ""
     file: str | None = None
     models: dict[str, str | dict] = field(default_factory=dict)
+    #: The ``[networks]`` tables as cell specs (:func:`accsim.batch.netspec.network_specs`).
+    networks: dict[str, dict] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -329,7 +331,19 @@ def _as_list(v) -> list:
     return [v]
 
 
-def _networks(value, path, loc, check) -> list[str]:
+def _shipped_networks() -> list[str] | None:
+    """Every shipped network name (``networks.available("all")``), None without the
+    networks package."""
+    try:
+        import networks
+    except ImportError:  # pragma: no cover
+        return None
+    return networks.available("all")
+
+
+def _networks(value, path, loc, check, own=()) -> list[str]:
+    """The network axis: shipped names, 'all' (the digits networks) and the names of
+    the ``[networks]`` tables (``own``)."""
     names = _as_list(value)
     valid = None
     if check:
@@ -347,9 +361,14 @@ def _networks(value, path, loc, check) -> list[str]:
                 raise loc.error(path, "'all' needs the networks package")
             out.extend(digits)  # 'all': the no-download digits networks
             continue
+        if n in own:
+            out.append(n)
+            continue
         if valid is not None and n not in valid:
             p = path + (i,) if isinstance(value, list) else path
-            raise loc.error(p, f"unknown network {n!r}; valid: {', '.join(valid)}, or 'all'")
+            tables = f"; [networks] tables: {', '.join(own)}" if own else ""
+            raise loc.error(p, f"unknown network {n!r}; valid: {', '.join(valid)}, or "
+                            f"'all'{tables}")
         out.append(n)
     return list(dict.fromkeys(out))
 
@@ -403,9 +422,19 @@ def _block_axes(block: Block | CellEntry, path: tuple, res: _Resolver, cfg: Swee
         raise loc.error(path + ("criterion",),
                         "strategy 'multilevel' supports only criterion = 'predicted'")
 
-    nets = _networks(block.network, path + ("network",), loc, check)
-    if check:
+    specs = getattr(res, "specs", {})
+    nets = _networks(block.network, path + ("network",), loc, check, tuple(specs))
+    if check and any(n not in specs for n in nets):
         _check_samples(block, path, cfg, loc)
+    if check and getattr(res, "sizes", None):
+        from accsim.batch.netspec import check_samples
+
+        if block.samples is not None:
+            check_samples(_as_list(block.samples), path + ("samples",),
+                          isinstance(block.samples, list), res.sizes, nets, loc)
+        else:
+            check_samples([cfg.sweep.samples], ("sweep", "samples"), False, res.sizes,
+                          nets, loc)
     lows = res.resolve_axis(block.low, path + ("low",))
     highs = res.resolve_axis(block.high, path + ("high",))
     levels_axis = [None]
@@ -449,7 +478,8 @@ def _flatten_spec(prefix: str, spec) -> dict:
     return out
 
 
-def _make_cell(combo: dict, cfg: SweepConfig) -> tuple[dict, dict]:
+def _make_cell(combo: dict, cfg: SweepConfig, specs: dict | None = None
+               ) -> tuple[dict, dict]:
     strat = combo["strategy"]
     use = USES[strat]
     s = cfg.sweep
@@ -478,6 +508,8 @@ def _make_cell(combo: dict, cfg: SweepConfig) -> tuple[dict, dict]:
     control = combo["control"] if "control" in use else "none"
     if control != "none":
         kw["control"] = control
+    if specs and kw["network"] in specs:  # a [networks] table: its spec (files hashed)
+        kw["graph"] = specs[kw["network"]]
     high = combo["high"] if kw["high"] is not None else None
     coords = {
         "network": kw["network"],
@@ -510,6 +542,14 @@ def expand(cfg: SweepConfig, loc: Locator, *, text: str = "",
     number of cells is counted from the axes' lengths before any is built."""
     res = _Resolver(cfg, loc, check_registries)
     res.max_cells = max_cells
+    from accsim.batch.netspec import check_networks, network_specs
+
+    res.specs = network_specs(cfg, loc)
+    if check_registries and res.specs:
+        used = set()
+        for b in [*cfg.grid, *cfg.cells]:
+            used.update(_as_list(b.network))
+        res.sizes = check_networks(res.specs, used, loc, _shipped_networks())
     if check_registries:
         for name, variants in res.templates.items():
             if res.registry and name in res.registry:
@@ -539,7 +579,7 @@ def expand(cfg: SweepConfig, loc: Locator, *, text: str = "",
         for axes in _block_axes(block, path, res, cfg, check_registries):
             for values in itertools.product(*axes.values()):
                 combo = dict(zip(axes, values, strict=True))
-                kw, coords = _make_cell(combo, cfg)
+                kw, coords = _make_cell(combo, cfg, res.specs)
                 cid = hashlib.sha256(canonical(kw).encode()).hexdigest()[:16]
                 if cid in seen:
                     continue
@@ -548,7 +588,7 @@ def expand(cfg: SweepConfig, loc: Locator, *, text: str = "",
                     if spec is not None:
                         models[spec_key(spec)] = spec
                 cells.append(Cell(len(cells), cid, kw, coords))
-    return Sweep(cfg, cells, text=text, file=loc.file, models=models)
+    return Sweep(cfg, cells, text=text, file=loc.file, models=models, networks=res.specs)
 
 
 def load_config(path: str | Path, *, check_registries: bool = True,

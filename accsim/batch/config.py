@@ -4,6 +4,7 @@ A sweep file has four top-level tables (see ``docs/configs.md``)::
 
     [sweep]            name, seed, defaults (samples, criterion, guard), seed_keys, out
     [models.NAME]      custom accumulator models (parameter lists expand into variants)
+    [networks.NAME]    networks besides the shipped ones (imported graphs and their inputs)
     [[grid]]           cartesian products over networks, models, strategies, tau, seeds ...
     [[cells]]          an explicit list of cells (scalar values)
 
@@ -33,11 +34,13 @@ from pydantic import (
     model_validator,
 )
 
+from accsim.graph.config import InputsSection
 from accsim.run.strategies import CONTROL_KINDS, CRITERIA, STRATEGY_KINDS, StrategyKind
 from accsim.run.tomlkeys import key_lines
 
 __all__ = [
     "STRATEGIES", "Block", "CellEntry", "ConfigError", "FormatTable", "ModelTemplate",
+    "NetworkTable",
     "SweepConfig", "SweepSection", "json_schema", "parse_config",
 ]
 
@@ -318,11 +321,35 @@ class SweepSection(_Strict):
     out: str | None = Field(None, description="default result store (--out overrides)")
 
 
+class NetworkTable(_Strict):
+    """A network of the sweep besides the shipped ones (``[networks.NAME]``): the keys
+    of the ``[network]`` table of an ``accsim run`` graph config (docs/graph.md), its
+    ``inputs`` (the ``[inputs]`` table) and the run settings of its cells."""
+
+    format: Literal["pth", "npz", "h5", "torch"] = Field(
+        description="torch: file = 'model.py:build' or 'model.pt2'; h5: a Keras file; "
+                    "pth / npz: a state dict with the architecture in 'layers'")
+    file: str = Field(description="the model file (relative to this config's folder, or "
+                                  "pkg:PACKAGE/PATH)")
+    input_shape: list[StrictInt] | None = None
+    layers: list[dict] | None = Field(None, description="pth / npz: the declared layers "
+                                      "(accsim.graph.importers.spec)")
+    inputs: InputsSection = Field(description="source = 'registry' (dataset = 'mnist' or "
+                                  "'fashion-mnist'), 'foolbox' or 'npz' (file: arrays x "
+                                  "and y); scale, mean, std")
+    batch: StrictInt = Field(20, ge=1, description="inputs per batch")
+    input_format: str = "binary32"
+    activation_format: str = "binary32"
+
+
 class SweepConfig(_Strict):
     """A whole sweep file."""
 
     sweep: SweepSection
     models: dict[str, ModelTemplate] = Field(default_factory=dict)
+    networks: dict[str, NetworkTable] = Field(
+        default_factory=dict, description="networks of this sweep besides the shipped "
+        "ones: a grid's network axis names them like shipped networks")
     grid: list[Block] = Field(default_factory=list)
     cells: list[CellEntry] = Field(default_factory=list)
 

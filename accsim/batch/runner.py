@@ -54,11 +54,13 @@ def available_cores() -> int:
 
 def resolve_cell_fn(spec: str | Callable | None) -> Callable:
     """The cell function: a callable, ``"module:function"``, or None for the default
-    :func:`accsim.run.experiment.evaluate`."""
+    :func:`accsim.batch.netspec.evaluate_cell` (:func:`accsim.run.experiment.evaluate`
+    on a shipped network, :func:`accsim.graph.cell.evaluate_graph` on a
+    ``[networks.NAME]`` graph)."""
     if callable(spec):
         return spec
     if spec is None:
-        spec = "accsim.run.experiment:evaluate"
+        spec = "accsim.batch.netspec:evaluate_cell"
     mod, _, name = spec.partition(":")
     try:
         return getattr(importlib.import_module(mod), name or "evaluate")

@@ -10,7 +10,6 @@ package, without importing foolbox. (The full MNIST test split is issue 11's loa
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 
@@ -70,23 +69,13 @@ def registry_images(dataset: str) -> tuple[np.ndarray, np.ndarray]:
     return x.reshape(-1, 1, 28, 28), np.asarray(y, np.int64)
 
 
-def load_npz_inputs(path) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` (N, ...) and ``y`` (N,) (the class of each input) from an ``.npz``."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"inputs file {str(p)!r} does not exist")
-    try:
-        with np.load(p, allow_pickle=False) as f:
-            x = np.asarray(f["x"], np.float64)
-            y = np.asarray(f["y"]) if "y" in f.files else None
-    except (OSError, KeyError, ValueError, EOFError) as exc:
-        raise ValueError(f"{p}: cannot read inputs (an .npz with x and y): {exc}") from None
-    if y is None:
-        raise ValueError(f"{p}: no labels: the .npz needs an array 'y' (the class of "
-                         "each input) next to 'x'")
-    if y.shape != (x.shape[0],):
-        raise ValueError(f"{p}: labels have shape {y.shape}, expected ({x.shape[0]},)")
-    return x, y.astype(np.int64)
+def load_npz_inputs(path) -> tuple[np.ndarray, np.ndarray | None]:
+    """``x`` (N, ...) as float64 and ``y`` (N,) (the class of each input) or None (no
+    ``y``: unlabelled) from an ``.npz`` (:func:`accsim.run.inputs.read_npz`: every
+    problem is a ``ValueError`` naming the file and the rule)."""
+    from accsim.run.inputs import read_npz
+
+    return read_npz(path)
 
 
 def preprocess(x, scale: float, mean, std) -> np.ndarray:

@@ -108,10 +108,13 @@ def load_inputs(inp, graph, base: Path | None = None):
     from accsim.run.validation import check_inputs
 
     out = graph.output_shape
+    unlabelled = y is None  # an .npz without y: label-free metrics only
+    if unlabelled:
+        y = np.zeros(len(x), np.int64)
     problem = check_inputs(x, y, int(np.prod(out)) if len(out) == 1 else None)
     if problem:
         raise ValueError(problem)
-    return graph.check_input(x), y
+    return graph.check_input(x), (np.full(len(x), -1, np.int64) if unlabelled else y)
 
 
 def prepare_graph(cfg) -> GraphPlan:

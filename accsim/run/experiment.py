@@ -115,12 +115,12 @@ def load_inputs(path: str | None, n_in: int, dataset: str = "digits"):
         except FileNotFoundError as exc:
             raise ValueError(f"inputs: {exc}") from None
     else:
+        from accsim.run.inputs import read_npz
+
         try:
-            with np.load(path, allow_pickle=False) as f:
-                x, y = np.asarray(f["x"]), np.asarray(f["y"])
-        except (OSError, KeyError, ValueError) as exc:
-            raise ValueError(f"inputs: cannot read {path!r} (an .npz with arrays x and y): "
-                             f"{exc}") from None
+            x, y = read_npz(path, labels_required=True)
+        except ValueError as exc:
+            raise ValueError(f"inputs: {exc}") from None
     if x.ndim != 2 or x.shape[1] != n_in:
         raise ValueError(f"inputs: expected shape (N, {n_in}), got {x.shape}")
     if y.shape != (x.shape[0],):

@@ -1,0 +1,290 @@
+"""``accsim sweep`` over networks the user brings (``[networks.NAME]``: a torch / h5 /
+pth graph with its inputs), and the checked ``.npz`` inputs of ``accsim run`` and
+``accsim sweep``.
+
+The reference of a sweep cell is ``accsim run`` on the equivalent graph config (same
+network file, inputs, seed, samples, batch and strategy): every result must have the
+same bits.
+"""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+from helpers import same_bits
+from typer.testing import CliRunner
+
+from accsim.cli import app
+
+torch = pytest.importorskip("torch")
+
+BUILD = """
+import torch
+from torch import nn
+
+def build():
+    torch.manual_seed(3)
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3))
+    return m.eval(), torch.randn(1, 1, 6, 6)
+"""
+
+FP8 = ('{ family = "blocked", block = 4, inner_format = "float8_e4m3", '
+       'outer_format = "binary16" }')
+
+SWEEP = """
+[sweep]
+name = "user-nets"
+seed = 11
+samples = 9
+seed_keys = ["network", "samples", "seed"]
+
+[models.fp8]
+family = "blocked"
+block = 4
+inner_format = "float8_e4m3"
+outer_format = "binary16"
+
+[networks.tiny]
+format = "torch"
+file = "tiny.py:build"
+batch = 4
+inputs = { source = "npz", file = "inputs.npz" }
+
+[[grid]]
+network = "tiny"
+strategy = ["uniform", "adaptive"]
+low = ["fp8", "fp16-recursive-rne"]
+high = "fp32-recursive"
+tau = 1.0
+"""
+
+RUN = """
+[network]
+name = "tiny"
+format = "torch"
+file = "tiny.py:build"
+
+[inputs]
+source = "npz"
+file = "inputs.npz"
+
+[run]
+seed = {seed}
+samples = {samples}
+batch = 4
+output = "{out}"
+
+[models.fp8]
+family = "blocked"
+block = 4
+inner_format = "float8_e4m3"
+outer_format = "binary16"
+
+[[strategies]]
+{strategy}
+"""
+
+#: Results of a cell compared with the ``accsim run`` row.
+COMPARED = ("accuracy", "agreement", "logit_rel_error_median", "logit_rel_error_max",
+            "recomputed_fraction", "bit_cost", "max_error_bound_ratio", "max_rel_error",
+            "violations", "n_samples")
+
+runner = CliRunner()
+
+
+def cli(*args):
+    r = runner.invoke(app, [str(a) for a in args])
+    assert "Traceback" not in r.output, r.output
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise AssertionError(f"uncaught {type(r.exception).__name__}: {r.exception}")
+    return r
+
+
+def _setup(tmp_path, n=14, classes=3):
+    (tmp_path / "tiny.py").write_text(BUILD)
+    rng = np.random.default_rng(5)
+    np.savez(tmp_path / "inputs.npz", x=rng.standard_normal((n, 1, 6, 6)),
+             y=rng.integers(0, classes, n))
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text(SWEEP)
+    return cfg
+
+
+def test_sweep_over_a_torch_network_gives_the_bits_of_accsim_run(tmp_path):
+    from accsim.batch import load_config, open_results
+
+    cfg = _setup(tmp_path)
+    store = tmp_path / "s.zarr"
+    r = cli("sweep", cfg, "--out", store, "--no-progress")
+    assert r.exit_code == 0, r.output
+    ds = open_results(store)
+    assert ds.sizes["cell"] == 4 and set(ds["status"].values) == {"ok"}
+    assert sorted(ds["strategy"].values) == ["adaptive", "adaptive", "uniform", "uniform"]
+    assert set(ds["network"].values) == {"tiny"}
+    sw = load_config(cfg)
+    for cell in sw.cells:
+        kw = cell.kwargs
+        assert kw["graph"]["file"].endswith("tiny.py:build") and kw["graph"]["sha256"]
+        if kw["strategy"] == "uniform":
+            strat = f'kind = "uniform"\nmodel = "{_name(kw["low"])}"'
+        else:
+            strat = (f'kind = "adaptive"\nlow = "{_name(kw["low"])}"\n'
+                     f'high = "{kw["high"]}"\ntau = {kw["tau"]}')
+        run_cfg = tmp_path / f"run{cell.index}.toml"
+        out = tmp_path / f"run{cell.index}.zarr"
+        run_cfg.write_text(RUN.format(seed=kw["seed"], samples=kw["samples"], out=out,
+                                      strategy=strat))
+        rr = cli("run", run_cfg, "--quiet")
+        assert rr.exit_code == 0, rr.output
+        import xarray as xr
+
+        with xr.open_zarr(out) as one:
+            row = one.isel(strategy=0).load()
+        i = cell.index
+        assert int(ds["n_samples"].values[i]) == 9
+        for k in COMPARED:
+            assert same_bits(ds[k].values[i], row[k].values), (k, cell.coords)
+        frac = row["recomputed_fraction_layer"].values
+        for j, f in enumerate(frac):
+            assert same_bits(ds[f"recomputed_fraction_layer{j}"].values[i], f)
+    # the cells differ as their strategies do: the adaptive cells recompute some
+    # components, the uniform ones none; the fp8 model costs fewer bits than fp16
+    for c in sw.cells:
+        frac = ds["recomputed_fraction"].values[c.index]
+        assert (frac > 0) == (c.kwargs["strategy"] == "adaptive"), c.coords
+    uni = {_name(c.kwargs["low"]): c.index for c in sw.cells
+           if c.kwargs["strategy"] == "uniform"}
+    assert ds["bit_cost"].values[uni["fp8"]] < ds["bit_cost"].values[uni["fp16-recursive-rne"]]
+
+
+def _name(spec) -> str:
+    """The model name of a run config for a cell's model spec ([models] table fp8 or
+    the registry name)."""
+    return spec if isinstance(spec, str) else "fp8"
+
+
+def test_sweep_network_errors_name_the_file_line_and_key(tmp_path):
+    cfg = _setup(tmp_path)
+    text = SWEEP
+
+    def run(t, match):
+        cfg.write_text(t)
+        r = cli("sweep", cfg, "--out", tmp_path / "bad.zarr", "--no-progress")
+        assert r.exit_code == 2, r.output
+        assert match in " ".join(r.output.split()), r.output
+        assert not (tmp_path / "bad.zarr").exists()
+
+    run(text.replace('network = "tiny"', 'network = "tinny"'),
+        "sweep.toml:21: grid[0].network: unknown network 'tinny'")
+    run(text.replace('network = "tiny"', 'network = "tinny"'), "[networks] tables: tiny")
+    run(text.replace("tiny.py:build", "nope.py:build"),
+        "sweep.toml:16: networks.tiny.file: file")
+    run(text.replace('file = "inputs.npz"', 'file = "missing.npz"'),
+        "sweep.toml:18: networks.tiny.inputs.file: file")
+    run(text.replace("samples = 9", "samples = 15"),
+        "sweep.toml:5: sweep.samples: samples = 15 exceeds the 14 inputs of network 'tiny'")
+    run(text.replace("[networks.tiny]", "[networks.mlp-relu]")
+        .replace('network = "tiny"', 'network = "mlp-relu"'),
+        "networks.mlp-relu: the table name 'mlp-relu' is a shipped network's name")
+    run(text.replace("batch = 4", "batch = 0"), "sweep.toml:17: networks.tiny.batch:")
+    run(text.replace("batch = 4", "batch = 4\nlayers = []"),
+        "sweep.toml:18: networks.tiny.layers: must not be an empty list")
+    (tmp_path / "tiny.py").write_text(BUILD.replace("nn.ReLU()", "nn.Softplus()"))
+    run(text, "sweep.toml:16: networks.tiny.file:")
+    run(text, "is not supported")
+
+
+# --------------------------------------------------------------------- .npz inputs
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("case, arrays, match", [
+    ("no-x", {"inputs": np.zeros((3, 1, 6, 6))}, "no array 'x' (the inputs, one per row); "
+     "arrays in the file: ['inputs']"),
+    ("x-str", {"x": np.array(["a", "b"]), "y": np.zeros(2, np.int64)},
+     "x must be a numeric (integer or float) array, got dtype <U1"),
+    ("x-shape", {"x": np.zeros((3, 1, 5, 5)), "y": np.zeros(3, np.int64)},
+     "input tensor has shape (3, 1, 5, 5), expected (batch,) + (1, 6, 6)"),
+    ("x-empty", {"x": np.zeros((0, 1, 6, 6)), "y": np.zeros(0, np.int64)},
+     "x holds 0 inputs"),
+    ("x-nan", {"x": np.full((2, 1, 6, 6), np.nan), "y": np.zeros(2, np.int64)},
+     "is not finite"),
+    ("y-float", {"x": np.zeros((3, 1, 6, 6)), "y": np.zeros(3)},
+     "y must hold integer labels, got dtype float64"),
+    ("y-shape", {"x": np.zeros((3, 1, 6, 6)), "y": np.zeros(2, np.int64)},
+     "y has shape (2,); expected (3,): one label per input of x"),
+    ("y-class", {"x": np.zeros((3, 1, 6, 6)), "y": np.array([0, 3, 1])},
+     "label 3 of input 1 is not a class of the network's 3 outputs"),
+    ("truncated", None, "not a complete .npz archive (truncated or corrupt?)"),
+    ("object", {"x": np.array([{}], dtype=object)}, "Object arrays cannot be loaded"),
+])
+def test_npz_inputs_are_checked_before_any_work(tmp_path, case, arrays, match):
+    """accsim run (graph config) and accsim sweep refuse a bad .npz with FILE:LINE: key
+    and the rule, before any work, writing nothing."""
+    cfg = _setup(tmp_path)
+    bad = tmp_path / "bad.npz"
+    if arrays is None:
+        good = (tmp_path / "inputs.npz").read_bytes()
+        bad.write_bytes(good[:len(good) // 2])
+    else:
+        _npz(bad, **arrays)
+    cfg.write_text(SWEEP.replace('file = "inputs.npz"', 'file = "bad.npz"')
+                   .replace("samples = 9", "samples = 0"))
+    r = cli("sweep", cfg, "--out", tmp_path / "s.zarr", "--no-progress")
+    flat = " ".join(r.output.split())
+    assert r.exit_code == 2 and "sweep.toml:18: networks.tiny.inputs:" in flat, r.output
+    assert match in flat, r.output
+    assert not (tmp_path / "s.zarr").exists()
+    run_cfg = tmp_path / "run.toml"
+    run_cfg.write_text(RUN.format(seed=0, samples=0, out=tmp_path / "r.zarr",
+                                  strategy='kind = "uniform"\nmodel = "fp8"')
+                       .replace('file = "inputs.npz"', 'file = "bad.npz"'))
+    r = cli("run", run_cfg, "--quiet")
+    flat = " ".join(r.output.split())
+    assert r.exit_code == 2 and "run.toml:7: inputs:" in flat and match in flat, r.output
+    assert not list(tmp_path.glob("r.zarr*"))
+
+
+def test_npz_without_labels_measures_the_label_free_metrics(tmp_path):
+    """``y`` is optional for a graph network: accuracy is NaN, the agreement with the
+    binary64 network and the logit errors are measured (same as with labels)."""
+    import xarray as xr
+
+    _setup(tmp_path)
+    with np.load(tmp_path / "inputs.npz") as f:
+        x = f["x"]
+    _npz(tmp_path / "nolabels.npz", x=x)
+    outs = {}
+    for name in ("inputs.npz", "nolabels.npz"):
+        run_cfg = tmp_path / f"{name}.toml"
+        out = tmp_path / f"{name}.zarr"
+        run_cfg.write_text(RUN.format(seed=0, samples=0, out=out,
+                                      strategy='kind = "uniform"\nmodel = "fp8"')
+                           .replace('file = "inputs.npz"', f'file = "{name}"'))
+        r = cli("run", run_cfg, "--quiet")
+        assert r.exit_code == 0, r.output
+        with xr.open_zarr(out) as ds:
+            outs[name] = ds.load()
+    a, b = outs["inputs.npz"], outs["nolabels.npz"]
+    assert np.isnan(b["accuracy"].values).all() and not np.isnan(a["accuracy"].values).any()
+    for k in ("agreement", "logit_rel_error_max", "bit_cost"):
+        assert same_bits(a[k].values, b[k].values).all(), k
+
+
+def test_mlp_run_npz_inputs_are_checked(tmp_path):
+    """The shipped MLPs read an .npz through the same reader (labels required)."""
+    from accsim.run.experiment import load_inputs
+
+    p = _npz(tmp_path / "a.npz", x=np.zeros((2, 64)))
+    with pytest.raises(ValueError, match="no array 'y': this network needs one integer"):
+        load_inputs(str(p), 64)
+    good = _npz(tmp_path / "g.npz", x=np.zeros((2, 64)), y=np.zeros(2, np.int64))
+    t = tmp_path / "t.npz"
+    t.write_bytes(good.read_bytes()[:-30])
+    with pytest.raises(ValueError, match="not a complete .npz archive"):
+        load_inputs(str(t), 64)
+    assert zipfile.is_zipfile(good)
