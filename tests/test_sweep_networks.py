@@ -288,3 +288,51 @@ def test_mlp_run_npz_inputs_are_checked(tmp_path):
     with pytest.raises(ValueError, match="not a complete .npz archive"):
         load_inputs(str(t), 64)
     assert zipfile.is_zipfile(good)
+
+
+# --------------------------------------------------------------------- MiniLM text file
+MINILM = """
+[run]
+sentences = 3
+batch = 3
+layers = 1
+seeds = [0]
+text_file = "{text}"
+output = "{out}"
+plots = false
+
+[models.fp16acc]
+family = "recursive"
+acc_format = "binary16"
+
+[[strategies]]
+name = "u"
+default = "fp16acc"
+"""
+
+
+@pytest.mark.parametrize("case, content, match", [
+    ("empty", b"", "run.text_file: {p}: no sentence (one sentence per line expected); "
+     "blank lines are skipped"),
+    ("blank", b"\n  \n\t\n", "run.text_file: {p}: no sentence"),
+    ("short", b"One.\n\nTwo.\n", "run.sentences: 3 sentences asked for, but text_file "
+     "'{p}' holds 2 (one per non-blank line): set sentences <= 2"),
+    ("latin1", "Caf\u00e9.\n".encode("latin-1"), "run.text_file: '{p}' is not a UTF-8 "
+     "text file"),
+    ("missing", None, "run.text_file: '{p}': no such text file"),
+])
+def test_minilm_text_file_is_checked_before_any_work(tmp_path, case, content, match):
+    """``[run] text_file``: one sentence per non-blank line; an empty file, too few
+    sentences, a file that is not UTF-8 or not there: FILE:LINE: key and the rule,
+    nothing written."""
+    text = tmp_path / "s.txt"
+    if content is not None:
+        text.write_bytes(content)
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(MINILM.format(text=text, out=tmp_path / "res"))
+    r = cli("minilm", cfg)
+    flat = " ".join(r.output.split())
+    line = 7 if case != "short" else 3
+    assert r.exit_code == 2, r.output
+    assert f"m.toml:{line}: " + match.format(p=text) in flat, r.output
+    assert list(tmp_path.glob("res*")) == []

@@ -65,6 +65,9 @@ def check_minilm_config(path: Path) -> None:
             get_format(fmt)
         except (ValueError, KeyError) as exc:
             fail(("run", "act_format"), f"unknown format {fmt!r} ({exc})")
+    text_file = run.get("text_file")
+    if isinstance(text_file, str):
+        _check_text_file(text_file, run, fail)
     strategies = data.get("strategies")
     if isinstance(strategies, list):
         seen = {}
@@ -76,6 +79,30 @@ def check_minilm_config(path: Path) -> None:
                 fail(("strategies", i, "name"), f"duplicate strategy name {name!r} "
                      f"(also strategies[{seen[name]}]): give strategies distinct names")
             seen[name] = i
+
+
+def _check_text_file(text_file: str, run: dict, fail) -> None:
+    """``[run] text_file``: a UTF-8 text file, one sentence per line (blank lines are
+    skipped, :func:`networks.sentences.read_sentences`), holding at least ``sentences``
+    sentences when each line is one input (``min_tokens = 0``). Read before any work."""
+    from networks.sentences import read_sentences
+
+    if not Path(text_file).is_file():
+        fail(("run", "text_file"), f"{text_file!r}: no such text file (a path relative "
+             "to the working directory, or absolute)")
+    try:
+        sents = read_sentences(text_file)
+    except UnicodeDecodeError as exc:
+        fail(("run", "text_file"), f"{text_file!r} is not a UTF-8 text file ({exc.reason} "
+             f"at byte {exc.start}); one sentence per line expected")
+    except OSError as exc:
+        fail(("run", "text_file"), f"cannot read {text_file!r}: {exc.strerror or exc}")
+    except ValueError as exc:
+        fail(("run", "text_file"), f"{exc}; blank lines are skipped")
+    n = run.get("sentences", 64)
+    if run.get("min_tokens", 0) == 0 and isinstance(n, int) and len(sents) < n:
+        fail(("run", "sentences"), f"{n} sentences asked for, but text_file {text_file!r} "
+             f"holds {len(sents)} (one per non-blank line): set sentences <= {len(sents)}")
 
 
 def _check_stem(stem: Path, option: str) -> Path:
