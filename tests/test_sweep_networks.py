@@ -14,6 +14,8 @@ import zipfile
 import numpy as np
 import pytest
 from helpers import same_bits
+from test_graph_config import TOML as GRAPH_TOML
+from test_hostile import MINILM as HOSTILE_MINILM
 from typer.testing import CliRunner
 
 from accsim.cli import app
@@ -60,12 +62,27 @@ high = "fp32-recursive"
 tau = 1.0
 """
 
-RUN = """
+#: The declared state-dict network of tests/test_graph_config.py, as a [network] table
+#: of accsim run and as a [networks.sd] table of a sweep (same layers).
+SD_NETWORK = GRAPH_TOML[:GRAPH_TOML.index("[inputs]")]
+SD_LAYERS = SD_NETWORK[SD_NETWORK.index("[[network.layers]]"):]
+SD_SWEEP = """
+[networks.sd]
+format = "npz"
+file = "sd.npz"
+input_shape = [1, 6, 6]
+batch = 4
+inputs = { source = "npz", file = "inputs.npz" }
+""" + SD_LAYERS.replace("[[network.layers]]", "[[networks.sd.layers]]")
+
+TORCH_NETWORK = """
 [network]
 name = "tiny"
 format = "torch"
 file = "tiny.py:build"
+"""
 
+RUN = """{network}
 [inputs]
 source = "npz"
 file = "inputs.npz"
@@ -102,31 +119,44 @@ def cli(*args):
     return r
 
 
-def _setup(tmp_path, n=14, classes=3):
+def _setup(tmp_path, n=14, classes=3, text=SWEEP):
     (tmp_path / "tiny.py").write_text(BUILD)
     rng = np.random.default_rng(5)
+    f32 = np.float32
+    np.savez(tmp_path / "sd.npz", **{"c.weight": rng.standard_normal((2, 1, 3, 3)).astype(f32),
+                                     "c.bias": rng.standard_normal(2).astype(f32),
+                                     "fc.weight": rng.standard_normal((3, 18)).astype(f32),
+                                     "fc.bias": rng.standard_normal(3).astype(f32)})
     np.savez(tmp_path / "inputs.npz", x=rng.standard_normal((n, 1, 6, 6)),
              y=rng.integers(0, classes, n))
     cfg = tmp_path / "sweep.toml"
-    cfg.write_text(SWEEP)
+    cfg.write_text(text)
     return cfg
 
 
-def test_sweep_over_a_torch_network_gives_the_bits_of_accsim_run(tmp_path):
+def test_sweep_over_torch_and_state_dict_networks_gives_the_bits_of_accsim_run(tmp_path):
+    """2 networks (a torch module from a .py build file, a declared state dict) x 2
+    models x 2 strategies: every cell has the bits of ``accsim run`` on the same
+    network, inputs, seed and strategy, in-process and with 2 worker processes."""
+    import xarray as xr
+
     from accsim.batch import load_config, open_results
 
-    cfg = _setup(tmp_path)
+    cfg = _setup(tmp_path, text=SWEEP.replace('network = "tiny"', 'network = ["tiny", "sd"]')
+                 + SD_SWEEP)
     store = tmp_path / "s.zarr"
     r = cli("sweep", cfg, "--out", store, "--no-progress")
     assert r.exit_code == 0, r.output
     ds = open_results(store)
-    assert ds.sizes["cell"] == 4 and set(ds["status"].values) == {"ok"}
-    assert sorted(ds["strategy"].values) == ["adaptive", "adaptive", "uniform", "uniform"]
-    assert set(ds["network"].values) == {"tiny"}
+    assert ds.sizes["cell"] == 8 and set(ds["status"].values) == {"ok"}
+    assert sorted(ds["strategy"].values) == ["adaptive"] * 4 + ["uniform"] * 4
+    assert sorted(ds["network"].values) == ["sd"] * 4 + ["tiny"] * 4
     sw = load_config(cfg)
     for cell in sw.cells:
         kw = cell.kwargs
-        assert kw["graph"]["file"].endswith("tiny.py:build") and kw["graph"]["sha256"]
+        net = TORCH_NETWORK if kw["network"] == "tiny" else SD_NETWORK
+        assert kw["graph"]["file"].endswith(("tiny.py:build", "sd.npz"))
+        assert len(kw["graph"]["sha256"]) == 64
         if kw["strategy"] == "uniform":
             strat = f'kind = "uniform"\nmodel = "{_name(kw["low"])}"'
         else:
@@ -134,12 +164,10 @@ def test_sweep_over_a_torch_network_gives_the_bits_of_accsim_run(tmp_path):
                      f'high = "{kw["high"]}"\ntau = {kw["tau"]}')
         run_cfg = tmp_path / f"run{cell.index}.toml"
         out = tmp_path / f"run{cell.index}.zarr"
-        run_cfg.write_text(RUN.format(seed=kw["seed"], samples=kw["samples"], out=out,
-                                      strategy=strat))
+        run_cfg.write_text(RUN.format(network=net, seed=kw["seed"], samples=kw["samples"],
+                                      out=out, strategy=strat))
         rr = cli("run", run_cfg, "--quiet")
         assert rr.exit_code == 0, rr.output
-        import xarray as xr
-
         with xr.open_zarr(out) as one:
             row = one.isel(strategy=0).load()
         i = cell.index
@@ -155,8 +183,15 @@ def test_sweep_over_a_torch_network_gives_the_bits_of_accsim_run(tmp_path):
         frac = ds["recomputed_fraction"].values[c.index]
         assert (frac > 0) == (c.kwargs["strategy"] == "adaptive"), c.coords
     uni = {_name(c.kwargs["low"]): c.index for c in sw.cells
-           if c.kwargs["strategy"] == "uniform"}
+           if c.kwargs["strategy"] == "uniform" and c.kwargs["network"] == "tiny"}
     assert ds["bit_cost"].values[uni["fp8"]] < ds["bit_cost"].values[uni["fp16-recursive-rne"]]
+    # the same bits from 2 worker processes (each loads the networks itself)
+    r = cli("sweep", cfg, "--out", tmp_path / "w.zarr", "--no-progress", "--workers", "2")
+    assert r.exit_code == 0, r.output
+    two = open_results(tmp_path / "w.zarr")
+    for k in ds.data_vars:
+        if k != "elapsed":
+            assert [str(v) for v in ds[k].values] == [str(v) for v in two[k].values], k
 
 
 def _name(spec) -> str:
@@ -240,7 +275,8 @@ def test_npz_inputs_are_checked_before_any_work(tmp_path, case, arrays, match):
     assert match in flat, r.output
     assert not (tmp_path / "s.zarr").exists()
     run_cfg = tmp_path / "run.toml"
-    run_cfg.write_text(RUN.format(seed=0, samples=0, out=tmp_path / "r.zarr",
+    run_cfg.write_text(RUN.format(network=TORCH_NETWORK, seed=0, samples=0,
+                                  out=tmp_path / "r.zarr",
                                   strategy='kind = "uniform"\nmodel = "fp8"')
                        .replace('file = "inputs.npz"', 'file = "bad.npz"'))
     r = cli("run", run_cfg, "--quiet")
@@ -262,7 +298,7 @@ def test_npz_without_labels_measures_the_label_free_metrics(tmp_path):
     for name in ("inputs.npz", "nolabels.npz"):
         run_cfg = tmp_path / f"{name}.toml"
         out = tmp_path / f"{name}.zarr"
-        run_cfg.write_text(RUN.format(seed=0, samples=0, out=out,
+        run_cfg.write_text(RUN.format(network=TORCH_NETWORK, seed=0, samples=0, out=out,
                                       strategy='kind = "uniform"\nmodel = "fp8"')
                            .replace('file = "inputs.npz"', f'file = "{name}"'))
         r = cli("run", run_cfg, "--quiet")
@@ -291,24 +327,8 @@ def test_mlp_run_npz_inputs_are_checked(tmp_path):
 
 
 # --------------------------------------------------------------------- MiniLM text file
-MINILM = """
-[run]
-sentences = 3
-batch = 3
-layers = 1
-seeds = [0]
-text_file = "{text}"
-output = "{out}"
-plots = false
-
-[models.fp16acc]
-family = "recursive"
-acc_format = "binary16"
-
-[[strategies]]
-name = "u"
-default = "fp16acc"
-"""
+#: test_hostile's tiny MiniLM config with a text file
+MINILM = HOSTILE_MINILM.replace("seeds = [0]\n", 'seeds = [0]\ntext_file = "{text}"\n')
 
 
 @pytest.mark.parametrize("case, content, match", [
@@ -329,7 +349,7 @@ def test_minilm_text_file_is_checked_before_any_work(tmp_path, case, content, ma
     if content is not None:
         text.write_bytes(content)
     cfg = tmp_path / "m.toml"
-    cfg.write_text(MINILM.format(text=text, out=tmp_path / "res"))
+    cfg.write_text(MINILM.format(text=text, out=tmp_path / "res", plots="false"))
     r = cli("minilm", cfg)
     flat = " ".join(r.output.split())
     line = 7 if case != "short" else 3
