@@ -356,3 +356,27 @@ def test_minilm_text_file_is_checked_before_any_work(tmp_path, case, content, ma
     assert r.exit_code == 2, r.output
     assert f"m.toml:{line}: " + match.format(p=text) in flat, r.output
     assert list(tmp_path.glob("res*")) == []
+
+
+def test_accsim_run_takes_a_minilm_config(tmp_path):
+    """``accsim run`` on a MiniLM configuration does what ``accsim minilm`` does (same
+    results, timings aside); its text-file errors are the same; --scheduler refused."""
+    import xarray as xr
+
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(HOSTILE_MINILM.format(out=tmp_path / "res", plots="false"))
+    assert cli("run", cfg, "--out", tmp_path / "a.nc").exit_code == 0
+    assert cli("minilm", cfg, "--out", tmp_path / "b").exit_code == 0
+    with xr.open_dataset(tmp_path / "a.nc") as a, xr.open_dataset(tmp_path / "b.nc") as b:
+        timing = ("seconds", "mac_per_s")
+        assert sorted(a.data_vars) == sorted(b.data_vars)
+        for k in a.data_vars:
+            if k not in timing:
+                assert a[k].equals(b[k]), k
+    r = cli("run", cfg, "--scheduler", "tcp://127.0.0.1:1")
+    assert r.exit_code == 2 and "MiniLM configuration; it runs locally only" in r.output
+    cfg.write_text(MINILM.format(text=tmp_path / "none.txt", out=tmp_path / "c",
+                                 plots="false"))
+    r = cli("run", cfg)
+    assert r.exit_code == 2 and "m.toml:7: run.text_file:" in " ".join(r.output.split())
+    assert not list(tmp_path.glob("c*"))

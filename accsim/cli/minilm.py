@@ -23,9 +23,26 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["check_minilm_config", "minilm", "register"]
+__all__ = ["check_minilm_config", "is_minilm_config", "minilm", "register"]
 
 _SUFFIXES = (".nc", ".json", ".png")
+
+
+def is_minilm_config(path) -> bool:
+    """True if the TOML file is a MiniLM configuration (``accsim minilm``; ``accsim run``
+    hands it over): no ``[network]`` table, no ``[run] network``, and strategies named
+    by ``name`` without the ``kind`` of the other run configurations."""
+    from accsim.run.validation import parse_toml
+
+    try:
+        data = parse_toml(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    run, strategies = data.get("run"), data.get("strategies")
+    return ("network" not in data and isinstance(run, dict) and "network" not in run
+            and isinstance(strategies, list) and bool(strategies)
+            and all(isinstance(s, dict) and "kind" not in s and "name" in s
+                    for s in strategies))
 
 
 def check_minilm_config(path: Path) -> None:

@@ -93,6 +93,17 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
     from accsim.run.config import load_config
 
     err = cons.err_console(quiet=quiet or cons.level() == cons.QUIET)
+    from accsim.cli.minilm import is_minilm_config
+
+    if is_minilm_config(config):  # MiniLM (docs/transformer.md): what accsim minilm does
+        if scheduler is not None:
+            raise ValueError(f"--scheduler: {config} is a MiniLM configuration; it runs "
+                             "locally only (drop --scheduler)")
+        from accsim.cli.minilm import minilm_command
+
+        stem = None if out is None else str(Path(out).with_suffix("")
+                                            if Path(out).suffix == ".nc" else out)
+        return minilm_command(config, stem, console=err), stem
     if is_graph_config(config):  # a layer graph of an imported network (docs/graph.md)
         if scheduler is not None:
             raise ValueError(f"--scheduler: {config} is a layer-graph (imported CNN) "
