@@ -185,6 +185,13 @@ def test_sweep_over_torch_and_state_dict_networks_gives_the_bits_of_accsim_run(t
     uni = {_name(c.kwargs["low"]): c.index for c in sw.cells
            if c.kwargs["strategy"] == "uniform" and c.kwargs["network"] == "tiny"}
     assert ds["bit_cost"].values[uni["fp8"]] < ds["bit_cost"].values[uni["fp16-recursive-rne"]]
+    # a rerun skips every finished cell; an edited model file gives new cells
+    r = cli("sweep", cfg, "--out", store, "--no-progress")
+    assert r.exit_code == 0 and "0 cell(s) run, 8 already done" in r.output, r.output
+    (tmp_path / "tiny.py").write_text(BUILD + "# edited\n")
+    ids = {c.id for c in load_config(cfg).cells}
+    assert len(ids & {c.id for c in sw.cells}) == 4  # the 4 cells of 'sd' stay
+    (tmp_path / "tiny.py").write_text(BUILD)
     # the same bits from 2 worker processes (each loads the networks itself)
     r = cli("sweep", cfg, "--out", tmp_path / "w.zarr", "--no-progress", "--workers", "2")
     assert r.exit_code == 0, r.output
@@ -380,3 +387,24 @@ def test_accsim_run_takes_a_minilm_config(tmp_path):
     r = cli("run", cfg)
     assert r.exit_code == 2 and "m.toml:7: run.text_file:" in " ".join(r.output.split())
     assert not list(tmp_path.glob("c*"))
+
+
+def test_the_shipped_cnn_sweep_config_loads():
+    """configs/mnist_cnn_sweep.toml: ccexam's state dict and the registry's MNIST images
+    load and are checked (skipped where the set-up did not install them)."""
+    from pathlib import Path
+
+    from accsim.batch import load_config
+    from accsim.graph.config import resolve_file
+
+    try:
+        resolve_file("pkg:ccexam/weights/mnist.pth")
+        import networks
+
+        networks.load_mnist("test")
+    except (ValueError, FileNotFoundError) as exc:
+        pytest.skip(f"set-up data missing: {exc}")
+    sw = load_config(Path(__file__).parents[1] / "configs" / "mnist_cnn_sweep.toml")
+    assert len(sw.cells) == 9 and set(sw.networks) == {"mnist-cnn"}
+    assert {c.coords["strategy_kind"] for c in sw.cells} == {"uniform", "adaptive", "random",
+                                                             "oracle"}
