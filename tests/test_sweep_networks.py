@@ -408,3 +408,121 @@ def test_the_shipped_cnn_sweep_config_loads():
     assert len(sw.cells) == 9 and set(sw.networks) == {"mnist-cnn"}
     assert {c.coords["strategy_kind"] for c in sw.cells} == {"uniform", "adaptive", "random",
                                                              "oracle"}
+
+
+# --------------------------------------------------------------------- MiniLM cells
+MINILM_SWEEP = """
+[sweep]
+name = "minilm-cells"
+seed = 3
+seed_keys = ["network", "samples", "seed"]
+
+[models.fp16acc]
+family = "recursive"
+acc_format = "binary16"
+
+[models.bf16acc]
+family = "recursive"
+acc_format = "bfloat16"
+
+[networks.minilm]
+format = "minilm"
+sentences = 3
+encoder_layers = 1
+batch = 3
+{extra}
+[[grid]]
+network = "minilm"
+strategy = ["uniform", "adaptive"]
+low = ["fp16acc", "bf16acc"]
+high = "fp32-recursive"
+tau = 1.0
+"""
+
+MINILM_RUN = """
+[run]
+sentences = 3
+batch = 3
+layers = 1
+seeds = [{seed}]
+output = "{out}"
+plots = false
+{text}
+[models.low]
+{low}
+[models.high]
+name = "fp32-recursive"
+
+[[strategies]]
+name = "minilm"
+default = "low"
+{linear}
+"""
+
+MODEL_TOML = {"fp16acc": 'family = "recursive"\nacc_format = "binary16"',
+              "bf16acc": 'family = "recursive"\nacc_format = "bfloat16"'}
+
+
+def test_sweep_over_minilm_gives_the_rows_of_accsim_minilm(tmp_path):
+    """MiniLM as a sweep network: 2 models x (uniform, adaptive) on 3 sentences of a
+    text file; each cell has the numbers of ``accsim minilm`` on the equivalent
+    one-strategy configuration."""
+    import json
+
+    from accsim.batch import load_config, open_results
+
+    text = tmp_path / "s.txt"
+    text.write_text("The cat sat on the mat.\n\nA dog barked twice.\nRain fell all day.\n")
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(MINILM_SWEEP.format(extra='text_file = "s.txt"\n'))
+    store = tmp_path / "s.zarr"
+    r = cli("sweep", cfg, "--out", store, "--no-progress")
+    assert r.exit_code == 0, r.output
+    ds = open_results(store)
+    assert ds.sizes["cell"] == 4 and set(ds["status"].values) == {"ok"}
+    for cell in load_config(cfg).cells:
+        kw, i = cell.kwargs, cell.index
+        linear = "" if kw["strategy"] == "uniform" else (
+            f'linear = {{ kind = "adaptive", high = "high", tau = {kw["tau"]} }}')
+        one = tmp_path / f"one{i}.toml"
+        one.write_text(MINILM_RUN.format(seed=kw["seed"], out=tmp_path / f"one{i}",
+                                         text=f'text_file = "{text}"',
+                                         low=MODEL_TOML[cell.coords["model"]],
+                                         linear=linear))
+        assert cli("minilm", one).exit_code == 0
+        (row,) = json.loads((tmp_path / f"one{i}.json").read_text())["rows"]
+        assert int(ds["n_samples"].values[i]) == row["inputs"] == 3
+        for k in ("emb_err_median", "emb_err_max", "cos_min", "spearman", "kl_mean",
+                  "lin_recomputed", "scores_recomputed", "macs_per_sentence"):
+            assert same_bits(ds[k].values[i], row[k]), (k, cell.coords)
+        assert same_bits(ds["recomputed_fraction"].values[i], row["lin_recomputed"])
+        assert np.isnan(ds["accuracy"].values[i])
+    adaptive = [c.index for c in load_config(cfg).cells if c.kwargs["strategy"] == "adaptive"]
+    assert all(ds["recomputed_fraction"].values[i] > 0 for i in adaptive)
+
+
+def test_minilm_sweep_network_errors(tmp_path):
+    cfg = tmp_path / "m.toml"
+
+    def run(extra, match):
+        cfg.write_text(MINILM_SWEEP.format(extra=extra))
+        r = cli("sweep", cfg, "--out", tmp_path / "bad.zarr", "--no-progress")
+        assert r.exit_code == 2 and match in " ".join(r.output.split()), r.output
+        assert not (tmp_path / "bad.zarr").exists()
+
+    run('text_file = "none.txt"', "m.toml:20: networks.minilm.text_file: file")
+    (tmp_path / "two.txt").write_text("One.\nTwo.\n")
+    run('text_file = "two.txt"', "m.toml:20: networks.minilm.text_file: 3 sentences asked "
+        "for (sentences), but")
+    run('file = "x.pt2"', "networks.minilm: format 'minilm' takes no file")
+    cfg.write_text(MINILM_SWEEP.format(extra="").replace("encoder_layers = 1",
+                                                         "encoder_layers = 7"))
+    r = cli("sweep", cfg, "--out", tmp_path / "bad.zarr", "--no-progress")
+    assert r.exit_code == 2 and "m.toml:18: networks.minilm.encoder_layers" in r.output
+    cfg.write_text(MINILM_SWEEP.format(extra="").replace('strategy = ["uniform", "adaptive"]',
+                                                         'strategy = "multilevel"')
+                   .replace('low = ["fp16acc", "bf16acc"]\nhigh = "fp32-recursive"',
+                            'levels = [["fp16acc", "fp32-recursive"]]'))
+    r = cli("sweep", cfg, "--out", tmp_path / "m.zarr", "--no-progress")
+    assert r.exit_code == 2 and "m.toml:23: grid[0].strategy: network 'minilm' (MiniLM) " \
+        "runs uniform and adaptive strategies" in " ".join(r.output.split()), r.output

@@ -424,6 +424,16 @@ def _block_axes(block: Block | CellEntry, path: tuple, res: _Resolver, cfg: Swee
 
     specs = getattr(res, "specs", {})
     nets = _networks(block.network, path + ("network",), loc, check, tuple(specs))
+    for n in nets:  # MiniLM cells: uniform and adaptive only (accsim.batch.minilm_cell)
+        if specs.get(n, {}).get("format") != "minilm":
+            continue
+        if "multilevel" in strategies:
+            raise loc.error(path + ("strategy",), f"network {n!r} (MiniLM) runs uniform "
+                            "and adaptive strategies, not multilevel")
+        for key, ok in (("control", "none"), ("estimate", "low")):
+            if any(v != ok for v in _as_list(getattr(block, key)) if v is not None):
+                raise loc.error(path + (key,), f"network {n!r} (MiniLM) takes no {key} "
+                                f"(only {key} = {ok!r})")
     if check and any(n not in specs for n in nets):
         _check_samples(block, path, cfg, loc)
     if check and getattr(res, "sizes", None):
@@ -509,7 +519,8 @@ def _make_cell(combo: dict, cfg: SweepConfig, specs: dict | None = None
     if control != "none":
         kw["control"] = control
     if specs and kw["network"] in specs:  # a [networks] table: its spec (files hashed)
-        kw["graph"] = specs[kw["network"]]
+        spec = specs[kw["network"]]
+        kw["minilm" if spec["format"] == "minilm" else "graph"] = spec
     high = combo["high"] if kw["high"] is not None else None
     coords = {
         "network": kw["network"],

@@ -322,24 +322,54 @@ class SweepSection(_Strict):
 
 
 class NetworkTable(_Strict):
-    """A network of the sweep besides the shipped ones (``[networks.NAME]``): the keys
-    of the ``[network]`` table of an ``accsim run`` graph config (docs/graph.md), its
-    ``inputs`` (the ``[inputs]`` table) and the run settings of its cells."""
+    """A network of the sweep besides the shipped ones (``[networks.NAME]``): a layer
+    graph (the keys of the ``[network]`` table of an ``accsim run`` graph config,
+    docs/graph.md, its ``inputs`` the ``[inputs]`` table, and the run settings of its
+    cells), or all-MiniLM-L6-v2 (``format = "minilm"``: ``sentences``, ``text_file``,
+    ``encoder_layers``; docs/transformer.md)."""
 
-    format: Literal["pth", "npz", "h5", "torch"] = Field(
+    format: Literal["pth", "npz", "h5", "torch", "minilm"] = Field(
         description="torch: file = 'model.py:build' or 'model.pt2'; h5: a Keras file; "
-                    "pth / npz: a state dict with the architecture in 'layers'")
-    file: str = Field(description="the model file (relative to this config's folder, or "
-                                  "pkg:PACKAGE/PATH)")
+                    "pth / npz: a state dict with the architecture in 'layers'; minilm: "
+                    "all-MiniLM-L6-v2 (no file)")
+    file: str | None = Field(None, description="the model file (relative to this config's "
+                             "folder, or pkg:PACKAGE/PATH); not for minilm")
     input_shape: list[StrictInt] | None = None
     layers: list[dict] | None = Field(None, description="pth / npz: the declared layers "
                                       "(accsim.graph.importers.spec)")
-    inputs: InputsSection = Field(description="source = 'registry' (dataset = 'mnist' or "
-                                  "'fashion-mnist'), 'foolbox' or 'npz' (file: arrays x "
-                                  "and y); scale, mean, std")
+    inputs: InputsSection | None = Field(
+        None, description="graphs: source = 'registry' (dataset = 'mnist' or "
+        "'fashion-mnist'), 'foolbox' or 'npz' (file: arrays x and optional y); scale, "
+        "mean, std")
     batch: StrictInt = Field(20, ge=1, description="inputs per batch")
     input_format: str = "binary32"
     activation_format: str = "binary32"
+    sentences: StrictInt | None = Field(None, ge=3, le=5000, description="minilm: the "
+                                        "inputs (first lead sentences of the Lee corpus, "
+                                        "or lines of text_file); default 64")
+    text_file: str | None = Field(None, description="minilm: a UTF-8 text file, one "
+                                  "sentence per line (blank lines skipped)")
+    encoder_layers: StrictInt | None = Field(None, ge=1, le=6, description="minilm: "
+                                             "encoder layers run (default 6)")
+
+    @model_validator(mode="after")
+    def _keys_of_the_format(self):
+        mini = ("sentences", "text_file", "encoder_layers")
+        graph = ("file", "input_shape", "layers", "inputs", "input_format")
+        if self.format == "minilm":
+            bad = [k for k in graph if getattr(self, k) is not None
+                   and k in self.model_fields_set]
+            if bad:
+                raise ValueError(f"format 'minilm' takes no {', '.join(bad)} (its inputs: "
+                                 "sentences, text_file)")
+        else:
+            bad = [k for k in mini if getattr(self, k) is not None]
+            if bad:
+                raise ValueError(f"{', '.join(bad)}: only for format = 'minilm'")
+            missing = [k for k in ("file", "inputs") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"format {self.format!r} needs {' and '.join(missing)}")
+        return self
 
 
 class SweepConfig(_Strict):

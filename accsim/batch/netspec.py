@@ -30,15 +30,19 @@ __all__ = ["check_networks", "check_samples", "evaluate_cell", "network_specs"]
 
 def evaluate_cell(**kwargs) -> dict:
     """One sweep cell: :func:`accsim.graph.cell.evaluate_graph` for a cell with a
-    ``graph`` spec (a ``[networks.NAME]`` network), else
+    ``graph`` spec (a ``[networks.NAME]`` layer graph),
+    :func:`accsim.batch.minilm_cell.evaluate_minilm` for a ``minilm`` spec, else
     :func:`accsim.run.experiment.evaluate` (a shipped network)."""
     if kwargs.get("graph") is not None:
         from accsim.graph.cell import evaluate_graph
 
         return evaluate_graph(**kwargs)
+    if kwargs.get("minilm") is not None:
+        from accsim.batch.minilm_cell import evaluate_minilm
+
+        return evaluate_minilm(**kwargs)
     from accsim.run.experiment import evaluate
 
-    kwargs.pop("graph", None)
     return evaluate(**kwargs)
 
 
@@ -66,6 +70,14 @@ def network_specs(cfg: SweepConfig, loc: Locator) -> dict[str, dict]:
     for name, t in cfg.networks.items():
         spec = t.model_dump(exclude_none=True)
         spec["name"] = name
+        if t.format == "minilm":
+            if t.text_file is not None:
+                try:
+                    spec["text_file"], spec["text_sha256"] = _resolve(t.text_file, base)
+                except ValueError as exc:
+                    raise loc.error(("networks", name, "text_file"), str(exc)) from None
+            out[name] = spec
+            continue
         try:
             spec["file"], spec["sha256"] = _resolve(t.file, base)
         except ValueError as exc:
@@ -95,6 +107,15 @@ def check_networks(specs: dict[str, dict], used: set[str], loc: Locator,
     sizes = {}
     for name in sorted(used & set(specs)):
         spec = specs[name]
+        if spec["format"] == "minilm":
+            from accsim.batch.minilm_cell import minilm_inputs
+
+            try:
+                sizes[name] = minilm_inputs(spec)
+            except ValueError as exc:
+                raise loc.error(("networks", name, "text_file" if "text_file" in spec
+                                 else "sentences"), str(exc)) from None
+            continue
         for key in ("input_format", "activation_format"):
             try:
                 get_format(spec.get(key, "binary32"))
