@@ -1,9 +1,10 @@
 """``accsim sweep`` over networks the user brings (``[networks.NAME]``: a torch / h5 /
-pth graph with its inputs), and the checked ``.npz`` inputs of ``accsim run`` and
-``accsim sweep``.
+pth graph with its inputs, or MiniLM), the checked ``.npz`` inputs of ``accsim run``
+and ``accsim sweep``, MiniLM's checked text file, and ``accsim run`` on a MiniLM config.
 
-The reference of a sweep cell is ``accsim run`` on the equivalent graph config (same
-network file, inputs, seed, samples, batch and strategy): every result must have the
+The reference of a graph cell is ``accsim run`` on the equivalent graph config (same
+network file, inputs, seed, samples, batch and strategy), that of a MiniLM cell
+``accsim minilm`` on the equivalent one-strategy config: every result must have the
 same bits.
 """
 
@@ -16,9 +17,7 @@ import pytest
 from helpers import same_bits
 from test_graph_config import TOML as GRAPH_TOML
 from test_hostile import MINILM as HOSTILE_MINILM
-from typer.testing import CliRunner
-
-from accsim.cli import app
+from test_hostile import cli
 
 torch = pytest.importorskip("torch")
 
@@ -108,15 +107,6 @@ COMPARED = ("accuracy", "agreement", "logit_rel_error_median", "logit_rel_error_
             "recomputed_fraction", "bit_cost", "max_error_bound_ratio", "max_rel_error",
             "violations", "n_samples")
 
-runner = CliRunner()
-
-
-def cli(*args):
-    r = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in r.output, r.output
-    if r.exception is not None and not isinstance(r.exception, SystemExit):
-        raise AssertionError(f"uncaught {type(r.exception).__name__}: {r.exception}")
-    return r
 
 
 def _setup(tmp_path, n=14, classes=3, text=SWEEP):
