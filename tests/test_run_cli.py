@@ -174,7 +174,7 @@ def test_semantic_errors_before_work(tmp_path):
     np.savez(tmp_path / "nan.npz", x=x, y=np.zeros(3, np.int64))
     with pytest.raises(ValueError, match=r"non-finite value x\[1, 5\]"):
         prepare(parse_config(_cfg(inputs=str(tmp_path / "nan.npz"))))
-    np.savez(tmp_path / "shape.npz", x=np.zeros((3, 100), np.float32), y=np.zeros(3))
+    np.savez(tmp_path / "shape.npz", x=np.zeros((3, 100), np.float32), y=np.zeros(3, np.int64))
     with pytest.raises(ValueError, match=r"expected shape \(N, 784\)"):
         prepare(parse_config(_cfg(inputs=str(tmp_path / "shape.npz"))))
     with pytest.raises(ValueError, match="run.activation_format"):

@@ -244,7 +244,7 @@ def _npz(path, **arrays):
     ("x-empty", {"x": np.zeros((0, 1, 6, 6)), "y": np.zeros(0, np.int64)},
      "x holds 0 inputs"),
     ("x-nan", {"x": np.full((2, 1, 6, 6), np.nan), "y": np.zeros(2, np.int64)},
-     "is not finite"),
+     "non-finite value x[0, 0, 0, 0] = nan (72 in total)"),
     ("y-float", {"x": np.zeros((3, 1, 6, 6)), "y": np.zeros(3)},
      "y must hold integer labels, got dtype float64"),
     ("y-shape", {"x": np.zeros((3, 1, 6, 6)), "y": np.zeros(2, np.int64)},

@@ -68,8 +68,8 @@ def read_npz(path, *, labels_required: bool = False) -> tuple[np.ndarray, np.nda
     bad = ~np.isfinite(x)
     if bad.any():
         i = tuple(int(k) for k in np.argwhere(bad)[0])
-        raise ValueError(f"{p}: x{list(i)} = {x[i]} is not finite ({int(bad.sum())} "
-                         "non-finite values); inputs must be finite")
+        raise ValueError(f"{p}: non-finite value x{list(i)} = {x[i]} ({int(bad.sum())} "
+                         "in total); inputs must be finite")
     if y is None:
         if labels_required:
             raise ValueError(f"{p}: no array 'y': this network needs one integer label "
