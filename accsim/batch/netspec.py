@@ -4,7 +4,7 @@ A table names a layer graph (``format`` = ``"torch"``, ``"h5"``, ``"pth"`` or
 ``"npz"``, the keys of the ``[network]`` table of an ``accsim run`` graph config) with
 its inputs (the keys of an ``[inputs]`` table) and run settings. A grid's ``network``
 axis names it like a shipped network; its cells run
-:func:`accsim.graph.cell.evaluate_graph` with the same strategy vocabulary and write the
+:func:`accsim.batch.graph_cell.evaluate_graph` with the same strategy vocabulary and write the
 same store schema.
 
 :func:`network_specs` turns the tables into the specs the cells carry (paths resolved
@@ -14,7 +14,7 @@ results); :func:`check_networks` loads every network a cell uses, once, before a
 runs (the torch lowering checked, the inputs checked against the network), raising
 :class:`~accsim.batch.config.ConfigError` at ``FILE:LINE: networks.NAME.KEY``.
 :func:`evaluate_cell` is the sweep's default cell function: a cell with a ``graph``
-spec goes to :func:`~accsim.graph.cell.evaluate_graph`, any other to
+spec goes to :func:`~accsim.batch.graph_cell.evaluate_graph`, any other to
 :func:`accsim.run.experiment.evaluate`.
 """
 
@@ -29,12 +29,12 @@ __all__ = ["check_networks", "check_samples", "evaluate_cell", "network_specs"]
 
 
 def evaluate_cell(**kwargs) -> dict:
-    """One sweep cell: :func:`accsim.graph.cell.evaluate_graph` for a cell with a
+    """One sweep cell: :func:`accsim.batch.graph_cell.evaluate_graph` for a cell with a
     ``graph`` spec (a ``[networks.NAME]`` layer graph),
     :func:`accsim.batch.minilm_cell.evaluate_minilm` for a ``minilm`` spec, else
     :func:`accsim.run.experiment.evaluate` (a shipped network)."""
     if kwargs.get("graph") is not None:
-        from accsim.graph.cell import evaluate_graph
+        from accsim.batch.graph_cell import evaluate_graph
 
         return evaluate_graph(**kwargs)
     if kwargs.get("minilm") is not None:
@@ -64,7 +64,7 @@ def _resolve(file: str, base: Path) -> tuple[str, str]:
 
 def network_specs(cfg: SweepConfig, loc: Locator) -> dict[str, dict]:
     """``{name: spec}`` of the ``[networks]`` tables (the ``graph`` argument of
-    :func:`accsim.graph.cell.evaluate_graph`); a missing file is a ConfigError."""
+    :func:`accsim.batch.graph_cell.evaluate_graph`); a missing file is a ConfigError."""
     base = Path(loc.file).resolve().parent if loc.file else Path.cwd()
     out = {}
     for name, t in cfg.networks.items():
@@ -97,7 +97,7 @@ def check_networks(specs: dict[str, dict], used: set[str], loc: Locator,
     """Load every network in ``used`` (graph and inputs, once per process) and return
     ``{name: number of inputs}``; a table named like a shipped network is refused (it
     would shadow it), as are formats and files the network cannot use."""
-    from accsim.graph.cell import spec_graph, spec_inputs
+    from accsim.batch.graph_cell import spec_graph, spec_inputs
     from accsim.numbers.formats import format as get_format
 
     for name in specs:

@@ -55,7 +55,7 @@ def available_cores() -> int:
 def resolve_cell_fn(spec: str | Callable | None) -> Callable:
     """The cell function: a callable, ``"module:function"``, or None for the default
     :func:`accsim.batch.netspec.evaluate_cell` (:func:`accsim.run.experiment.evaluate`
-    on a shipped network, :func:`accsim.graph.cell.evaluate_graph` on a
+    on a shipped network, :func:`accsim.batch.graph_cell.evaluate_graph` on a
     ``[networks.NAME]`` graph)."""
     if callable(spec):
         return spec
