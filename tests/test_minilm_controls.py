@@ -144,3 +144,15 @@ def test_verdict_family_pairs_rows_with_their_controls(run_ds):
     (c,) = [c for c in comps if c["relation"] == "random"]
     assert (c["median_log10_diff"], c["p_wilcoxon"]) == wilcoxon_paired(la, lb)[:2]
     assert c["n"] == 4 and c["p_wilcoxon_holm"] >= c["p_wilcoxon"]
+
+
+@pytest.mark.parametrize("name", ["minilm_verdict_lamp.toml", "minilm_verdict_adaptive.toml"])
+def test_verdict_configs_parse(name):
+    from accsim.transformer.minilm_run import expand, load_config
+
+    cfg = load_config(ROOT / "configs" / name)
+    cells = expand(cfg)
+    assert cfg.run.sentences == 290 and cfg.run.checkpoint and cfg.run.seeds == [0, 1, 2]
+    kinds = {(c.linear.kind, c.attention.kind) for c in cells}
+    ctrl = {k for pair in kinds for k in pair} & {"random", "oracle"}
+    assert ctrl == {"random", "oracle"}
