@@ -59,14 +59,9 @@ def _script():
 
 @pytest.fixture(scope="module")
 def run_ds(tmp_path_factory):
-    minilm = pytest.importorskip("networks.minilm")
-    try:
-        minilm.model_dir()
-        from networks.sentences import corpus_path
+    from test_minilm_config import _model_or_skip
 
-        corpus_path()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    _model_or_skip()
     import xarray as xr
 
     from accsim.transformer.minilm_run import load_config, run

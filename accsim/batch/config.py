@@ -139,32 +139,28 @@ def _check_int_axis(v):
     return v
 
 
-def _check_tau(v):
-    """tau: a number >= 0 (inf allowed, NaN not) or a non-empty list of them."""
+def _check_numbers(v, name: str, ok, what: str):
+    """A number or a non-empty list of numbers, each not NaN and ``ok``."""
     import math
 
     if v is None:
         return v
     if isinstance(v, list) and not v:
-        raise ValueError("tau list is empty")
+        raise ValueError(f"{name} list is empty")
     for t in v if isinstance(v, list) else [v]:
-        if math.isnan(t) or t < 0:
-            raise ValueError(f"tau must be >= 0 (inf allowed), got {t}")
+        if math.isnan(t) or not ok(t):
+            raise ValueError(f"{name} must be {what}, got {t}")
     return v
+
+
+def _check_tau(v):
+    """tau: a number >= 0 (inf allowed, NaN not) or a non-empty list of them."""
+    return _check_numbers(v, "tau", lambda t: t >= 0, ">= 0 (inf allowed)")
 
 
 def _check_budget(v):
     """budget: a fraction in [0, 1] or a non-empty list of them (as the run configs')."""
-    import math
-
-    if v is None:
-        return v
-    if isinstance(v, list) and not v:
-        raise ValueError("budget list is empty")
-    for b in v if isinstance(v, list) else [v]:
-        if math.isnan(b) or not 0 <= b <= 1:
-            raise ValueError(f"budget must be a fraction in [0, 1], got {b}")
-    return v
+    return _check_numbers(v, "budget", lambda b: 0 <= b <= 1, "a fraction in [0, 1]")
 
 
 def _raise(msg):
