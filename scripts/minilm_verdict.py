@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CONTROL_KINDS = ("random", "random-active", "oracle")
+#: hardware cost columns of the projections (accsim.run.hwcost), per sentence
+HW = ("energy_pj", "h100_time_ns", "h100_tile_time_ns")
 
 
 def family_rows(ds) -> list[dict]:
@@ -48,6 +50,8 @@ def family_rows(ds) -> list[dict]:
                                      "m_bits", "lin_tau", "att_tau",
                                      "gbits_per_sentence", "lin_recomputed",
                                      "scores_recomputed")}
+    for k in HW:
+        col[k] = ds[k].values if k in ds else np.full(n_cells, np.nan)
     err, agree = ds["emb_err"].values, ds["out_agree"].values
     ok = ~np.isnan(err).any(axis=0) & ~np.isnan(agree).any(axis=0)
     cells = []
@@ -100,7 +104,8 @@ def family_rows(ds) -> list[dict]:
                      "error": err[i, ok], "agree": agree[i, ok].astype(bool),
                      "correct": None, "seed": c["seed"],
                      "recomputed": (float(col["lin_recomputed"][i]),
-                                    float(col["scores_recomputed"][i]))})
+                                    float(col["scores_recomputed"][i])),
+                     "hw": tuple(float(col[k][i]) for k in HW)})
     return rows
 
 
@@ -129,13 +134,16 @@ def table(ds, alpha: float) -> str:
                    f"{_fmt_p(c['p_mcnemar_agree_holm'])} | {c['mdd_log10']:.3f} | "
                    f"{c['mdd_agreement']:.4f} |")
     out += ["", "| row | kind | seed | median log10 emb. err | agreement | "
-            "linear / scores recomputed | Gbit/sentence |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+            "linear / scores recomputed | Gbit/sentence | projections: energy uJ / H100 us / "
+            "H100 tiles us per sentence |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         out.append(f"| {r['label']} | {r['kind']} | {r['seed']} | "
                    f"{np.median(log10_error(r['error'])):.3f} | "
                    f"{np.mean(r['agree']):.4f} | {r['recomputed'][0]:.3f} / "
-                   f"{r['recomputed'][1]:.3f} | {r['cost']:.3f} |")
+                   f"{r['recomputed'][1]:.3f} | {r['cost']:.3f} | "
+                   f"{r['hw'][0] / 1e6:.3g} / {r['hw'][1] / 1e3:.3g} / "
+                   f"{r['hw'][2] / 1e3:.3g} |")
     return "\n".join(out)
 
 
