@@ -516,3 +516,33 @@ def test_minilm_sweep_network_errors(tmp_path):
     r = cli("sweep", cfg, "--out", tmp_path / "m.zarr", "--no-progress")
     assert r.exit_code == 2 and "m.toml:23: grid[0].strategy: network 'minilm' (MiniLM) " \
         "runs uniform and adaptive strategies" in " ".join(r.output.split()), r.output
+
+
+def test_budget_cells_on_a_graph_network(tmp_path):
+    """The sweep's budget axis on a [networks] graph: the cell has the bits of accsim run
+    with the same budget."""
+    import xarray as xr
+
+    from accsim.batch import load_config, open_results
+
+    cfg = _setup(tmp_path, text=SWEEP.replace('strategy = ["uniform", "adaptive"]',
+                                              'strategy = "adaptive"')
+                 .replace('low = ["fp8", "fp16-recursive-rne"]', 'low = "fp8"')
+                 .replace("tau = 1.0", "budget = 0.25"))
+    store = tmp_path / "s.zarr"
+    r = cli("sweep", cfg, "--out", store, "--no-progress")
+    assert r.exit_code == 0, r.output
+    ds = open_results(store)
+    (cell,) = load_config(cfg).cells
+    kw = cell.kwargs
+    run_cfg = tmp_path / "run.toml"
+    run_cfg.write_text(RUN.format(network=TORCH_NETWORK, seed=kw["seed"],
+                                  samples=kw["samples"], out=tmp_path / "r.zarr",
+                                  strategy='kind = "adaptive"\nlow = "fp8"\n'
+                                  'high = "fp32-recursive"\nbudget = 0.25'))
+    assert cli("run", run_cfg, "--quiet").exit_code == 0
+    with xr.open_zarr(tmp_path / "r.zarr") as one:
+        row = one.isel(strategy=0).load()
+    for k in COMPARED:
+        assert same_bits(ds[k].values[0], row[k].values), k
+    assert 0.2 < ds["recomputed_fraction"].values[0] < 0.3  # about the budget

@@ -444,6 +444,8 @@ def _block_axes(block: Block | CellEntry, path: tuple, res: _Resolver, cfg: Swee
         if "multilevel" in strategies:
             raise loc.error(path + ("strategy",), f"network {n!r} (MiniLM) runs uniform "
                             "and adaptive strategies, not multilevel")
+        if getattr(block, "budget", None) is not None:
+            raise loc.error(path + ("budget",), f"network {n!r} (MiniLM) takes no budget")
         for key, ok in (("control", "none"), ("estimate", "low")):
             if any(v != ok for v in _as_list(getattr(block, key)) if v is not None):
                 raise loc.error(path + (key,), f"network {n!r} (MiniLM) takes no {key} "

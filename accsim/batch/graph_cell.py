@@ -63,7 +63,7 @@ def evaluate_graph(network: str, graph: dict, strategy: str, low, high=None,
                    levels: list | None = None, tau: float | None = None,
                    criterion: str = "predicted", guard: bool = False,
                    samples: int | None = None, seed: int = 0, *, control: str | None = None,
-                   estimate: str = "low") -> dict:
+                   estimate: str = "low", budget: float | None = None) -> dict:
     """Run one strategy on every linear op class of a layer graph: one sweep cell.
 
     The arguments of :func:`accsim.run.experiment.evaluate` plus ``graph``, the network
@@ -99,7 +99,7 @@ def evaluate_graph(network: str, graph: dict, strategy: str, low, high=None,
     if strategy in ("uniform", "adaptive") and lo is None:
         raise ValueError(f"{strategy} strategy needs low (the model)")
     st = make_strategy(strategy, low=lo, high=hi, levels=lv, tau=tau, criterion=criterion,
-                       guard=guard, estimate=estimate)
+                       guard=guard, estimate=estimate, budget=budget)
     present = {op.op_class for op in g.linear_ops}
     row = Assignment({c: st for c in present}, st.label, None, present)
     idx = select_samples(len(x), samples, seed)

@@ -64,7 +64,8 @@ def evaluate_minilm(network: str, minilm: dict, strategy: str, low, high=None,
                     levels: list | None = None, tau: float | None = None,
                     criterion: str = "predicted", guard: bool = False,
                     samples: int | None = None, seed: int = 0, *,
-                    control: str | None = None, estimate: str = "low") -> dict:
+                    control: str | None = None, estimate: str = "low",
+                    budget: float | None = None) -> dict:
     """Run one sweep cell on MiniLM (module docstring); ``minilm`` is the network's spec
     (``sentences``, ``text_file``, ``encoder_layers``, ``batch``,
     ``activation_format``)."""
@@ -78,8 +79,8 @@ def evaluate_minilm(network: str, minilm: dict, strategy: str, low, high=None,
 
     if strategy not in ("uniform", "adaptive"):
         raise ValueError(f"MiniLM cells run uniform or adaptive strategies, not {strategy!r}")
-    if control not in (None, "none") or estimate != "low":
-        raise ValueError("MiniLM cells have no controls and no 'cs' estimate")
+    if control not in (None, "none") or estimate != "low" or budget is not None:
+        raise ValueError("MiniLM cells have no controls, no budget and no 'cs' estimate")
     models = {"low": _model(low)}
     linear = None
     if strategy == "adaptive":
