@@ -14,10 +14,10 @@ import pytest
 import networks
 from accsim.accumulators.factory import build_model
 from accsim.graph.controls import CONTROL_CLASSES, RandomActiveControl
+from accsim.graph.engine import LayerContext
 from accsim.graph.graph import Graph
 from accsim.graph.ops import Dense
 from accsim.graph.runner import Assignment, run_graph
-from accsim.run.executor import LayerContext
 from accsim.run.experiment import Plan, make_controls, make_strategy, run_plan, to_dataset
 from accsim.run.strategies import (
     CONTROL_KINDS,
