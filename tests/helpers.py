@@ -22,24 +22,16 @@ def bits_equal(a, b) -> bool:
 class LayerRun:
     """One network layer's results of :func:`run_network` in the layer layout
     ``(n_out, batch)`` of ``networks.Layer.from_columns`` (the op's ``(batch, n_out)``
-    arrays transposed), with its single task's cost."""
+    arrays transposed, ``holds`` included), with its single task's cost."""
 
     def __init__(self, r):
         for k in ("computed", "exact", "bound", "level", "kappa_v", "kappa_phi",
                   "propagated", "abs_sum", "bound_prob"):
             v = getattr(r, k)
             setattr(self, k, None if v is None else v.T)
+        self.holds = r.holds.T
         (self.cost,) = r.cost
         self.info = r.info
-
-    @property
-    def abs_error(self):
-        with np.errstate(invalid="ignore"):
-            return np.abs(self.computed - self.exact)
-
-    @property
-    def holds(self):
-        return self.abs_error <= self.bound
 
 
 def run_network(net, strategy, x, **kw):

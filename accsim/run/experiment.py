@@ -18,10 +18,10 @@ from accsim.graph.engine import PROB_FAILURE, ComputeCache, check_bias
 from accsim.graph.from_network import graph_from_network
 from accsim.graph.runner import Assignment, Tally, exact_graph, run_graph
 from accsim.run.config import RunConfig, format_tau
+from accsim.run.criteria import check_criterion, get_criterion
 from accsim.run.parallel import ordered_map
 from accsim.run.strategies import (
     CONTROL_KINDS,
-    CRITERIA,
     Adaptive,
     Control,
     MultiLevel,
@@ -158,7 +158,7 @@ def make_strategy(kind: str, *, low=None, high=None, levels=None, tau=None,
             raise ValueError("give either tau or budget, not both")
         if high is None:
             raise ValueError("adaptive strategy needs a high model")
-        cs = "+cs" if estimate == "cs" and criterion in ("predicted", "absolute") else ""
+        cs = "+cs" if estimate == "cs" and get_criterion(criterion).estimate else ""
         return Adaptive(low, high, math.nan, criterion=criterion, guard=guard,
                         constant=constant, estimate=estimate, zero=zero,
                         output_kappa=output_kappa, budget=float(budget),
@@ -170,9 +170,8 @@ def make_strategy(kind: str, *, low=None, high=None, levels=None, tau=None,
     if kind == "adaptive":
         if high is None:
             raise ValueError("adaptive strategy needs a high model")
-        lab = {"authors": "authors-tol=", "absolute": "absolute-tau="}.get(
-            criterion, "adaptive-tau=") + format_tau(tau)
-        if estimate == "cs" and (criterion in ("predicted", "absolute") or guard):
+        lab = get_criterion(criterion).label + format_tau(tau)
+        if estimate == "cs" and (get_criterion(criterion).estimate or guard):
             g += "+cs"
         return Adaptive(low, high, tau, criterion=criterion, guard=guard, constant=constant,
                         estimate=estimate, zero=zero, output_kappa=output_kappa,
@@ -438,8 +437,7 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
         if control not in CONTROL_KINDS:
             raise ValueError(f"unknown control {control!r}; valid: none, "
                              f"{', '.join(CONTROL_KINDS)}")
-    if criterion not in CRITERIA:
-        raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
+    check_criterion(criterion)
     net = load_network(network)
     lo = resolve_model(low, where="low") if (low is not None and levels is None) else None
     hi = resolve_model(high, where="high") if high is not None else None
