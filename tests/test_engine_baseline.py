@@ -38,11 +38,14 @@ TIMING = ("run_seconds", "simulated_macs_per_second", "accsim_version")
 
 
 def fingerprint() -> dict:
-    """What the bits of binary64 BLAS products depend on besides accsim."""
+    """What the bits of binary64 BLAS products depend on besides accsim: numpy's
+    version and its BLAS (library, version, kernel architecture; other BLAS copies
+    loaded by torch or scipy do not compute numpy's products)."""
     from threadpoolctl import threadpool_info
 
     blas = [{k: d.get(k) for k in ("internal_api", "version", "architecture")}
-            for d in threadpool_info() if d.get("user_api") == "blas"]
+            for d in threadpool_info()
+            if d.get("user_api") == "blas" and "numpy" in str(d.get("filepath"))]
     return {"numpy": np.__version__, "blas": blas}
 
 

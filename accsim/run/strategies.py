@@ -534,7 +534,7 @@ class Control(Strategy):
     it shows how much a perfect criterion could gain). All recompute on the matched
     strategy's highest model; random and oracle pay no estimation pass.
 
-    The matched strategy must run before the control on the same batch (the executor
+    The matched strategy must run before the control on the same batch (run_plan
     runs strategies in list order; :func:`accsim.run.experiment.prepare` checks it).
     """
 
