@@ -17,7 +17,7 @@ from helpers import run_network as run_batch
 import networks
 from accsim.accumulators.factory import build_model
 from accsim.analysis.stats import bootstrap_ci, mcnemar, paired_summary
-from accsim.graph.engine import ComputeCache, LayerContext
+from accsim.graph.engine import ComputeCache, TaskContext
 from accsim.numbers import exact
 from accsim.run.experiment import Plan, run_plan, to_dataset
 from accsim.run.strategies import (
@@ -82,7 +82,7 @@ def test_cauchy_schwarz_estimate_is_an_upper_bound_and_billed_O_n():
     lay = net.layers[0]
     X = np.ascontiguousarray(x.T.astype(np.float64))
     C = np.ascontiguousarray(np.broadcast_to(lay.b[:, None], (lay.W.shape[0], X.shape[1])))
-    ctx = LayerContext(0, lay, X, C, 0)
+    ctx = TaskContext(0, lay, X, C, 0)
     S_cs = cauchy_schwarz_estimate(ctx)
     S = exact.matmul(np.abs(lay.W), np.abs(X), np.abs(C))
     assert np.all(S_cs >= S)
@@ -190,7 +190,7 @@ def test_oracle_takes_the_largest_errors():
     lay = net.layers[0]
     X = np.ascontiguousarray(x.T.astype(np.float64))
     C = np.ascontiguousarray(np.broadcast_to(lay.b[:, None], (lay.W.shape[0], X.shape[1])))
-    ctx = LayerContext(0, lay, X, C, 5)
+    ctx = TaskContext(0, lay, X, C, 5)
     v = ctx.compute(lo)
     o = Control(lo, hi, "oracle", "a", label="o")
     mask = o.select(ctx, v, 30)

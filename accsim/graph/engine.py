@@ -56,7 +56,7 @@ import numpy as np
 from accsim.accumulators.base import run_model
 from accsim.run.strategies import Decision, Strategy, model_key
 
-__all__ = ["TaskContext", "LayerContext", "TaskResult", "ComputeCache", "run_task",
+__all__ = ["TaskContext", "TaskResult", "ComputeCache", "run_task",
            "task_seed", "ExactPass", "PROB_FAILURE", "BIAS_MODES", "add_bias_after",
            "check_bias"]
 
@@ -298,10 +298,6 @@ class TaskContext:
         from accsim.analysis.kappa import kappa_phi
 
         return np.asarray(kappa_phi(z, self.activation), np.float64)
-
-
-#: The name the strategies' docstrings and older callers use.
-LayerContext = TaskContext
 
 
 @dataclass
