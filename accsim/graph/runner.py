@@ -24,6 +24,7 @@ computed pre-activations and rounded once to ``act_format``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -113,8 +114,9 @@ class OpResult:
     bound_prob: np.ndarray | None = None
     propagated: np.ndarray | None = None
 
-    @property
+    @cached_property
     def abs_error(self):
+        """``|computed - exact|`` (computed once: the tally reads it three times)."""
         with np.errstate(invalid="ignore"):
             return np.abs(self.computed - self.exact)
 
