@@ -48,11 +48,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["KINDS", "MARKER", "Existing", "OutputBusy", "OutputLock", "check_fileset",
-           "check_path_length", "check_replace", "check_target", "clean_fileset_leftovers",
-           "clean_leftovers", "config_digest", "inspect", "manifest_path", "png_kind",
-           "publish", "publish_dir", "publish_fileset", "publish_png", "read_attrs",
-           "read_fileset", "read_marker", "stamp_png", "write_marker"]
+__all__ = ["KINDS", "MARKER", "Existing", "OutputBusy", "OutputLock", "Unit",
+           "check_fileset", "check_path_length", "check_replace", "check_target",
+           "check_unit", "clean_fileset_leftovers", "clean_leftovers", "config_digest",
+           "inspect", "manifest_path", "png_kind", "publish", "publish_dir",
+           "publish_fileset", "publish_png", "read_attrs", "read_fileset", "read_marker",
+           "read_unit", "stamp_png", "tree_sha256", "unit_manifest", "write_marker"]
 
 #: The kinds of output accsim writes (attribute ``accsim_kind``).
 KINDS = ("run", "verify", "sweep")
@@ -435,12 +436,15 @@ class OutputLock:
 
 def clean_leftovers(path: str | os.PathLike) -> list[Path]:
     """Remove ``.NAME.*.tmp`` / ``.NAME.*.old`` / ``.NAME.*.probe`` next to ``path``
-    (left by killed runs); call it under :class:`OutputLock`. Returns what was removed."""
+    (left by killed runs), after putting back the previous unit of ``path`` if a
+    command was killed while publishing one (:meth:`Unit.recover`); call it under
+    :class:`OutputLock`. Returns what was removed."""
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
     removed = []
     if not parent.is_dir():
         return removed
+    Unit.recover(p)  # a unit killed while publishing: its previous parts go back first
     pat = re.compile(r"^\." + re.escape(p.name) + r"\.[^/]*\.(tmp|old|probe)$")
     for entry in parent.iterdir():
         if pat.match(entry.name):
@@ -732,3 +736,229 @@ def read_fileset(stem: str | os.PathLike, kind: str) -> dict:
                              "(changed or removed since it was written): rerun it")
         out[name] = p
     return out
+
+
+# ------------------------------------------------------------------------ units
+def tree_sha256(path: str | os.PathLike) -> str | None:
+    """SHA-256 of a file, or of a directory's relative file names and contents (sorted);
+    None when nothing is there."""
+    p = Path(path)
+    if p.is_symlink() or p.is_file():
+        return _sha256(p) if p.is_file() else None
+    if not p.is_dir():
+        return None
+    h = hashlib.sha256()
+    for f in sorted(q for q in p.rglob("*") if q.is_file() or q.is_symlink()):
+        h.update(str(f.relative_to(p)).encode() + b"\0")
+        h.update((_sha256(f) if f.is_file() and not f.is_symlink() else "link").encode())
+    return h.hexdigest()
+
+
+def unit_manifest(main: str | os.PathLike) -> Path:
+    """The manifest of the output unit whose main part (the dataset) is ``main``:
+    ``.NAME.accsim.json`` beside it (:class:`Unit`)."""
+    return manifest_path(main)
+
+
+def read_unit(main: str | os.PathLike) -> dict | None:
+    """The manifest of the unit of ``main`` (:class:`Unit`), None when there is none;
+    ``ValueError`` when it is unreadable."""
+    m = unit_manifest(main)
+    if not m.exists() and not m.is_symlink():
+        return None
+    try:
+        if m.is_symlink() or not m.is_file():
+            raise ValueError("not a regular file")
+        data = json.loads(m.read_text())
+        if not (isinstance(data, dict) and isinstance(data.get("parts"), dict)
+                and isinstance(data.get("id"), str)):
+            raise ValueError("not an accsim unit manifest")
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{str(main)!r}: its manifest {m.name} is unreadable ({exc}): "
+                         "rerun the command that wrote it") from None
+    return data
+
+
+def check_unit(main: str | os.PathLike, publish_id) -> dict | None:
+    """What accsim's readers check before trusting the dataset ``main`` of a unit:
+    its manifest (if any) is complete and names the dataset's ``publish_id``.
+    ``ValueError`` otherwise; returns the manifest (None for outputs written before
+    units existed, which have none)."""
+    man = read_unit(main)
+    if man is None:
+        return None
+    if man.get("state") != "complete":
+        raise ValueError(f"{str(main)!r}: this output is incomplete (a command was "
+                         "killed while publishing it); the next accsim command on this "
+                         "output restores the previous one, or rerun it")
+    if publish_id != man["id"]:
+        raise ValueError(f"{str(main)!r} does not match its manifest "
+                         f"{unit_manifest(main).name} (it was replaced or changed by "
+                         "something other than accsim): rerun the command")
+    return man
+
+
+class Unit:
+    """A multi-file output (a dataset with its image folder or PNG) published as one
+    unit: every part is written into a temporary directory beside its destination
+    (:meth:`stage`), then :meth:`publish` swaps them in behind a manifest
+    (:func:`unit_manifest`).
+
+    The manifest is written in state ``"publishing"`` (the new parts' SHA-256 and the
+    previous ones) before any part is replaced; each part is exchanged in
+    (``renameat2(RENAME_EXCHANGE)``; a file by ``os.replace`` after a hard link keeps
+    the old one) with the previous part kept aside (``.NAME.ID.old``); the manifest is
+    rewritten in state ``"complete"`` (the commit point), then the old parts are
+    removed. Parts of the previous unit that this one does not write (an image folder
+    of a run that had plots) are moved aside and removed with them, if unchanged.
+
+    A command killed before the commit leaves the previous parts on disk: accsim's
+    readers refuse the output as incomplete (:func:`check_unit`) and the next command
+    on it puts the previous unit back exactly (:meth:`recover`, under the
+    :class:`OutputLock`) before doing anything else. ``publish_id`` (a fresh UUID,
+    :attr:`id`) is stored in the dataset's attributes and in the manifest: a reader
+    compares them.
+    """
+
+    def __init__(self, main: str | os.PathLike, kind: str):
+        import uuid
+
+        self.main = Path(main)
+        self.kind = kind
+        self.id = uuid.uuid4().hex
+        self.parts: dict[Path, Path] = {}
+        self._tmps: list[Path] = []
+
+    def __enter__(self) -> Unit:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for t in self._tmps:
+            shutil.rmtree(t, ignore_errors=True)
+
+    def stage(self, dest: str | os.PathLike) -> Path:
+        """The path where the part ``dest`` is to be written (inside a fresh temporary
+        directory beside ``dest``); nothing is created at it."""
+        dest = Path(dest)
+        tmp = _sibling_tmp(dest)
+        self._tmps.append(tmp)
+        self.parts[dest] = tmp / dest.name
+        return self.parts[dest]
+
+    def _aside(self, dest: Path) -> Path:
+        return dest.with_name(f".{dest.name}.{self.id[:12]}.old")
+
+    @staticmethod
+    def _write(main: Path, man: dict) -> None:
+        _write_json_atomic(unit_manifest(main), man)
+
+    def publish(self) -> list[Path]:
+        """Swap the staged parts in as one unit (see the class docstring); returns the
+        destinations. Call it under the main part's :class:`OutputLock`."""
+        parent = self.main.parent if str(self.main.parent) else Path(".")
+        old = None
+        try:
+            old = read_unit(self.main)
+        except ValueError:
+            pass
+        old_parts = old["parts"] if old and old.get("state") == "complete" and \
+            old.get("accsim_kind") == self.kind else {}
+        new = {d.name: tree_sha256(s) for d, s in self.parts.items()}
+        if None in new.values():
+            missing = [n for n, h in new.items() if h is None]
+            raise ValueError(f"nothing was written for {', '.join(missing)}")
+        moves: dict[str, dict] = {}
+        for dest in self.parts:
+            if dest.exists() or dest.is_symlink():
+                moves[dest.name] = {"sha": tree_sha256(dest),
+                                    "aside": self._aside(dest).name}
+            else:
+                moves[dest.name] = {"sha": None, "aside": None}
+        stale = [parent / n for n, h in old_parts.items()
+                 if n not in new and tree_sha256(parent / n) == h]
+        for dest in stale:
+            moves[dest.name] = {"sha": old_parts[dest.name],
+                                "aside": self._aside(dest).name}
+        self._write(self.main, {"accsim_kind": self.kind, "state": "publishing",
+                                "id": self.id, "parts": new, "previous": moves,
+                                "previous_id": old["id"] if old else None})
+        asides = []
+        for dest, src in self.parts.items():
+            if moves[dest.name]["aside"] is None:
+                os.rename(src, dest)
+                continue
+            aside = self._aside(dest)
+            if dest.is_dir() and src.is_dir() and _exchange(src, dest):
+                os.rename(src, aside)  # the previous part, kept until the commit
+            elif dest.is_dir() or src.is_dir():
+                os.rename(dest, aside)
+                os.rename(src, dest)
+            else:
+                try:
+                    os.link(dest, aside)
+                except OSError:  # no hard links here: a copy keeps the previous file
+                    shutil.copy2(dest, aside)
+                os.replace(src, dest)
+            asides.append(aside)
+        for dest in stale:
+            os.rename(dest, self._aside(dest))
+            asides.append(self._aside(dest))
+        self._write(self.main, {"accsim_kind": self.kind, "state": "complete",
+                                "id": self.id, "parts": new})
+        for a in asides:
+            _remove(a)
+        return list(self.parts)
+
+    @classmethod
+    def recover(cls, main: str | os.PathLike) -> bool:
+        """Put back the previous unit of ``main`` when a command was killed while
+        publishing a new one (its manifest is in state ``"publishing"``); call it under
+        the :class:`OutputLock`, before :func:`clean_leftovers`. True when something was
+        restored or removed."""
+        main = Path(main)
+        try:
+            man = read_unit(main)
+        except ValueError:
+            return False
+        if man is None or man.get("state") != "publishing":
+            return False
+        parent = main.parent if str(main.parent) else Path(".")
+        restored = {}
+        for name, mv in (man.get("previous") or {}).items():
+            dest = parent / name
+            prev, aside = mv.get("sha"), mv.get("aside")
+            aside = parent / aside if aside else None
+            here, fresh = tree_sha256(dest), man["parts"].get(name)
+            if prev is not None and here == prev:
+                pass  # never moved, or already put back
+            elif aside is not None and (aside.exists() or aside.is_symlink()):
+                if here is None:
+                    os.rename(aside, dest)
+                elif here != fresh:
+                    continue  # neither the previous part nor the new one: left alone
+                elif dest.is_dir() and aside.is_dir() and _exchange(aside, dest):
+                    pass  # the new part is now at the aside path, removed below
+                elif dest.is_dir():
+                    _remove(dest)
+                    os.rename(aside, dest)
+                else:
+                    os.replace(aside, dest)
+            elif prev is None and here is not None and here == fresh:
+                _remove(dest)
+            if aside is not None and (aside.exists() or aside.is_symlink()):
+                _remove(aside)
+            if prev is not None:
+                restored[name] = prev
+        if restored and man.get("previous_id"):
+            cls._write(main, {"accsim_kind": man["accsim_kind"], "state": "complete",
+                              "id": man["previous_id"], "parts": restored})
+        else:
+            unit_manifest(main).unlink(missing_ok=True)
+        return True
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
