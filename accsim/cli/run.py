@@ -143,11 +143,11 @@ def _run_output(cfg, config, out, out_given, plots, console, quiet, force, clien
     digest = config_digest(cfg.model_dump(exclude={"run": {"output", "plots"}}))
     option = "--out" if out_given else "run.output"
     with OutputLock(out, option):
+        clean_leftovers(out)  # first: puts back a unit killed while being published
+        clean_leftovers(_img_dir(out))
         check_replace(out, "run", digest, force=force, option=option)
-        clean_leftovers(out)
         if plots if plots is not None else cfg.run.plots:
             check_target(_img_dir(out), "run-plots", option="plots")
-            clean_leftovers(_img_dir(out))
         return _run_locked(cfg, config, out, plots, console, digest, quiet, client)
 
 
@@ -269,5 +269,6 @@ def register(app: typer.Typer) -> None:
             error(str(exc))
             raise typer.Exit(code=2) from None
         except OSError as exc:  # e.g. the disk filled up while writing
-            error(f"cannot write the results: {exc}")
+            error(f"cannot write the results: {exc}; the previous output (if any) is "
+                  "unchanged")
             raise typer.Exit(code=1) from None

@@ -156,11 +156,11 @@ def verify_command(model_name: str, n: str, kappa: str, samples: int, seed: int,
     digest = config_digest({"model": model_name, "n": sizes, "kappa": kappas,
                             "samples": samples, "seed": seed, "kind": kind})
     with OutputLock(out, "--out"):
+        clean_leftovers(out)  # first: puts back a unit killed while being published
+        clean_leftovers(out.with_suffix(".png"))
         check_replace(out, "verify", digest, force=force, option="--out")
-        clean_leftovers(out)
         if plot:
             check_target(out.with_suffix(".png"), "verify", option="the plot")
-            clean_leftovers(out.with_suffix(".png"))
         return _verify_locked(model, model_name, sizes, kappas, samples, seed, out, kind,
                               plot, console, digest)
 
@@ -280,5 +280,6 @@ def register(app: typer.Typer) -> None:
             error(str(exc))
             raise typer.Exit(code=2) from None
         except OSError as exc:  # e.g. the disk filled up while writing
-            error(f"cannot write the results: {exc}")
+            error(f"cannot write the results: {exc}; the previous output (if any) is "
+                  "unchanged")
             raise typer.Exit(code=1) from None

@@ -286,8 +286,10 @@ def _generation(p: Path):
         pid = json.loads((p / "zarr.json").read_text())["attributes"].get("publish_id")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pid = None
-    try:
-        man = unit_manifest(p).read_text()
+    try:  # each publish writes a new manifest file (a new inode and time stamp)
+        m = unit_manifest(p)
+        st = os.stat(m)
+        man = (st.st_ino, st.st_mtime_ns, m.read_text())
     except OSError:
         man = None
     return ino, pid, man

@@ -868,10 +868,13 @@ class Unit:
             missing = [n for n, h in new.items() if h is None]
             raise ValueError(f"nothing was written for {', '.join(missing)}")
         moves: dict[str, dict] = {}
-        for dest in self.parts:
+        for dest, src in self.parts.items():
             if dest.exists() or dest.is_symlink():
+                # the previous part ends up at "aside", or, if the command dies between
+                # the exchange and that rename, at the staging path "staged"
                 moves[dest.name] = {"sha": tree_sha256(dest),
-                                    "aside": self._aside(dest).name}
+                                    "aside": self._aside(dest).name,
+                                    "staged": os.path.relpath(src, parent)}
             else:
                 moves[dest.name] = {"sha": None, "aside": None}
         stale = [parent / n for n, h in old_parts.items()
@@ -879,35 +882,68 @@ class Unit:
         for dest in stale:
             moves[dest.name] = {"sha": old_parts[dest.name],
                                 "aside": self._aside(dest).name}
-        self._write(self.main, {"accsim_kind": self.kind, "state": "publishing",
-                                "id": self.id, "parts": new, "previous": moves,
-                                "previous_id": old["id"] if old else None})
-        asides = []
-        for dest, src in self.parts.items():
-            if moves[dest.name]["aside"] is None:
-                os.rename(src, dest)
-                continue
-            aside = self._aside(dest)
-            if dest.is_dir() and src.is_dir() and _exchange(src, dest):
-                os.rename(src, aside)  # the previous part, kept until the commit
-            elif dest.is_dir() or src.is_dir():
-                os.rename(dest, aside)
-                os.rename(src, dest)
-            else:
-                try:
-                    os.link(dest, aside)
-                except OSError:  # no hard links here: a copy keeps the previous file
-                    shutil.copy2(dest, aside)
-                os.replace(src, dest)
-            asides.append(aside)
+        keep = None  # the previous manifest, put back as is by a rollback
+        if old is not None:
+            keep = self.main.with_name(f".{self.main.name}.{self.id[:12]}.manifest.old")
+            try:
+                os.link(unit_manifest(self.main), keep)
+            except OSError:
+                shutil.copy2(unit_manifest(self.main), keep)
+        try:
+            self._write(self.main, {"accsim_kind": self.kind, "state": "publishing",
+                                    "id": self.id, "parts": new, "previous": moves,
+                                    "previous_id": old["id"] if old else None,
+                                    "previous_manifest": keep.name if keep else None})
+        except BaseException:
+            if keep is not None:
+                keep.unlink(missing_ok=True)
+            raise
+        try:
+            asides = self._swap_in(moves, stale)
+            self._write(self.main, {"accsim_kind": self.kind, "state": "complete",
+                                    "id": self.id, "parts": new})
+        except BaseException:
+            # a failure (full disk, interrupt) before the commit: put the previous unit
+            # back now; if even that fails, the next command on this output does it
+            try:
+                self.recover(self.main)
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                pass
+            raise
+        for a in [*asides, keep]:
+            if a is not None:
+                _remove(a)
+        return list(self.parts)
+
+    def _swap_in(self, moves: dict, stale: list[Path]) -> list[Path]:
+        """Move the staged parts to their destinations (previous parts aside) and the
+        stale parts of the previous unit aside; returns the aside paths."""
+        asides = [self._swap_part(dest, src, moves[dest.name]["aside"] is not None)
+                  for dest, src in self.parts.items()]
         for dest in stale:
             os.rename(dest, self._aside(dest))
             asides.append(self._aside(dest))
-        self._write(self.main, {"accsim_kind": self.kind, "state": "complete",
-                                "id": self.id, "parts": new})
-        for a in asides:
-            _remove(a)
-        return list(self.parts)
+        return [a for a in asides if a is not None]
+
+    def _swap_part(self, dest: Path, src: Path, existed: bool) -> Path | None:
+        """Put the staged part ``src`` at ``dest``; the previous part (if ``existed``)
+        goes to its aside path, which is returned."""
+        if not existed:
+            os.rename(src, dest)
+            return None
+        aside = self._aside(dest)
+        if dest.is_dir() and src.is_dir() and _exchange(src, dest):
+            os.rename(src, aside)  # the previous part, kept until the commit
+        elif dest.is_dir() or src.is_dir():
+            os.rename(dest, aside)
+            os.rename(src, dest)
+        else:
+            try:
+                os.link(dest, aside)
+            except OSError:  # no hard links here: a copy keeps the previous file
+                shutil.copy2(dest, aside)
+            os.replace(src, dest)
+        return aside
 
     @classmethod
     def recover(cls, main: str | os.PathLike) -> bool:
@@ -925,9 +961,16 @@ class Unit:
         parent = main.parent if str(main.parent) else Path(".")
         restored = {}
         for name, mv in (man.get("previous") or {}).items():
+            if not (isinstance(mv, dict) and _beside(name) and _beside(mv.get("aside"))
+                    and _beside(mv.get("staged"), staged=True)):
+                continue  # not a path beside the output: never followed
             dest = parent / name
             prev, aside = mv.get("sha"), mv.get("aside")
             aside = parent / aside if aside else None
+            staged = parent / mv["staged"] if mv.get("staged") else None
+            if aside is not None and not (aside.exists() or aside.is_symlink()) and \
+                    staged is not None and prev is not None and tree_sha256(staged) == prev:
+                aside = staged  # killed between the exchange and the rename aside
             here, fresh = tree_sha256(dest), man["parts"].get(name)
             if prev is not None and here == prev:
                 pass  # never moved, or already put back
@@ -945,16 +988,46 @@ class Unit:
                     os.replace(aside, dest)
             elif prev is None and here is not None and here == fresh:
                 _remove(dest)
-            if aside is not None and (aside.exists() or aside.is_symlink()):
-                _remove(aside)
-            if prev is not None:
+            if prev is not None and tree_sha256(dest) == prev:
                 restored[name] = prev
+            if aside is not None and (aside.exists() or aside.is_symlink()) and \
+                    (prev is None or name in restored):
+                _remove(aside)
+        main_prev = (man.get("previous") or {}).get(main.name, {}).get("sha")
+        if main_prev is not None and main.name not in restored:
+            return True  # the previous dataset could not be put back: readers refuse it
+        keep = man.get("previous_manifest")
+        keep = parent / keep if keep and _beside(keep) else None
         if restored and man.get("previous_id"):
-            cls._write(main, {"accsim_kind": man["accsim_kind"], "state": "complete",
-                              "id": man["previous_id"], "parts": restored})
+            try:
+                same = keep is not None and json.loads(keep.read_text()).get("id") == \
+                    man["previous_id"]
+            except (OSError, ValueError, AttributeError):
+                same = False
+            if same:  # the previous manifest itself, byte for byte (no space needed)
+                os.replace(keep, unit_manifest(main))
+            else:
+                cls._write(main, {"accsim_kind": man["accsim_kind"], "state": "complete",
+                                  "id": man["previous_id"], "parts": restored})
         else:
             unit_manifest(main).unlink(missing_ok=True)
+        if keep is not None:
+            keep.unlink(missing_ok=True)
         return True
+
+
+def _beside(rel, staged: bool = False) -> bool:
+    """Whether ``rel`` (from a unit manifest) names an entry beside the output: a plain
+    name, or (``staged``) ``.NAME.*.tmp/NAME``; None is allowed (nothing there)."""
+    if rel is None:
+        return True
+    if not isinstance(rel, str) or rel in ("", ".", "..") or "\0" in rel:
+        return False
+    parts = rel.split("/")
+    if staged and len(parts) == 2:
+        return parts[0].startswith(".") and parts[0].endswith(".tmp") and \
+            parts[1] not in ("", ".", "..")
+    return len(parts) == 1
 
 
 def _remove(p: Path) -> None:
