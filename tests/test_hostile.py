@@ -893,3 +893,129 @@ def test_minilm_checkpoints_are_published_as_sets(tmp_path):
         minilm_command(cfg, console=Stop())
     got = outputs.read_fileset(tmp_path / "ck", "minilm")
     assert json.loads(got["ck.json"].read_text())["sentences"] == 3
+
+
+# ====================================== 1b. readers while `sweep --force` rewrites a store
+# A plain ``xr.open_zarr(STORE)`` reads the consolidated metadata (attributes included)
+# when it opens the store and every chunk later, each by its path (zarr's LocalStore
+# resolves nothing when it opens): a rewrite in between gives it old attributes and new
+# data. No layout of the directory can prevent that for every reader (a chunk's path is
+# fixed by the variable's name, so some later version must write it again). accsim's
+# readers (``open_results``, ``accsim.open_dataset``) compare the published dataset's
+# ``publish_id`` before and after the read and read again on a change: they must never
+# return a mixture. The two versions differ in attributes and in every data value.
+def _version(ds, refs) -> str:
+    """'A' or 'B' when ``ds`` is entirely version A or B of ``refs``, else 'mixed'."""
+    by_attrs = [k for k, r in refs.items() if ds.attrs["sweep_name"] == r.attrs["sweep_name"]
+                and ds.attrs["master_seed"] == r.attrs["master_seed"]]
+    by_data = [k for k, r in refs.items() if all(
+        np.array_equal(ds[v].values, r[v].values) for v in ("accuracy", "max_rel_error",
+                                                            "cell_seed"))]
+    return by_attrs[0] if by_attrs == by_data and len(by_attrs) == 1 else "mixed"
+
+
+@pytest.fixture
+def two_versions(tmp_path):
+    from accsim.batch import load_config, open_results, run_sweep
+
+    sweeps, refs = {}, {}
+    for k, (name, seed) in {"A": ("s1", 3), "B": ("s2", 4)}.items():
+        sweeps[k] = load_config(_sweep_cfg(tmp_path, name, SWEEP.format(name=name)
+                                           .replace("seed = 3", f"seed = {seed}")))
+        ref = tmp_path / f"ref{k}.zarr"
+        assert run_sweep(sweeps[k], ref, cell_fn=DOUBLE, progress=False).ok
+        refs[k] = open_results(ref)
+    assert not np.array_equal(refs["A"]["accuracy"].values, refs["B"]["accuracy"].values)
+    store = tmp_path / "S.zarr"
+    assert run_sweep(sweeps["A"], store, cell_fn=DOUBLE, progress=False).ok
+
+    def rewrite(k):
+        assert run_sweep(sweeps[k], store, cell_fn=DOUBLE, progress=False, force=True).ok
+
+    return store, refs, rewrite
+
+
+def _readers():
+    import accsim
+    from accsim.batch import open_results
+
+    return {"open_results": open_results, "open_dataset": accsim.open_dataset}
+
+
+def test_a_rewrite_between_open_and_load_is_never_returned_mixed_A171(two_versions,
+                                                                      monkeypatch):
+    import xarray as xr
+
+    store, refs, rewrite = two_versions
+    # the hazard, made deterministic: a plain reader opened before a rewrite mixes
+    lazy = xr.open_zarr(store)
+    rewrite("B")
+    assert _version(lazy.load(), refs) == "mixed"
+    real = xr.open_zarr
+    for name, read in _readers().items():
+        for old, new in (("B", "A"), ("A", "B")):
+            fired = []
+
+            def open_then_rewrite(*a, _new=new, _fired=fired, **k):
+                ds = real(*a, **k)
+                if not _fired:  # once: the rewrite lands between open and load
+                    _fired.append(1)
+                    rewrite(_new)
+                return ds
+
+            monkeypatch.setattr(xr, "open_zarr", open_then_rewrite)
+            got = read(store)
+            monkeypatch.setattr(xr, "open_zarr", real)
+            assert fired, name
+            assert _version(got, refs) == new, (name, old, new)
+
+
+@pytest.mark.slow
+def test_readers_under_concurrent_force_rewrites_A171(two_versions, monkeypatch):
+    import asyncio
+    import threading
+
+    import xarray as xr
+    from zarr.storage import LocalStore
+
+    store, refs, rewrite = two_versions
+    real_get = LocalStore.get
+
+    async def slow_get(self, *a, **k):  # every chunk read takes a while: reads overlap
+        await asyncio.sleep(0.002)     # the rewrites often (the plain reader shows it)
+        return await real_get(self, *a, **k)
+
+    monkeypatch.setattr(LocalStore, "get", slow_get)
+
+    def plain(p):
+        with xr.open_zarr(p) as ds:
+            return ds.load()
+
+    readers = {**_readers(), "plain": plain}
+    seen = {name: {"A": 0, "B": 0, "mixed": 0, "error": 0} for name in readers}
+    stop = threading.Event()
+
+    def loop(name):
+        while not stop.is_set():
+            try:
+                v = _version(readers[name](store), refs)
+            except Exception:  # noqa: BLE001 - counted
+                v = "error"
+            seen[name][v] += 1
+
+    threads = [threading.Thread(target=loop, args=(n,)) for n in readers]
+    for t in threads:
+        t.start()
+    try:
+        for k in range(12):
+            rewrite("BA"[k % 2])
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    for name in _readers():
+        s = seen[name]
+        assert s["mixed"] == 0 and s["error"] == 0 and s["A"] and s["B"], (name, seen)
+    print(f"\nA171 stress, reads per reader: {seen}")
+    # the stress did reach the window: the plain reader got mixed or failed reads
+    assert seen["plain"]["mixed"] + seen["plain"]["error"] > 0, seen

@@ -18,10 +18,12 @@ this one guard (``docs/datasets.md``, "Guarantees"):
   even with ``--force``.
 * **Atomic publish.** An output is written next to its destination (``.NAME.*.tmp``)
   and swapped in with one ``renameat2(RENAME_EXCHANGE)`` (Linux; a file is replaced by
-  ``rename``, atomic on POSIX): a reader sees the old output or the new one, never a
-  mixture, and a writer killed at any moment leaves the old output intact. A set of
-  files is published with a manifest written last and checked by
-  :func:`read_fileset`.
+  ``rename``, atomic on POSIX): the path always holds a complete output, and a writer
+  killed at any moment leaves the old output intact. accsim's readers check a
+  ``publish_id`` around their read and never return a mixture (a plain
+  ``xarray.open_zarr`` overlapping a swap can: ``docs/datasets.md``, "Readers"). A set
+  of files is published with a manifest written last and checked by
+  :func:`read_fileset`; a dataset with its plots as a :class:`Unit`.
 * **One writer at a time.** :class:`OutputLock` takes an exclusive ``flock`` on
   ``.NAME.lock`` next to the output for the whole command (created with ``O_CREAT |
   O_EXCL | O_NOFOLLOW``; a symbolic link there is refused, never followed); a second
