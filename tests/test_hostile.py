@@ -332,6 +332,25 @@ def test_a_lock_file_symlink_is_never_followed_A045(tmp_path, kind):
     assert victim.read_text() == "precious"
 
 
+@pytest.mark.parametrize("what", ["symlink", "directory"])
+@pytest.mark.parametrize("kind", ["run", "verify", "sweep"])
+def test_a_planted_unit_manifest_is_never_followed(tmp_path, kind, what):
+    # the manifest of a run/verify unit (.OUT.accsim.json): a symbolic link or a
+    # directory planted there is refused before any work, its target untouched
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    m = tmp_path / ".o.zarr.accsim.json"
+    if what == "symlink":
+        m.symlink_to(victim)
+    else:
+        m.mkdir()
+        (m / "mine.txt").write_text("mine")
+    r = _command(kind, tmp_path, tmp_path / "o.zarr")
+    assert r.exit_code == 2 and "not a regular file" in r.output, r.output
+    assert victim.read_text() == "precious" and not (tmp_path / "o.zarr").exists()
+    assert m.is_symlink() if what == "symlink" else (m / "mine.txt").read_text() == "mine"
+
+
 def test_lock_file_is_created_exclusively_and_reused_after_a_kill(tmp_path):
     out = tmp_path / "x.zarr"
     stale = tmp_path / ".x.zarr.lock"

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_hostile import cli as _cli
 from test_store_safety import run_cfg, tree
 from typer.testing import CliRunner
 
@@ -37,14 +38,6 @@ def _args(kind, tmp_path, version):
         return ["run", str(cfg), "--out", str(tmp_path / "o.zarr"), "--plots"]
     return ["verify", "-m", "fp16-recursive-rne", "-o", str(tmp_path / "o.zarr"), "--n",
             "4", "--kappa", "1", "--samples", str(1 + version), "--plot"]
-
-
-def _cli(*args):
-    r = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in r.output, r.output
-    if r.exception is not None and not isinstance(r.exception, SystemExit):
-        raise AssertionError(f"uncaught {type(r.exception).__name__}: {r.exception}")
-    return r
 
 
 def _outputs(tmp_path) -> dict:

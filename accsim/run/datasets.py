@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -207,21 +208,22 @@ def save(ds: xr.Dataset, path: str | os.PathLike, engine: str | None = None,
          *, overwrite: bool = True, unit=None) -> Path:
     """Write ``ds`` atomically to ``path`` (zarr directory or netCDF file via h5netcdf).
 
-    The dataset is published as the main part of an output unit
-    (:class:`accsim.run.outputs.Unit`): written into a temporary directory beside
-    ``path``, with the unit's ``publish_id`` in its attributes, then swapped into place
-    behind the unit's manifest (readers see the old dataset or the new one, never a
-    mixture: :func:`load` checks); on any error the temporary is removed and an
-    existing ``path`` is left untouched. Given ``unit``, the dataset is only staged in
-    it and the caller publishes the unit with its other parts (plots). Zarr stores
+    The data go to a temporary path in the same directory (``.NAME.*.tmp``), then are
+    swapped into place (:func:`accsim.run.outputs.publish`): the path always holds a
+    complete dataset; on any error the temporary is removed and an existing ``path`` is
+    left untouched. Given ``unit`` (:class:`accsim.run.outputs.Unit`), the dataset is
+    only staged in it, with the unit's ``publish_id`` in its attributes, and the caller
+    publishes the unit with its other parts (plots) behind the unit's manifest, which
+    :func:`load` checks; a dataset replacing such a unit is published as a unit of its
+    own (the previous unit's parts it does not write are removed with it). Zarr stores
     carry consolidated metadata (one read opens them; ``xarray.open_zarr`` needs no
     fallback). A netCDF file is built in memory and written with ordinary file I/O, so
     a full disk is an ``OSError``, never a crash inside HDF5. ``engine`` defaults from
-    the extension (``.nc`` -> netCDF, else zarr). Whether an existing ``path`` may be
-    replaced at all is the caller's decision
+    the extension (``.nc`` -> netCDF, else zarr).
+    Whether an existing ``path`` may be replaced at all is the caller's decision
     (:func:`accsim.run.outputs.check_replace`).
     """
-    from accsim.run.outputs import Unit
+    from accsim.run.outputs import Unit, publish, unit_manifest
 
     ds = normalise(ds)
     validate(ds)
@@ -232,9 +234,18 @@ def save(ds: xr.Dataset, path: str | os.PathLike, engine: str | None = None,
     if unit is not None:
         _write(ds.assign_attrs(publish_id=unit.id), unit.stage(p), eng)
         return p
-    with Unit(p, str(ds.attrs.get("accsim_kind") or "dataset")) as u:
-        _write(ds.assign_attrs(publish_id=u.id), u.stage(p), eng)
-        u.publish()
+    if unit_manifest(p).exists():  # replacing a unit: a new one, without the old parts
+        with Unit(p, str(ds.attrs.get("accsim_kind") or "dataset")) as u:
+            save(ds, p, engine, unit=u)
+            u.publish()
+        return p
+    parent = p.parent if str(p.parent) else Path(".")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent))
+    try:
+        _write(ds, tmp / p.name, eng)
+        publish(tmp / p.name, p)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return p
 
 

@@ -192,6 +192,9 @@ def read_marker(path: str | os.PathLike) -> str | None:
 
 
 _PATH_MAX, _NAME_MAX = 4096, 255  # Linux limits.h
+#: Bytes kept free in a name for accsim's siblings of it (the longest:
+#: ``.NAME.accsim.json.PID.tmp``, the manifest being written, 13 + up to 12).
+_ROOM = 32
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _PNG_KEY = b"accsim_kind"
@@ -321,6 +324,11 @@ def check_replace(path: str | os.PathLike, kind: str, digest: str | None, *,
     does not help there: remove it yourself).
     """
     p = Path(path)
+    m = manifest_path(p)
+    if m.is_symlink() or (m.exists() and not m.is_file()):
+        raise ValueError(f"{option} {str(p)!r}: {str(m)!r} (where accsim keeps the "
+                         "manifest of this output) is not a regular file; accsim does not "
+                         "follow or replace it: remove it yourself")
     ex = inspect(p)
     if ex.state == "absent":
         return ex
@@ -532,10 +540,10 @@ def check_path_length(path: str | os.PathLike, option: str) -> None:
         raise ValueError(f"{option}: the path is {len(full)} bytes long; the limit is "
                          f"{path_max - 32} (PATH_MAX {path_max}, with room for temporaries)")
     for part in p.parts:
-        if len(os.fsencode(part)) + 24 > name_max:
+        if len(os.fsencode(part)) + _ROOM > name_max:
             raise ValueError(f"{option}: the name {part[:40]!r}... is "
                              f"{len(os.fsencode(part))} bytes long; the limit is "
-                             f"{name_max - 24} (NAME_MAX {name_max}, with room for "
+                             f"{name_max - _ROOM} (NAME_MAX {name_max}, with room for "
                              "temporaries)")
 
 
@@ -886,7 +894,7 @@ class Unit:
                                 "aside": self._aside(dest).name}
         keep = None  # the previous manifest, put back as is by a rollback
         if old is not None:
-            keep = self.main.with_name(f".{self.main.name}.{self.id[:12]}.manifest.old")
+            keep = self.main.with_name(f".{self.main.name}.{self.id[:8]}m.old")
             try:
                 os.link(unit_manifest(self.main), keep)
             except OSError:
