@@ -351,6 +351,37 @@ def test_a_planted_unit_manifest_is_never_followed(tmp_path, kind, what):
     assert m.is_symlink() if what == "symlink" else (m / "mine.txt").read_text() == "mine"
 
 
+MANIFESTS = {
+    "garbage": lambda man: "{not json",
+    "a-list": lambda man: "[1]",
+    "previous-not-a-table": lambda man: json.dumps({**man, "state": "publishing",
+                                                    "previous": [1, 2]}),
+    "previous-escaping": lambda man: json.dumps({**man, "state": "publishing", "previous": {
+        "o.zarr": 5, "../victim.txt": {"sha": None, "aside": None},
+        "victim.txt": {"sha": "0" * 64, "aside": "../victim.txt",
+                       "staged": "../../victim.txt"}}}),
+}
+
+
+@pytest.mark.parametrize("how", list(MANIFESTS))
+@pytest.mark.parametrize("kind", ["run", "verify"])
+def test_a_malformed_unit_manifest_is_no_traceback_and_moves_nothing(tmp_path, kind, how):
+    # the next command reads the manifest to put back a unit killed mid-publish: one it
+    # did not write (or that names paths outside the output's directory) moves nothing
+    out = tmp_path / "o.zarr"
+    assert _command(kind, tmp_path, out).exit_code == 0
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    m = tmp_path / ".o.zarr.accsim.json"
+    m.write_text(MANIFESTS[how](json.loads(m.read_text())))
+    r = _command(kind, tmp_path, out)
+    assert r.exit_code == 0, r.output
+    assert victim.read_text() == "precious"
+    from accsim.run.datasets import load
+
+    assert load(out).attrs["publish_id"] == json.loads(m.read_text())["id"]
+
+
 def test_lock_file_is_created_exclusively_and_reused_after_a_kill(tmp_path):
     out = tmp_path / "x.zarr"
     stale = tmp_path / ".x.zarr.lock"

@@ -969,8 +969,11 @@ class Unit:
         if man is None or man.get("state") != "publishing":
             return False
         parent = main.parent if str(main.parent) else Path(".")
+        previous = man.get("previous")
+        if not isinstance(previous, dict):
+            return False  # not a manifest accsim wrote: nothing is moved
         restored = {}
-        for name, mv in (man.get("previous") or {}).items():
+        for name, mv in previous.items():
             if not (isinstance(mv, dict) and _beside(name) and _beside(mv.get("aside"))
                     and _beside(mv.get("staged"), staged=True)):
                 continue  # not a path beside the output: never followed
@@ -1003,7 +1006,8 @@ class Unit:
             if aside is not None and (aside.exists() or aside.is_symlink()) and \
                     (prev is None or name in restored):
                 _remove(aside)
-        main_prev = (man.get("previous") or {}).get(main.name, {}).get("sha")
+        main_prev = previous.get(main.name)
+        main_prev = main_prev.get("sha") if isinstance(main_prev, dict) else None
         if main_prev is not None and main.name not in restored:
             return True  # the previous dataset could not be put back: readers refuse it
         keep = man.get("previous_manifest")
