@@ -232,3 +232,29 @@ def test_a_dataset_replaced_behind_accsims_back_is_refused(tmp_path):
     shutil.copytree(other / "o.zarr", tmp_path / "o.zarr")
     with pytest.raises(ValueError, match="does not match its manifest"):
         datasets.load(tmp_path / "o.zarr")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_accsims_reader_never_mixes_a_unit_rewritten_while_it_reads(tmp_path, monkeypatch,
+                                                                    kind):
+    import xarray as xr
+
+    import accsim
+
+    _first(kind, tmp_path)
+    old = datasets.load(tmp_path / "o.zarr")
+    real, fired = xr.open_zarr, []
+
+    def open_then_rewrite(*a, **k):
+        ds = real(*a, **k)
+        if not fired:  # once: the second output is published between open and load
+            fired.append(1)
+            assert _cli(*_args(kind, tmp_path, 1), "--force").exit_code == 0
+        return ds
+
+    monkeypatch.setattr(xr, "open_zarr", open_then_rewrite)
+    got = accsim.open_dataset(tmp_path / "o.zarr")
+    monkeypatch.undo()
+    new = datasets.load(tmp_path / "o.zarr")
+    assert fired and new.attrs["config_sha256"] != old.attrs["config_sha256"]
+    assert got.identical(new)

@@ -822,9 +822,11 @@ class Unit:
     removed. Parts of the previous unit that this one does not write (an image folder
     of a run that had plots) are moved aside and removed with them, if unchanged.
 
-    A command killed before the commit leaves the previous parts on disk: accsim's
-    readers refuse the output as incomplete (:func:`check_unit`) and the next command
-    on it puts the previous unit back exactly (:meth:`recover`, under the
+    An error or interrupt before the commit puts the previous unit back at once
+    (:meth:`recover`; the previous manifest, kept by a hard link, goes back byte for
+    byte). A command killed before the commit leaves the previous parts on disk:
+    accsim's readers refuse the output as incomplete (:func:`check_unit`) and the next
+    command on it puts the previous unit back exactly (:meth:`recover`, under the
     :class:`OutputLock`) before doing anything else. ``publish_id`` (a fresh UUID,
     :attr:`id`) is stored in the dataset's attributes and in the manifest: a reader
     compares them.
@@ -895,11 +897,12 @@ class Unit:
         keep = None  # the previous manifest, put back as is by a rollback
         if old is not None:
             keep = self.main.with_name(f".{self.main.name}.{self.id[:8]}m.old")
-            try:
-                os.link(unit_manifest(self.main), keep)
-            except OSError:
-                shutil.copy2(unit_manifest(self.main), keep)
         try:
+            if keep is not None:
+                try:
+                    os.link(unit_manifest(self.main), keep)
+                except OSError:
+                    shutil.copy2(unit_manifest(self.main), keep)
             self._write(self.main, {"accsim_kind": self.kind, "state": "publishing",
                                     "id": self.id, "parts": new, "previous": moves,
                                     "previous_id": old["id"] if old else None,
@@ -1021,7 +1024,7 @@ class Unit:
             if same:  # the previous manifest itself, byte for byte (no space needed)
                 os.replace(keep, unit_manifest(main))
             else:
-                cls._write(main, {"accsim_kind": man["accsim_kind"], "state": "complete",
+                cls._write(main, {"accsim_kind": man.get("accsim_kind"), "state": "complete",
                                   "id": man["previous_id"], "parts": restored})
         else:
             unit_manifest(main).unlink(missing_ok=True)
