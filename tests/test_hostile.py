@@ -3,7 +3,8 @@ clear error before any work, and no traceback reaches the user.
 
 The classes of the issue, each parametrised over the commands it concerns: foreign
 outputs (directories without accsim's marker, user files next to or inside an
-output), lock files that are symbolic links, multi-file outputs published as one unit,
+output), lock files and unit manifests that are symbolic links or malformed, readers
+while a store is rewritten (A171), multi-file outputs published as one unit,
 full disks, the one validation layer (TOML depth, strict types, empty lists, the seed
 rule, bounded parameters, path length, layer keys, labels), importers (bfloat16 /
 float16 tensors load; sparse, quantised, meta tensors, truncated archives and broken
