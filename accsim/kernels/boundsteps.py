@@ -9,9 +9,10 @@ over ``k`` in increasing order, as numpy's reduction over the middle axis of an
 ``(M, L, N)`` array does, so the results are the same bits. Rows are independent.
 """
 
+import numpy as np
 from numba import njit, prange
 
-from accsim.kernels.bits import JIT
+from accsim.kernels.bits import JIT, bits_to_f64, f64_to_bits
 
 NONE = -(10**6)
 
@@ -53,3 +54,50 @@ def step_trunc(A, B, k0, k1, g, out):
                 p = abs(a * B[k, j])
                 gij = g[i, j]
                 out[i, j] += p if p < gij else gij
+
+
+@njit(**JIT)
+def _next_up(x):
+    """The binary64 number after ``x`` toward ``+inf`` (``numpy.nextafter(x, inf)``:
+    NaN and ``+inf`` stay, ``-0.0`` and ``+0.0`` step to the smallest subnormal)."""
+    if x != x or x == np.inf:
+        return x
+    if x == 0.0:
+        return 5e-324
+    b = f64_to_bits(x)
+    return bits_to_f64(b + np.uint64(1)) if x > 0.0 else bits_to_f64(b - np.uint64(1))
+
+
+@njit(**JIT)
+def affine_bound(S, C, c_exact, g, eta, infl, tiny, maxv, pmax, out):
+    """The float bound ``g T + (1 + g) eta`` of a recursive or blocked sum, in one pass
+    (``accsim.accumulators.bounds``: the same operations in the same order as the numpy
+    formulas, so the same bits).
+
+    ``T = up(S infl + tiny) + |c|`` with ``S`` the binary64 BLAS ``|A||B|`` (inflated
+    into a proven upper bound), ``g = g[r]`` and ``eta = eta[r]`` the per-component
+    constants picked by ``r = 0`` where ``c`` is exact in the accumulator format
+    (``c_exact``), else ``r = 1``. ``out`` is ``+inf`` where ``T + bound >= maxv`` or
+    ``T >= pmax`` (an overflow is possible)."""
+    M, N = S.shape
+    for i in range(M):
+        for j in range(N):
+            r = 0 if c_exact[i, j] else 1
+            t = _next_up(S[i, j] * infl + tiny) + abs(C[i, j])
+            gr = g[r]
+            b = gr * t + (1.0 + gr) * eta[r]
+            out[i, j] = np.inf if (t + b >= maxv or t >= pmax) else b
+
+
+@njit(**JIT)
+def finish_bound(bound, bad_rows, bad_cols, C, scale, slack, out):
+    """``error_bound``'s last step in one pass: ``up(bound scale + slack)``, ``+inf``
+    where row ``i`` of A or column ``j`` of B or ``C[i, j]`` is not finite, or the
+    result is NaN."""
+    M, N = out.shape
+    for i in range(M):
+        for j in range(N):
+            v = _next_up(bound[i, j] * scale + slack)
+            if bad_rows[i] or bad_cols[j] or not np.isfinite(C[i, j]) or v != v:
+                v = np.inf
+            out[i, j] = v
