@@ -622,27 +622,36 @@ def _scale(x, e):
 
 @njit(**JIT)
 def _fill_row(X, beta, top, ptr, S, exps, i):
-    """Row ``i`` of :func:`slice_fill`."""
+    """Row ``i`` of :func:`slice_fill`. The remainder ``r_s`` of slice ``s`` is held in
+    the row of slice ``s`` itself until that slice replaces it (no scratch array)."""
     n = ptr[i + 1] - ptr[i]
     if n == 0:
         return
-    r = X[i].copy()
+    p0 = ptr[i]
+    K = X.shape[1]
     for s in range(n):
         sh = beta * (s + 1) - top[i]
-        exps[ptr[i] + s] = -sh
-        row = S[ptr[i] + s]
+        exps[p0 + s] = -sh
+        src = X[i] if s == 0 else S[p0 + s]
+        row = S[p0 + s]
+        nxt = s + 1 < n
+        rest = S[p0 + s + 1] if nxt else row
         if -1022 <= sh <= 1023 and -1022 <= -sh <= 1023:
             up = _pow2(sh)
             down = _pow2(-sh)
-            for k in range(r.shape[0]):
-                t = np.trunc(r[k] * up)
+            for k in range(K):
+                r = src[k]
+                t = np.trunc(r * up)
                 row[k] = t
-                r[k] -= t * down
+                if nxt:
+                    rest[k] = r - t * down
         else:
-            for k in range(r.shape[0]):
-                t = np.trunc(_scale(r[k], sh))
+            for k in range(K):
+                r = src[k]
+                t = np.trunc(_scale(r, sh))
                 row[k] = t
-                r[k] -= _scale(t, -sh)
+                if nxt:
+                    rest[k] = r - _scale(t, -sh)
 
 
 @njit(parallel=True, **JIT)
