@@ -6,7 +6,7 @@ scripts/install_pretrained.sh``; the MNIST network also needs torch). Writes
 
 For each network and accumulator model, timed in the same run on the same images:
 
-* ``kernel``: the raw matmul kernels alone, ``executor.run_model`` on every lowered
+* ``kernel``: the raw matmul kernels alone, ``accsim.accumulators.base.run_model`` on every lowered
   matmul task of the network (inputs taken from the binary64 reference run);
 * ``graph``: :func:`accsim.graph.run_graph` without the reference
   (``reference=False``): lowering (im2col), kernels, activations, rounding, the
@@ -31,7 +31,10 @@ gives the kernel time of exactly the run's tasks; the same on one thread in CPU 
 (``time.thread_time``: the share of the kernels in the work, independent of the
 machine's load); and with the default workers (both cores), as ``accsim run`` does.
 ``ratio`` = kernel time / run time (target >= 0.5); the runs' per-strategy results must
-agree bit for bit.
+agree bit for bit. With ``--before REF`` (default :data:`BEFORE`, the commit before the
+network-run speed work, when the repository has it) the network run is first measured
+on a clone of ``REF`` (its own numba cache, compiled first), in the same session, and
+its rows are labelled ``before (REF)``.
 """
 
 from __future__ import annotations
@@ -42,16 +45,18 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+# the tree whose accsim is measured: this checkout, or --tree (a clone, for --before)
+_TREE = sys.argv[sys.argv.index("--tree") + 1] if "--tree" in sys.argv else None
+sys.path.insert(0, _TREE or str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
 from accsim import round as _round  # noqa: E402
+from accsim.accumulators.base import run_model  # noqa: E402
 from accsim.graph import Assignment, run_graph  # noqa: E402
 from accsim.graph.config import load_graph_config  # noqa: E402
 from accsim.graph.experiment import load_graph, load_inputs  # noqa: E402
 from accsim.numbers import exact  # noqa: E402
-from accsim.run.executor import run_model  # noqa: E402
 from accsim.run.strategies import Uniform  # noqa: E402
 from hwmodels import resolve  # noqa: E402
 
@@ -95,7 +100,7 @@ def bench(cfg_path, n_images, reps):
 
         def kernel(m=m, tasks=tasks):
             for W, X, C in tasks:
-                run_model(m, W, X, C, 0)
+                run_model(m, W, X, C, seed=0)
 
         a = Assignment({"default": Uniform(m)}, label, scale)
         kernel()  # compile
@@ -201,15 +206,52 @@ def bench_run(n_images):
     return out
 
 
+#: The commit before the network-run speed work of issue 19 (bounds and exact kernels).
+BEFORE = "e79f940"
+
+
+def before_rows(ref, n_images):
+    """:func:`bench_run` on a clone of ``ref`` (a subprocess running this script with
+    ``--tree``); rows labelled ``before (ref)``, or none if ``ref`` is not in the repo."""
+    import subprocess
+    import tempfile
+
+    if subprocess.run(["git", "cat-file", "-e", f"{ref}^{{commit}}"], cwd=ROOT,
+                      capture_output=True).returncode:
+        print(f"--before {ref}: not a commit of this repository; skipped")
+        return []
+    with tempfile.TemporaryDirectory(prefix="accsim-before-") as tmp:
+        clone = Path(tmp) / "repo"
+        subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+        subprocess.run(["git", "checkout", "--quiet", ref], cwd=clone, check=True)
+        res = Path(tmp) / "rows.json"
+        subprocess.run([sys.executable, __file__, "--only-run", "--images", str(n_images),
+                        "--tree", str(clone), "--rows", str(res)], check=True)
+        rows = json.loads(res.read_text())
+    for r in rows:
+        r["case"] = f"before ({ref}): {r['case']}"
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--images", type=int, default=None,
                     help="MNIST images of the network run (default 200, --quick 50)")
     ap.add_argument("--only-run", action="store_true", help="only the network run")
+    ap.add_argument("--before", default=BEFORE,
+                    help=f"commit measured first for the before rows (default {BEFORE}; "
+                         "'none' skips)")
+    ap.add_argument("--tree", help=argparse.SUPPRESS)  # the clone of --before
+    ap.add_argument("--rows", help=argparse.SUPPRESS)  # where that run writes its rows
     args = ap.parse_args()
     reps = 1 if args.quick else 3
-    rows = bench_run(args.images or (50 if args.quick else 200))
+    n_images = args.images or (50 if args.quick else 200)
+    if args.rows:
+        Path(args.rows).write_text(json.dumps(bench_run(n_images)))
+        return
+    rows = before_rows(args.before, n_images) if args.before != "none" else []
+    rows += bench_run(n_images)
     if not args.only_run:
         rows += bench("configs/mnist_cnn.toml", 20, reps)
         rows += bench("configs/cifar_cnn.toml", 1 if args.quick else 2, reps)
