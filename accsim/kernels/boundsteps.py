@@ -1,5 +1,7 @@
-"""Per-step data sums of the fused-unit error bound (``accsim.accumulators.bounds.
-fused_bound``, float mode), without the ``(M, L, N)`` temporaries of the numpy version.
+"""Bound kernels: the per-step data sums of the fused-unit error bound (``accsim.
+accumulators.bounds.fused_bound``, float mode), without the ``(M, L, N)`` temporaries of
+the numpy version, and the one-pass elementwise tails of the recursive and blocked
+bounds (:func:`affine_bound`) and of ``error_bound`` (:func:`finish_bound`).
 
 For one step ``k0 <= k < k1`` and every output ``(i, j)``: the largest decoded product
 exponent ``EA[i, k] + EB[k, j]`` of the nonzero products (``NONE`` if there are none;
@@ -7,6 +9,11 @@ a zero factor carries an exponent below ``zsent_half``), the sum of ``|a_ik b_kj
 the count of nonzero products, and the sum of ``min(|a_ik b_kj|, g_ij)``. Every sum runs
 over ``k`` in increasing order, as numpy's reduction over the middle axis of an
 ``(M, L, N)`` array does, so the results are the same bits. Rows are independent.
+
+The elementwise tails perform, per component, the same IEEE operations in the same
+order as the numpy array formulas they replace (no contraction into FMAs: numba never
+uses ``fastmath`` here), so they give the same bits in one pass over memory instead of
+a dozen.
 """
 
 import numpy as np
