@@ -212,21 +212,27 @@ BEFORE = "e79f940"
 
 def before_rows(ref, n_images):
     """:func:`bench_run` on a clone of ``ref`` (a subprocess running this script with
-    ``--tree``); rows labelled ``before (ref)``, or none if ``ref`` is not in the repo."""
+    ``--tree``); rows labelled ``before (ref)``, or none if ``ref`` is not in the repo.
+    ``ref`` may also be a checkout directory (of that commit, its numba cache warm)."""
     import subprocess
     import tempfile
 
-    if subprocess.run(["git", "cat-file", "-e", f"{ref}^{{commit}}"], cwd=ROOT,
-                      capture_output=True).returncode:
-        print(f"--before {ref}: not a commit of this repository; skipped")
-        return []
     with tempfile.TemporaryDirectory(prefix="accsim-before-") as tmp:
-        clone = Path(tmp) / "repo"
-        subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
-        subprocess.run(["git", "checkout", "--quiet", ref], cwd=clone, check=True)
+        if Path(ref).is_dir():
+            tree = Path(ref)
+            ref = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree,
+                                 check=True, capture_output=True, text=True).stdout.strip()
+        elif subprocess.run(["git", "cat-file", "-e", f"{ref}^{{commit}}"], cwd=ROOT,
+                            capture_output=True).returncode:
+            print(f"--before {ref}: not a commit of this repository; skipped")
+            return []
+        else:
+            tree = Path(tmp) / "repo"
+            subprocess.run(["git", "clone", "--quiet", str(ROOT), str(tree)], check=True)
+            subprocess.run(["git", "checkout", "--quiet", ref], cwd=tree, check=True)
         res = Path(tmp) / "rows.json"
         subprocess.run([sys.executable, __file__, "--only-run", "--images", str(n_images),
-                        "--tree", str(clone), "--rows", str(res)], check=True)
+                        "--tree", str(tree), "--rows", str(res)], check=True)
         rows = json.loads(res.read_text())
     for r in rows:
         r["case"] = f"before ({ref}): {r['case']}"
@@ -240,8 +246,8 @@ def main():
                     help="MNIST images of the network run (default 200, --quick 50)")
     ap.add_argument("--only-run", action="store_true", help="only the network run")
     ap.add_argument("--before", default=BEFORE,
-                    help=f"commit measured first for the before rows (default {BEFORE}; "
-                         "'none' skips)")
+                    help=f"commit (or a checkout of it) measured first for the before "
+                         f"rows (default {BEFORE}; 'none' skips)")
     ap.add_argument("--tree", help=argparse.SUPPRESS)  # the clone of --before
     ap.add_argument("--rows", help=argparse.SUPPRESS)  # where that run writes its rows
     args = ap.parse_args()
