@@ -591,6 +591,19 @@ def fused_bound(model, ar, A, B, C, prob):
     Tprev = Cabs
     E = ar.zeros((M, N))
     cpow = ar.pow2(ec0)
+    if not ar.exact:  # every step in one kernel pass (the same bits as the loop below)
+        E = np.empty((M, N))
+        ovf = np.empty((M, N), bool)
+        F2 = int(model.F2) if model.c_separate else 0
+        _bsteps.fused_steps(
+            A, B, EA, EB, np.ascontiguousarray(np.broadcast_to(cpow, (M, N)), np.float64),
+            np.ascontiguousarray(Cabs, np.float64), L, ZSENT // 2, ez,
+            bool(model.c_separate), bool(floor), bool(model.odd_even),
+            float(ar.pow2(max(cem, ez))), ar.c(Fraction(1, 1 << F)),
+            ar.c(Fraction(1 << F, 1 << (F2 + 1))), ar.c(Fraction(1, 1 << F2)),
+            ar.c(Fraction(1, 1 << (126 + F2))), u_o, eta_o, float(maxv), E, ovf)
+        ar.depth = max(ar.depth, 20 * (-(-K // L)) + 10)
+        return E + extra, ovf
     first = True
     nsteps = 0
     ovf = np.zeros((M, N), bool)
