@@ -527,28 +527,6 @@ def _step_emax_products(A, B, EA, EB, k0, k1):
     return E.max(axis=1)
 
 
-def _bk_step(A, B, EA, EB, k0, k1):
-    """Float mode's ``(ep, sum |a b|, nonzero count)`` of one step
-    (:func:`accsim.kernels.boundsteps.step_sums`; same bits as the numpy reductions)."""
-    M, N = A.shape[0], B.shape[1]
-    ep = np.empty((M, N), np.int64)
-    T = np.empty((M, N))
-    nz = np.empty((M, N))
-    _bsteps.step_sums(np.ascontiguousarray(A, np.float64), np.ascontiguousarray(B, np.float64),
-                      np.ascontiguousarray(EA, np.int64), np.ascontiguousarray(EB, np.int64),
-                      k0, k1, ZSENT // 2, ep, T, nz)
-    return ep, T, nz
-
-
-def _bk_trunc(A, B, k0, k1, g):
-    """Float mode's ``sum_k min(|a b|, g)`` of one step (:func:`accsim.kernels.
-    boundsteps.step_trunc`)."""
-    out = np.empty(g.shape)
-    _bsteps.step_trunc(np.ascontiguousarray(A, np.float64), np.ascontiguousarray(B, np.float64),
-                       k0, k1, np.ascontiguousarray(g, np.float64), out)
-    return out
-
-
 def fused_bound(model, ar, A, B, C, prob):
     """Chained fused truncated dot-product steps (NVIDIA; AMD CDNA3 with c_separate).
 
@@ -610,10 +588,7 @@ def fused_bound(model, ar, A, B, C, prob):
     for k0 in range(0, K, L):
         k1 = min(K, k0 + L)
         nsteps += 1
-        if ar.exact:
-            ep = _step_emax_products(A, B, EA, EB, k0, k1)
-        else:  # the same numbers from one kernel pass, without (M, L, N) temporaries
-            ep, Tk, nzk = _bk_step(A, B, EA, EB, k0, k1)
+        ep = _step_emax_products(A, B, EA, EB, k0, k1)  # exact mode only from here
         if not model.c_separate:
             ep = np.maximum(ep, ez)  # zero products carry e_zero
         ep = np.clip(ep, -1100, 1100)
@@ -621,18 +596,13 @@ def fused_bound(model, ar, A, B, C, prob):
             cb = Tprev + E
             cpow = ar.maximum(cb, ar.pow2(np.full((M, N), max(cem, ez))))
         g = ar.maximum(ar.pow2(ep), cpow) * ar.c(Fraction(1, 1 << F))
-        if ar.exact:
-            Pabs = _col_abs_products(ar, A, B, k0, k1)
-            Tstep = Pabs.sum(axis=1)
-        else:
-            Tstep = Tk
+        Pabs = _col_abs_products(ar, A, B, k0, k1)
+        Tstep = Pabs.sum(axis=1)
         if floor:
-            nz = ar.arr((Pabs != 0).sum(axis=1).astype(np.float64)) if ar.exact else nzk
+            nz = ar.arr((Pabs != 0).sum(axis=1).astype(np.float64))
             tr = g * nz + g  # products, then c
-        elif ar.exact:
-            tr = ar.minimum(Pabs, g[:, None, :]).sum(axis=1) + g
         else:
-            tr = _bk_trunc(A, B, k0, k1, g) + g
+            tr = ar.minimum(Pabs, g[:, None, :]).sum(axis=1) + g
         if model.c_separate:
             if model.odd_even:
                 tr = tr + 2 * g

@@ -1,19 +1,20 @@
-"""Bound kernels: the per-step data sums of the fused-unit error bound (``accsim.
-accumulators.bounds.fused_bound``, float mode), without the ``(M, L, N)`` temporaries of
-the numpy version, and the one-pass elementwise tails of the recursive and blocked
-bounds (:func:`affine_bound`) and of ``error_bound`` (:func:`finish_bound`).
+"""Bound kernels: the fused-unit error bound's float mode (``accsim.accumulators.bounds.
+fused_bound``: every step in one pass per row, :func:`fused_steps`, without the ``(M,
+L, N)`` temporaries of the numpy version), and the one-pass elementwise tails of the
+recursive and blocked bounds (:func:`affine_bound`) and of ``error_bound``
+(:func:`finish_bound`).
 
-For one step ``k0 <= k < k1`` and every output ``(i, j)``: the largest decoded product
-exponent ``EA[i, k] + EB[k, j]`` of the nonzero products (``NONE`` if there are none;
-a zero factor carries an exponent below ``zsent_half``), the sum of ``|a_ik b_kj|``,
-the count of nonzero products, and the sum of ``min(|a_ik b_kj|, g_ij)``. Every sum runs
-over ``k`` in increasing order, as numpy's reduction over the middle axis of an
-``(M, L, N)`` array does, so the results are the same bits. Rows are independent.
+Per step ``k0 <= k < k1`` and output ``(i, j)``: the largest decoded product exponent
+``EA[i, k] + EB[k, j]`` of the nonzero products (``NONE`` if there are none; a zero
+factor carries an exponent below ``zsent_half``), the sum of ``|a_ik b_kj|``, the count
+of nonzero products, and the sum of ``min(|a_ik b_kj|, g_ij)``. Every sum runs over
+``k`` in increasing order, as numpy's reduction over the middle axis of an ``(M, L, N)``
+array does, so the results are the same bits. Rows are independent.
 
-The elementwise tails perform, per component, the same IEEE operations in the same
-order as the numpy array formulas they replace (no contraction into FMAs: numba never
-uses ``fastmath`` here), so they give the same bits in one pass over memory instead of
-a dozen.
+Every kernel performs, per component, the same IEEE operations in the same order as the
+numpy array formulas it replaces (no contraction into FMAs: numba never uses
+``fastmath`` here), so it gives the same bits in one pass over memory instead of a
+dozen.
 """
 
 import math
@@ -24,45 +25,6 @@ from numba import njit, prange
 from accsim.kernels.bits import JIT, bits_to_f64, f64_to_bits
 
 NONE = -(10**6)
-
-
-@njit(parallel=True, **JIT)
-def step_sums(A, B, EA, EB, k0, k1, zsent_half, ep, tsum, nz):
-    """``ep``, ``tsum`` (sum of ``|a b|``) and ``nz`` (nonzero products) of one step."""
-    N = B.shape[1]
-    for i in prange(A.shape[0]):
-        for j in range(N):
-            ep[i, j] = NONE
-            tsum[i, j] = 0.0
-            nz[i, j] = 0.0
-        for k in range(k0, k1):
-            a = A[i, k]
-            ea = EA[i, k]
-            for j in range(N):
-                e = ea + EB[k, j]
-                if e < zsent_half:
-                    e = NONE
-                if e > ep[i, j]:
-                    ep[i, j] = e
-                p = abs(a * B[k, j])
-                tsum[i, j] += p
-                if p != 0.0:
-                    nz[i, j] += 1.0
-
-
-@njit(parallel=True, **JIT)
-def step_trunc(A, B, k0, k1, g, out):
-    """``out = sum_k min(|a_ik b_kj|, g_ij)`` over one step."""
-    N = B.shape[1]
-    for i in prange(A.shape[0]):
-        for j in range(N):
-            out[i, j] = 0.0
-        for k in range(k0, k1):
-            a = A[i, k]
-            for j in range(N):
-                p = abs(a * B[k, j])
-                gij = g[i, j]
-                out[i, j] += p if p < gij else gij
 
 
 @njit(**JIT)
@@ -126,9 +88,9 @@ def _np_max(a, b):
 def fused_steps(A, B, EA, EB, cpow0, Cabs, L, zsent_half, ez, c_separate, floor, odd_even,
                 cfloor, inv_f, f2_g, f2, tiny_f2, u_o, eta_o, maxv, E_out, ovf_out):
     """Every step of the fused-unit bound's float mode in one pass per row (``accsim.
-    accumulators.bounds.fused_bound``: :func:`step_sums`, :func:`step_trunc` and the
-    per-step array formulas, with the same operations in the same order, so the same
-    bits).
+    accumulators.bounds.fused_bound``: the per-step data sums and array formulas of its
+    exact mode, with the same operations in the same order on floats, so the same bits
+    as the numpy version had).
 
     Per output and step ``k0 = 0, L, 2L, ...``: ``ep`` the largest decoded product
     exponent (raised to ``ez`` unless ``c_separate``, clipped to +-1100), ``g = max(2^ep,
