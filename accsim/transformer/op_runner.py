@@ -11,6 +11,10 @@ Linear-layer policies (``LinearPolicy.kind``) on the classes ``qkv``, ``attn_out
               activation: GELU for ``ffn_in``, identity elsewhere) on ``high``;
 ``random``    as many components per sentence and layer as ``adaptive`` flags, chosen
               uniformly at random (matched control);
+``random-active`` as many, uniformly among the active components
+              (:func:`accsim.run.strategies.active_mask`); the projections' activations
+              (identity, GELU) are flat nowhere, so every component is active and the
+              choice has the distribution of ``random`` (another random stream);
 ``oracle``    as many, those with the largest actual error against the binary64 product
               of the same inputs (matched control; needs the reference, not realisable).
 
@@ -35,7 +39,10 @@ Cost (:class:`OpTally`, per operation class): output components, recomputed ones
 multiply-accumulates and bits (``model.cost_bits(n)`` per inner product of ``n`` terms,
 bias included for the projections: the cost model of :mod:`accsim.run.cost`; the adaptive
 strategy's estimation pass ``fl_low(|W||x| + |b|)`` is charged, the controls do not
-need it and are not charged for it).
+need it and are not charged for it). The hardware columns of :mod:`accsim.run.hwcost`
+(energy, H100 time, H100 time per touched 64x8 tile) are tallied for the projections
+(:meth:`OpTally.hardware`), with the operation counts of
+:func:`accsim.run.cost.hardware_counts`.
 """
 
 from __future__ import annotations
@@ -47,7 +54,13 @@ import numba
 import numpy as np
 
 from accsim.analysis.kappa import kappa_phi as _kappa_phi
-from accsim.run.strategies import Adaptive
+from accsim.run.cost import hardware_counts
+from accsim.run.strategies import (
+    Adaptive,
+    active_mask,
+    needs_estimate,
+    random_active_choice,
+)
 from accsim.transformer import lamp as _lamp
 from accsim.transformer.opclass import Float64, OpModels, PerTensorScaled, matmul_op, pow2_scale
 
@@ -56,7 +69,7 @@ __all__ = ["LINEAR_CLASSES", "LinearPolicy", "AttentionPolicy", "OpTally",
 
 LINEAR_CLASSES = ("qkv", "attn_out", "ffn_in", "ffn_out")
 _SMALL = 16384  # output components below which a product runs single-threaded
-LINEAR_KINDS = ("uniform", "adaptive", "random", "oracle")
+LINEAR_KINDS = ("uniform", "adaptive", "random", "random-active", "oracle")
 #: attention policies: uniform, every registered LAMP criterion, the matched controls
 ATTENTION_CONTROLS = ("random", "oracle")
 ATTENTION_KINDS = ("uniform", *_lamp.CRITERIA, *ATTENTION_CONTROLS)
@@ -158,11 +171,28 @@ class OpTally:
     recomputed: dict = field(default_factory=dict)
     macs: dict = field(default_factory=dict)
     bits: dict = field(default_factory=dict)
+    hw: dict = field(default_factory=dict)
 
     def add(self, cls, components, recomputed, macs, bits):
         for d, v in ((self.components, components), (self.recomputed, recomputed),
                      (self.macs, macs), (self.bits, bits)):
             d[cls] = d.get(cls, 0) + v
+
+    def add_hw(self, models, level, n, estimate):
+        """Add the hardware operation counts of one projection
+        (:func:`accsim.run.cost.hardware_counts`)."""
+        for k, v in hardware_counts(models, level, n, estimate).items():
+            self.hw[k] = self.hw.get(k, 0) + v
+
+    def hardware(self, n_inputs: int) -> dict:
+        """The projections' hardware columns per input
+        (:data:`accsim.run.hwcost.HW_COLUMNS`)."""
+        from accsim.run.cost import _hw_values
+
+        e, s, t = _hw_values(self.hw)
+        n = max(int(n_inputs), 1)
+        return {"energy_pj": e / n, "h100_time_ns": s * 1e9 / n,
+                "h100_tile_time_ns": t * 1e9 / n}
 
     def fraction(self, classes) -> float:
         c = sum(self.components.get(k, 0) for k in classes)
@@ -304,6 +334,7 @@ class SimRunner:
         if pol.kind == "uniform" or cls not in pol.classes:
             v = self._mm(low, W, X, np.broadcast_to(b[:, None], (m, P)), scales)
             self.tally.add(cls, m * P, 0, m * n * P, m * P * low.cost_bits(n + 1))
+            self.tally.add_hw([low], np.zeros((m, P), np.int8), n, "none")
             return v
         call = self._calls.get((layer, cls), 0)  # q, k, v: calls 0, 1, 2 of "qkv"
         self._calls[(layer, cls)] = call + 1
@@ -312,8 +343,9 @@ class SimRunner:
         v_low = ctx.compute(low)
         strat = Adaptive(low, pol.high, pol.tau, criterion=pol.criterion, guard=pol.guard)
         mask, _ = strat.select(ctx, v_low)
-        if pol.kind in ("random", "oracle"):
+        if pol.kind in ("random", "random-active", "oracle"):
             ref = W @ X + b[:, None] if pol.kind == "oracle" else None
+            active = active_mask(ctx, low, v_low) if pol.kind == "random-active" else None
             new = np.zeros_like(mask)
             for (a, bb), sid in zip(self.segments, self.sids, strict=True):
                 k = int(mask[:, a:bb].sum())
@@ -322,6 +354,9 @@ class SimRunner:
                 if pol.kind == "random":
                     pick = self._rng(sid, layer, call).permutation(
                         m * (bb - a))[:k]
+                elif pol.kind == "random-active":
+                    pick = random_active_choice(self._rng(sid, layer, call, 0x41435456),
+                                                active[:, a:bb].ravel(), k)
                 else:
                     err = np.abs(v_low[:, a:bb] - ref[:, a:bb]).ravel()
                     err = np.where(np.isnan(err), np.inf, err)
@@ -337,6 +372,10 @@ class SimRunner:
         est = m * P * low.cost_bits(n + 1) if pol.kind == "adaptive" else 0.0
         bits = m * P * low.cost_bits(n + 1) + est + k * pol.high.cost_bits(n + 1)
         self.tally.add(cls, m * P, k, m * n * P, bits)
+        self.tally.add_hw([low, pol.high], mask.astype(np.int8), n,
+                          "low" if pol.kind == "adaptive" or (
+                              pol.kind == "random-active" and needs_estimate(ctx, low))
+                          else "none")
         return v
 
     # -------------------------------------------------------------- attention
