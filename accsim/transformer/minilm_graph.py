@@ -7,7 +7,7 @@ concatenated, as :func:`networks.transformer.encode` runs them) as a
 whose output is the sentence embeddings ``(sentences, 384)``. Every inner product and
 every reduction is a linear op of a MiniLM operation class
 (:data:`accsim.transformer.opclass.OP_CLASSES`); :func:`accsim.graph.run_graph` runs it
-on the strategies of :mod:`accsim.transformer.graph_policies` (one per class). The ops
+on the strategies of :mod:`accsim.transformer.policies` (one per class). The ops
 and the roundings are those of the BERT forward pass of :mod:`networks.transformer`
 (the test reference), op for op:
 
@@ -28,6 +28,11 @@ Each sentence's attention sees only its own tokens (the masked softmax of a padd
 batch). :class:`MiniLMGraph` also holds, per linear op, what the strategies need to know
 of it (:class:`OpMeta`: layer, sentence, the call code keying the random controls) and
 the names of the ops holding the hidden states and the attention probabilities.
+:class:`GraphEncoder` runs batches of sentences through it (``accsim minilm``).
+
+The LayerNorm is written as BERT evaluates it, ``d * (1 / sqrt(var + eps))``, and the
+GELU as ``0.5 x (1 + erf(x / sqrt 2))`` (elementwise ``mul_rsqrt`` and ``gelu_bert``):
+other orders of the same operations give other bits in binary64.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import numpy as np
 
 from accsim.graph.graph import Graph
 from accsim.graph.ops import Dense
+from accsim.graph.runner import run_graph
 from accsim.graph.tensor_ops import (
     Cat,
     Elementwise,
@@ -49,12 +55,17 @@ from accsim.graph.tensor_ops import (
     ReduceSum,
     Reshape,
 )
+from accsim.transformer.policies import (
+    LINEAR_CLASSES,
+    OpTally,
+    RunState,
+    assignment,
+    reference_assignment,
+    tally,
+)
 
-__all__ = ["OpMeta", "MiniLMGraph", "build_graph", "PROJECTIONS"]
+__all__ = ["OpMeta", "MiniLMGraph", "build_graph", "GraphEncoder"]
 
-#: projection classes and the index folded into their random-control key (the old
-#: runner's ``LINEAR_CLASSES`` order)
-PROJECTIONS = ("qkv", "attn_out", "ffn_in", "ffn_out")
 
 
 @dataclass(frozen=True)
@@ -64,9 +75,9 @@ class OpMeta:
     ``layer`` 0 (embeddings) .. L (encoder layers), L + 1 (head); ``sentence`` the
     sentence's position in the batch (-1: all tokens of the batch); ``call`` the
     projection's key ``16 c + i`` (``c``: q, k, v = 0, 1, 2; ``i``: index in
-    :data:`PROJECTIONS`); ``token_columns``: the task's columns are the batch's tokens
-    (per-sentence scaling); ``block``: columns scaled together otherwise (one head's
-    softmax rows; 0: all)."""
+    :data:`accsim.transformer.policies.LINEAR_CLASSES`); ``token_columns``: the task's
+    columns are the batch's tokens (per-sentence scaling); ``block``: columns scaled
+    together otherwise (one head's softmax rows; 0: all)."""
 
     op_class: str
     layer: int
@@ -128,7 +139,7 @@ def _layernorm(b, x, gamma, beta, eps, H, layer, p):
 def _dense(b, name, W, bias, x, cls, layer, c=0):
     d = Dense(name, W, bias, last_axis=True, inputs=[x])
     d.op_class = cls
-    return b.add(d, OpMeta(cls, layer, call=16 * c + PROJECTIONS.index(cls),
+    return b.add(d, OpMeta(cls, layer, call=16 * c + LINEAR_CLASSES.index(cls),
                            token_columns=True))
 
 
@@ -234,32 +245,80 @@ def scale(weights) -> float:
     return 1.0 / math.sqrt(cfg["hidden"] // cfg["heads"])
 
 
-def encode(mg: MiniLMGraph, ids, assignment, state, *, sentence_ids=None):
-    """Run one batch's graph: ``(embeddings, outputs, results)``.
+class GraphEncoder:
+    """Sentence embeddings of token-id batches through :func:`accsim.graph.run_graph`: the
+    MiniLM graph of each batch (:func:`build_graph`) on the strategies of one
+    op-class assignment (:func:`accsim.transformer.policies.assignment`), with its cost
+    summed over batches (:attr:`tally`). After :meth:`encode`, :attr:`graph` and
+    :attr:`results` are the last batch's :class:`MiniLMGraph` and the
+    :class:`accsim.graph.OpResult` of each of its linear ops (graph order; computed values
+    only: the exact reference and the bound are not computed).
 
     Parameters
     ----------
-    mg : MiniLMGraph
-        From :func:`build_graph` on the lengths of ``ids``.
-    ids : list of numpy.ndarray of int
-        Token ids of each sentence.
-    assignment : accsim.graph.Assignment
-        From :func:`accsim.transformer.policies.assignment`, on ``state``.
-    state : accsim.transformer.policies.RunState
-        Its ``act_format`` is the run's activation format.
-    sentence_ids : sequence of int, optional
-        Global index of each sentence (keys the random controls); default
-        ``0 .. len(ids) - 1``.
+    weights : networks.minilm.MiniLMWeights
+    ops : accsim.transformer.opclass.OpModels, optional
+        ``operation class -> model``; None with ``reference=True``.
+    linear, attention : LinearPolicy, AttentionPolicy, optional
+        Default uniform.
+    seed : int
+        Seeds stochastic-rounding models and the random controls (folded with each
+        sentence's global index, so results do not depend on batching).
+    act_format : str
+        Format of every activation.
+    reference : bool
+        The binary64 forward pass: every class on the binary64 model, no activation
+        rounding (``ops``, the policies and ``act_format`` must not be given).
     """
-    from accsim.graph.runner import run_graph
 
-    if [len(i) for i in ids] != mg.lens:
-        raise ValueError(f"token sequences of lengths {[len(i) for i in ids]} do not fit "
-                         f"the graph built for {mg.lens}")
-    sids = range(len(ids)) if sentence_ids is None else sentence_ids
-    state.begin(mg, sids)
-    x = np.concatenate(ids).astype(np.float64)[None]
-    outputs, results = run_graph(mg.graph, assignment, x, seed=state.seed,
-                                 act_format=state.act_format, input_format="binary64",
-                                 reference=False)
-    return outputs["embeddings"][0], outputs, results
+    def __init__(self, weights, ops=None, linear=None, attention=None, *, seed: int = 0,
+                 act_format: str = "binary32", reference: bool = False):
+        self.weights = weights
+        sc = scale(weights)
+        if reference:
+            if ops is not None or linear is not None or attention is not None:
+                raise ValueError("the binary64 reference takes no models or policies")
+            self.state = RunState(int(seed), "binary64")
+            self.assignment = reference_assignment(self.state, sc)
+        else:
+            if ops is None:
+                raise ValueError("give the op-class models (ops) or reference=True")
+            self.state = RunState(int(seed), act_format)
+            self.assignment = assignment(ops, linear, attention, state=self.state, scale=sc)
+        self.tally = OpTally()
+        self.graph, self.results = None, []
+
+    def encode(self, ids, *, sentence_ids=None, graph: MiniLMGraph | None = None):
+        """``(embeddings, hidden, probs)`` of one batch: ``embeddings (sentences, H)``,
+        ``hidden[l]`` the ``(tokens, H)`` output of layer ``l`` (0: embeddings),
+        ``probs[l][s]`` the ``(heads, T, T)`` attention of sentence ``s`` in layer
+        ``l + 1`` (as :class:`networks.transformer.Trace`).
+
+        Parameters
+        ----------
+        ids : list of numpy.ndarray of int
+            Token ids of each sentence.
+        sentence_ids : sequence of int, optional
+            Global index of each sentence (keys the random controls); default
+            ``0 .. len(ids) - 1``.
+        graph : MiniLMGraph, optional
+            From :func:`build_graph` on these lengths (shared by the encoders of one
+            batch); built when not given.
+        """
+        if not len(ids):
+            raise ValueError("no sentences to encode")
+        lens = [len(i) for i in ids]
+        mg = build_graph(self.weights, lens) if graph is None else graph
+        if lens != mg.lens:
+            raise ValueError(f"token sequences of lengths {lens} do not fit the graph "
+                             f"built for {mg.lens}")
+        sids = range(len(ids)) if sentence_ids is None else sentence_ids
+        self.state.begin(mg, sids)
+        x = np.concatenate(ids).astype(np.float64)[None]
+        outputs, results = run_graph(mg.graph, self.assignment, x, seed=self.state.seed,
+                                     act_format=self.state.act_format,
+                                     input_format="binary64", reference=False)
+        tally(mg.graph, results, self.tally)
+        self.graph, self.results = mg, results
+        hidden, probs = mg.trace(outputs)
+        return outputs["embeddings"][0], hidden, probs

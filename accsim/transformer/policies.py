@@ -67,7 +67,6 @@ from accsim.analysis.kappa import kappa_phi as _kappa_phi
 from accsim.run.cost import LayerCost
 from accsim.run.strategies import Adaptive, Decision, Strategy
 from accsim.transformer import lamp as _lamp
-from accsim.transformer.minilm_graph import PROJECTIONS
 from accsim.transformer.opclass import (
     OP_CLASSES,
     REDUCTION_CLASSES,
@@ -82,7 +81,8 @@ __all__ = ["LINEAR_CLASSES", "LINEAR_KINDS", "ATTENTION_KINDS", "ATTENTION_CONTR
            "LinearPolicy", "AttentionPolicy", "OpTally", "RunState", "act_round",
            "assignment", "reference_assignment", "tally"]
 
-LINEAR_CLASSES = PROJECTIONS
+#: the projections (weights x activations), in the order that keys their random controls
+LINEAR_CLASSES = ("qkv", "attn_out", "ffn_in", "ffn_out")
 _SMALL = 16384  # output components below which a product runs single-threaded
 LINEAR_KINDS = ("uniform", "adaptive", "random", "oracle")
 #: attention policies: uniform, every registered LAMP criterion, the matched controls
@@ -248,6 +248,28 @@ class RunState:
                 return matmul_op(model, A, B, C, seed=self.seed, scales=scales)
         return matmul_op(model, A, B, C, seed=self.seed, scales=scales)
 
+    def matched_mask(self, kind, mask, v_low, ref, layer, call):
+        """A projection's matched control: per sentence as many components as ``mask``
+        flags, chosen uniformly at random (``kind = "random"``, generator keyed by the
+        sentence's global index, ``layer`` and ``call``) or those with the largest
+        ``|v_low - ref|`` (``"oracle"``; NaN counts as largest, ties by index)."""
+        m = mask.shape[0]
+        new = np.zeros_like(mask)
+        for (a, b), sid in zip(self.segments, self.sids, strict=True):
+            k = int(mask[:, a:b].sum())
+            if k == 0:
+                continue
+            if kind == "random":
+                pick = self.rng(sid, layer, call).permutation(m * (b - a))[:k]
+            else:
+                err = np.abs(v_low[:, a:b] - ref[:, a:b]).ravel()
+                err = np.where(np.isnan(err), np.inf, err)
+                pick = np.argsort(-err, kind="stable")[:k]
+            sub = np.zeros(m * (b - a), bool)
+            sub[pick] = True
+            new[:, a:b] = sub.reshape(m, b - a)
+        return new
+
     def scales(self, model, W, X, cols=None):
         """Per-tensor scales of a projection: one for W, one per sentence for the
         columns of X (the tokens of the batch)."""
@@ -302,7 +324,7 @@ class _ModelStrategy(Strategy):
         m, n, P = W.shape[0], W.shape[1], X.shape[1]
         if self.op_class in REDUCTION_CLASSES:
             v = self._reduce(ctx, meta)
-        elif self.op_class in PROJECTIONS:
+        elif self.op_class in LINEAR_CLASSES:
             v = self.state.mm(self.model, W, X, ctx.C, self.state.scales(self.model, W, X))
             n += 1  # the bias is a term of the inner product
         else:
@@ -368,22 +390,8 @@ class _LinearStrategy(_ModelStrategy):
         mask, _ = Adaptive(low, pol.high, pol.tau, criterion=pol.criterion,
                            guard=pol.guard).select(c, v_low)
         if pol.kind in ("random", "oracle"):
-            ref = W @ X + C if pol.kind == "oracle" else None
-            new = np.zeros_like(mask)
-            for (a, bb), sid in zip(st.segments, st.sids, strict=True):
-                k = int(mask[:, a:bb].sum())
-                if k == 0:
-                    continue
-                if pol.kind == "random":
-                    pick = st.rng(sid, meta.layer, meta.call).permutation(m * (bb - a))[:k]
-                else:
-                    err = np.abs(v_low[:, a:bb] - ref[:, a:bb]).ravel()
-                    err = np.where(np.isnan(err), np.inf, err)
-                    pick = np.argsort(-err, kind="stable")[:k]
-                sub = np.zeros(m * (bb - a), bool)
-                sub[pick] = True
-                new[:, a:bb] = sub.reshape(m, bb - a)
-            mask = new
+            mask = st.matched_mask(pol.kind, mask, v_low, W @ X + C if pol.kind == "oracle"
+                                   else None, meta.layer, meta.call)
         v = v_low.copy()
         k = int(mask.sum())
         if k:
@@ -458,7 +466,43 @@ def assignment(ops: OpModels, linear: LinearPolicy | None = None,
     return Assignment(strategies, label)
 
 
+#: memory order (C: row-major, F: column-major) of the operands ``(A, B)`` of each
+#: product in the hand-written binary64 forward pass (:mod:`networks.transformer` with
+#: :class:`accsim.transformer.op_runner.ReferenceRunner`, whose transposes are views):
+#: BLAS may sum in an order that depends on it (OpenBLAS's small-matrix kernels do)
+_REFERENCE_ORDER = {"qkv": "CF", "attn_out": "CF", "ffn_in": "CF", "ffn_out": "CC",
+                    "scores": "FC", "context": "CF"}
+
+
+class _ReferenceStrategy(_ModelStrategy):
+    """The binary64 forward pass of an op class: BLAS on the operands laid out as the
+    hand-written pass lays them out (:data:`_REFERENCE_ORDER`), so the reference has its
+    bits; reductions as the binary64 model's (:meth:`_ModelStrategy._reduce`)."""
+
+    def __init__(self, op_class, state, scale):
+        super().__init__(op_class, Float64(), state)
+        self.scale = float(scale)
+
+    def layer(self, ctx) -> Decision:
+        if self.op_class in REDUCTION_CLASSES:
+            return super().layer(ctx)
+        W, X = ctx.layer.W, ctx.X
+        m, n, P = W.shape[0], W.shape[1], X.shape[1]
+        oa, ob = _REFERENCE_ORDER[self.op_class]
+        v = self.model.matmul(np.asarray(W, order=oa), np.asarray(X, order=ob))
+        if self.op_class in LINEAR_CLASSES:
+            v = v + ctx.C
+            n += 1
+        elif self.op_class == "scores":
+            v = v * self.scale
+        return Decision(v, np.zeros(v.shape, np.int8), self.models, self._cost(m, P, n))
+
+
 def reference_assignment(state: RunState, scale: float):
-    """Every class on the binary64 model (with ``act_format = "binary64"``: the binary64
-    forward pass)."""
-    return assignment(OpModels(Float64()), state=state, scale=scale, label="binary64")
+    """The binary64 forward pass (with ``act_format = "binary64"``): every class on the
+    binary64 model, with the bits of the hand-written reference
+    (:class:`_ReferenceStrategy`)."""
+    from accsim.graph.runner import Assignment
+
+    return Assignment({c: _ReferenceStrategy(c, state, scale) for c in OP_CLASSES},
+                      "binary64")
