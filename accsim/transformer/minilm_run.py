@@ -72,14 +72,13 @@ from pydantic import (
 
 from accsim.transformer import embed_metrics as em
 from accsim.transformer import lamp as _lamp
-from accsim.transformer.op_runner import (
+from accsim.transformer.opclass import OP_CLASSES, OpModels, resolve_model
+from accsim.transformer.policies import (
     ATTENTION_CONTROLS,
     LINEAR_CLASSES,
     AttentionPolicy,
     LinearPolicy,
-    SimRunner,
 )
-from accsim.transformer.opclass import OP_CLASSES, OpModels, resolve_model
 
 __all__ = ["MiniLMConfig", "load_config", "expand", "run", "Cell", "inputs", "comparisons",
            "m_bits_model"]
@@ -310,9 +309,8 @@ def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
         ``{"rows": [...], "layer_errors": ..., "paths": {...}}``: one row per cell and
         seed with the metrics of :mod:`accsim.transformer.embed_metrics` and the cost columns.
     """
-    from accsim.transformer.op_runner import ReferenceRunner
+    from accsim.transformer.minilm_graph import GraphEncoder, build_graph
     from networks.minilm import TruncationWarning, load_tokenizer, load_weights
-    from networks.transformer import Trace, encode
 
     rs = cfg.run
     cells = expand(cfg)
@@ -327,37 +325,38 @@ def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
     acc = {j: {"emb": [], "sq": None, "kl": [], "kl_in": [], "time": 0.0, "runner": None}
            for j in range(len(jobs))}
     state = {"E_ref": [], "ref_sq": [], "t_ref": 0.0, "ids": ids}
+    reference = GraphEncoder(weights, reference=True)
     res = None
     for b0 in range(0, len(ids), rs.batch):
         bid = ids[b0:b0 + rs.batch]
         sid = list(range(b0, b0 + len(bid)))
-        tr_ref = Trace()
+        graph = build_graph(weights, [len(i) for i in bid])  # shared by the cells
         t = time.perf_counter()
-        state["E_ref"].append(encode(weights, bid, ReferenceRunner(), trace=tr_ref,
-                                     sentence_ids=sid))
+        e_ref, ref_hidden, ref_probs = reference.encode(bid, sentence_ids=sid, graph=graph)
+        state["E_ref"].append(e_ref)
         state["t_ref"] += time.perf_counter() - t
-        state["ref_sq"].append(np.array([[np.sum(h[a:b] * h[a:b]) for h in tr_ref.hidden]
+        state["ref_sq"].append(np.array([[np.sum(h[a:b] * h[a:b]) for h in ref_hidden]
                                          for a, b in _segments(bid)]))
         for j, (c, sd) in enumerate(jobs):
             k = len(bid) if c.limit is None else min(len(bid), c.limit - b0)
             if k <= 0:
                 continue
             a = acc[j]
-            runner = a["runner"] or SimRunner(c.ops, c.linear, c.attention, seed=sd,
-                                              act_format=rs.act_format)
+            runner = a["runner"] or GraphEncoder(weights, c.ops, c.linear, c.attention,
+                                                 seed=sd, act_format=rs.act_format)
             a["runner"] = runner
-            tr = Trace()
             t = time.perf_counter()
-            a["emb"].append(encode(weights, bid[:k], runner, trace=tr,
-                                   sentence_ids=sid[:k]))
+            emb, hidden, probs = runner.encode(bid[:k], sentence_ids=sid[:k],
+                                               graph=graph if k == len(bid) else None)
+            a["emb"].append(emb)
             a["time"] += time.perf_counter() - t
             sq = np.array([[np.sum((h[a0:b1] - r[a0:b1]) ** 2)
-                            for h, r in zip(tr.hidden, tr_ref.hidden, strict=True)]
+                            for h, r in zip(hidden, ref_hidden, strict=True)]
                            for a0, b1 in _segments(bid[:k])])
             a["sq"] = sq if a["sq"] is None else np.concatenate([a["sq"], sq])
-            ref_probs = [lay[:k] for lay in tr_ref.probs]
-            a["kl"].append(em.attention_kl(tr.probs, ref_probs))
-            a["kl_in"].append(em.attention_kl_per_input(tr.probs, ref_probs))
+            ref_k = [lay[:k] for lay in ref_probs]
+            a["kl"].append(em.attention_kl(probs, ref_k))
+            a["kl_in"].append(em.attention_kl_per_input(probs, ref_k))
             if progress:
                 progress(b0 + k, len(ids), c.label, sd)
         if rs.checkpoint or b0 + rs.batch >= len(ids):
