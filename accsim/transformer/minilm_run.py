@@ -426,20 +426,25 @@ def _results(rs, jobs, acc, state, out):
             return np.array([np.pad(d[(c.label, sd)], (0, n_done - d[(c.label, sd)].size),
                                     constant_values=np.nan) for c, sd in jobs])
 
+        # one entry of the strategy dimension per row: the cell's label, with the seed
+        # for the cells run once per seed (random controls); the [[strategies]] name
+        # of the row is the variable strategy_name
         ds = xr.Dataset(
-            {k: ("cell", [r[k] for r in rows]) for k in rows[0]},
-            coords={"cell": np.arange(len(rows))})
-        ds["layer_rel_error"] = (("cell", "layer"), np.array(layer_err))
-        ds["emb_err"] = (("cell", "sentence"), padded(per_sentence))
-        ds["att_kl"] = (("cell", "sentence"), padded(per_att), {
+            {("strategy_name" if k == "strategy" else k): ("strategy", [r[k] for r in rows])
+             for k in rows[0]},
+            coords={"strategy": [f"{r['label']} seed={r['seed']}" if c.random else r["label"]
+                                 for r, (c, _) in zip(rows, jobs, strict=True)]})
+        ds["layer_rel_error"] = (("strategy", "layer"), np.array(layer_err))
+        ds["emb_err"] = (("strategy", "sentence"), padded(per_sentence))
+        ds["att_kl"] = (("strategy", "sentence"), padded(per_att), {
             "long_name": "mean KL(p_ref || p) of the input's attention rows (all layers "
                          "and heads); NaN: input not run by this cell", "units": "nat"})
-        ds["out_kl"] = (("cell", "sentence"), padded(per_out), {
+        ds["out_kl"] = (("strategy", "sentence"), padded(per_out), {
             "long_name": "KL(q_ref || q) of the input's output distribution (softmax over "
                          "the cell's other inputs of e_i.e_j / out_temperature)",
             "units": "nat"})
         for k, (ln, un) in _ROW_ATTRS.items():
-            ds[k].attrs.update(long_name=ln, units=un)
+            ds[k].attrs.update(long_name=ln, **({"units": un} if un else {}))
         ds.attrs.update(sentences=n_done, tokens=n_tok, layers=rs.layers,
                         corpus=_corpus_name(rs), min_tokens=rs.min_tokens,
                         max_length=rs.max_length, out_temperature=rs.out_temperature,
@@ -463,8 +468,9 @@ def _results(rs, jobs, acc, state, out):
             "reference_seconds": t_ref}
 
 
-#: attributes of the new per-cell variables (long_name, units)
+#: attributes of the new per-row variables (long_name, units; None: no unit)
 _ROW_ATTRS = {
+    "strategy_name": ("name of the [[strategies]] table of the row", None),
     "inputs": ("number of inputs this cell ran (a strategy's inputs limit)", "1"),
     "rule": ("LAMP criterion the cell applies or its control matches", "1"),
     "m_bits": ("fraction bits of the scores accumulator (e8m<m>); -1: not swept", "1"),
