@@ -17,19 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-minilm = pytest.importorskip("networks.minilm")
-pytest.importorskip("safetensors", reason="safetensors not installed (make test sets it up)")
-pytest.importorskip("tokenizers", reason="tokenizers not installed (make test sets it up)")
-try:
-    minilm.model_dir()
-except minilm.ModelMissing as exc:
-    pytest.skip(str(exc), allow_module_level=True)
+# the model and its packages, or this module is skipped with test_minilm's reason
+from test_minilm import _bits, minilm  # noqa: E402, I001
 
-from accsim.graph import tensor_ops  # noqa: E402
-from accsim.transformer.minilm_graph import GraphEncoder, build_graph  # noqa: E402
-from accsim.transformer.minilm_run import expand, load_config  # noqa: E402
-from accsim.transformer.op_runner import ReferenceRunner, SimRunner  # noqa: E402
-from networks.transformer import Trace, encode  # noqa: E402
+from accsim.graph import tensor_ops
+from accsim.transformer.minilm_graph import GraphEncoder, build_graph
+from accsim.transformer.minilm_run import expand, load_config
+from accsim.transformer.op_runner import ReferenceRunner, SimRunner
+from networks.transformer import Trace, encode
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = ["A dog barks at the postman.", "Stocks fell sharply on Monday.",
@@ -66,10 +61,6 @@ def _cell(config, label):
     (c,) = [c for c in expand(load_config(ROOT / "configs" / f"{config}.toml"))
             if c.label == label]
     return c
-
-
-def _bits(x):
-    return np.ascontiguousarray(x, np.float64).view(np.uint64)
 
 
 class _Recording(SimRunner):
