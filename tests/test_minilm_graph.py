@@ -156,6 +156,16 @@ def test_binary64_reference_bits(w2, ids):
             assert np.array_equal(_bits(a), _bits(b))
 
 
+def test_binary64_reference_bits_long_sequence(w2, ids):
+    """A long sequence (147 tokens: other product shapes, which BLAS may sum in other
+    orders) and a short one: the reference graph still has the hand-written bits."""
+    long = minilm.load_tokenizer().encode([" ".join(SENTENCES * 5)]) + ids[:1]
+    assert len(long[0]) > 140
+    e_hand = encode(w2, long, ReferenceRunner())
+    e_graph, _, _ = GraphEncoder(w2, reference=True).encode(long)
+    assert np.array_equal(_bits(e_hand), _bits(e_graph))
+
+
 def test_batching_and_sentence_ids(w2, ids):
     """A random control keys its draws by the global sentence index: the graph of the
     last two sentences alone, with their global indices, gives the bits of the whole
