@@ -64,6 +64,13 @@ def main(argv=None) -> int:
 
     n = ds.sizes["cell"]
     kind = v["strategy_kind"]
+    budget = v.get("budget", np.full(n, np.nan))  # stores written before budget existed
+
+    def point(i):
+        """The cell's selection: its tau, or its budget (budgeted cells have no tau)."""
+        b = float(budget[i])
+        return f"budget={b:g}" if b == b else f"{float(v['tau'][i]):g}"
+
     uniform = [i for i in range(n) if kind[i] == "uniform"]
     rows = []
     configs: dict = {}
@@ -71,7 +78,7 @@ def main(argv=None) -> int:
         if kind[i] != "adaptive":
             continue
         key = (arch_of(v["network"][i]), str(v["model"][i]), str(v["high_model"][i]),
-               str(v["criterion"][i]), str(v["estimate"][i]), float(v["tau"][i]))
+               str(v["criterion"][i]), str(v["estimate"][i]), point(i))
         configs.setdefault(key, []).append(i)
     for key, idx in configs.items():
         arch, low, high, crit, est, tau = key
@@ -82,7 +89,7 @@ def main(argv=None) -> int:
             same = [j for j in range(n) if v["network"][j] == net
                     and kind[j] == "random" and str(v["model"][j]) == low
                     and str(v["high_model"][j]) == high and str(v["criterion"][j]) == crit
-                    and str(v["estimate"][j]) == est and float(v["tau"][j]) == tau]
+                    and str(v["estimate"][j]) == est and point(j) == tau]
             cand = [j for j in uniform if v["network"][j] == net
                     and v["bit_cost"][j] <= v["bit_cost"][i]]
             if not same or not cand:
@@ -117,7 +124,7 @@ def main(argv=None) -> int:
         both = verdict(vr) == "better" and verdict(vu) == "better"
         worse = "worse" in (verdict(vr), verdict(vu))
         print(f"| {r['arch']} | {r['pair']} | {r['criterion']} ({r['estimate']}) | "
-              f"{r['tau']:g} | {r['seeds']} x {r['images'] // r['seeds']} | "
+              f"{r['tau']} | {r['seeds']} x {r['images'] // r['seeds']} | "
               f"{r['recomputed']:.3f} | {r['metric']:.4f} | "
               f"{vr['delta']:+.4f} [{vr['delta_lo']:+.4f}, {vr['delta_hi']:+.4f}], "
               f"p={vr['p_mcnemar']:.2g}: {verdict(vr)} | {r['uniform']} "

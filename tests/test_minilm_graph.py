@@ -127,7 +127,7 @@ def _compare(w, ids, ops, linear, attention, seed, *, sentence_ids=None):
     assert set(gv) == set(ref.values)
     pairs += [(f"op values {cls}", np.concatenate(ref.values[cls]), np.concatenate(gv[cls]))
               for cls in gv]
-    for f in ("components", "recomputed", "macs", "bits"):
+    for f in ("components", "recomputed", "macs", "bits", "hw"):
         if getattr(ref.tally, f) != getattr(enc.tally, f):
             pairs.append((f"tally.{f}", [0.0], [1.0]))
     return _differences(pairs), ref
@@ -142,6 +142,16 @@ def test_graph_gives_the_hand_written_bits(w2, ids, config, label):
         assert ref.tally.fraction(("qkv", "attn_out", "ffn_in", "ffn_out")) > 0
     if c.attention.kind != "uniform":
         assert ref.tally.fraction(("scores",)) > 0
+
+
+def test_random_active_control_bits(w2, ids):
+    """The random-active control of the linear layers (no shipped cell runs it)."""
+    from dataclasses import replace
+
+    c = _cell("minilm_sweep", "fp16 adaptive lin-tau=30")
+    bad, ref = _compare(w2, ids, c.ops, replace(c.linear, kind="random-active"),
+                        c.attention, SEED)
+    assert bad == [] and ref.tally.fraction(("qkv", "attn_out", "ffn_in", "ffn_out")) > 0
 
 
 def test_binary64_reference_bits(w2, ids):

@@ -4,9 +4,9 @@ Order and identity
 ------------------
 Cells are listed grid by grid (then the explicit ``[[cells]]``), each grid as the
 cartesian product of its axes in the order network, strategy, low, high, levels, tau,
-criterion, guard, samples, seed (last varies fastest). A cell's identity is the hash of
-its ``evaluate`` arguments (``cell_id``), so duplicates are dropped and a re-run
-recognises finished cells whatever the config's order.
+criterion, guard, control, estimate, budget, samples, seed (last varies fastest). A
+cell's identity is the hash of its ``evaluate`` arguments (``cell_id``), so duplicates
+are dropped and a re-run recognises finished cells whatever the config's order.
 
 Seeds
 -----
@@ -49,7 +49,8 @@ __all__ = ["Cell", "ModelVariant", "Sweep", "canonical", "derive_seed", "expand"
 #: Parameters each strategy uses (others are dropped from its cells).
 USES = {
     "uniform": {"low"},
-    "adaptive": {"low", "high", "tau", "criterion", "guard", "control", "estimate"},
+    "adaptive": {"low", "high", "tau", "criterion", "guard", "control", "estimate",
+                 "budget"},
     "multilevel": {"levels", "tau", "criterion", "guard"},
 }
 
@@ -384,20 +385,33 @@ def _block_axes(block: Block | CellEntry, path: tuple, res: _Resolver, cfg: Swee
     loc = res.loc
     strategies = _as_list(block.strategy)
     used = set().union(*(USES[s] for s in strategies))
-    for name in ("high", "levels", "tau", "criterion", "guard", "control", "estimate"):
+    for name in ("high", "levels", "tau", "criterion", "guard", "control", "estimate",
+                 "budget"):
         if getattr(block, name) is not None and name not in used:
             raise loc.error(path + (name,),
                             f"{name!r} is not used by strategy {', '.join(strategies)} "
-                            f"(uniform uses low; adaptive low, high, tau, criterion, guard, "
-                            f"control, estimate; multilevel levels, tau, criterion, guard)")
+                            f"(uniform uses low; adaptive low, high, tau or budget, "
+                            f"criterion, guard, control, estimate; multilevel levels, tau, "
+                            f"criterion, guard)")
     if "low" in used and "levels" not in used and block.low is None:
         raise loc.error(path + ("low",), "required key is missing (the low-precision model)")
     if "high" in used and block.high is None:
         raise loc.error(path + ("high",), "strategy 'adaptive' needs 'high'")
     if "levels" in used and block.levels is None:
         raise loc.error(path + ("levels",), "strategy 'multilevel' needs 'levels'")
-    if "tau" in used and block.tau is None:
-        raise loc.error(path + ("tau",), f"strategy {'/'.join(strategies)} needs 'tau'")
+    if block.budget is not None:
+        if block.tau is not None:
+            raise loc.error(path + ("budget",), "give either 'tau' or 'budget', not both "
+                            "(a budget fixes the recomputed fraction)")
+        if block.guard is not None and any(_as_list(block.guard)):
+            raise loc.error(path + ("guard",), "guard does not apply with 'budget' (the "
+                            "budget fixes the recomputed fraction)")
+        if "multilevel" in strategies:
+            raise loc.error(path + ("budget",), "'budget' applies to adaptive strategies; "
+                            "put the multilevel strategy in another grid")
+    elif "tau" in used and block.tau is None:
+        needs = "'tau' or 'budget'" if strategies == ["adaptive"] else "'tau'"
+        raise loc.error(path + ("tau",), f"strategy {'/'.join(strategies)} needs {needs}")
     crit = _as_list(block.criterion) if block.criterion is not None else [cfg.sweep.criterion]
     if "multilevel" in strategies and any(c != "predicted" for c in crit):
         raise loc.error(path + ("criterion",),
@@ -433,6 +447,7 @@ def _block_axes(block: Block | CellEntry, path: tuple, res: _Resolver, cfg: Swee
         "guard": _as_list(block.guard) if block.guard is not None else [s.guard],
         "control": _as_list(block.control) if block.control is not None else ["none"],
         "estimate": _as_list(block.estimate) if block.estimate is not None else ["low"],
+        "budget": _as_list(block.budget),
         "samples": _as_list(block.samples) if block.samples is not None else [s.samples],
         "seed": _as_list(block.seed),
     }]
@@ -471,6 +486,9 @@ def _make_cell(combo: dict, cfg: SweepConfig) -> tuple[dict, dict]:
     est = combo["estimate"] if "estimate" in use else "low"
     if est != "low":
         kw["estimate"] = est
+    budget = combo["budget"] if "budget" in use else None
+    if budget is not None:
+        kw["budget"] = float(budget)
     keys = s.seed_keys if s.seed_keys is not None else CELL_PARAMS
     seed_params = {k: (combo["seed"] if k == "seed" else kw[k]) for k in keys
                    if k == "seed" or k in kw}
@@ -495,6 +513,7 @@ def _make_cell(combo: dict, cfg: SweepConfig) -> tuple[dict, dict]:
         "cell_seed": kw["seed"],
         "control": control,
         "estimate": est if "estimate" in use else "",
+        "budget": math.nan if budget is None else float(budget),
         "strategy_kind": control if control != "none" else strat,
     }
     coords.update(_flatten_spec("low", kw["low"]))

@@ -44,7 +44,7 @@ __all__ = [
 STRATEGIES = STRATEGY_KINDS  # the one tuple, accsim.run.strategies
 #: Parameters of a cell (the arguments of ``accsim.experiment.evaluate``).
 CELL_PARAMS = ("network", "strategy", "low", "high", "levels", "tau", "criterion", "guard",
-               "samples", "seed", "estimate")
+               "samples", "seed", "estimate", "budget")
 #: Controls a grid may ask for on its adaptive cells ("none": the strategy itself); a
 #: control cell has its adaptive cell's seed (``control`` is never hashed into it).
 CONTROLS = ("none", "random", "oracle")
@@ -139,18 +139,28 @@ def _check_int_axis(v):
     return v
 
 
-def _check_tau(v):
-    """tau: a number >= 0 (inf allowed, NaN not) or a non-empty list of them."""
+def _check_numbers(v, name: str, ok, what: str):
+    """A number or a non-empty list of numbers, each not NaN and ``ok``."""
     import math
 
     if v is None:
         return v
     if isinstance(v, list) and not v:
-        raise ValueError("tau list is empty")
+        raise ValueError(f"{name} list is empty")
     for t in v if isinstance(v, list) else [v]:
-        if math.isnan(t) or t < 0:
-            raise ValueError(f"tau must be >= 0 (inf allowed), got {t}")
+        if math.isnan(t) or not ok(t):
+            raise ValueError(f"{name} must be {what}, got {t}")
     return v
+
+
+def _check_tau(v):
+    """tau: a number >= 0 (inf allowed, NaN not) or a non-empty list of them."""
+    return _check_numbers(v, "tau", lambda t: t >= 0, ">= 0 (inf allowed)")
+
+
+def _check_budget(v):
+    """budget: a fraction in [0, 1] or a non-empty list of them (as the run configs')."""
+    return _check_numbers(v, "budget", lambda b: 0 <= b <= 1, "a fraction in [0, 1]")
 
 
 def _raise(msg):
@@ -243,7 +253,7 @@ class Block(_Strict):
     """One grid: the cartesian product of its axes (a scalar is a one-value axis).
 
     Parameters a strategy does not use are dropped from its cells (uniform uses only
-    ``low``; adaptive ``low``, ``high``, ``tau``, ``criterion``, ``guard``; multilevel
+    ``low``; adaptive ``low``, ``high``, ``tau`` or ``budget``, ``criterion``, ``guard``; multilevel
     ``levels``, ``tau``, ``criterion``, ``guard``) and the duplicates this creates are
     removed.
     """
@@ -264,12 +274,16 @@ class Block(_Strict):
     estimate: Estimate | list[Estimate] | None = Field(
         None, description="adaptive cells: estimate of |W||x|+|b| ('low' pass or 'cs' "
         "Cauchy-Schwarz bound)")
+    budget: float | list[float] | None = Field(
+        None, description="adaptive cells: budgeted selection instead of tau (recompute "
+        "this fraction of each layer's components, the top by the criterion's score)")
     samples: IntAxis | None = None
     seed: IntAxis = Field(0, description="replicate seed(s), hashed into each cell's seed")
 
     _axis = field_validator("samples", "seed")(
         lambda v: v if v is None else _check_int_axis(v))
     _tau = field_validator("tau")(lambda v: _check_tau(v))
+    _budget = field_validator("budget")(lambda v: _check_budget(v))
 
     @field_validator("samples", "seed")
     @classmethod
@@ -293,10 +307,12 @@ class CellEntry(_Strict):
     guard: bool | None = None
     control: ControlName | None = None
     estimate: Estimate | None = None
+    budget: float | None = None
     samples: StrictInt | None = Field(None, ge=0)
     seed: StrictInt = Field(0, ge=0, lt=2**64)
 
     _tau = field_validator("tau")(lambda v: _check_tau(v))
+    _budget = field_validator("budget")(lambda v: _check_budget(v))
 
 
 class SweepSection(_Strict):

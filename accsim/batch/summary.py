@@ -8,8 +8,8 @@ import numpy as np
 
 __all__ = ["failure_table", "summary_table"]
 
-GROUP = ("network", "strategy", "strategy_kind", "model", "high_model", "tau", "criterion",
-         "guard", "estimate", "samples")
+GROUP = ("network", "strategy", "strategy_kind", "model", "high_model", "tau", "budget",
+         "criterion", "guard", "estimate", "samples")
 SHOWN = (("accuracy", "accuracy", "{:.4f}"), ("recomputed_fraction", "recomputed", "{:.3f}"),
          ("bit_cost", "bit cost", "{:.4g}"), ("max_rel_error", "max rel err", "{:.3g}"),
          ("max_error_bound_ratio", "err/bound", "{:.3g}"), ("violations", "violations",

@@ -147,11 +147,11 @@ def make_strategy(kind: str, *, low=None, high=None, levels=None, tau=None,
     """A :class:`Strategy` from already-built models, with the standard label
     (``budget``: budgeted adaptive selection, label ``CRITERION-budget=F``)."""
     check_kind(kind)
+    if budget is not None and kind != "adaptive":
+        raise ValueError(f"budget applies to adaptive strategies, not {kind!r}")
     if kind == "uniform":
         return Uniform(low, label=label or f"uniform-{low.name}")
     if budget is not None:
-        if kind != "adaptive":
-            raise ValueError(f"budget applies to adaptive strategies, not {kind!r}")
         if tau is not None:
             raise ValueError("give either tau or budget, not both")
         if high is None:
@@ -366,7 +366,8 @@ def run_plan(plan: Plan, progress=None, *, keep: dict | None = None,
 def evaluate(network: str, strategy: str, low, high=None, levels: list | None = None,
              tau: float | None = None, criterion: str = "predicted", guard: bool = False,
              samples: int | None = None, seed: int = 0, *, constant: str = "auto",
-             batch: int = 256, control: str | None = None, estimate: str = "low") -> dict:
+             batch: int = 256, control: str | None = None, estimate: str = "low",
+             budget: float | None = None) -> dict:
     """Run one strategy on the network's test split (the data set it was trained on:
     digits, MNIST or Fashion-MNIST); the batch sweep's one-cell API.
 
@@ -384,7 +385,7 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
         Multi-level models ordered by cost (``low`` is ignored if given).
     tau : float, optional
         Tolerance (predicted error, or the authors' ``tol``).
-    criterion : {"predicted", "authors"}
+    criterion : {"predicted", "authors", "absolute"}
     guard : bool
         Guard band around zero.
     samples : int, optional
@@ -401,6 +402,10 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
         number of components per layer and batch (:class:`~accsim.run.strategies.Control`).
     estimate : {"low", "cs"}
         Estimate of ``|W||x| + |b|`` of the adaptive strategy (:mod:`accsim.run.cost`).
+    budget : float, optional
+        Budgeted selection of an adaptive strategy instead of ``tau`` (as the run
+        configs' ``budget``): recompute the top fraction ``budget`` of each layer's
+        components by the criterion's score (:mod:`accsim.run.strategies`).
 
     Returns
     -------
@@ -423,6 +428,8 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
                              f"{', '.join(CONTROL_KINDS)}")
     if criterion not in CRITERIA:
         raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
+    if budget is not None and strategy != "adaptive":
+        raise ValueError(f"budget applies to adaptive strategies, not {strategy!r}")
     net = load_network(network)
     lo = resolve_model(low, where="low") if (low is not None and levels is None) else None
     hi = resolve_model(high, where="high") if high is not None else None
@@ -433,7 +440,7 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
     if strategy == "adaptive" and lo is None:
         raise ValueError("adaptive strategy needs low")
     s = make_strategy(strategy, low=lo, high=hi, levels=lv, tau=tau, criterion=criterion,
-                      guard=guard, constant=constant, estimate=estimate)
+                      guard=guard, constant=constant, estimate=estimate, budget=budget)
     run = [s]
     if control is not None:
         run.append(Control(s.models[0], s.models[-1], control, s.label,

@@ -285,7 +285,7 @@ def expand(cfg: MiniLMConfig) -> list[Cell]:
                     label += f" lin-tau={lt:g}"
                 if not uni:
                     label += f" att-tau={at:g}"
-                rnd = lin.kind == "random" or att.kind == "random"
+                rnd = lin.kind in ("random", "random-active") or att.kind == "random"
                 cells.append(Cell(label, s.name, ops, lin, att, lt, at, rnd, {
                     "linear": lin.kind, "attention": att.kind}, m, s.inputs))
     labels = [c.label for c in cells]
@@ -379,7 +379,7 @@ def _results(rs, jobs, acc, state, out):
     n_done = E_ref_all.shape[0]
     ids = state["ids"][:n_done]
     n_tok = sum(len(i) for i in ids)
-    rows, layer_err, per_sentence, per_att, per_out = [], [], {}, {}, {}
+    rows, layer_err, per_sentence, per_att, per_out, per_agree = [], [], {}, {}, {}, {}
     for j, (c, sd) in enumerate(jobs):
         a = acc[j]
         E = np.concatenate(a["emb"])
@@ -413,7 +413,9 @@ def _results(rs, jobs, acc, state, out):
             "gbits_per_sentence": tally.total_bits() / n / 1e9,
             "macs_per_sentence": tally.total_macs() / n,
             "seconds": a["time"], "mac_per_s": tally.total_macs() / max(a["time"], 1e-9),
+            **tally.hardware(n),
         })
+        per_agree[(c.label, sd)] = ~em.output_flips(E, E_ref)
     comps = comparisons(rows, per_att, per_out)
     t_ref = state["t_ref"]
     out = out or rs.output
@@ -436,6 +438,10 @@ def _results(rs, jobs, acc, state, out):
                                  for r, (c, _) in zip(rows, jobs, strict=True)]})
         ds["layer_rel_error"] = (("strategy", "layer"), np.array(layer_err))
         ds["emb_err"] = (("strategy", "sentence"), padded(per_sentence))
+        ds["out_agree"] = (("strategy", "sentence"), padded(
+            {k: v.astype(np.float64) for k, v in per_agree.items()}), {
+            "long_name": "1 if the input's output top-1 (nearest other input) agrees with "
+                         "the binary64 network's, else 0; NaN: input not run", "units": "1"})
         ds["att_kl"] = (("strategy", "sentence"), padded(per_att), {
             "long_name": "mean KL(p_ref || p) of the input's attention rows (all layers "
                          "and heads); NaN: input not run by this cell", "units": "nat"})

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from accsim.run.strategies import Adaptive
+from accsim.run.strategies import Adaptive, active_mask, needs_estimate
 from accsim.transformer import lamp as _lamp
 from accsim.transformer.opclass import Float64, OpModels, PerTensorScaled, pow2_scale
 from accsim.transformer.policies import (
@@ -106,6 +106,7 @@ class SimRunner(RunState):
         if pol.kind == "uniform" or cls not in pol.classes:
             v = self.mm(low, W, X, np.broadcast_to(b[:, None], (m, P)), scales)
             self.tally.add(cls, m * P, 0, m * n * P, m * P * low.cost_bits(n + 1))
+            self.tally.add_hw([low], np.zeros((m, P), np.int8), n, "none")
             return v
         call = self._calls.get((layer, cls), 0)  # q, k, v: calls 0, 1, 2 of "qkv"
         self._calls[(layer, cls)] = call + 1
@@ -115,9 +116,10 @@ class SimRunner(RunState):
         v_low = ctx.compute(low)
         strat = Adaptive(low, pol.high, pol.tau, criterion=pol.criterion, guard=pol.guard)
         mask, _ = strat.select(ctx, v_low)
-        if pol.kind in ("random", "oracle"):
+        if pol.kind in ("random", "random-active", "oracle"):
+            active = active_mask(ctx, low, v_low) if pol.kind == "random-active" else None
             mask = self.matched_mask(pol.kind, mask, v_low, W @ X + b[:, None]
-                                     if pol.kind == "oracle" else None, layer, call)
+                                     if pol.kind == "oracle" else None, layer, call, active)
         v = v_low.copy()
         k = int(mask.sum())
         if k:
@@ -125,6 +127,10 @@ class SimRunner(RunState):
         est = m * P * low.cost_bits(n + 1) if pol.kind == "adaptive" else 0.0
         bits = m * P * low.cost_bits(n + 1) + est + k * pol.high.cost_bits(n + 1)
         self.tally.add(cls, m * P, k, m * n * P, bits)
+        self.tally.add_hw([low, pol.high], mask.astype(np.int8), n,
+                          "low" if pol.kind == "adaptive" or (
+                              pol.kind == "random-active" and needs_estimate(ctx, low))
+                          else "none")
         return v
 
     # -------------------------------------------------------------- attention

@@ -18,6 +18,10 @@ Linear-layer policies (``LinearPolicy.kind``) on the classes ``qkv``, ``attn_out
               activation: GELU for ``ffn_in``, identity elsewhere) on ``high``;
 ``random``    as many components per sentence and layer as ``adaptive`` flags, chosen
               uniformly at random (matched control);
+``random-active`` as many, uniformly among the active components
+              (:func:`accsim.run.strategies.active_mask`); the projections' activations
+              (identity, GELU) are flat nowhere, so every component is active and the
+              choice has the distribution of ``random`` (another random stream);
 ``oracle``    as many, those with the largest actual error against the binary64 product
               of the same inputs (matched control; needs the reference, not realisable).
 
@@ -52,7 +56,10 @@ Cost (:class:`accsim.run.cost.LayerCost` per task; :func:`tally` per class): out
 components, recomputed ones, multiply-accumulates and bits (``model.cost_bits(n)`` per
 inner product of ``n`` terms, bias included for the projections; the adaptive
 strategy's estimation pass ``fl_low(|W||x| + |b|)`` is charged, the controls do not
-need it and are not charged for it).
+need it and are not charged for it). The hardware columns of :mod:`accsim.run.hwcost`
+(energy, H100 time, H100 time per touched 64x8 tile) are tallied for the projections
+(:meth:`OpTally.hardware`), with the operation counts of
+:func:`accsim.run.cost.hardware_counts`.
 """
 
 from __future__ import annotations
@@ -64,8 +71,15 @@ import numba
 import numpy as np
 
 from accsim.analysis.kappa import kappa_phi as _kappa_phi
-from accsim.run.cost import LayerCost
-from accsim.run.strategies import Adaptive, Decision, Strategy
+from accsim.run.cost import LayerCost, hardware_counts
+from accsim.run.strategies import (
+    Adaptive,
+    Decision,
+    Strategy,
+    active_mask,
+    needs_estimate,
+    random_active_choice,
+)
 from accsim.transformer import lamp as _lamp
 from accsim.transformer.opclass import (
     OP_CLASSES,
@@ -84,7 +98,7 @@ __all__ = ["LINEAR_CLASSES", "LINEAR_KINDS", "ATTENTION_KINDS", "ATTENTION_CONTR
 #: the projections (weights x activations), in the order that keys their random controls
 LINEAR_CLASSES = ("qkv", "attn_out", "ffn_in", "ffn_out")
 _SMALL = 16384  # output components below which a product runs single-threaded
-LINEAR_KINDS = ("uniform", "adaptive", "random", "oracle")
+LINEAR_KINDS = ("uniform", "adaptive", "random", "random-active", "oracle")
 #: attention policies: uniform, every registered LAMP criterion, the matched controls
 ATTENTION_CONTROLS = ("random", "oracle")
 ATTENTION_KINDS = ("uniform", *_lamp.CRITERIA, *ATTENTION_CONTROLS)
@@ -188,11 +202,31 @@ class OpTally:
     recomputed: dict = field(default_factory=dict)
     macs: dict = field(default_factory=dict)
     bits: dict = field(default_factory=dict)
+    hw: dict = field(default_factory=dict)
 
     def add(self, cls, components, recomputed, macs, bits):
         for d, v in ((self.components, components), (self.recomputed, recomputed),
                      (self.macs, macs), (self.bits, bits)):
             d[cls] = d.get(cls, 0) + v
+
+    def add_hw(self, models, level, n, estimate):
+        """Add the hardware operation counts of one projection
+        (:func:`accsim.run.cost.hardware_counts`)."""
+        self.add_counts(hardware_counts(models, level, n, estimate))
+
+    def add_counts(self, counts: dict):
+        for k, v in counts.items():
+            self.hw[k] = self.hw.get(k, 0) + v
+
+    def hardware(self, n_inputs: int) -> dict:
+        """The projections' hardware columns per input
+        (:data:`accsim.run.hwcost.HW_COLUMNS`)."""
+        from accsim.run.cost import _hw_values
+
+        e, s, t = _hw_values(self.hw)
+        n = max(int(n_inputs), 1)
+        return {"energy_pj": e / n, "h100_time_ns": s * 1e9 / n,
+                "h100_tile_time_ns": t * 1e9 / n}
 
     def fraction(self, classes) -> float:
         c = sum(self.components.get(k, 0) for k in classes)
@@ -213,6 +247,8 @@ def tally(graph, results, into: OpTally | None = None) -> OpTally:
         for c in r.cost:
             out.add(op.op_class, c.components, c.recomputed, c.components * op.inner_length,
                     c.base_bits + c.estimate_bits + c.recompute_bits)
+        if "hw" in r.info:  # the projections' hardware counts (one task each)
+            out.add_counts(r.info["hw"])
     return out
 
 
@@ -248,10 +284,11 @@ class RunState:
                 return matmul_op(model, A, B, C, seed=self.seed, scales=scales)
         return matmul_op(model, A, B, C, seed=self.seed, scales=scales)
 
-    def matched_mask(self, kind, mask, v_low, ref, layer, call):
+    def matched_mask(self, kind, mask, v_low, ref, layer, call, active=None):
         """A projection's matched control: per sentence as many components as ``mask``
         flags, chosen uniformly at random (``kind = "random"``, generator keyed by the
-        sentence's global index, ``layer`` and ``call``) or those with the largest
+        sentence's global index, ``layer`` and ``call``), uniformly among the ``active``
+        ones (``"random-active"``, another stream) or those with the largest
         ``|v_low - ref|`` (``"oracle"``; NaN counts as largest, ties by index)."""
         m = mask.shape[0]
         new = np.zeros_like(mask)
@@ -261,6 +298,9 @@ class RunState:
                 continue
             if kind == "random":
                 pick = self.rng(sid, layer, call).permutation(m * (b - a))[:k]
+            elif kind == "random-active":
+                pick = random_active_choice(self.rng(sid, layer, call, 0x41435456),
+                                            active[:, a:b].ravel(), k)
             else:
                 err = np.abs(v_low[:, a:b] - ref[:, a:b]).ravel()
                 err = np.where(np.isnan(err), np.inf, err)
@@ -326,7 +366,9 @@ class _ModelStrategy(Strategy):
             v = self._reduce(ctx, meta)
         elif self.op_class in LINEAR_CLASSES:
             v = self.state.mm(self.model, W, X, ctx.C, self.state.scales(self.model, W, X))
-            n += 1  # the bias is a term of the inner product
+            level = np.zeros(v.shape, np.int8)
+            return Decision(v, level, self.models, self._cost(m, P, n + 1),  # bias a term
+                            {"hw": hardware_counts([self.model], level, n, "none")})
         else:
             v = self.state.mm(self.model, W, X, None, None)
         return Decision(v, np.zeros(v.shape, np.int8), self.models, self._cost(m, P, n))
@@ -389,16 +431,20 @@ class _LinearStrategy(_ModelStrategy):
         v_low = c.compute(low)
         mask, _ = Adaptive(low, pol.high, pol.tau, criterion=pol.criterion,
                            guard=pol.guard).select(c, v_low)
-        if pol.kind in ("random", "oracle"):
+        if pol.kind in ("random", "random-active", "oracle"):
+            active = active_mask(c, low, v_low) if pol.kind == "random-active" else None
             mask = st.matched_mask(pol.kind, mask, v_low, W @ X + C if pol.kind == "oracle"
-                                   else None, meta.layer, meta.call)
+                                   else None, meta.layer, meta.call, active)
         v = v_low.copy()
         k = int(mask.sum())
         if k:
             v[mask] = c.compute_selected(pol.high, mask)[mask]
         est = m * P * low.cost_bits(n + 1) if pol.kind == "adaptive" else 0.0
-        return Decision(v, mask.astype(np.int8), self.models,
-                        self._cost(m, P, n + 1, k, pol.high, est))
+        level = mask.astype(np.int8)
+        hw_est = "low" if pol.kind == "adaptive" or (
+            pol.kind == "random-active" and needs_estimate(c, low)) else "none"
+        return Decision(v, level, self.models, self._cost(m, P, n + 1, k, pol.high, est),
+                        {"hw": hardware_counts([low, pol.high], level, n, hw_est)})
 
 
 class _ScoresStrategy(_ModelStrategy):
