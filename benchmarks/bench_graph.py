@@ -6,7 +6,7 @@ scripts/install_pretrained.sh``; the MNIST network also needs torch). Writes
 
 For each network and accumulator model, timed in the same run on the same images:
 
-* ``kernel``: the raw matmul kernels alone, ``executor.run_model`` on every lowered
+* ``kernel``: the raw matmul kernels alone, ``accumulators.base.run_model`` on every lowered
   matmul task of the network (inputs taken from the binary64 reference run);
 * ``graph``: :func:`accsim.graph.run_graph` without the reference
   (``reference=False``): lowering (im2col), kernels, activations, rounding, the
@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import numpy as np  # noqa: E402
 
 from accsim import round as _round  # noqa: E402
+from accsim.accumulators.base import run_model  # noqa: E402
 from accsim.graph import Assignment, run_graph  # noqa: E402
 from accsim.graph.config import load_graph_config  # noqa: E402
 from accsim.graph.experiment import load_graph, load_inputs  # noqa: E402
 from accsim.numbers import exact  # noqa: E402
-from accsim.run.executor import run_model  # noqa: E402
 from accsim.run.strategies import Uniform  # noqa: E402
 from hwmodels import resolve  # noqa: E402
 
@@ -83,7 +83,7 @@ def bench(cfg_path, n_images, reps):
 
         def kernel(m=m, tasks=tasks):
             for W, X, C in tasks:
-                run_model(m, W, X, C, 0)
+                run_model(m, W, X, C, seed=0)
 
         a = Assignment({"default": Uniform(m)}, label, scale)
         kernel()  # compile

@@ -4,7 +4,7 @@ directory on ``sys.path``): bit-level equality and the mode list of the referenc
 import numpy as np
 from reference import MODES  # noqa: F401 - the reference's own list, independent of accsim
 
-__all__ = ["MODES", "same_bits", "bits_equal"]
+__all__ = ["MODES", "same_bits", "bits_equal", "run_network", "LayerRun"]
 
 
 def same_bits(a, b) -> np.ndarray:
@@ -17,3 +17,30 @@ def same_bits(a, b) -> np.ndarray:
 def bits_equal(a, b) -> bool:
     """Whether every element of ``a`` and ``b`` has the same bits (see :func:`same_bits`)."""
     return bool(np.all(same_bits(a, b)))
+
+
+class LayerRun:
+    """One network layer's results of :func:`run_network` in the layer layout
+    ``(n_out, batch)`` of ``networks.Layer.from_columns`` (the op's ``(batch, n_out)``
+    arrays transposed, ``holds`` included), with its single task's cost."""
+
+    def __init__(self, r):
+        for k in ("computed", "exact", "bound", "level", "kappa_v", "kappa_phi",
+                  "propagated", "abs_sum", "bound_prob"):
+            v = getattr(r, k)
+            setattr(self, k, None if v is None else v.T)
+        self.holds = r.holds.T
+        (self.cost,) = r.cost
+        self.info = r.info
+
+
+def run_network(net, strategy, x, **kw):
+    """A shipped network on one batch through the one engine (its graph through
+    ``run_graph`` with the extras): ``(logits, [LayerRun per layer])``."""
+    from accsim.graph.from_network import graph_from_network
+    from accsim.graph.runner import Assignment, run_graph
+
+    g = graph_from_network(net)
+    outs, res = run_graph(g, Assignment({"default": strategy}, "test"), x, extras=True,
+                          **kw)
+    return outs[g.ops[-1].name], [LayerRun(r) for r in res]

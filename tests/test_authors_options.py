@@ -7,10 +7,11 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from helpers import run_network as run_batch
 from reference import float8_e4m3, ref_add, ref_round
 
 import networks
-from accsim.run.executor import add_bias_after, run_batch
+from accsim.graph.engine import add_bias_after
 from accsim.run.experiment import resolve_model
 from accsim.run.formatspec import format_from_table, materialize
 from accsim.run.strategies import Adaptive, Uniform

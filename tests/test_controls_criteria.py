@@ -14,10 +14,10 @@ import pytest
 import networks
 from accsim.accumulators.factory import build_model
 from accsim.graph.controls import CONTROL_CLASSES, RandomActiveControl
+from accsim.graph.engine import TaskContext
 from accsim.graph.graph import Graph
 from accsim.graph.ops import Dense
 from accsim.graph.runner import Assignment, run_graph
-from accsim.run.executor import LayerContext
 from accsim.run.experiment import Plan, make_controls, make_strategy, run_plan, to_dataset
 from accsim.run.strategies import (
     CONTROL_KINDS,
@@ -57,7 +57,7 @@ def _ctx(act="relu", p=30, seed=1):
     lay = net.layers[0]
     X = np.ascontiguousarray(x.T.astype(np.float64))
     C = np.ascontiguousarray(np.broadcast_to(lay.b[:, None], (lay.W.shape[0], p)))
-    return LayerContext(0, lay, X, C, 5)
+    return TaskContext(0, lay, X, C, 5)
 
 
 # ------------------------------------------------------------- slow reference scores
@@ -184,7 +184,7 @@ def test_active_mask_against_exact_slow_test():
     lay = net.layers[0]
     X = np.ascontiguousarray(x.T.astype(np.float64))
     C = np.ascontiguousarray(np.broadcast_to(lay.b[:, None], (lay.W.shape[0], 30)))
-    ctx128 = LayerContext(0, lay, X, C, 5)
+    ctx128 = TaskContext(0, lay, X, C, 5)
     assert resolve_constant(lo8, 128, "auto")[0] >= 1
     v = ctx128.compute(lo8)
     m = active_mask(ctx128, lo8, v)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import run_network as run_batch
 
 import accsim
 from accsim.accumulators.factory import build_model
 from accsim.run.cost import inner_product_bits, layer_cost
-from accsim.run.executor import run_batch
 from accsim.run.strategies import Adaptive, MultiLevel, Uniform
 
 FP8 = {"family": "blocked", "block": 8, "inner_format": "float8_e4m3",

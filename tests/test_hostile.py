@@ -3,7 +3,8 @@ clear error before any work, and no traceback reaches the user.
 
 The classes of the issue, each parametrised over the commands it concerns: foreign
 outputs (directories without accsim's marker, user files next to or inside an
-output), lock files that are symbolic links, multi-file outputs published as one unit,
+output), lock files and unit manifests that are symbolic links or malformed, readers
+while a store is rewritten (A171), multi-file outputs published as one unit,
 full disks, the one validation layer (TOML depth, strict types, empty lists, the seed
 rule, bounded parameters, path length, layer keys, labels), importers (bfloat16 /
 float16 tensors load; sparse, quantised, meta tensors, truncated archives and broken
@@ -330,6 +331,56 @@ def test_a_lock_file_symlink_is_never_followed_A045(tmp_path, kind):
         r = _command(kind, tmp_path, out)
     assert r.exit_code == 2 and "symbolic link" in r.output, r.output
     assert victim.read_text() == "precious"
+
+
+@pytest.mark.parametrize("what", ["symlink", "directory"])
+@pytest.mark.parametrize("kind", ["run", "verify", "sweep"])
+def test_a_planted_unit_manifest_is_never_followed(tmp_path, kind, what):
+    # the manifest of a run/verify unit (.OUT.accsim.json): a symbolic link or a
+    # directory planted there is refused before any work, its target untouched
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    m = tmp_path / ".o.zarr.accsim.json"
+    if what == "symlink":
+        m.symlink_to(victim)
+    else:
+        m.mkdir()
+        (m / "mine.txt").write_text("mine")
+    r = _command(kind, tmp_path, tmp_path / "o.zarr")
+    assert r.exit_code == 2 and "not a regular file" in r.output, r.output
+    assert victim.read_text() == "precious" and not (tmp_path / "o.zarr").exists()
+    assert m.is_symlink() if what == "symlink" else (m / "mine.txt").read_text() == "mine"
+
+
+MANIFESTS = {
+    "garbage": lambda man: "{not json",
+    "a-list": lambda man: "[1]",
+    "previous-not-a-table": lambda man: json.dumps({**man, "state": "publishing",
+                                                    "previous": [1, 2]}),
+    "previous-escaping": lambda man: json.dumps({**man, "state": "publishing", "previous": {
+        "o.zarr": 5, "../victim.txt": {"sha": None, "aside": None},
+        "victim.txt": {"sha": "0" * 64, "aside": "../victim.txt",
+                       "staged": "../../victim.txt"}}}),
+}
+
+
+@pytest.mark.parametrize("how", list(MANIFESTS))
+@pytest.mark.parametrize("kind", ["run", "verify"])
+def test_a_malformed_unit_manifest_is_no_traceback_and_moves_nothing(tmp_path, kind, how):
+    # the next command reads the manifest to put back a unit killed mid-publish: one it
+    # did not write (or that names paths outside the output's directory) moves nothing
+    out = tmp_path / "o.zarr"
+    assert _command(kind, tmp_path, out).exit_code == 0
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    m = tmp_path / ".o.zarr.accsim.json"
+    m.write_text(MANIFESTS[how](json.loads(m.read_text())))
+    r = _command(kind, tmp_path, out)
+    assert r.exit_code == 0, r.output
+    assert victim.read_text() == "precious"
+    from accsim.run.datasets import load
+
+    assert load(out).attrs["publish_id"] == json.loads(m.read_text())["id"]
 
 
 def test_lock_file_is_created_exclusively_and_reused_after_a_kill(tmp_path):
@@ -893,3 +944,129 @@ def test_minilm_checkpoints_are_published_as_sets(tmp_path):
         minilm_command(cfg, console=Stop())
     got = outputs.read_fileset(tmp_path / "ck", "minilm")
     assert json.loads(got["ck.json"].read_text())["sentences"] == 3
+
+
+# ====================================== 1b. readers while `sweep --force` rewrites a store
+# A plain ``xr.open_zarr(STORE)`` reads the consolidated metadata (attributes included)
+# when it opens the store and every chunk later, each by its path (zarr's LocalStore
+# resolves nothing when it opens): a rewrite in between gives it old attributes and new
+# data. No layout of the directory can prevent that for every reader (a chunk's path is
+# fixed by the variable's name, so some later version must write it again). accsim's
+# readers (``open_results``, ``accsim.open_dataset``) compare the published dataset's
+# ``publish_id`` before and after the read and read again on a change: they must never
+# return a mixture. The two versions differ in attributes and in every data value.
+def _version(ds, refs) -> str:
+    """'A' or 'B' when ``ds`` is entirely version A or B of ``refs``, else 'mixed'."""
+    by_attrs = [k for k, r in refs.items() if ds.attrs["sweep_name"] == r.attrs["sweep_name"]
+                and ds.attrs["master_seed"] == r.attrs["master_seed"]]
+    by_data = [k for k, r in refs.items() if all(
+        np.array_equal(ds[v].values, r[v].values) for v in ("accuracy", "max_rel_error",
+                                                            "cell_seed"))]
+    return by_attrs[0] if by_attrs == by_data and len(by_attrs) == 1 else "mixed"
+
+
+@pytest.fixture
+def two_versions(tmp_path):
+    from accsim.batch import load_config, open_results, run_sweep
+
+    sweeps, refs = {}, {}
+    for k, (name, seed) in {"A": ("s1", 3), "B": ("s2", 4)}.items():
+        sweeps[k] = load_config(_sweep_cfg(tmp_path, name, SWEEP.format(name=name)
+                                           .replace("seed = 3", f"seed = {seed}")))
+        ref = tmp_path / f"ref{k}.zarr"
+        assert run_sweep(sweeps[k], ref, cell_fn=DOUBLE, progress=False).ok
+        refs[k] = open_results(ref)
+    assert not np.array_equal(refs["A"]["accuracy"].values, refs["B"]["accuracy"].values)
+    store = tmp_path / "S.zarr"
+    assert run_sweep(sweeps["A"], store, cell_fn=DOUBLE, progress=False).ok
+
+    def rewrite(k):
+        assert run_sweep(sweeps[k], store, cell_fn=DOUBLE, progress=False, force=True).ok
+
+    return store, refs, rewrite
+
+
+def _readers():
+    import accsim
+    from accsim.batch import open_results
+
+    return {"open_results": open_results, "open_dataset": accsim.open_dataset}
+
+
+def test_a_rewrite_between_open_and_load_is_never_returned_mixed_A171(two_versions,
+                                                                      monkeypatch):
+    import xarray as xr
+
+    store, refs, rewrite = two_versions
+    # the hazard, made deterministic: a plain reader opened before a rewrite mixes
+    lazy = xr.open_zarr(store)
+    rewrite("B")
+    assert _version(lazy.load(), refs) == "mixed"
+    real = xr.open_zarr
+    for name, read in _readers().items():
+        for old, new in (("B", "A"), ("A", "B")):
+            fired = []
+
+            def open_then_rewrite(*a, _new=new, _fired=fired, **k):
+                ds = real(*a, **k)
+                if not _fired:  # once: the rewrite lands between open and load
+                    _fired.append(1)
+                    rewrite(_new)
+                return ds
+
+            monkeypatch.setattr(xr, "open_zarr", open_then_rewrite)
+            got = read(store)
+            monkeypatch.setattr(xr, "open_zarr", real)
+            assert fired, name
+            assert _version(got, refs) == new, (name, old, new)
+
+
+@pytest.mark.slow
+def test_readers_under_concurrent_force_rewrites_A171(two_versions, monkeypatch):
+    import asyncio
+    import threading
+
+    import xarray as xr
+    from zarr.storage import LocalStore
+
+    store, refs, rewrite = two_versions
+    real_get = LocalStore.get
+
+    async def slow_get(self, *a, **k):  # every chunk read takes a while: reads overlap
+        await asyncio.sleep(0.002)     # the rewrites often (the plain reader shows it)
+        return await real_get(self, *a, **k)
+
+    monkeypatch.setattr(LocalStore, "get", slow_get)
+
+    def plain(p):
+        with xr.open_zarr(p) as ds:
+            return ds.load()
+
+    readers = {**_readers(), "plain": plain}
+    seen = {name: {"A": 0, "B": 0, "mixed": 0, "error": 0} for name in readers}
+    stop = threading.Event()
+
+    def loop(name):
+        while not stop.is_set():
+            try:
+                v = _version(readers[name](store), refs)
+            except Exception:  # noqa: BLE001 - counted
+                v = "error"
+            seen[name][v] += 1
+
+    threads = [threading.Thread(target=loop, args=(n,)) for n in readers]
+    for t in threads:
+        t.start()
+    try:
+        for k in range(12):
+            rewrite("BA"[k % 2])
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    for name in _readers():
+        s = seen[name]
+        assert s["mixed"] == 0 and s["error"] == 0 and s["A"] and s["B"], (name, seen)
+    print(f"\nA171 stress, reads per reader: {seen}")
+    # the stress did reach the window: the plain reader got mixed or failed reads
+    assert seen["plain"]["mixed"] + seen["plain"]["error"] > 0, seen

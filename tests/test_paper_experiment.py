@@ -12,12 +12,13 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 import pytest
+from helpers import run_network as run_batch
 
 import networks
 from accsim.accumulators.factory import build_model
 from accsim.analysis.stats import bootstrap_ci, mcnemar, paired_summary
+from accsim.graph.engine import ComputeCache, TaskContext
 from accsim.numbers import exact
-from accsim.run.executor import ComputeCache, LayerContext, run_batch
 from accsim.run.experiment import Plan, run_plan, to_dataset
 from accsim.run.strategies import (
     Adaptive,
@@ -61,7 +62,8 @@ def test_authors_criterion_pays_no_estimation_pass():
     s = Adaptive(lo, hi, 0.3, criterion="authors", label="a")
     _, layers = run_batch(net, s, x, cache=cache)
     assert all(r.cost.estimate_bits == 0.0 for r in layers)
-    assert not any(k[2] == "abs" for k in cache if isinstance(k, tuple) and len(k) == 5)
+    assert any(k[2] == "v" for k in cache if isinstance(k, tuple) and len(k) == 6)
+    assert not any(k[2] == "abs" for k in cache if isinstance(k, tuple) and len(k) == 6)
     # the predicted criterion uses |W||x| and pays one low inner product per component
     p = Adaptive(lo, hi, 3.0, criterion="predicted", label="p")
     _, layers = run_batch(net, p, x)
@@ -80,7 +82,7 @@ def test_cauchy_schwarz_estimate_is_an_upper_bound_and_billed_O_n():
     lay = net.layers[0]
     X = np.ascontiguousarray(x.T.astype(np.float64))
     C = np.ascontiguousarray(np.broadcast_to(lay.b[:, None], (lay.W.shape[0], X.shape[1])))
-    ctx = LayerContext(0, lay, X, C, 0)
+    ctx = TaskContext(0, lay, X, C, 0)
     S_cs = cauchy_schwarz_estimate(ctx)
     S = exact.matmul(np.abs(lay.W), np.abs(X), np.abs(C))
     assert np.all(S_cs >= S)
@@ -188,7 +190,7 @@ def test_oracle_takes_the_largest_errors():
     lay = net.layers[0]
     X = np.ascontiguousarray(x.T.astype(np.float64))
     C = np.ascontiguousarray(np.broadcast_to(lay.b[:, None], (lay.W.shape[0], X.shape[1])))
-    ctx = LayerContext(0, lay, X, C, 5)
+    ctx = TaskContext(0, lay, X, C, 5)
     v = ctx.compute(lo)
     o = Control(lo, hi, "oracle", "a", label="o")
     mask = o.select(ctx, v, 30)
@@ -247,9 +249,11 @@ def test_dataset_has_label_free_metrics_paired_stats_and_bound_facts():
     assert ds["delta"].values[ref] == 0 and ds["p_mcnemar"].values[ref] == 1.0
     assert ds["correct"].shape == (3, 60) and ds["agree"].dtype == bool
     # the agreement and logit error are those of the exact network's logits
-    from accsim.run.executor import exact_logits
+    from accsim.graph.from_network import graph_from_network
+    from accsim.graph.runner import exact_graph
 
-    ex = exact_logits(plan.network, plan.x)
+    g = graph_from_network(plan.network)
+    ex = exact_graph(g, plan.x)[g.ops[-1].name]
     assert np.array_equal(ds["agree"].values[0],
                           acc["uniform-fp8"].per_image()["pred"] == np.argmax(ex, axis=1))
     assert np.all(ds["logit_rel_error"].values >= 0)

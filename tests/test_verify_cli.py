@@ -32,7 +32,7 @@ def test_happy_path_generic_model(tmp_path):
     assert (ds["bound"].values >= ds["abs_error"].values).all()
     np.testing.assert_array_equal(ds["kappa_v"].values[:, 0], 1.0)
     assert (tmp_path / "v.png").stat().st_size > 1000
-    assert sorted(os.listdir(tmp_path)) == ["v.png", "v.zarr"]
+    assert sorted(os.listdir(tmp_path)) == [".v.zarr.accsim.json", "v.png", "v.zarr"]
 
 
 def test_hardware_model_rounds_n_up_to_k(tmp_path):

@@ -33,7 +33,8 @@ from pydantic import (
     model_validator,
 )
 
-from accsim.run.strategies import CONTROL_KINDS, CRITERIA, STRATEGY_KINDS, StrategyKind
+from accsim.run.criteria import CriterionName
+from accsim.run.strategies import CONTROL_KINDS, STRATEGY_KINDS, StrategyKind
 from accsim.run.tomlkeys import key_lines
 
 __all__ = [
@@ -244,7 +245,7 @@ ModelRef = Annotated[
                       "allowed), or an inline model table"),
 ]
 Strategy = StrategyKind
-Criterion = Literal[CRITERIA]
+Criterion = CriterionName
 ControlName = Literal[("none",) + CONTROL_KINDS]
 Estimate = Literal["low", "cs"]
 

@@ -15,8 +15,10 @@ swapped in atomically (:func:`accsim.run.outputs.publish`), so a reader sees the
 dataset or the new one, never a mixture, and a killed or failed rebuild leaves the old
 one. Records are validated on read (:meth:`CellStore.check`): an unreadable or edited
 record counts as damage, is reported and its cell re-run. Open the dataset with
-``xarray.open_zarr(STORE)`` or :func:`open_results` (which retries when a rebuild
-swapped the store while it was reading).
+:func:`open_results`, which retries when a rebuild swapped the store while it was
+reading: a plain ``xarray.open_zarr(STORE)`` reads the attributes when it opens and the
+chunks later, by path, so a swap in between mixes two versions (``docs/datasets.md``,
+"Readers").
 
 Dataset layout: one dimension ``cell`` (the position of the cell in the expanded sweep);
 the sweep parameters are coordinates along it (``network``, ``strategy``, ``model``

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from accsim.run.datasets import check_output, write_dataset
+from accsim.run.datasets import check_output
 
 __all__ = ["register", "run_command", "summary_table", "check_output"]
 
@@ -143,11 +143,11 @@ def _run_output(cfg, config, out, out_given, plots, console, quiet, force, clien
     digest = config_digest(cfg.model_dump(exclude={"run": {"output", "plots"}}))
     option = "--out" if out_given else "run.output"
     with OutputLock(out, option):
+        clean_leftovers(out)  # first: puts back a unit killed while being published
+        clean_leftovers(_img_dir(out))
         check_replace(out, "run", digest, force=force, option=option)
-        clean_leftovers(out)
         if plots if plots is not None else cfg.run.plots:
             check_target(_img_dir(out), "run-plots", option="plots")
-            clean_leftovers(_img_dir(out))
         return _run_locked(cfg, config, out, plots, console, digest, quiet, client)
 
 
@@ -188,20 +188,38 @@ def _run_locked(cfg, config, out, plots, console, digest, quiet, client=None):
                              client=client)
     ds = to_dataset(plan, acc, secs)
     ds.attrs.update(accsim_kind="run", config_sha256=digest)
-    write_dataset(ds, out)
+    images = _publish_run(ds, out, plots if plots is not None else cfg.run.plots)
     print_table(summary_table(ds))
     nonfinite = int(ds["nonfinite"].sum()) if "nonfinite" in ds else 0
     if nonfinite:
         console.print(f"[red]{nonfinite} non-finite output component(s)[/red] (overflow or "
                       "NaN): their errors are reported as inf or nan, never as 0")
-    if plots if plots is not None else cfg.run.plots:
-        from accsim.plots.run import save_plots
-        from accsim.run.outputs import publish_dir
-
-        for p in publish_dir(_img_dir(out), "run-plots", lambda d: save_plots(ds, d)):
-            console.print(f"plot: {p}")
+    for p in images:
+        console.print(f"plot: {p}")
     console.print(f"run time {secs:.1f} s; results written to {out}")
     return ds, out
+
+
+def _publish_run(ds, out: Path, plots: bool) -> list[Path]:
+    """Publish the dataset ``out`` and (with ``plots``) its image folder as one unit
+    (:class:`accsim.run.outputs.Unit`): both are written beside their destinations
+    first, then swapped in behind the unit's manifest. Returns the images' paths."""
+    from accsim.run.datasets import save
+    from accsim.run.outputs import Unit, write_marker
+
+    img = _img_dir(out)
+    written = []
+    with Unit(out, "run") as unit:
+        save(ds, out, unit=unit)
+        if plots:
+            from accsim.plots.run import save_plots
+
+            staged = unit.stage(img)
+            staged.mkdir()
+            written = save_plots(ds, staged)
+            write_marker(staged, "run-plots")
+        unit.publish()
+    return [img / Path(w).name for w in written]
 
 
 _EPILOG = (
@@ -251,5 +269,6 @@ def register(app: typer.Typer) -> None:
             error(str(exc))
             raise typer.Exit(code=2) from None
         except OSError as exc:  # e.g. the disk filled up while writing
-            error(f"cannot write the results: {exc}")
+            error(f"cannot write the results: {exc}; the previous output (if any) is "
+                  "unchanged")
             raise typer.Exit(code=1) from None

@@ -156,11 +156,11 @@ def verify_command(model_name: str, n: str, kappa: str, samples: int, seed: int,
     digest = config_digest({"model": model_name, "n": sizes, "kappa": kappas,
                             "samples": samples, "seed": seed, "kind": kind})
     with OutputLock(out, "--out"):
+        clean_leftovers(out)  # first: puts back a unit killed while being published
+        clean_leftovers(out.with_suffix(".png"))
         check_replace(out, "verify", digest, force=force, option="--out")
-        clean_leftovers(out)
         if plot:
             check_target(out.with_suffix(".png"), "verify", option="the plot")
-            clean_leftovers(out.with_suffix(".png"))
         return _verify_locked(model, model_name, sizes, kappas, samples, seed, out, kind,
                               plot, console, digest)
 
@@ -209,17 +209,23 @@ def _verify_locked(model, model_name, sizes, kappas, samples, seed, out, kind, p
         data, {"n": np.asarray(used), "kappa": np.asarray(kappas),
                "sample": np.arange(samples)}, model=model, attrs=attrs, seed=seed)
     ds.attrs["model"] = str(getattr(model, "name", model_name))
-    datasets.save(ds, out)
+    from accsim.run.outputs import Unit, stamp_png
+
+    with Unit(out, "verify") as unit:  # the dataset and its PNG, published as one unit
+        datasets.save(ds, out, unit=unit)
+        if plot:
+            from accsim.plots.verify import save_plot
+
+            png = unit.stage(out.with_suffix(".png"))
+            save_plot(ds, png)
+            stamp_png(png, "verify")
+        unit.publish()
     from accsim.cli.console import detail, print_table
 
     detail(f"model: {model!r}")
     print_table(summary_table(ds))
     if plot:
-        from accsim.plots.verify import save_plot
-        from accsim.run.outputs import publish_png
-
-        png = publish_png(out.with_suffix(".png"), "verify", lambda p: save_plot(ds, p))
-        console.print(f"plot: {png}")
+        console.print(f"plot: {out.with_suffix('.png')}")
     nv = int((~holds).sum())
     msg = f"[red]{nv} bound violation(s)[/red]" if nv else "no bound violations"
     console.print(f"{msg}; {holds.size} dot products in {secs:.1f} s; results: {out}")
@@ -274,5 +280,6 @@ def register(app: typer.Typer) -> None:
             error(str(exc))
             raise typer.Exit(code=2) from None
         except OSError as exc:  # e.g. the disk filled up while writing
-            error(f"cannot write the results: {exc}")
+            error(f"cannot write the results: {exc}; the previous output (if any) is "
+                  "unchanged")
             raise typer.Exit(code=1) from None

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from accsim.graph.controls import CONTROL_CLASSES
+from accsim.graph.engine import ComputeCache
 from accsim.graph.ops import LINEAR_CLASSES
-from accsim.graph.runner import Assignment, GraphAccumulator, run_graph
-from accsim.run.executor import ComputeCache
+from accsim.graph.runner import Assignment, Tally, run_graph
 from accsim.run.experiment import make_strategy, resolve_model, select_samples
 from accsim.run.parallel import ordered_map
 
@@ -215,7 +215,7 @@ def _run(plan, assignments, acc, progress, outputs=None, workers=None):
 
     names = [op.name for op in plan.graph.linear_ops]
     for a in assignments:
-        acc[a.label] = GraphAccumulator(names, plan.record_samples)
+        acc[a.label] = Tally(names, plan.record_samples)
 
     def batch(start):
         xb = plan.x[start:start + plan.batch]
@@ -241,7 +241,7 @@ def _run(plan, assignments, acc, progress, outputs=None, workers=None):
 def run_graph_plan(plan: GraphPlan, progress=None, outputs: dict | None = None,
                    workers: int | None = None                   ) -> tuple[dict, float]:
     """Run all assignments, then the controls of the adaptive rows at the per-op
-    recomputed fractions those rows reached. Returns ``({label: GraphAccumulator},
+    recomputed fractions those rows reached. Returns ``({label: Tally},
     seconds)`` (controls labelled ``random@LABEL``, ``random-active@LABEL``,
     ``oracle@LABEL``; further seeds of the random kinds ``random@LABEL#k``); with
     ``outputs`` (a dict), the network outputs of each row are appended to

@@ -1,19 +1,21 @@
-"""The shipped networks (:mod:`networks`, every layer ``phi(W x + b)``) as layer graphs,
-so the existing MLP / CNN path runs through :func:`accsim.graph.run_graph` too (with
-the same bits as :func:`accsim.run.executor.run_batch`, tested)."""
+"""The shipped networks (:mod:`networks`, every layer ``phi(W x + b)``) as layer graphs:
+the MLP and CNN runs of :mod:`accsim.run.experiment` go through
+:func:`accsim.graph.runner.run_graph` on them (one op per network layer, so op ``i`` is
+layer ``i``: its seed and its row of the per-layer results)."""
 
 from __future__ import annotations
 
 from accsim.graph.graph import Graph
-from accsim.graph.ops import Conv2d, Dense, Flatten
+from accsim.graph.ops import Conv2d, Dense
 
 __all__ = ["graph_from_network"]
 
 
 def graph_from_network(net) -> Graph:
-    """A :class:`Graph` of a :class:`networks.Network` (a Flatten before each dense layer
-    that follows a convolution; the flatten orders agree: channel slowest)."""
-    ops, prev_conv = [], False
+    """A :class:`Graph` of a :class:`networks.Network`: one op per layer, a dense layer
+    after a convolution reading its output flattened channel-slowest (``Dense(...,
+    flatten=True)``; the flatten orders agree)."""
+    ops = []
     first = net.layers[0]
     in_shape = tuple(first.in_shape) if first.kind == "conv" else (first.W.shape[1],)
     for i, lay in enumerate(net.layers):
@@ -24,10 +26,7 @@ def graph_from_network(net) -> Graph:
             ops.append(Conv2d(name, lay.W.reshape(lay.W.shape[0], c, kh, kw), lay.b,
                               stride=lay.stride, padding=lay.padding,
                               activation=lay.activation))
-            prev_conv = True
         else:
-            if prev_conv:
-                ops.append(Flatten(f"flatten{i}"))
-                prev_conv = False
-            ops.append(Dense(name, lay.W, lay.b, activation=lay.activation))
+            ops.append(Dense(name, lay.W, lay.b, activation=lay.activation,
+                             flatten=i > 0 and net.layers[i - 1].kind == "conv"))
     return Graph(net.name, in_shape, ops)

@@ -14,8 +14,8 @@ Two kinds of operation:
   im2col patch matrix, so each output pixel x channel is one inner product of length
   ``C_in/groups * kh * kw``); the runner chooses the accumulator of each task from the op
   class (:attr:`LinearOp.op_class`), runs it with the existing matmul kernels (through
-  :class:`accsim.run.executor.LayerContext`, so the strategies, the exact reference and the
-  componentwise bounds are those of the dense executor), applies the fused activation
+  :func:`accsim.graph.engine.run_task`, so the strategies, the exact reference and the
+  componentwise bounds are those of every network run), applies the fused activation
   and rounds to the activation format; ``assemble`` puts the task outputs back into the
   op's output layout.
 * **Elementwise / data-movement ops** (:class:`BatchNorm`, :class:`MaxPool2d`,
@@ -298,14 +298,17 @@ class Dense(LinearOp):
 
     With ``last_axis=True`` the input may have any per-image shape ``(..., in)`` and the
     layer maps its last axis (``torch.nn.functional.linear``): every vector along it is
-    one column of the task, image-slowest."""
+    one column of the task, image-slowest. With ``flatten=True`` the input may have any
+    per-image shape of ``in`` elements, read in C order (a :class:`Flatten` fused into
+    the layer, as the shipped CNNs' first dense layer reads its conv input)."""
 
     op_class = "dense"
 
     def __init__(self, name, weight, bias=None, activation="identity", inputs=None,
-                 last_axis=False):
+                 last_axis=False, flatten=False):
         super().__init__(name, inputs)
         self.last_axis = bool(last_axis)
+        self.flatten = bool(flatten)
         self.weight = _finite(name, "weight", weight)
         if self.weight.ndim != 2:
             raise ValueError(f"layer {name!r}: tensor weight has shape {self.weight.shape}, "
@@ -324,6 +327,8 @@ class Dense(LinearOp):
 
     def infer(self, in_shapes):
         (s,) = in_shapes
+        if self.flatten:
+            s = (int(np.prod(s)),)
         if not (self.last_axis and len(s) >= 1):
             self._need(s, 1, "(features,) (add a Flatten before this layer)")
         if s[-1] != self.weight.shape[1]:

@@ -1,3 +1,5 @@
-"""Single network runs: run configs (:mod:`.config`), strategies (:mod:`.strategies`),
-bit costs (:mod:`.cost`), the layer executor (:mod:`.executor`), the experiment
-(:mod:`.experiment`), datasets and safe outputs (:mod:`.datasets`, :mod:`.outputs`)."""
+"""Single network runs: run configs (:mod:`.config`), strategies (:mod:`.strategies`) and
+their criteria (:mod:`.criteria`), bit costs (:mod:`.cost`), the experiment
+(:mod:`.experiment`: a network as its graph through the one engine,
+:mod:`accsim.graph.engine`), datasets and safe outputs (:mod:`.datasets`,
+:mod:`.outputs`)."""

@@ -51,7 +51,8 @@ from pydantic import (
 )
 
 from accsim.run import tomlkeys
-from accsim.run.strategies import CONTROL_KINDS, CRITERIA, StrategyKind
+from accsim.run.criteria import CriterionName
+from accsim.run.strategies import CONTROL_KINDS, StrategyKind
 
 __all__ = ["RunConfig", "RunSection", "StrategySpec", "load_config", "parse_config",
            "format_tau"]
@@ -93,7 +94,7 @@ class StrategySpec(_Strict):
     low: str | None = None
     high: str | None = None
     levels: list[str] | None = None
-    criterion: Literal[CRITERIA] = "predicted"
+    criterion: CriterionName = "predicted"
     tau: float | list[float] | None = None
     budget: float | list[float] | None = Field(
         None, description="budgeted selection: recompute this fraction of each layer's "

@@ -205,22 +205,25 @@ def _decode(ds: xr.Dataset) -> xr.Dataset:
 
 
 def save(ds: xr.Dataset, path: str | os.PathLike, engine: str | None = None,
-         *, overwrite: bool = True) -> Path:
+         *, overwrite: bool = True, unit=None) -> Path:
     """Write ``ds`` atomically to ``path`` (zarr directory or netCDF file via h5netcdf).
 
     The data go to a temporary path in the same directory (``.NAME.*.tmp``), then are
-    swapped into place (:func:`accsim.run.outputs.publish`: readers see the old dataset or
-    the new one, never a mixture); on any error the temporary is removed and an
-    existing ``path`` is left untouched. Zarr stores carry consolidated metadata (one
-    read opens them; ``xarray.open_zarr`` needs no fallback). A netCDF file is built in
-    memory and written with ordinary file I/O, so a full disk is an ``OSError``, never
-    a crash inside HDF5. ``engine`` defaults from the extension (``.nc`` -> netCDF,
-    else zarr). Whether an existing ``path`` may be replaced at all is the caller's
-    decision (:func:`accsim.run.outputs.check_replace`).
+    swapped into place (:func:`accsim.run.outputs.publish`): the path always holds a
+    complete dataset; on any error the temporary is removed and an existing ``path`` is
+    left untouched. Given ``unit`` (:class:`accsim.run.outputs.Unit`), the dataset is
+    only staged in it, with the unit's ``publish_id`` in its attributes, and the caller
+    publishes the unit with its other parts (plots) behind the unit's manifest, which
+    :func:`load` checks; a dataset replacing such a unit is published as a unit of its
+    own (the previous unit's parts it does not write are removed with it). Zarr stores
+    carry consolidated metadata (one read opens them; ``xarray.open_zarr`` needs no
+    fallback). A netCDF file is built in memory and written with ordinary file I/O, so
+    a full disk is an ``OSError``, never a crash inside HDF5. ``engine`` defaults from
+    the extension (``.nc`` -> netCDF, else zarr).
+    Whether an existing ``path`` may be replaced at all is the caller's decision
+    (:func:`accsim.run.outputs.check_replace`).
     """
-    import warnings
-
-    from accsim.run.outputs import publish, write_marker
+    from accsim.run.outputs import Unit, publish, unit_manifest
 
     ds = normalise(ds)
     validate(ds)
@@ -228,28 +231,45 @@ def save(ds: xr.Dataset, path: str | os.PathLike, engine: str | None = None,
     eng = _engine_for(p, engine)
     if p.exists() and not overwrite:
         raise ValueError(f"{str(p)!r} exists (overwrite=False)")
+    if unit is not None:
+        _write(ds.assign_attrs(publish_id=unit.id), unit.stage(p), eng)
+        return p
+    if unit_manifest(p).exists():  # replacing a unit: a new one, without the old parts
+        with Unit(p, str(ds.attrs.get("accsim_kind") or "dataset")) as u:
+            save(ds, p, engine, unit=u)
+            u.publish()
+        return p
     parent = p.parent if str(p.parent) else Path(".")
     tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent))
-    target = tmp / p.name
     try:
-        if eng == "netcdf":
-            data = _encode_for_netcdf(ds).to_netcdf(engine="h5netcdf")
-            with open(target, "wb") as f:
-                f.write(bytes(data))
-                f.flush()
-                os.fsync(f.fileno())
-        else:
-            with warnings.catch_warnings():
-                # zarr 3: consolidated metadata and fixed-length strings are not in the
-                # v3 specification yet (informational; xarray reads both)
-                warnings.filterwarnings("ignore", message=".*Zarr format 3 spec.*")
-                warnings.filterwarnings("ignore", message=".*Zarr V3 spec.*")
-                ds.to_zarr(target, mode="w", consolidated=True)
-            write_marker(target, str(ds.attrs.get("accsim_kind") or "dataset"))
-        publish(target, p)
+        _write(ds, tmp / p.name, eng)
+        publish(tmp / p.name, p)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return p
+
+
+def _write(ds: xr.Dataset, target: Path, eng: str) -> None:
+    """Write ``ds`` at the fresh path ``target`` (zarr with consolidated metadata and
+    accsim's marker, or netCDF with ordinary file I/O), fsynced."""
+    import warnings
+
+    from accsim.run.outputs import write_marker
+
+    if eng == "netcdf":
+        data = _encode_for_netcdf(ds).to_netcdf(engine="h5netcdf")
+        with open(target, "wb") as f:
+            f.write(bytes(data))
+            f.flush()
+            os.fsync(f.fileno())
+    else:
+        with warnings.catch_warnings():
+            # zarr 3: consolidated metadata and fixed-length strings are not in the
+            # v3 specification yet (informational; xarray reads both)
+            warnings.filterwarnings("ignore", message=".*Zarr format 3 spec.*")
+            warnings.filterwarnings("ignore", message=".*Zarr V3 spec.*")
+            ds.to_zarr(target, mode="w", consolidated=True)
+        write_marker(target, str(ds.attrs.get("accsim_kind") or "dataset"))
 
 
 def _consolidated(p: Path) -> bool:
@@ -263,19 +283,66 @@ def _consolidated(p: Path) -> bool:
         return False
 
 
-def load(path: str | os.PathLike, engine: str | None = None) -> xr.Dataset:
-    """Load a dataset written by :func:`save` (fully into memory)."""
+def _generation(p: Path):
+    """What changes whenever a dataset at ``p`` is republished: the inode of the path
+    (an exchange or a rename gives it another one), the ``publish_id`` of a zarr
+    store's root metadata, and the unit manifest's text."""
+    from accsim.run.outputs import unit_manifest
+
+    try:
+        ino = os.stat(p).st_ino
+    except OSError:
+        ino = None
+    try:
+        pid = json.loads((p / "zarr.json").read_text())["attributes"].get("publish_id")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pid = None
+    try:  # each publish writes a new manifest file (a new inode and time stamp)
+        m = unit_manifest(p)
+        st = os.stat(m)
+        man = (st.st_ino, st.st_mtime_ns, m.read_text())
+    except OSError:
+        man = None
+    return ino, pid, man
+
+
+def load(path: str | os.PathLike, engine: str | None = None, *,
+         retries: int = 50) -> xr.Dataset:
+    """Load a dataset written by :func:`save` (fully into memory) as one snapshot.
+
+    A writer may publish a new dataset while this reads: the generation of the path
+    (its inode, the store's ``publish_id``, the unit manifest) is compared before and
+    after the read and the read repeated (up to ``retries`` times) until they agree,
+    so attributes and data always come from one published dataset. The unit manifest
+    beside it, if any, must be complete and name the dataset's ``publish_id``
+    (:func:`accsim.run.outputs.check_unit`); ``ValueError`` otherwise (a writer was
+    killed while publishing, or the dataset was replaced behind accsim's back)."""
+    import time
+
+    from accsim.run.outputs import check_unit
+
     p = Path(path)
     if not p.exists():
         raise ValueError(f"no dataset at {str(p)!r}")
     eng = _engine_for(p, engine)
-    if eng == "netcdf":
-        with xr.open_dataset(p, engine="h5netcdf") as ds:
-            out = ds.load()
-    else:
-        with xr.open_zarr(p, consolidated=_consolidated(p)) as ds:
-            out = ds.load()
-    return _decode(out)
+    for attempt in range(retries + 1):
+        before = _generation(p)
+        try:
+            if eng == "netcdf":
+                with xr.open_dataset(p, engine="h5netcdf") as ds:
+                    out = ds.load()
+            else:
+                with xr.open_zarr(p, consolidated=_consolidated(p)) as ds:
+                    out = ds.load()
+        except Exception:
+            if _generation(p) == before or attempt == retries:
+                raise  # not a swap while reading: the dataset itself is unreadable
+        else:
+            if _generation(p) == before:
+                check_unit(p, out.attrs.get("publish_id"))
+                return _decode(out)
+        time.sleep(0.02)
+    raise ValueError(f"the dataset {str(p)!r} kept changing while being read")
 
 
 def check_output(out: Path) -> Path:

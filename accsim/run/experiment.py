@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from accsim.graph.engine import PROB_FAILURE, ComputeCache, check_bias
+from accsim.graph.from_network import graph_from_network
+from accsim.graph.runner import Assignment, Tally, exact_graph, run_graph
 from accsim.run.config import RunConfig, format_tau
-from accsim.run.executor import ComputeCache, RunAccumulator, exact_logits, run_batch
+from accsim.run.criteria import check_criterion, get_criterion
 from accsim.run.parallel import ordered_map
 from accsim.run.strategies import (
     CONTROL_KINDS,
-    CRITERIA,
     Adaptive,
     Control,
     MultiLevel,
@@ -34,7 +36,7 @@ __all__ = ["evaluate", "pack_bits", "unpack_bits", "prepare", "run_plan", "to_da
 
 SUMMARY_KEYS = ("accuracy", "recomputed_fraction", "bit_cost", "max_error_bound_ratio",
                 "max_rel_error", "n_samples", "violations", "nonfinite")
-#: Further per-strategy summaries of :meth:`RunAccumulator.summary` stored by
+#: Further per-strategy summaries of :meth:`accsim.graph.tally.Tally.summary` stored by
 #: :func:`to_dataset` (cost parts, label-free metrics, probabilistic-bound check).
 EXTRA_KEYS = ("base_bit_cost", "estimate_bit_cost", "recompute_bit_cost", "agreement",
               "logit_rel_error_median", "logit_rel_error_max", "violations_prob",
@@ -156,7 +158,7 @@ def make_strategy(kind: str, *, low=None, high=None, levels=None, tau=None,
             raise ValueError("give either tau or budget, not both")
         if high is None:
             raise ValueError("adaptive strategy needs a high model")
-        cs = "+cs" if estimate == "cs" and criterion in ("predicted", "absolute") else ""
+        cs = "+cs" if estimate == "cs" and get_criterion(criterion).estimate else ""
         return Adaptive(low, high, math.nan, criterion=criterion, guard=guard,
                         constant=constant, estimate=estimate, zero=zero,
                         output_kappa=output_kappa, budget=float(budget),
@@ -168,9 +170,8 @@ def make_strategy(kind: str, *, low=None, high=None, levels=None, tau=None,
     if kind == "adaptive":
         if high is None:
             raise ValueError("adaptive strategy needs a high model")
-        lab = {"authors": "authors-tol=", "absolute": "absolute-tau="}.get(
-            criterion, "adaptive-tau=") + format_tau(tau)
-        if estimate == "cs" and (criterion in ("predicted", "absolute") or guard):
+        lab = get_criterion(criterion).label + format_tau(tau)
+        if estimate == "cs" and (get_criterion(criterion).estimate or guard):
             g += "+cs"
         return Adaptive(low, high, tau, criterion=criterion, guard=guard, constant=constant,
                         estimate=estimate, zero=zero, output_kappa=output_kappa,
@@ -310,9 +311,13 @@ def prepare(cfg: RunConfig) -> Plan:
 
 def run_plan(plan: Plan, progress=None, *, keep: dict | None = None,
              workers: int | None = None, client=None) -> tuple[dict, float]:
-    """Run every strategy on every batch; returns ``({label: RunAccumulator}, seconds)``.
+    """Run every strategy on every batch; returns ``({label: Tally}, seconds)``.
 
-    Batches are the outer loop so that all strategies share the batch's cached passes
+    The network runs as its graph (:func:`accsim.graph.from_network.graph_from_network`)
+    through :func:`accsim.graph.runner.run_graph` with the engine's extras (condition
+    numbers, probabilistic bound, propagated estimate); the reference of the label-free
+    metrics is the exact network (:func:`accsim.graph.runner.exact_graph`). Batches are
+    the outer loop so that all strategies share the batch's cached passes
     (the first layer's input is the same for every strategy). ``progress(k)`` is called
     after each (batch, strategy) with the number of inputs just processed.
 
@@ -326,10 +331,14 @@ def run_plan(plan: Plan, progress=None, *, keep: dict | None = None,
     dask.distributed client whose cluster runs the batches instead (``accsim run
     --scheduler``); same bits.
     """
+    check_bias(plan.bias)
     t0 = time.perf_counter()
-    L = len(plan.network.layers)
-    acc = {s.label: RunAccumulator(L, plan.record_samples) for s in plan.strategies}
+    graph = graph_from_network(plan.network)
+    names = [op.name for op in graph.linear_ops]
+    acc = {s.label: Tally(names, plan.record_samples) for s in plan.strategies}
+    assign = [Assignment({"default": s}, s.label) for s in plan.strategies]
     N = len(plan.x)
+    fmt = {"act_format": plan.activation_format, "input_format": plan.input_format}
 
     def batch(item):
         start, kept = item
@@ -339,13 +348,10 @@ def run_plan(plan: Plan, progress=None, *, keep: dict | None = None,
             cache.update(kept[0])
             ref = kept[1]
         else:
-            ref = exact_logits(plan.network, xb, act_format=plan.activation_format,
-                               input_format=plan.input_format, cache=cache, offset=start,
-                               seed=plan.seed)
-        outs = [run_batch(plan.network, s, xb, seed=plan.seed, cache=cache, offset=start,
-                          act_format=plan.activation_format, input_format=plan.input_format,
-                          bias=plan.bias) for s in plan.strategies]
-        first = {k: v for k, v in cache.items() if k[0] == 0} if keep is not None else None
+            ref = exact_graph(graph, xb, cache=cache, offset=start, seed=plan.seed, **fmt)
+        outs = [run_graph(graph, a, xb, seed=plan.seed, cache=cache, offset=start,
+                          bias=plan.bias, extras=True, **fmt) for a in assign]
+        first = cache.of_op(0) if keep is not None else None
         return start, len(xb), ref, outs, first
 
     items = [(start, None if keep is None else keep.get(start))
@@ -354,13 +360,23 @@ def run_plan(plan: Plan, progress=None, *, keep: dict | None = None,
     for start, n, ref, outs, first in ordered_map(batch, items, workers,
                                                     client=client):
         yb = plan.y[start:start + plan.batch]
-        for s, (logits, layers) in zip(plan.strategies, outs, strict=True):
-            acc[s.label].add(logits, yb, layers, ref_logits=ref)
+        ref_f = _feature_major(ref)
+        for s, (o, res) in zip(plan.strategies, outs, strict=True):
+            acc[s.label].add(_feature_major(o), res, ref_f, yb)
             if progress is not None:
                 progress(n)
         if keep is not None:
             keep[start] = (first, ref)
     return acc, time.perf_counter() - t0
+
+
+def _feature_major(vals: dict) -> dict:
+    """``vals`` with the logits (the last entry) stored feature-major, as the network
+    runs before the one engine kept them (``(features, batch)``, transposed): numpy then
+    sums each input's squared logit errors in index order rather than pairwise, so
+    ``logit_rel_error`` keeps its bits (issue 18). Same values, other memory order."""
+    last = list(vals)[-1]
+    return {**vals, last: np.asfortranarray(vals[last])}
 
 
 def evaluate(network: str, strategy: str, low, high=None, levels: list | None = None,
@@ -426,8 +442,7 @@ def evaluate(network: str, strategy: str, low, high=None, levels: list | None = 
         if control not in CONTROL_KINDS:
             raise ValueError(f"unknown control {control!r}; valid: none, "
                              f"{', '.join(CONTROL_KINDS)}")
-    if criterion not in CRITERIA:
-        raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
+    check_criterion(criterion)
     if budget is not None and strategy != "adaptive":
         raise ValueError(f"budget applies to adaptive strategies, not {strategy!r}")
     net = load_network(network)
@@ -550,7 +565,6 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
     data["violations_prob_layer"] = (("strategy", "layer"),
                                      np.array([acc[lab].violations_prob for lab in labels]))
     from accsim.accumulators.bounds import lam_from_failure_prob
-    from accsim.run.executor import PROB_FAILURE
 
     n_layer = [lay.W.shape[1] for lay in plan.network.layers]
     coords_extra = {"prob_lambda": ("layer", np.array(
@@ -611,7 +625,7 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
     if plan.record_samples and labels and rec[labels[0]][0]:
         lay, feat, samp = [], [], []
         for li, r in enumerate(rec[labels[0]]):
-            nf, ns = r["computed"].shape
+            ns, nf = r["computed"].shape
             lay.append(np.full(nf * ns, li))
             feat.append(np.repeat(np.arange(nf), ns))
             samp.append(np.tile(np.arange(ns), nf))
@@ -620,7 +634,7 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
         coords["component_sample"] = ("component", np.concatenate(samp))
         for k in ("computed", "exact", "bound", "kappa_v", "kappa_phi", "level",
                   "propagated"):
-            arr = np.stack([np.concatenate([r[k].ravel() for r in rec[lab]])
+            arr = np.stack([np.concatenate([r[k].T.ravel() for r in rec[lab]])
                             for lab in labels])
             data[k] = (("strategy", "component"), arr)
         with np.errstate(invalid="ignore", divide="ignore"):

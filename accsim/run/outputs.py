@@ -18,10 +18,12 @@ this one guard (``docs/datasets.md``, "Guarantees"):
   even with ``--force``.
 * **Atomic publish.** An output is written next to its destination (``.NAME.*.tmp``)
   and swapped in with one ``renameat2(RENAME_EXCHANGE)`` (Linux; a file is replaced by
-  ``rename``, atomic on POSIX): a reader sees the old output or the new one, never a
-  mixture, and a writer killed at any moment leaves the old output intact. A set of
-  files is published with a manifest written last and checked by
-  :func:`read_fileset`.
+  ``rename``, atomic on POSIX): the path always holds a complete output, and a writer
+  killed at any moment leaves the old output intact. accsim's readers check a
+  ``publish_id`` around their read and never return a mixture (a plain
+  ``xarray.open_zarr`` overlapping a swap can: ``docs/datasets.md``, "Readers"). A set
+  of files is published with a manifest written last and checked by
+  :func:`read_fileset`; a dataset with its plots as a :class:`Unit`.
 * **One writer at a time.** :class:`OutputLock` takes an exclusive ``flock`` on
   ``.NAME.lock`` next to the output for the whole command (created with ``O_CREAT |
   O_EXCL | O_NOFOLLOW``; a symbolic link there is refused, never followed); a second
@@ -48,11 +50,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["KINDS", "MARKER", "Existing", "OutputBusy", "OutputLock", "check_fileset",
-           "check_path_length", "check_replace", "check_target", "clean_fileset_leftovers",
-           "clean_leftovers", "config_digest", "inspect", "manifest_path", "png_kind",
-           "publish", "publish_dir", "publish_fileset", "publish_png", "read_attrs",
-           "read_fileset", "read_marker", "stamp_png", "write_marker"]
+__all__ = ["KINDS", "MARKER", "Existing", "OutputBusy", "OutputLock", "Unit",
+           "check_fileset", "check_path_length", "check_replace", "check_target",
+           "check_unit", "clean_fileset_leftovers", "clean_leftovers", "config_digest",
+           "inspect", "manifest_path", "png_kind", "publish", "publish_dir",
+           "publish_fileset", "publish_png", "read_attrs", "read_fileset", "read_marker",
+           "read_unit", "stamp_png", "tree_sha256", "unit_manifest", "write_marker"]
 
 #: The kinds of output accsim writes (attribute ``accsim_kind``).
 KINDS = ("run", "verify", "sweep")
@@ -189,6 +192,9 @@ def read_marker(path: str | os.PathLike) -> str | None:
 
 
 _PATH_MAX, _NAME_MAX = 4096, 255  # Linux limits.h
+#: Bytes kept free in a name for accsim's siblings of it (the longest:
+#: ``.NAME.accsim.json.PID.tmp``, the manifest being written, 13 + up to 12).
+_ROOM = 32
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _PNG_KEY = b"accsim_kind"
@@ -318,6 +324,11 @@ def check_replace(path: str | os.PathLike, kind: str, digest: str | None, *,
     does not help there: remove it yourself).
     """
     p = Path(path)
+    m = manifest_path(p)
+    if m.is_symlink() or (m.exists() and not m.is_file()):
+        raise ValueError(f"{option} {str(p)!r}: {str(m)!r} (where accsim keeps the "
+                         "manifest of this output) is not a regular file; accsim does not "
+                         "follow or replace it: remove it yourself")
     ex = inspect(p)
     if ex.state == "absent":
         return ex
@@ -435,12 +446,15 @@ class OutputLock:
 
 def clean_leftovers(path: str | os.PathLike) -> list[Path]:
     """Remove ``.NAME.*.tmp`` / ``.NAME.*.old`` / ``.NAME.*.probe`` next to ``path``
-    (left by killed runs); call it under :class:`OutputLock`. Returns what was removed."""
+    (left by killed runs), after putting back the previous unit of ``path`` if a
+    command was killed while publishing one (:meth:`Unit.recover`); call it under
+    :class:`OutputLock`. Returns what was removed."""
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
     removed = []
     if not parent.is_dir():
         return removed
+    Unit.recover(p)  # a unit killed while publishing: its previous parts go back first
     pat = re.compile(r"^\." + re.escape(p.name) + r"\.[^/]*\.(tmp|old|probe)$")
     for entry in parent.iterdir():
         if pat.match(entry.name):
@@ -526,10 +540,10 @@ def check_path_length(path: str | os.PathLike, option: str) -> None:
         raise ValueError(f"{option}: the path is {len(full)} bytes long; the limit is "
                          f"{path_max - 32} (PATH_MAX {path_max}, with room for temporaries)")
     for part in p.parts:
-        if len(os.fsencode(part)) + 24 > name_max:
+        if len(os.fsencode(part)) + _ROOM > name_max:
             raise ValueError(f"{option}: the name {part[:40]!r}... is "
                              f"{len(os.fsencode(part))} bytes long; the limit is "
-                             f"{name_max - 24} (NAME_MAX {name_max}, with room for "
+                             f"{name_max - _ROOM} (NAME_MAX {name_max}, with room for "
                              "temporaries)")
 
 
@@ -732,3 +746,309 @@ def read_fileset(stem: str | os.PathLike, kind: str) -> dict:
                              "(changed or removed since it was written): rerun it")
         out[name] = p
     return out
+
+
+# ------------------------------------------------------------------------ units
+def tree_sha256(path: str | os.PathLike) -> str | None:
+    """SHA-256 of a file, or of a directory's relative file names and contents (sorted);
+    None when nothing is there."""
+    p = Path(path)
+    if p.is_symlink() or p.is_file():
+        return _sha256(p) if p.is_file() else None
+    if not p.is_dir():
+        return None
+    h = hashlib.sha256()
+    for f in sorted(q for q in p.rglob("*") if q.is_file() or q.is_symlink()):
+        h.update(str(f.relative_to(p)).encode() + b"\0")
+        h.update((_sha256(f) if f.is_file() and not f.is_symlink() else "link").encode())
+    return h.hexdigest()
+
+
+def unit_manifest(main: str | os.PathLike) -> Path:
+    """The manifest of the output unit whose main part (the dataset) is ``main``:
+    ``.NAME.accsim.json`` beside it (:class:`Unit`)."""
+    return manifest_path(main)
+
+
+def read_unit(main: str | os.PathLike) -> dict | None:
+    """The manifest of the unit of ``main`` (:class:`Unit`), None when there is none;
+    ``ValueError`` when it is unreadable."""
+    m = unit_manifest(main)
+    if not m.exists() and not m.is_symlink():
+        return None
+    try:
+        if m.is_symlink() or not m.is_file():
+            raise ValueError("not a regular file")
+        data = json.loads(m.read_text())
+        if not (isinstance(data, dict) and isinstance(data.get("parts"), dict)
+                and isinstance(data.get("id"), str)):
+            raise ValueError("not an accsim unit manifest")
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{str(main)!r}: its manifest {m.name} is unreadable ({exc}): "
+                         "rerun the command that wrote it") from None
+    return data
+
+
+def check_unit(main: str | os.PathLike, publish_id) -> dict | None:
+    """What accsim's readers check before trusting the dataset ``main`` of a unit:
+    its manifest (if any) is complete and names the dataset's ``publish_id``.
+    ``ValueError`` otherwise; returns the manifest (None for outputs written before
+    units existed, which have none)."""
+    man = read_unit(main)
+    if man is None:
+        return None
+    if man.get("state") != "complete":
+        raise ValueError(f"{str(main)!r}: this output is incomplete (a command was "
+                         "killed while publishing it); the next accsim command on this "
+                         "output restores the previous one, or rerun it")
+    if publish_id != man["id"]:
+        raise ValueError(f"{str(main)!r} does not match its manifest "
+                         f"{unit_manifest(main).name} (it was replaced or changed by "
+                         "something other than accsim): rerun the command")
+    return man
+
+
+class Unit:
+    """A multi-file output (a dataset with its image folder or PNG) published as one
+    unit: every part is written into a temporary directory beside its destination
+    (:meth:`stage`), then :meth:`publish` swaps them in behind a manifest
+    (:func:`unit_manifest`).
+
+    The manifest is written in state ``"publishing"`` (the new parts' SHA-256 and the
+    previous ones) before any part is replaced; each part is exchanged in
+    (``renameat2(RENAME_EXCHANGE)``; a file by ``os.replace`` after a hard link keeps
+    the old one) with the previous part kept aside (``.NAME.ID.old``); the manifest is
+    rewritten in state ``"complete"`` (the commit point), then the old parts are
+    removed. Parts of the previous unit that this one does not write (an image folder
+    of a run that had plots) are moved aside and removed with them, if unchanged.
+
+    An error or interrupt before the commit puts the previous unit back at once
+    (:meth:`recover`; the previous manifest, kept by a hard link, goes back byte for
+    byte). A command killed before the commit leaves the previous parts on disk:
+    accsim's readers refuse the output as incomplete (:func:`check_unit`) and the next
+    command on it puts the previous unit back exactly (:meth:`recover`, under the
+    :class:`OutputLock`) before doing anything else. ``publish_id`` (a fresh UUID,
+    :attr:`id`) is stored in the dataset's attributes and in the manifest: a reader
+    compares them.
+    """
+
+    def __init__(self, main: str | os.PathLike, kind: str):
+        import uuid
+
+        self.main = Path(main)
+        self.kind = kind
+        self.id = uuid.uuid4().hex
+        self.parts: dict[Path, Path] = {}
+        self._tmps: list[Path] = []
+
+    def __enter__(self) -> Unit:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for t in self._tmps:
+            shutil.rmtree(t, ignore_errors=True)
+
+    def stage(self, dest: str | os.PathLike) -> Path:
+        """The path where the part ``dest`` is to be written (inside a fresh temporary
+        directory beside ``dest``); nothing is created at it."""
+        dest = Path(dest)
+        tmp = _sibling_tmp(dest)
+        self._tmps.append(tmp)
+        self.parts[dest] = tmp / dest.name
+        return self.parts[dest]
+
+    def _aside(self, dest: Path) -> Path:
+        return dest.with_name(f".{dest.name}.{self.id[:12]}.old")
+
+    @staticmethod
+    def _write(main: Path, man: dict) -> None:
+        _write_json_atomic(unit_manifest(main), man)
+
+    def publish(self) -> list[Path]:
+        """Swap the staged parts in as one unit (see the class docstring); returns the
+        destinations. Call it under the main part's :class:`OutputLock`."""
+        parent = self.main.parent if str(self.main.parent) else Path(".")
+        old = None
+        try:
+            old = read_unit(self.main)
+        except ValueError:
+            pass
+        old_parts = old["parts"] if old and old.get("state") == "complete" and \
+            old.get("accsim_kind") == self.kind else {}
+        new = {d.name: tree_sha256(s) for d, s in self.parts.items()}
+        if None in new.values():
+            missing = [n for n, h in new.items() if h is None]
+            raise ValueError(f"nothing was written for {', '.join(missing)}")
+        moves: dict[str, dict] = {}
+        for dest, src in self.parts.items():
+            if dest.exists() or dest.is_symlink():
+                # the previous part ends up at "aside", or, if the command dies between
+                # the exchange and that rename, at the staging path "staged"
+                moves[dest.name] = {"sha": tree_sha256(dest),
+                                    "aside": self._aside(dest).name,
+                                    "staged": os.path.relpath(src, parent)}
+            else:
+                moves[dest.name] = {"sha": None, "aside": None}
+        stale = [parent / n for n, h in old_parts.items()
+                 if n not in new and tree_sha256(parent / n) == h]
+        for dest in stale:
+            moves[dest.name] = {"sha": old_parts[dest.name],
+                                "aside": self._aside(dest).name}
+        keep = None  # the previous manifest, put back as is by a rollback
+        if old is not None:
+            keep = self.main.with_name(f".{self.main.name}.{self.id[:8]}m.old")
+        try:
+            if keep is not None:
+                try:
+                    os.link(unit_manifest(self.main), keep)
+                except OSError:
+                    shutil.copy2(unit_manifest(self.main), keep)
+            self._write(self.main, {"accsim_kind": self.kind, "state": "publishing",
+                                    "id": self.id, "parts": new, "previous": moves,
+                                    "previous_id": old["id"] if old else None,
+                                    "previous_manifest": keep.name if keep else None})
+        except BaseException:
+            if keep is not None:
+                keep.unlink(missing_ok=True)
+            raise
+        try:
+            asides = self._swap_in(moves, stale)
+            self._write(self.main, {"accsim_kind": self.kind, "state": "complete",
+                                    "id": self.id, "parts": new})
+        except BaseException:
+            # a failure (full disk, interrupt) before the commit: put the previous unit
+            # back now; if even that fails, the next command on this output does it
+            try:
+                self.recover(self.main)
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                pass
+            raise
+        for a in [*asides, keep]:
+            if a is not None:
+                _remove(a)
+        return list(self.parts)
+
+    def _swap_in(self, moves: dict, stale: list[Path]) -> list[Path]:
+        """Move the staged parts to their destinations (previous parts aside) and the
+        stale parts of the previous unit aside; returns the aside paths."""
+        asides = [self._swap_part(dest, src, moves[dest.name]["aside"] is not None)
+                  for dest, src in self.parts.items()]
+        for dest in stale:
+            os.rename(dest, self._aside(dest))
+            asides.append(self._aside(dest))
+        return [a for a in asides if a is not None]
+
+    def _swap_part(self, dest: Path, src: Path, existed: bool) -> Path | None:
+        """Put the staged part ``src`` at ``dest``; the previous part (if ``existed``)
+        goes to its aside path, which is returned."""
+        if not existed:
+            os.rename(src, dest)
+            return None
+        aside = self._aside(dest)
+        if dest.is_dir() and src.is_dir() and _exchange(src, dest):
+            os.rename(src, aside)  # the previous part, kept until the commit
+        elif dest.is_dir() or src.is_dir():
+            os.rename(dest, aside)
+            os.rename(src, dest)
+        else:
+            try:
+                os.link(dest, aside)
+            except OSError:  # no hard links here: a copy keeps the previous file
+                shutil.copy2(dest, aside)
+            os.replace(src, dest)
+        return aside
+
+    @classmethod
+    def recover(cls, main: str | os.PathLike) -> bool:
+        """Put back the previous unit of ``main`` when a command was killed while
+        publishing a new one (its manifest is in state ``"publishing"``); call it under
+        the :class:`OutputLock`, before :func:`clean_leftovers`. True when something was
+        restored or removed."""
+        main = Path(main)
+        try:
+            man = read_unit(main)
+        except ValueError:
+            return False
+        if man is None or man.get("state") != "publishing":
+            return False
+        parent = main.parent if str(main.parent) else Path(".")
+        previous = man.get("previous")
+        if not isinstance(previous, dict):
+            return False  # not a manifest accsim wrote: nothing is moved
+        restored = {}
+        for name, mv in previous.items():
+            if not (isinstance(mv, dict) and _beside(name) and _beside(mv.get("aside"))
+                    and _beside(mv.get("staged"), staged=True)):
+                continue  # not a path beside the output: never followed
+            dest = parent / name
+            prev, aside = mv.get("sha"), mv.get("aside")
+            aside = parent / aside if aside else None
+            staged = parent / mv["staged"] if mv.get("staged") else None
+            if aside is not None and not (aside.exists() or aside.is_symlink()) and \
+                    staged is not None and prev is not None and tree_sha256(staged) == prev:
+                aside = staged  # killed between the exchange and the rename aside
+            here, fresh = tree_sha256(dest), man["parts"].get(name)
+            if prev is not None and here == prev:
+                pass  # never moved, or already put back
+            elif aside is not None and (aside.exists() or aside.is_symlink()):
+                if here is None:
+                    os.rename(aside, dest)
+                elif here != fresh:
+                    continue  # neither the previous part nor the new one: left alone
+                elif dest.is_dir() and aside.is_dir() and _exchange(aside, dest):
+                    pass  # the new part is now at the aside path, removed below
+                elif dest.is_dir():
+                    _remove(dest)
+                    os.rename(aside, dest)
+                else:
+                    os.replace(aside, dest)
+            elif prev is None and here is not None and here == fresh:
+                _remove(dest)
+            if prev is not None and tree_sha256(dest) == prev:
+                restored[name] = prev
+            if aside is not None and (aside.exists() or aside.is_symlink()) and \
+                    (prev is None or name in restored):
+                _remove(aside)
+        main_prev = previous.get(main.name)
+        main_prev = main_prev.get("sha") if isinstance(main_prev, dict) else None
+        if main_prev is not None and main.name not in restored:
+            return True  # the previous dataset could not be put back: readers refuse it
+        keep = man.get("previous_manifest")
+        keep = parent / keep if keep and _beside(keep) else None
+        if restored and man.get("previous_id"):
+            try:
+                same = keep is not None and json.loads(keep.read_text()).get("id") == \
+                    man["previous_id"]
+            except (OSError, ValueError, AttributeError):
+                same = False
+            if same:  # the previous manifest itself, byte for byte (no space needed)
+                os.replace(keep, unit_manifest(main))
+            else:
+                cls._write(main, {"accsim_kind": man.get("accsim_kind"), "state": "complete",
+                                  "id": man["previous_id"], "parts": restored})
+        else:
+            unit_manifest(main).unlink(missing_ok=True)
+        if keep is not None:
+            keep.unlink(missing_ok=True)
+        return True
+
+
+def _beside(rel, staged: bool = False) -> bool:
+    """Whether ``rel`` (from a unit manifest) names an entry beside the output: a plain
+    name, or (``staged``) ``.NAME.*.tmp/NAME``; None is allowed (nothing there)."""
+    if rel is None:
+        return True
+    if not isinstance(rel, str) or rel in ("", ".", "..") or "\0" in rel:
+        return False
+    parts = rel.split("/")
+    if staged and len(parts) == 2:
+        return parts[0].startswith(".") and parts[0].endswith(".tmp") and \
+            parts[1] not in ("", ".", "..")
+    return len(parts) == 1
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ analysis", arXiv:2503.15568 (2025), per layer and per input:
    ``kappa_phi(v_hat) / |v_hat|`` exceeds ``tol`` ("authors" criterion: kept iff
    ``<= tol``; a zero low value is kept (``zero="keep"``) or recomputed as in the
    authors' script (``zero="recompute"``); an overflowed low value is recomputed);
-4. apply phi and go on (done by :mod:`accsim.run.executor`).
+4. apply phi and go on (done by :func:`accsim.graph.runner.run_graph`).
 
 ``c(n) u`` is the model's own bound constant for an inner product of ``n`` products plus
 a bias: the ratio ``bound / sum|terms|`` of :func:`accsim.accumulators.bounds.error_bound` (for
@@ -57,8 +57,14 @@ from typing import Annotated
 import numpy as np
 from pydantic import AfterValidator, Field
 
-from accsim.analysis.kappa import FLAT_ACTIVATIONS, kappa_phi, phi_prime
+from accsim.analysis.kappa import FLAT_ACTIVATIONS
 from accsim.run.cost import LayerCost, layer_cost
+from accsim.run.criteria import (
+    check_criterion,
+    criterion_names,
+    get_criterion,
+    predicted_error,
+)
 
 __all__ = ["Decision", "Strategy", "Uniform", "Adaptive", "MultiLevel", "bound_constant",
            "CRITERIA", "CONSTANTS", "STRATEGY_KINDS", "check_kind", "StrategyKind",
@@ -66,7 +72,9 @@ __all__ = ["Decision", "Strategy", "Uniform", "Adaptive", "MultiLevel", "bound_c
            "record_count", "active_mask", "top_fraction", "random_active_choice",
            "needs_estimate"]
 
-CRITERIA = ("predicted", "authors", "absolute")
+#: The built-in criteria (:mod:`accsim.run.criteria`; ``criterion_names()`` also lists
+#: any registered later).
+CRITERIA = criterion_names()
 #: Controls of an adaptive strategy (``strategy_kind`` of their results).
 CONTROL_KINDS = ("random", "random-active", "oracle")
 CONSTANTS = ("auto", "deterministic", "probabilistic")
@@ -251,17 +259,6 @@ def cauchy_schwarz_estimate(ctx) -> np.ndarray:
     return (np.outer(rn, xn) + np.abs(ctx.C)) * (1 + 2.0**-40)
 
 
-def _predicted(c, kphi, S_hat, v_low):
-    """``c kappa_phi kappa_v_hat`` with ``kappa_v_hat = S_hat / |v_hat|``; a component
-    with ``kappa_phi = 0`` predicts 0 (its output is exactly phi's flat part)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kv = S_hat / np.abs(v_low)
-        pred = c * kphi * kv
-    pred = np.where(kphi == 0, 0.0, pred)
-    pred = np.where(np.isfinite(v_low), pred, np.inf)  # overflowed low value: recompute
-    return np.where(np.isnan(pred), np.inf, pred)
-
-
 def _guard(c, S_hat, v_low):
     """Components whose ``|v_hat|`` is within the predicted low error of zero."""
     with np.errstate(invalid="ignore", over="ignore"):
@@ -310,9 +307,7 @@ class Adaptive(Strategy):
     kind = "adaptive"
 
     def __post_init__(self):
-        if self.criterion not in CRITERIA:
-            raise ValueError(f"unknown criterion {self.criterion!r}; valid: "
-                             f"{', '.join(CRITERIA)}")
+        check_criterion(self.criterion)
         if self.budget is not None:
             if not (0 <= self.budget <= 1):
                 raise ValueError(f"budget must be a fraction in [0, 1], got {self.budget!r}")
@@ -339,10 +334,10 @@ class Adaptive(Strategy):
     @property
     def uses_estimate(self) -> bool:
         """Whether the strategy needs ``|W||x| + |b|`` (and pays for estimating it)."""
+        needs = get_criterion(self.criterion).estimate
         if self.budget is not None:
-            return self.criterion in ("predicted", "absolute") and self.budget > 0
-        return (self.criterion in ("predicted", "absolute") or self.guard) \
-            and self.tau < np.inf
+            return needs and self.budget > 0
+        return (needs or self.guard) and self.tau < np.inf
 
     def describe(self) -> dict:
         d = super().describe()
@@ -354,34 +349,9 @@ class Adaptive(Strategy):
         return d
 
     def score(self, ctx, v_low, c, S_hat):
-        """The criterion's score of every component (higher: recompute first): the
-        predicted relative error, ``kappa_phi / |v_hat|`` (authors; a zero low value
-        scores ``inf`` with ``zero="recompute"`` and NaN (last) with ``"keep"``), or the
-        predicted absolute output error; a non-finite low value scores ``inf``."""
-        kphi = self._kappa_phi(ctx, v_low)
-        finite = np.isfinite(v_low)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            if self.criterion == "predicted":
-                sc = _predicted(c, kphi, S_hat, v_low)
-            elif self.criterion == "absolute":
-                sc = c * S_hat * self._phi_prime(ctx, v_low)
-            else:
-                sc = kphi / np.abs(v_low)
-                zero = v_low == 0
-                sc = np.where(zero, np.inf if self.zero == "recompute" else np.nan, sc)
-        return np.where(finite, sc, np.inf)
-
-    def _phi_prime(self, ctx, v_low):
-        last = getattr(ctx, "last", False)
-        act = self.output_kappa if (last and self.output_kappa is not None) \
-            else ctx.activation
-        return np.asarray(phi_prime(v_low, act), np.float64)
-
-    def _kappa_phi(self, ctx, v_low):
-        last = getattr(ctx, "last", False)
-        if last and self.output_kappa is not None:
-            return np.asarray(kappa_phi(v_low, self.output_kappa), np.float64)
-        return ctx.kappa_phi(v_low)
+        """The criterion's score of every component (higher: recompute first;
+        :mod:`accsim.run.criteria`)."""
+        return get_criterion(self.criterion).score(self, ctx, v_low, c, S_hat)
 
     def select(self, ctx, v_low):
         """Boolean mask of the components to recompute, and facts for the record."""
@@ -395,20 +365,10 @@ class Adaptive(Strategy):
             if self.budget == 0:  # nothing to rank (and no estimate paid for)
                 return np.zeros(v_low.shape, bool), info
             return top_fraction(self.score(ctx, v_low, c, S_hat), self.budget), info
-        kphi = self._kappa_phi(ctx, v_low)
         if self.tau == np.inf:
             mask = np.zeros(v_low.shape, bool)
-        elif self.criterion == "predicted":
-            mask = ~(_predicted(c, kphi, S_hat, v_low) < self.tau)
-        elif self.criterion == "absolute":
-            mask = ~(self.score(ctx, v_low, c, S_hat) < self.tau)
         else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                score = kphi / np.abs(v_low)
-            mask = score > self.tau
-            if self.zero == "recompute":
-                mask |= v_low == 0
-            mask |= ~np.isfinite(v_low)  # an overflowed low value is never kept
+            mask = get_criterion(self.criterion).flag(self, ctx, v_low, c, S_hat)
         if self.guard and self.tau < np.inf:
             mask |= _guard(c, S_hat, v_low)
         return mask, info
@@ -481,7 +441,7 @@ class MultiLevel(Strategy):
             if self.tau == np.inf:
                 ok = np.ones(v_low.shape, bool)
             else:
-                ok = _predicted(c, kphi, S_hat, v_low) < self.tau
+                ok = predicted_error(c, kphi, S_hat, v_low) < self.tau
             if self.guard and self.tau < np.inf:
                 ok &= ~_guard(c, S_hat, v_low)
             take = undecided & ok
@@ -574,7 +534,7 @@ class Control(Strategy):
     it shows how much a perfect criterion could gain). All recompute on the matched
     strategy's highest model; random and oracle pay no estimation pass.
 
-    The matched strategy must run before the control on the same batch (the executor
+    The matched strategy must run before the control on the same batch (run_plan
     runs strategies in list order; :func:`accsim.run.experiment.prepare` checks it).
     """
 
