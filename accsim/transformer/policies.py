@@ -376,7 +376,7 @@ class _ModelStrategy(Strategy):
 
 class _Ctx:
     """What :class:`accsim.run.strategies.Adaptive` needs of a projection (duck-typed
-    :class:`accsim.run.executor.LayerContext`, with the MiniLM scaling and seed)."""
+    :class:`accsim.graph.engine.TaskContext`, with the MiniLM scaling and seed)."""
 
     def __init__(self, state, W, X, C, activation, scales):
         self.st, self.W, self.X, self.C, self.activation = state, W, X, C, activation
