@@ -6,7 +6,7 @@ scripts/install_pretrained.sh``; the MNIST network also needs torch). Writes
 
 For each network and accumulator model, timed in the same run on the same images:
 
-* ``kernel``: the raw matmul kernels alone, ``accumulators.base.run_model`` on every lowered
+* ``kernel``: the raw matmul kernels alone, ``accsim.accumulators.base.run_model`` on every lowered
   matmul task of the network (inputs taken from the binary64 reference run);
 * ``graph``: :func:`accsim.graph.run_graph` without the reference
   (``reference=False``): lowering (im2col), kernels, activations, rounding, the
@@ -20,6 +20,21 @@ For each network and accumulator model, timed in the same run on the same images
 ``ratio`` = graph rate / kernel rate (the target is > 0.5, i.e. the graph costs less
 than 2x the raw kernels). MAC counts are the networks' multiply-adds per image times
 the images (the hardware models' zero padding of K is not counted).
+
+Then the network run itself (issue 19's target), ``benchmarks/configs/cnn_run.toml``:
+``accsim run``'s :func:`accsim.graph.experiment.run_graph_plan` on real MNIST test images
+with the exact reference and the bounds, rows uniform fp8 (e4m3 blocked-8) and fp16 and
+the adaptive fp8 -> fp16 row with its random, random-active and oracle controls. It runs
+three times in the same process: with one batch worker while every model call
+(``Accumulator.matmul_values``: the raw kernels, with all numba threads) is timed, which
+gives the kernel time of exactly the run's tasks; the same on one thread in CPU time
+(``time.thread_time``: the share of the kernels in the work, independent of the
+machine's load); and with the default workers (both cores), as ``accsim run`` does.
+``ratio`` = kernel time / run time (target >= 0.5); the runs' per-strategy results must
+agree bit for bit. With ``--before REF`` (default :data:`BEFORE`, the commit before the
+network-run speed work, when the repository has it) the network run is first measured
+on a clone of ``REF`` (its own numba cache, compiled first), in the same session, and
+its rows are labelled ``before (REF)``.
 """
 
 from __future__ import annotations
@@ -30,7 +45,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+# the tree whose accsim is measured: this checkout, or --tree (a clone, for --before)
+_TREE = sys.argv[sys.argv.index("--tree") + 1] if "--tree" in sys.argv else None
+sys.path.insert(0, _TREE or str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
@@ -111,13 +128,152 @@ def bench(cfg_path, n_images, reps):
     return rows
 
 
+def _run_plan(cfg, workers):
+    """``run_graph_plan`` on a fresh plan; returns (seconds, summaries, plan)."""
+    from accsim.graph.experiment import prepare_graph, run_graph_plan
+
+    plan = prepare_graph(cfg)
+    t = time.perf_counter()
+    acc, _ = run_graph_plan(plan, workers=workers)
+    secs = time.perf_counter() - t
+    return secs, {lab: a.summary() for lab, a in acc.items()}, plan
+
+
+def _blas_threads(n):
+    """BLAS limited to ``n`` threads (threadpoolctl, in the lock), else unchanged."""
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - the CPU row then misses BLAS threads
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def bench_run(n_images):
+    """The network run of ``benchmarks/configs/cnn_run.toml`` against its own kernels."""
+    import numba
+
+    from accsim.accumulators.base import Accumulator
+    from accsim.run.parallel import default_workers
+
+    cfg = load_graph_config(ROOT / "benchmarks" / "configs" / "cnn_run.toml")
+    cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"samples": n_images})})
+    small = cfg.model_copy(update={"run": cfg.run.model_copy(update={"samples": 8,
+                                                                     "batch": 8})})
+    _run_plan(small, 1)  # compile
+    orig = Accumulator.matmul_values
+
+    def instrumented(clock, threads):
+        spent = [0.0, 0]
+
+        def timed(self, *a, **kw):
+            t = clock()
+            try:
+                return orig(self, *a, **kw)
+            finally:
+                spent[0] += clock() - t
+                spent[1] += 1
+
+        Accumulator.matmul_values = timed
+        before = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            # one thread: BLAS too, so that the calling thread's CPU time is all the work
+            with _blas_threads(threads):
+                c0 = clock()
+                _, summ, plan = _run_plan(cfg, 1)
+                total = clock() - c0
+        finally:
+            Accumulator.matmul_values = orig
+            numba.set_num_threads(before)
+        return spent[0], spent[1], total, summ, plan
+
+    tk, calls, t1, s1, plan = instrumented(time.perf_counter, numba.get_num_threads())
+    tk_cpu, _, t1_cpu, s_cpu, _ = instrumented(time.thread_time, 1)
+    workers = default_workers()
+    tw, sw, _ = _run_plan(cfg, workers)
+    for other in (sw, s_cpu):
+        if set(s1) != set(other) or any(repr(s1[k]) != repr(other[k]) for k in s1):
+            raise SystemExit("bench_run: runs with other worker or thread counts differ")
+    rows_n = len(s1)
+    macs = plan.graph.macs() * len(plan.x) * rows_n
+    name = f"{plan.graph.name} network run, reference + bounds, {rows_n} rows"
+    what = f"{len(plan.x)} MNIST test images x {rows_n} rows x {plan.graph.macs()} MACs"
+    out = []
+    for case, t, k, base in (
+            (f"{workers} batch workers (accsim run)", tw, tk,
+             "raw kernels: the run's own model calls, timed in the 1-worker run"),
+            ("1 batch worker", t1, tk, "raw kernels: the run's own model calls, same run"),
+            ("CPU time, one thread", t1_cpu, tk_cpu,
+             "raw kernels: the run's own model calls, CPU time, same run")):
+        out.append({"benchmark": "graph", "case": f"{name}: {case}",
+                    "value": macs / t / 1e6,
+                    "unit": "M MAC/CPU-s" if "CPU" in case else "M MAC/s",
+                    "baseline": base, "baseline_value": macs / k / 1e6, "ratio": k / t,
+                    "note": f"{what}; {calls} model calls ({k:.1f} s); run {t:.1f} s; "
+                            f"target ratio >= 0.5; same results with 1 and {workers} "
+                            "workers"})
+        print(f"{out[-1]['case']:80s} {out[-1]['value']:8.2f}  kernel "
+              f"{out[-1]['baseline_value']:8.2f}  ratio {out[-1]['ratio']:.2f}", flush=True)
+    return out
+
+
+#: The commit before the network-run speed work of issue 19 (bounds and exact kernels).
+BEFORE = "e79f940"
+
+
+def before_rows(ref, n_images):
+    """:func:`bench_run` on a clone of ``ref`` (a subprocess running this script with
+    ``--tree``); rows labelled ``before (ref)``, or none if ``ref`` is not in the repo.
+    ``ref`` may also be a checkout directory (of that commit, its numba cache warm)."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="accsim-before-") as tmp:
+        if Path(ref).is_dir():
+            tree = Path(ref)
+            ref = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree,
+                                 check=True, capture_output=True, text=True).stdout.strip()
+        elif subprocess.run(["git", "cat-file", "-e", f"{ref}^{{commit}}"], cwd=ROOT,
+                            capture_output=True).returncode:
+            print(f"--before {ref}: not a commit of this repository; skipped")
+            return []
+        else:
+            tree = Path(tmp) / "repo"
+            subprocess.run(["git", "clone", "--quiet", str(ROOT), str(tree)], check=True)
+            subprocess.run(["git", "checkout", "--quiet", ref], cwd=tree, check=True)
+        res = Path(tmp) / "rows.json"
+        subprocess.run([sys.executable, __file__, "--only-run", "--images", str(n_images),
+                        "--tree", str(tree), "--rows", str(res)], check=True)
+        rows = json.loads(res.read_text())
+    for r in rows:
+        r["case"] = f"before ({ref}): {r['case']}"
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--images", type=int, default=None,
+                    help="MNIST images of the network run (default 200, --quick 50)")
+    ap.add_argument("--only-run", action="store_true", help="only the network run")
+    ap.add_argument("--before", default=BEFORE,
+                    help=f"commit (or a checkout of it) measured first for the before "
+                         f"rows (default {BEFORE}; 'none' skips)")
+    ap.add_argument("--tree", help=argparse.SUPPRESS)  # the clone of --before
+    ap.add_argument("--rows", help=argparse.SUPPRESS)  # where that run writes its rows
     args = ap.parse_args()
     reps = 1 if args.quick else 3
-    rows = bench("configs/mnist_cnn.toml", 20, reps)
-    rows += bench("configs/cifar_cnn.toml", 1 if args.quick else 2, reps)
+    n_images = args.images or (50 if args.quick else 200)
+    if args.rows:
+        Path(args.rows).write_text(json.dumps(bench_run(n_images)))
+        return
+    rows = before_rows(args.before, n_images) if args.before != "none" else []
+    rows += bench_run(n_images)
+    if not args.only_run:
+        rows += bench("configs/mnist_cnn.toml", 20, reps)
+        rows += bench("configs/cifar_cnn.toml", 1 if args.quick else 2, reps)
     out = Path(__file__).resolve().parent / "results" / "graph.json"
     out.write_text(json.dumps(rows, indent=1))
     print(f"wrote {out}")

@@ -170,7 +170,8 @@ def main(argv=None):
             status[name] = run(s, args.timeout)
             print(f"  {'ok' if status[name][0] else 'FAILED: ' + status[name][1]}"
                   f" ({status[name][2]:.0f} s)")
-    names = [s.stem.removeprefix("bench_") for s in todo]
+    # every benchmark keeps its section (its last results) when --only runs a few
+    names = [s.stem.removeprefix("bench_") for s in scripts()]
     write_page(names, status)
     print(f"wrote {DOC}")
 

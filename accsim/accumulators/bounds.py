@@ -233,6 +233,18 @@ def _rel(ar: _Ar, prob: _Prob, pairs, modes_ok: bool):
 
 
 # ---------------------------------------------------------------------------- data sums
+def _inflation(K: int):
+    """``(infl, tiny)`` with ``up(S infl + tiny)`` a proven upper bound of ``sum_k |a_ik
+    b_kj|`` for ``S`` the binary64 BLAS ``|A| @ |B|`` of inner dimension ``K`` (see
+    :func:`_abs_sums`), or None where that road is not taken (``K = 0``, or ``K`` so
+    large that ``(K + 1) 2^-53 >= 1/4``)."""
+    nu = (K + 1) * _U64
+    if K == 0 or nu >= 0.25:
+        return None
+    gamma = np.nextafter(nu / (1.0 - nu), np.inf) * (1 + 4 * _U64)
+    return float(1.0 + 2.0 * gamma), (2 * K + 1) * math.ldexp(1.0, -1022)
+
+
 def _abs_sums(ar: _Ar, A, B, C):
     """(Tx, |C|): ``sum_k |a_ik b_kj|`` and ``|c_ij|``.
 
@@ -249,14 +261,52 @@ def _abs_sums(ar: _Ar, A, B, C):
     K = A.shape[1]
     if K == 0:
         return np.zeros(C.shape), np.abs(C)
-    nu = (K + 1) * _U64
-    if nu >= 0.25:  # far beyond any practical K: fall back to the exact reference
+    inf_tiny = _inflation(K)
+    if inf_tiny is None:  # far beyond any practical K: fall back to the exact reference
         return _exact.matmul(np.abs(A), np.abs(B)), np.abs(C)
-    gamma = np.nextafter(nu / (1.0 - nu), np.inf) * (1 + 4 * _U64)
+    infl, tiny = inf_tiny
     with np.errstate(over="ignore", invalid="ignore"):
         S = np.abs(A) @ np.abs(B)
-        Tx = S * (1.0 + 2.0 * gamma) + (2 * K + 1) * math.ldexp(1.0, -1022)
+        Tx = S * infl + tiny
     return np.nextafter(Tx, np.inf), np.abs(C)
+
+
+#: Float mode's per-component constants of recursive and blocked sums depend on the
+#: component only through ``c_round`` (0: ``c`` exact in the accumulator format, 1: not):
+#: they are evaluated once on these two values and picked per component.
+_CR = np.array([0, 1], np.int64)
+
+#: Overflow mask of a bound that already holds ``inf`` where an overflow is possible.
+_OVF_DONE = np.zeros((), bool)
+
+
+def _affine(ar: _Ar, A, B, C, c_exact, g, eta_tot, maxv, pmax):
+    """``(bound, ovf)`` of ``g T + (1 + g) eta_tot`` with ``T = sum |a b| + |c|``, where
+    ``g`` and ``eta_tot`` are the constants on :data:`_CR` (float mode) or per component
+    (exact mode); ovf where ``T + bound >= maxv`` or ``T >= pmax``.
+
+    Float mode computes ``|A| @ |B|`` on BLAS and the rest in one pass
+    (:func:`accsim.kernels.boundsteps.affine_bound`: the same operations as the array
+    formulas below, so the same bits)."""
+    inf_tiny = None if ar.exact else _inflation(A.shape[1])
+    if inf_tiny is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            S = np.abs(A) @ np.abs(B)
+        out = np.empty(S.shape)
+        _bsteps.affine_bound(S, np.ascontiguousarray(C, np.float64),
+                             np.ascontiguousarray(c_exact, np.bool_),
+                             np.ascontiguousarray(g, np.float64),
+                             np.ascontiguousarray(eta_tot, np.float64),
+                             inf_tiny[0], inf_tiny[1], float(maxv), float(pmax), out)
+        return out, _OVF_DONE
+    if not ar.exact:  # K = 0 or huge: per-component constants, array formulas
+        r = (~np.asarray(c_exact, bool)).astype(np.int64)
+        g, eta_tot = np.asarray(g)[r], np.asarray(eta_tot)[r]
+    Tx, Cabs = _abs_sums(ar, A, B, C)
+    T = Tx + Cabs
+    bound = g * T + (1 + g) * eta_tot
+    ovf = _overflow_mask(T + bound, maxv) | _overflow_mask(T, pmax)
+    return bound, ovf
 
 
 def _col_abs_products(ar: _Ar, A, B, k0, k1):
@@ -266,12 +316,6 @@ def _col_abs_products(ar: _Ar, A, B, k0, k1):
         Ae, Be = ar.arr(np.abs(A[:, k0:k1])), ar.arr(np.abs(B[k0:k1]))
         P = Ae[:, :, None] * Be[None, :, :]
     return P
-
-
-def _nonfinite_mask(A, B, C):
-    bad_a = ~np.isfinite(A).all(axis=1)
-    bad_b = ~np.isfinite(B).all(axis=0)
-    return bad_a[:, None] | bad_b[None, :] | ~np.isfinite(C)
 
 
 def _overflow_mask(T_plus_E, maxv):
@@ -286,6 +330,8 @@ def _is_c_exact(C, fmt: FloatFormat | None) -> np.ndarray:
     if fmt is None:
         return np.ones(C.shape, bool)
     fin = np.isfinite(C)
+    if fin.all():
+        return _round(C, fmt, "rne") == C
     R = _round(np.where(fin, C, 0.0), fmt, "rne")
     return ~fin | (R == C)
 
@@ -295,12 +341,11 @@ def recursive_bound(model, ar, A, B, C, prob):
     """Recursive summation (Higham 2002, §4.2 / Lemma 3.1 with underflow)."""
     K = A.shape[1]
     u, eta = rounding_constants(model.acc_format, model.mode)
-    c_round = (~_is_c_exact(C, model.acc_format)).astype(np.int64)
+    c_exact = _is_c_exact(C, model.acc_format)
+    c_round = (~c_exact).astype(np.int64) if ar.exact else _CR
     n_acc = K + c_round  # roundings into the accumulator a term can pass through
     pairs = [(n_acc, u)]
     n_eta = K + c_round
-    Tx, Cabs = _abs_sums(ar, A, B, C)
-    T = Tx + Cabs
     eta_tot = ar.c(eta) * ar.arr(n_eta)
     ok = _prob_ok(model.mode, model.sr_bits)
     if model.product == "rounded":
@@ -313,9 +358,7 @@ def recursive_bound(model, ar, A, B, C, prob):
         g = _rel(ar, prob, pairs, ok)
         pmax = math.inf
     ar.depth = max(ar.depth, 12)
-    bound = g * T + (1 + g) * eta_tot
-    ovf = _overflow_mask(T + bound, model.acc_format.max) | _overflow_mask(T, pmax)
-    return bound, ovf
+    return _affine(ar, A, B, C, c_exact, g, eta_tot, model.acc_format.max, pmax)
 
 
 def blocked_bound(model, ar, A, B, C, prob):
@@ -326,20 +369,18 @@ def blocked_bound(model, ar, A, B, C, prob):
     nb = -(-K // b) if K else 0
     ui, etai = rounding_constants(model.inner_format, model.mode)
     uo, etao = rounding_constants(model.outer_format, model.mode)
-    c_round = (~_is_c_exact(C, model.outer_format)).astype(np.int64)
+    c_exact = _is_c_exact(C, model.outer_format)
+    c_round = (~c_exact).astype(np.int64) if ar.exact else _CR
     # acc = round(c); per block t = round(t + x) (<= b inner roundings of a term), then
     # acc = round(acc + t): a term passes <= nb outer roundings, c <= c_round + nb
     pairs = [(b, ui), (nb + c_round, uo)]
     n_eta_i = K
     n_eta_o = nb + c_round
-    Tx, Cabs = _abs_sums(ar, A, B, C)
-    T = Tx + Cabs
     g = _rel(ar, prob, pairs, _prob_ok(model.mode, model.sr_bits))
     eta_tot = ar.c(etai) * n_eta_i + ar.c(etao) * ar.arr(n_eta_o)
     ar.depth = max(ar.depth, 12)
-    bound = g * T + (1 + g) * eta_tot
-    ovf = _overflow_mask(T + bound, min(model.inner_format.max, model.outer_format.max))
-    return bound, ovf
+    return _affine(ar, A, B, C, c_exact, g, eta_tot,
+                   min(model.inner_format.max, model.outer_format.max), math.inf)
 
 
 def pairwise_bound(model, ar, A, B, C, prob):
@@ -486,28 +527,6 @@ def _step_emax_products(A, B, EA, EB, k0, k1):
     return E.max(axis=1)
 
 
-def _bk_step(A, B, EA, EB, k0, k1):
-    """Float mode's ``(ep, sum |a b|, nonzero count)`` of one step
-    (:func:`accsim.kernels.boundsteps.step_sums`; same bits as the numpy reductions)."""
-    M, N = A.shape[0], B.shape[1]
-    ep = np.empty((M, N), np.int64)
-    T = np.empty((M, N))
-    nz = np.empty((M, N))
-    _bsteps.step_sums(np.ascontiguousarray(A, np.float64), np.ascontiguousarray(B, np.float64),
-                      np.ascontiguousarray(EA, np.int64), np.ascontiguousarray(EB, np.int64),
-                      k0, k1, ZSENT // 2, ep, T, nz)
-    return ep, T, nz
-
-
-def _bk_trunc(A, B, k0, k1, g):
-    """Float mode's ``sum_k min(|a b|, g)`` of one step (:func:`accsim.kernels.
-    boundsteps.step_trunc`)."""
-    out = np.empty(g.shape)
-    _bsteps.step_trunc(np.ascontiguousarray(A, np.float64), np.ascontiguousarray(B, np.float64),
-                       k0, k1, np.ascontiguousarray(g, np.float64), out)
-    return out
-
-
 def fused_bound(model, ar, A, B, C, prob):
     """Chained fused truncated dot-product steps (NVIDIA; AMD CDNA3 with c_separate).
 
@@ -550,16 +569,26 @@ def fused_bound(model, ar, A, B, C, prob):
     Tprev = Cabs
     E = ar.zeros((M, N))
     cpow = ar.pow2(ec0)
+    if not ar.exact:  # every step in one kernel pass (the same bits as the loop below)
+        E = np.empty((M, N))
+        ovf = np.empty((M, N), bool)
+        F2 = int(model.F2) if model.c_separate else 0
+        _bsteps.fused_steps(
+            A, B, EA, EB, np.ascontiguousarray(np.broadcast_to(cpow, (M, N)), np.float64),
+            np.ascontiguousarray(Cabs, np.float64), L, ZSENT // 2, ez,
+            bool(model.c_separate), bool(floor), bool(model.odd_even),
+            float(ar.pow2(max(cem, ez))), ar.c(Fraction(1, 1 << F)),
+            ar.c(Fraction(1 << F, 1 << (F2 + 1))), ar.c(Fraction(1, 1 << F2)),
+            ar.c(Fraction(1, 1 << (126 + F2))), u_o, eta_o, float(maxv), E, ovf)
+        ar.depth = max(ar.depth, 20 * (-(-K // L)) + 10)
+        return E + extra, ovf
     first = True
     nsteps = 0
     ovf = np.zeros((M, N), bool)
     for k0 in range(0, K, L):
         k1 = min(K, k0 + L)
         nsteps += 1
-        if ar.exact:
-            ep = _step_emax_products(A, B, EA, EB, k0, k1)
-        else:  # the same numbers from one kernel pass, without (M, L, N) temporaries
-            ep, Tk, nzk = _bk_step(A, B, EA, EB, k0, k1)
+        ep = _step_emax_products(A, B, EA, EB, k0, k1)  # exact mode only from here
         if not model.c_separate:
             ep = np.maximum(ep, ez)  # zero products carry e_zero
         ep = np.clip(ep, -1100, 1100)
@@ -567,18 +596,13 @@ def fused_bound(model, ar, A, B, C, prob):
             cb = Tprev + E
             cpow = ar.maximum(cb, ar.pow2(np.full((M, N), max(cem, ez))))
         g = ar.maximum(ar.pow2(ep), cpow) * ar.c(Fraction(1, 1 << F))
-        if ar.exact:
-            Pabs = _col_abs_products(ar, A, B, k0, k1)
-            Tstep = Pabs.sum(axis=1)
-        else:
-            Tstep = Tk
+        Pabs = _col_abs_products(ar, A, B, k0, k1)
+        Tstep = Pabs.sum(axis=1)
         if floor:
-            nz = ar.arr((Pabs != 0).sum(axis=1).astype(np.float64)) if ar.exact else nzk
+            nz = ar.arr((Pabs != 0).sum(axis=1).astype(np.float64))
             tr = g * nz + g  # products, then c
-        elif ar.exact:
-            tr = ar.minimum(Pabs, g[:, None, :]).sum(axis=1) + g
         else:
-            tr = _bk_trunc(A, B, k0, k1, g) + g
+            tr = ar.minimum(Pabs, g[:, None, :]).sum(axis=1) + g
         if model.c_separate:
             if model.odd_even:
                 tr = tr + 2 * g
@@ -615,6 +639,8 @@ def _family_bound(model, ar, A, B, C, prob):
             f"; families with bounds: {', '.join(family_names())}"
         )
     bound, ovf = get_family(fam).bound(model, ar, A, B, C, prob)
+    if ovf is _OVF_DONE:
+        return bound
     if ar.exact:
         out = np.empty(np.shape(bound), object)
         out[...] = bound
@@ -663,21 +689,23 @@ def error_bound(model, A, B, C=None, kind: str = "deterministic", lam: float | N
         if not 0 < failure_prob < 1:
             raise ValueError(f"failure_prob must be in (0, 1), got {failure_prob!r}")
     A, B, C = check_matmul_shapes(A, B, C)
-    bad = _nonfinite_mask(A, B, C)
-    A0 = np.where(np.isfinite(A), A, 0.0)
-    B0 = np.where(np.isfinite(B), B, 0.0)
-    C0 = np.where(np.isfinite(C), C, 0.0)
+    fin_a, fin_b, fin_c = np.isfinite(A), np.isfinite(B), np.isfinite(C)
+    bad_rows, bad_cols = ~fin_a.all(axis=1), ~fin_b.all(axis=0)
+    A0 = np.where(fin_a, A, 0.0) if bad_rows.any() else A
+    B0 = np.where(fin_b, B, 0.0) if bad_cols.any() else B
+    C0 = C if fin_c.all() else np.where(fin_c, C, 0.0)
     ar = _Ar(exact)
     prob = _Prob(kind, lam, failure_prob, A.shape[1])
     with np.errstate(over="ignore", invalid="ignore"):
         bound = _family_bound(model, ar, A0, B0, C0, prob)
     if exact:
-        bound[bad] = math.inf
+        bound[bad_rows[:, None] | bad_cols[None, :] | ~fin_c] = math.inf
         return bound
     margin = max(MARGIN_MIN, 2.0 * ar.depth * _U64)
-    with np.errstate(over="ignore"):
-        out = np.nextafter(bound * (1 + margin) + ABS_SLACK, np.inf)
-    out = np.where(bad | np.isnan(out), np.inf, out)
+    out = np.empty(C.shape)
+    # up(bound (1 + margin) + ABS_SLACK); inf where the data are not finite or on NaN
+    _bsteps.finish_bound(np.ascontiguousarray(np.broadcast_to(bound, C.shape), np.float64),
+                         bad_rows, bad_cols, C, 1 + margin, ABS_SLACK, out)
     return out
 
 

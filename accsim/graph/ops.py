@@ -256,7 +256,8 @@ class Conv2d(LinearOp):
 
     def assemble(self, outs, batch):
         _, ho, wo = self.shape
-        v = np.concatenate(outs, axis=0)  # (O, B*ho*wo), columns (b, i, j)
+        # (O, B*ho*wo), columns (b, i, j); one group: no copy before the transposing one
+        v = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0)
         return np.ascontiguousarray(v.reshape(-1, batch, ho, wo).transpose(1, 0, 2, 3))
 
 

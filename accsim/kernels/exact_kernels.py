@@ -432,6 +432,82 @@ def _flag_value(c, state):
     return False
 
 
+@njit(**JIT)
+def _combine_cap(rptr, cptr):
+    """Room for the expansion of one output: (most A slices of a row) x (most B slices of
+    a column) terms, plus the addends."""
+    width = 0
+    for i in range(rptr.shape[0] - 1):
+        width = max(width, rptr[i + 1] - rptr[i])
+    wc = 0
+    for jj in range(cptr.shape[0] - 1):
+        wc = max(wc, cptr[jj + 1] - cptr[jj])
+    return width * wc + 4
+
+
+@njit(**JIT)
+def _combine_row(P, rptr, rexp, cptr, cexp, C, D, hi, lo, exact, need, j0, kind, i, parts,
+                 state):
+    """Row ``i`` of :func:`slice_combine` (``parts``, ``state``: its scratch)."""
+    nb = cptr.shape[0] - 1
+    for jj in range(nb):
+        j = j0 + jj
+        n = 0
+        bad = False
+        for r in range(rptr[i], rptr[i + 1]):
+            for s in range(cptr[jj], cptr[jj + 1]):
+                p = P[r, s]
+                if p == 0.0:
+                    continue
+                sc = rexp[r] + cexp[s]
+                if sc > 963:
+                    bad = True
+                    break
+                t = _scale(p, sc)
+                if sc < -1074 and math.ldexp(t, -sc) != p:
+                    bad = True
+                    break
+                n = grow_parts(parts, n, -t if kind == 1 else t)
+            if bad:
+                break
+        if bad:
+            need[i, j] = True
+            continue
+        state[:] = 0
+        c = -C[i, j] if kind == 1 else C[i, j]
+        if not _flag_value(c, state):
+            if abs(c) >= _SPECIAL_C:
+                need[i, j] = True
+                continue
+            n = grow_parts(parts, n, c)
+        if kind == 1:
+            d = D[i, j]
+            if not _flag_value(d, state):
+                if abs(d) >= _SPECIAL_C:
+                    need[i, j] = True
+                    continue
+                n = grow_parts(parts, n, d)
+        if state[0] != 0 or (state[1] != 0 and state[2] != 0):
+            hi[i, j] = math.nan
+        elif state[1] != 0:
+            hi[i, j] = math.inf
+        elif state[2] != 0:
+            hi[i, j] = -math.inf
+        else:
+            h = round_parts(parts, n)
+            hi[i, j] = h
+            if kind == 2:
+                n = grow_parts(parts, n, -h)
+                w = round_parts(parts, n)
+                lo[i, j] = w
+                n = grow_parts(parts, n, -w)
+                exact[i, j] = n == 0
+            continue
+        if kind == 2:
+            lo[i, j] = 0.0
+            exact[i, j] = True
+
+
 @njit(parallel=True, **JIT)
 def slice_combine(P, rptr, rexp, cptr, cexp, C, D, hi, lo, exact, need, j0, kind):
     """Round the exact sums of the slice products of the columns ``j0 ..`` of one block.
@@ -445,73 +521,20 @@ def slice_combine(P, rptr, rexp, cptr, cexp, C, D, hi, lo, exact, need, j0, kind
     reaches 2^1020, ``need`` is set and nothing is written (the caller runs the long
     accumulator there). Rows are independent.
     """
-    nb = cptr.shape[0] - 1
-    width = 0
-    for i in range(rptr.shape[0] - 1):
-        width = max(width, rptr[i + 1] - rptr[i])
-    wc = 0
-    for jj in range(nb):
-        wc = max(wc, cptr[jj + 1] - cptr[jj])
-    cap = width * wc + 4
+    cap = _combine_cap(rptr, cptr)
     for i in prange(rptr.shape[0] - 1):
-        parts = np.empty(cap)
-        state = np.zeros(3, np.int64)
-        for jj in range(nb):
-            j = j0 + jj
-            n = 0
-            bad = False
-            for r in range(rptr[i], rptr[i + 1]):
-                for s in range(cptr[jj], cptr[jj + 1]):
-                    p = P[r, s]
-                    if p == 0.0:
-                        continue
-                    sc = rexp[r] + cexp[s]
-                    if sc > 963:
-                        bad = True
-                        break
-                    t = _scale(p, sc)
-                    if sc < -1074 and math.ldexp(t, -sc) != p:
-                        bad = True
-                        break
-                    n = grow_parts(parts, n, -t if kind == 1 else t)
-                if bad:
-                    break
-            if bad:
-                need[i, j] = True
-                continue
-            state[:] = 0
-            c = -C[i, j] if kind == 1 else C[i, j]
-            if not _flag_value(c, state):
-                if abs(c) >= _SPECIAL_C:
-                    need[i, j] = True
-                    continue
-                n = grow_parts(parts, n, c)
-            if kind == 1:
-                d = D[i, j]
-                if not _flag_value(d, state):
-                    if abs(d) >= _SPECIAL_C:
-                        need[i, j] = True
-                        continue
-                    n = grow_parts(parts, n, d)
-            if state[0] != 0 or (state[1] != 0 and state[2] != 0):
-                hi[i, j] = math.nan
-            elif state[1] != 0:
-                hi[i, j] = math.inf
-            elif state[2] != 0:
-                hi[i, j] = -math.inf
-            else:
-                h = round_parts(parts, n)
-                hi[i, j] = h
-                if kind == 2:
-                    n = grow_parts(parts, n, -h)
-                    w = round_parts(parts, n)
-                    lo[i, j] = w
-                    n = grow_parts(parts, n, -w)
-                    exact[i, j] = n == 0
-                continue
-            if kind == 2:
-                lo[i, j] = 0.0
-                exact[i, j] = True
+        _combine_row(P, rptr, rexp, cptr, cexp, C, D, hi, lo, exact, need, j0, kind, i,
+                     np.empty(cap), np.zeros(3, np.int64))
+
+
+@njit(**JIT)
+def slice_combine_ser(P, rptr, rexp, cptr, cexp, C, D, hi, lo, exact, need, j0, kind):
+    """:func:`slice_combine` on the calling thread (small blocks: no thread start-up)."""
+    parts = np.empty(_combine_cap(rptr, cptr))
+    state = np.zeros(3, np.int64)
+    for i in range(rptr.shape[0] - 1):
+        _combine_row(P, rptr, rexp, cptr, cexp, C, D, hi, lo, exact, need, j0, kind, i,
+                     parts, state)
 
 
 @njit(parallel=True, **JIT)
@@ -543,31 +566,44 @@ def _lsb(x):
     return ef - 1075 + np.int64(f64_to_bits(float(low)) >> np.uint64(52)) - 1023
 
 
+@njit(**JIT)
+def _span_row(X, top, span, i):
+    """Row ``i`` of :func:`slice_span`."""
+    amax = 0.0
+    low = np.int64(1 << 20)
+    bad = False
+    for k in range(X.shape[1]):
+        x = X[i, k]
+        if not math.isfinite(x):
+            bad = True
+            break
+        if x != 0.0:
+            amax = max(amax, abs(x))
+            low = min(low, _lsb(x))
+    e = math.frexp(amax)[1]
+    top[i] = e
+    if bad:
+        span[i] = -1
+    elif amax == 0.0:
+        span[i] = 0
+    else:
+        span[i] = e - low
+
+
 @njit(parallel=True, **JIT)
 def slice_span(X, top, span):
     """Per row of ``X``: ``top[i]``, the exponent with every ``|x| < 2^top[i]`` (that of
     the largest magnitude), and ``span[i] = top[i] - l``, the bits down to the row's
     lowest set bit ``2^l`` (0 for a zero row, -1 for a row holding NaN or inf)."""
     for i in prange(X.shape[0]):
-        amax = 0.0
-        low = np.int64(1 << 20)
-        bad = False
-        for k in range(X.shape[1]):
-            x = X[i, k]
-            if not math.isfinite(x):
-                bad = True
-                break
-            if x != 0.0:
-                amax = max(amax, abs(x))
-                low = min(low, _lsb(x))
-        e = math.frexp(amax)[1]
-        top[i] = e
-        if bad:
-            span[i] = -1
-        elif amax == 0.0:
-            span[i] = 0
-        else:
-            span[i] = e - low
+        _span_row(X, top, span, i)
+
+
+@njit(**JIT)
+def slice_span_ser(X, top, span):
+    """:func:`slice_span` on the calling thread (small arrays: no thread start-up)."""
+    for i in range(X.shape[0]):
+        _span_row(X, top, span, i)
 
 
 @njit(**JIT)
@@ -584,6 +620,40 @@ def _scale(x, e):
     return math.ldexp(x, e)
 
 
+@njit(**JIT)
+def _fill_row(X, beta, top, ptr, S, exps, i):
+    """Row ``i`` of :func:`slice_fill`. The remainder ``r_s`` of slice ``s`` is held in
+    the row of slice ``s`` itself until that slice replaces it (no scratch array)."""
+    n = ptr[i + 1] - ptr[i]
+    if n == 0:
+        return
+    p0 = ptr[i]
+    K = X.shape[1]
+    for s in range(n):
+        sh = beta * (s + 1) - top[i]
+        exps[p0 + s] = -sh
+        src = X[i] if s == 0 else S[p0 + s]
+        row = S[p0 + s]
+        nxt = s + 1 < n
+        rest = S[p0 + s + 1] if nxt else row
+        if -1022 <= sh <= 1023 and -1022 <= -sh <= 1023:
+            up = _pow2(sh)
+            down = _pow2(-sh)
+            for k in range(K):
+                r = src[k]
+                t = np.trunc(r * up)
+                row[k] = t
+                if nxt:
+                    rest[k] = r - t * down
+        else:
+            for k in range(K):
+                r = src[k]
+                t = np.trunc(_scale(r, sh))
+                row[k] = t
+                if nxt:
+                    rest[k] = r - _scale(t, -sh)
+
+
 @njit(parallel=True, **JIT)
 def slice_fill(X, beta, top, ptr, S, exps):
     """Row ``i``'s slices into ``S[ptr[i]:ptr[i+1]]`` (see ``accsim.numbers.exact.
@@ -592,23 +662,11 @@ def slice_fill(X, beta, top, ptr, S, exps):
     numbers; a scaled value that underflows is below 1 and truncates to 0 either way),
     with exponent ``exps = top - beta (s + 1)``."""
     for i in prange(X.shape[0]):
-        n = ptr[i + 1] - ptr[i]
-        if n == 0:
-            continue
-        r = X[i].copy()
-        for s in range(n):
-            sh = beta * (s + 1) - top[i]
-            exps[ptr[i] + s] = -sh
-            row = S[ptr[i] + s]
-            if -1022 <= sh <= 1023 and -1022 <= -sh <= 1023:
-                up = _pow2(sh)
-                down = _pow2(-sh)
-                for k in range(r.shape[0]):
-                    t = np.trunc(r[k] * up)
-                    row[k] = t
-                    r[k] -= t * down
-            else:
-                for k in range(r.shape[0]):
-                    t = np.trunc(_scale(r[k], sh))
-                    row[k] = t
-                    r[k] -= _scale(t, -sh)
+        _fill_row(X, beta, top, ptr, S, exps, i)
+
+
+@njit(**JIT)
+def slice_fill_ser(X, beta, top, ptr, S, exps):
+    """:func:`slice_fill` on the calling thread (small arrays: no thread start-up)."""
+    for i in range(X.shape[0]):
+        _fill_row(X, beta, top, ptr, S, exps, i)

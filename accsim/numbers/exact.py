@@ -54,6 +54,8 @@ PARALLEL_MIN_MACS = 1 << 16  # below this many MACs run serially (thread start-u
 SLICE_MIN_MACS = 1 << 15  # below this many MACs the long accumulator alone is faster
 MAX_SLICES = 8  # slices per row of A / column of B before a row or column falls back
 BLOCK_ELEMS = 1 << 22  # stacked slice products held at once (32 MB), by column blocks
+SERIAL_MAX = 1 << 16  # splitting of at most this many numbers, or combining of at most
+# this many outputs, runs on the calling thread (a thread start-up would cost more)
 
 
 def _prepare(A, B, C):
@@ -90,7 +92,7 @@ def row_spans(X: np.ndarray):
     there down to the row's lowest set bit (0: a zero row, -1: NaN or inf in the row)."""
     top = np.empty(X.shape[0], np.int64)
     span = np.empty(X.shape[0], np.int64)
-    _k.slice_span(X, top, span)
+    (_k.slice_span_ser if X.size <= SERIAL_MAX else _k.slice_span)(X, top, span)
     return top, span
 
 
@@ -122,7 +124,8 @@ def split_rows(X: np.ndarray, beta: int, max_slices: int = MAX_SLICES, spans=Non
     np.cumsum(np.where(ok, count, 0), out=ptr[1:])
     S = np.empty((ptr[-1], X.shape[1]))
     exps = np.empty(ptr[-1], np.int64)
-    _k.slice_fill(X, beta, top, ptr, S, exps)
+    (_k.slice_fill_ser if X.size <= SERIAL_MAX else _k.slice_fill)(X, beta, top, ptr, S,
+                                                                    exps)
     return S, ptr, exps, ok
 
 
@@ -177,12 +180,15 @@ def _sliced(A, BT, C, D, kind):
         SB, cptr, cexp, col_ok = split_rows(BT[j0:j1], beta_b, MAX_SLICES,
                                             (tb[j0:j1], sb[j0:j1]))
         P = SA @ SB.T if SA.size and SB.size else np.zeros((SA.shape[0], SB.shape[0]))
-        _k.slice_combine(P, rptr, rexp, cptr, cexp, C, D, hi, lo, ex, need, j0, kind)
-        need[:, j0:j1] |= ~col_ok[None, :]
+        combine = _k.slice_combine_ser if M * (j1 - j0) <= SERIAL_MAX else _k.slice_combine
+        combine(P, rptr, rexp, cptr, cexp, C, D, hi, lo, ex, need, j0, kind)
+        if not col_ok.all():
+            need[:, j0:j1] |= ~col_ok[None, :]
         j0 = j1
-    need |= ~row_ok[:, None]
-    ii, jj = np.nonzero(need)
-    if ii.size:
+    if not row_ok.all():
+        need |= ~row_ok[:, None]
+    if need.any():
+        ii, jj = np.nonzero(need)
         _k.exact_at(A, BT, C, D, ii.astype(np.int64), jj.astype(np.int64), hi, lo, ex, kind)
     return hi, lo, ex
 
