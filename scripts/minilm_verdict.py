@@ -45,7 +45,7 @@ def family_rows(ds) -> list[dict]:
     dataset (one per cell and seed; inputs not run by every cell are dropped)."""
     from accsim.transformer.lamp import CRITERIA
 
-    n_cells = ds.sizes["cell"]
+    n_cells = ds.sizes["strategy" if "strategy" in ds.dims else "cell"]  # older stores: cell
     col = {k: ds[k].values for k in ("label", "seed", "linear", "attention", "rule",
                                      "m_bits", "lin_tau", "att_tau",
                                      "gbits_per_sentence", "lin_recomputed",

@@ -180,7 +180,7 @@ def test_layer_check_sees_an_upward_import():
 
 #: Modules outside accsim/kernels that may import numba, and why: thread control only
 #: (``numba.set_num_threads``), never a jitted function.
-NUMBA_THREAD_CONTROL = ("accsim.transformer.op_runner", "accsim.batch.runner", "accsim.warmup")
+NUMBA_THREAD_CONTROL = ("accsim.transformer.policies", "accsim.batch.runner", "accsim.warmup")
 
 
 def _numba_importers() -> list[str]:

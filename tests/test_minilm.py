@@ -189,8 +189,8 @@ class CheckingRunner(SimRunner):
 
     checked = 0
 
-    def _mm(self, model, A, B, C, scales):
-        v = super()._mm(model, A, B, C, scales)
+    def mm(self, model, A, B, C, scales):
+        v = super().mm(model, A, B, C, scales)
         if scales is None:
             r = op_result(model, A, B, C)
             np.testing.assert_array_equal(_bits(v), _bits(r.value))

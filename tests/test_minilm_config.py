@@ -101,7 +101,9 @@ attention = { kind = "random", rule = "lamp-v1", high = "fp64", tau = 1.5 }
     for r in rows:
         assert 0.99 < r["cos_min"] <= 1 and r["emb_err_median"] > 0
     ds = xr.open_dataset(res["paths"]["nc"])
-    assert ds.sizes["cell"] == 3 and ds["layer_rel_error"].shape == (3, 2)
+    assert ds.sizes["strategy"] == 3 and ds["layer_rel_error"].shape == (3, 2)
+    assert list(ds["strategy"].values) == ["u", "r att-tau=1.5 seed=0", "r att-tau=1.5 seed=1"]
+    assert list(ds["strategy_name"].values) == ["u", "r", "r"]
     np.testing.assert_allclose(ds["emb_err_median"].values,
                                [r["emb_err_median"] for r in rows])
 

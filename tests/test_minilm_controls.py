@@ -101,7 +101,7 @@ def test_controls_recompute_the_adaptive_count(run_ds):
 def test_agreement_and_hardware_columns(run_ds):
     res, ds = run_ds
     agree = ds["out_agree"].values
-    assert agree.shape == (ds.sizes["cell"], 4)
+    assert agree.shape == (ds.sizes["strategy"], 4)
     assert set(np.unique(agree)) <= {0.0, 1.0}
     np.testing.assert_array_equal(1 - agree.mean(axis=1), ds["flip_rate"].values)
     for k in ("energy_pj", "h100_time_ns", "h100_tile_time_ns"):

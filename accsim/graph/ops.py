@@ -48,7 +48,12 @@ ACTIVATIONS = tuple(_PHI_ACTIVATIONS) + ("softmax",)
 #: products of convolutions, dense layers (weights x activations) and matmuls (activations
 #: x activations, e.g. attention), and the reductions of average pooling, softmax
 #: denominators, norm statistics (LayerNorm / RMSNorm) and other sums / means.
-LINEAR_CLASSES = ("conv", "dense", "avgpool", "matmul", "softmax", "norm", "sum")
+#: The MiniLM graph (:mod:`accsim.transformer.minilm_graph`) names its own classes: the
+#: projections, the attention scores and context, and the reductions of softmax
+#: denominators, LayerNorm statistics, pooling and the L2 norm.
+LINEAR_CLASSES = ("conv", "dense", "avgpool", "matmul", "softmax", "norm", "sum",
+                  "qkv", "scores", "context", "attn_out", "ffn_in", "ffn_out",
+                  "softmax_sum", "ln_mean", "ln_var", "pool_sum", "l2_sum")
 
 
 def apply_activation(name: str, z: np.ndarray) -> np.ndarray:

@@ -249,7 +249,7 @@ class Embedding(Op):
         if np.any(k != ids) or np.any(k < 0) or np.any(k >= self.weight.shape[0]):
             raise ValueError(f"layer {self.name!r}: indices must be integers in [0, "
                              f"{self.weight.shape[0]})")
-        return self.weight.astype(dtype)[k]
+        return self.weight.astype(dtype, copy=False)[k]
 
 
 def _gelu_tanh(x):
@@ -281,6 +281,29 @@ def _rms_norm(x, q, n, eps, gamma=None):
     return y if gamma is None else y * gamma
 
 
+def _mul_rsqrt(d, v, eps):
+    """``d * (1 / sqrt(v + eps))``: a LayerNorm's deviations over its standard deviation
+    (BERT's order of operations, :mod:`networks.transformer`)."""
+    return d * (1.0 / np.sqrt(v + eps))
+
+
+def _affine(x, gamma, beta):
+    """``x * gamma + beta`` (a norm's elementwise affine map, rounded once)."""
+    return x * gamma + beta
+
+
+def _gelu_bert(x):
+    """Exact GELU as BERT writes it, ``0.5 x (1 + erf(x / sqrt 2))`` (a different order of
+    operations from ``gelu``, so different bits in binary64)."""
+    return 0.5 * x * (1.0 + special.erf(x / np.sqrt(2.0)))
+
+
+def _l2_normalize(x, q):
+    """``x / max(sqrt(q), 1e-12)`` (``q`` the sum of squares; sentence-transformers'
+    ``Normalize``)."""
+    return x / np.maximum(np.sqrt(q), 1e-12)
+
+
 def _keep_where(x, mask, value):
     """``x`` where ``mask`` is true (non-zero), else ``value`` (a boolean attention mask:
     true = attend)."""
@@ -305,6 +328,10 @@ ELEMENTWISE = {
     "layer_norm": (_layer_norm, 2),
     "rms_norm": (_rms_norm, 2),
     "keep_where": (_keep_where, 2),
+    "mul_rsqrt": (_mul_rsqrt, 2),
+    "affine": (_affine, 1),
+    "gelu_bert": (_gelu_bert, 1),
+    "l2_normalize": (_l2_normalize, 2),
 }
 
 

@@ -58,6 +58,26 @@ def _round_flat(a64, out, fmt: FloatFormat, m: int, r: int, seed: int, *, fast: 
 _PARALLEL_MIN = 1 << 16
 
 
+def _ieee_cast(a64, fmt: FloatFormat, m: int):
+    """The rounding of float64 values into binary64 (any mode: exact, the identity) or,
+    to nearest even, into binary32 (numpy's float64 -> float32 conversion: one IEEE 754
+    rounding, overflow to infinity, subnormals kept), with NaN made the kernels' quiet
+    NaN; None for any other format or mode. Same bits as the kernels (tested), without
+    their thread-pool start on small arrays."""
+    if fmt == _BINARY64:
+        out = a64.copy()
+    elif fmt == _BINARY32 and m == int(RoundingMode.RNE):
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = a64.astype(np.float32).astype(np.float64)
+    else:
+        return None
+    out[np.isnan(out)] = np.nan
+    return out
+
+
+_BINARY32, _BINARY64 = get_format("binary32"), get_format("binary64")
+
+
 def round(  # noqa: A001 - public API name mirrors the issue
     x,
     fmt: str | FloatFormat,
@@ -104,8 +124,10 @@ def round(  # noqa: A001 - public API name mirrors the issue
             f"round expects float64 or float32 values (or float16, ml_dtypes floats), got "
             f"dtype {a.dtype}; convert explicitly (e.g. np.asarray(x, dtype=np.float64))"
         ) from None
-    out = np.empty_like(a64)
-    _round_flat(a64, out, fmt, m, r, seed)
+    out = _ieee_cast(a64, fmt, m)
+    if out is None:
+        out = np.empty_like(a64)
+        _round_flat(a64, out, fmt, m, r, seed)
     out = out.reshape(a.shape)
     if scalar:
         return float(out)

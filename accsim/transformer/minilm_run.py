@@ -72,14 +72,13 @@ from pydantic import (
 
 from accsim.transformer import embed_metrics as em
 from accsim.transformer import lamp as _lamp
-from accsim.transformer.op_runner import (
+from accsim.transformer.opclass import OP_CLASSES, OpModels, resolve_model
+from accsim.transformer.policies import (
     ATTENTION_CONTROLS,
     LINEAR_CLASSES,
     AttentionPolicy,
     LinearPolicy,
-    SimRunner,
 )
-from accsim.transformer.opclass import OP_CLASSES, OpModels, resolve_model
 
 __all__ = ["MiniLMConfig", "load_config", "expand", "run", "Cell", "inputs", "comparisons",
            "m_bits_model"]
@@ -310,9 +309,8 @@ def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
         ``{"rows": [...], "layer_errors": ..., "paths": {...}}``: one row per cell and
         seed with the metrics of :mod:`accsim.transformer.embed_metrics` and the cost columns.
     """
-    from accsim.transformer.op_runner import ReferenceRunner
+    from accsim.transformer.minilm_graph import GraphEncoder, build_graph
     from networks.minilm import TruncationWarning, load_tokenizer, load_weights
-    from networks.transformer import Trace, encode
 
     rs = cfg.run
     cells = expand(cfg)
@@ -327,37 +325,38 @@ def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
     acc = {j: {"emb": [], "sq": None, "kl": [], "kl_in": [], "time": 0.0, "runner": None}
            for j in range(len(jobs))}
     state = {"E_ref": [], "ref_sq": [], "t_ref": 0.0, "ids": ids}
+    reference = GraphEncoder(weights, reference=True)
     res = None
     for b0 in range(0, len(ids), rs.batch):
         bid = ids[b0:b0 + rs.batch]
         sid = list(range(b0, b0 + len(bid)))
-        tr_ref = Trace()
+        graph = build_graph(weights, [len(i) for i in bid])  # shared by the cells
         t = time.perf_counter()
-        state["E_ref"].append(encode(weights, bid, ReferenceRunner(), trace=tr_ref,
-                                     sentence_ids=sid))
+        e_ref, ref_hidden, ref_probs = reference.encode(bid, sentence_ids=sid, graph=graph)
+        state["E_ref"].append(e_ref)
         state["t_ref"] += time.perf_counter() - t
-        state["ref_sq"].append(np.array([[np.sum(h[a:b] * h[a:b]) for h in tr_ref.hidden]
+        state["ref_sq"].append(np.array([[np.sum(h[a:b] * h[a:b]) for h in ref_hidden]
                                          for a, b in _segments(bid)]))
         for j, (c, sd) in enumerate(jobs):
             k = len(bid) if c.limit is None else min(len(bid), c.limit - b0)
             if k <= 0:
                 continue
             a = acc[j]
-            runner = a["runner"] or SimRunner(c.ops, c.linear, c.attention, seed=sd,
-                                              act_format=rs.act_format)
+            runner = a["runner"] or GraphEncoder(weights, c.ops, c.linear, c.attention,
+                                                 seed=sd, act_format=rs.act_format)
             a["runner"] = runner
-            tr = Trace()
             t = time.perf_counter()
-            a["emb"].append(encode(weights, bid[:k], runner, trace=tr,
-                                   sentence_ids=sid[:k]))
+            emb, hidden, probs = runner.encode(bid[:k], sentence_ids=sid[:k],
+                                               graph=graph if k == len(bid) else None)
+            a["emb"].append(emb)
             a["time"] += time.perf_counter() - t
             sq = np.array([[np.sum((h[a0:b1] - r[a0:b1]) ** 2)
-                            for h, r in zip(tr.hidden, tr_ref.hidden, strict=True)]
+                            for h, r in zip(hidden, ref_hidden, strict=True)]
                            for a0, b1 in _segments(bid[:k])])
             a["sq"] = sq if a["sq"] is None else np.concatenate([a["sq"], sq])
-            ref_probs = [lay[:k] for lay in tr_ref.probs]
-            a["kl"].append(em.attention_kl(tr.probs, ref_probs))
-            a["kl_in"].append(em.attention_kl_per_input(tr.probs, ref_probs))
+            ref_k = [lay[:k] for lay in ref_probs]
+            a["kl"].append(em.attention_kl(probs, ref_k))
+            a["kl_in"].append(em.attention_kl_per_input(probs, ref_k))
             if progress:
                 progress(b0 + k, len(ids), c.label, sd)
         if rs.checkpoint or b0 + rs.batch >= len(ids):
@@ -429,24 +428,29 @@ def _results(rs, jobs, acc, state, out):
             return np.array([np.pad(d[(c.label, sd)], (0, n_done - d[(c.label, sd)].size),
                                     constant_values=np.nan) for c, sd in jobs])
 
+        # one entry of the strategy dimension per row: the cell's label, with the seed
+        # for the cells run once per seed (random controls); the [[strategies]] name
+        # of the row is the variable strategy_name
         ds = xr.Dataset(
-            {k: ("cell", [r[k] for r in rows]) for k in rows[0]},
-            coords={"cell": np.arange(len(rows))})
-        ds["layer_rel_error"] = (("cell", "layer"), np.array(layer_err))
-        ds["emb_err"] = (("cell", "sentence"), padded(per_sentence))
-        ds["out_agree"] = (("cell", "sentence"), padded(
+            {("strategy_name" if k == "strategy" else k): ("strategy", [r[k] for r in rows])
+             for k in rows[0]},
+            coords={"strategy": [f"{r['label']} seed={r['seed']}" if c.random else r["label"]
+                                 for r, (c, _) in zip(rows, jobs, strict=True)]})
+        ds["layer_rel_error"] = (("strategy", "layer"), np.array(layer_err))
+        ds["emb_err"] = (("strategy", "sentence"), padded(per_sentence))
+        ds["out_agree"] = (("strategy", "sentence"), padded(
             {k: v.astype(np.float64) for k, v in per_agree.items()}), {
             "long_name": "1 if the input's output top-1 (nearest other input) agrees with "
                          "the binary64 network's, else 0; NaN: input not run", "units": "1"})
-        ds["att_kl"] = (("cell", "sentence"), padded(per_att), {
+        ds["att_kl"] = (("strategy", "sentence"), padded(per_att), {
             "long_name": "mean KL(p_ref || p) of the input's attention rows (all layers "
                          "and heads); NaN: input not run by this cell", "units": "nat"})
-        ds["out_kl"] = (("cell", "sentence"), padded(per_out), {
+        ds["out_kl"] = (("strategy", "sentence"), padded(per_out), {
             "long_name": "KL(q_ref || q) of the input's output distribution (softmax over "
                          "the cell's other inputs of e_i.e_j / out_temperature)",
             "units": "nat"})
         for k, (ln, un) in _ROW_ATTRS.items():
-            ds[k].attrs.update(long_name=ln, units=un)
+            ds[k].attrs.update(long_name=ln, **({"units": un} if un else {}))
         ds.attrs.update(sentences=n_done, tokens=n_tok, layers=rs.layers,
                         corpus=_corpus_name(rs), min_tokens=rs.min_tokens,
                         max_length=rs.max_length, out_temperature=rs.out_temperature,
@@ -470,8 +474,9 @@ def _results(rs, jobs, acc, state, out):
             "reference_seconds": t_ref}
 
 
-#: attributes of the new per-cell variables (long_name, units)
+#: attributes of the new per-row variables (long_name, units; None: no unit)
 _ROW_ATTRS = {
+    "strategy_name": ("name of the [[strategies]] table of the row", None),
     "inputs": ("number of inputs this cell ran (a strategy's inputs limit)", "1"),
     "rule": ("LAMP criterion the cell applies or its control matches", "1"),
     "m_bits": ("fraction bits of the scores accumulator (e8m<m>); -1: not swept", "1"),
