@@ -24,7 +24,15 @@ __all__ = ["pow2_scale", "column_scales"]
 
 
 def pow2_scale(amax, fmax: float) -> np.ndarray:
-    """``2^floor(log2(fmax / amax))`` elementwise (1 where ``amax`` is 0).
+    """The largest power of two ``s`` with ``amax s <= fmax``, elementwise: the scale that
+    brings a tensor of absolute maximum ``amax`` into a format of largest finite value
+    ``fmax`` without overflow (``fmax < 2 amax s`` unless ``s`` would exceed ``2^1023``,
+    where it stops). 1 where ``amax`` is 0 or not finite.
+
+    Computed exactly from the binary exponents (``frexp``), never from ``log2``: with
+    ``fmax = m1 2^e1`` and ``amax = m2 2^e2`` (``m1, m2`` in ``[1/2, 1)``),
+    ``floor(log2(fmax / amax)) = e1 - e2 - [m1 < m2]``. This is the one scale rule of
+    the CNN graphs (per image) and of MiniLM (per tensor).
 
     Parameters
     ----------
@@ -34,15 +42,11 @@ def pow2_scale(amax, fmax: float) -> np.ndarray:
         Largest finite value of the target format (e.g. 448 for OCP e4m3).
     """
     amax = np.asarray(amax, np.float64)
-    amax = np.where(np.isfinite(amax), amax, 0.0)  # overflowed input: leave unscaled
-    with np.errstate(divide="ignore"):
-        e = np.floor(np.log2(fmax) - np.log2(np.where(amax > 0, amax, 1.0)))
-    s = np.where(amax > 0, np.ldexp(1.0, e.astype(np.int64)), 1.0)
-    # log2 in binary64 can be off by one ulp at exact powers of two: fix so that
-    # amax * s <= fmax < 2 amax * s holds exactly
-    s = np.where(amax * s > fmax, s / 2, s)
-    s = np.where((amax > 0) & (2 * amax * s <= fmax), s * 2, s)
-    return s
+    ok = np.isfinite(amax) & (amax > 0)  # overflowed or zero input: leave unscaled
+    m1, e1 = np.frexp(np.float64(fmax))
+    m2, e2 = np.frexp(np.where(ok, amax, 1.0))
+    e = e1.astype(np.int64) - e2.astype(np.int64) - (m1 < m2)
+    return np.where(ok, np.ldexp(1.0, np.minimum(e, 1023)), 1.0)
 
 
 def column_scales(x: np.ndarray, n_cols: int, fmax: float) -> np.ndarray:

@@ -56,7 +56,7 @@ from accsim.graph.tensor_ops import (
     Reshape,
 )
 from accsim.transformer.policies import (
-    LINEAR_CLASSES,
+    PROJECTION_CLASSES,
     OpTally,
     RunState,
     assignment,
@@ -75,7 +75,7 @@ class OpMeta:
     ``layer`` 0 (embeddings) .. L (encoder layers), L + 1 (head); ``sentence`` the
     sentence's position in the batch (-1: all tokens of the batch); ``call`` the
     projection's key ``16 c + i`` (``c``: q, k, v = 0, 1, 2; ``i``: index in
-    :data:`accsim.transformer.policies.LINEAR_CLASSES`); ``token_columns``: the task's
+    :data:`accsim.transformer.policies.PROJECTION_CLASSES`); ``token_columns``: the task's
     columns are the batch's tokens (per-sentence scaling); ``block``: columns scaled
     together otherwise (one head's softmax rows; 0: all)."""
 
@@ -139,7 +139,7 @@ def _layernorm(b, x, gamma, beta, eps, H, layer, p):
 def _dense(b, name, W, bias, x, cls, layer, c=0):
     d = Dense(name, W, bias, last_axis=True, inputs=[x])
     d.op_class = cls
-    return b.add(d, OpMeta(cls, layer, call=16 * c + LINEAR_CLASSES.index(cls),
+    return b.add(d, OpMeta(cls, layer, call=16 * c + PROJECTION_CLASSES.index(cls),
                            token_columns=True))
 
 

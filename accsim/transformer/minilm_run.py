@@ -75,7 +75,7 @@ from accsim.transformer import lamp as _lamp
 from accsim.transformer.opclass import OP_CLASSES, OpModels, resolve_model
 from accsim.transformer.policies import (
     ATTENTION_CONTROLS,
-    LINEAR_CLASSES,
+    PROJECTION_CLASSES,
     AttentionPolicy,
     LinearPolicy,
 )
@@ -203,7 +203,7 @@ def load_config(path) -> MiniLMConfig:
                                  f"defined: fp64, {', '.join(models)}")
         if s.linear is not None:
             LinearPolicy(kind=s.linear.kind, high=s.linear.high or None,
-                         classes=tuple(s.linear.classes or LINEAR_CLASSES))
+                         classes=tuple(s.linear.classes or PROJECTION_CLASSES))
         if s.attention is not None:
             for t in s.attention.taus():
                 try:
@@ -272,7 +272,7 @@ def expand(cfg: MiniLMConfig) -> list[Cell]:
                 lin = LinearPolicy() if s.linear is None else LinearPolicy(
                     kind=s.linear.kind, high=get(s.linear.high) if s.linear.high else None,
                     tau=lt, criterion=s.linear.criterion, guard=s.linear.guard,
-                    classes=tuple(s.linear.classes or LINEAR_CLASSES))
+                    classes=tuple(s.linear.classes or PROJECTION_CLASSES))
                 att = AttentionPolicy(
                     kind="uniform" if uni else s.attention.kind,
                     high=get(s.attention.high) if s.attention and s.attention.high else None,
@@ -408,7 +408,7 @@ def _results(rs, jobs, acc, state, out):
             "out_kl_mean": float(np.mean(okl)),
             "flip_rate": float(np.mean(em.output_flips(E, E_ref))),
             "last_layer_err": float(lerr[-1]),
-            "lin_recomputed": tally.fraction(LINEAR_CLASSES),
+            "lin_recomputed": tally.fraction(PROJECTION_CLASSES),
             "scores_recomputed": tally.fraction(("scores",)),
             "gbits_per_sentence": tally.total_bits() / n / 1e9,
             "macs_per_sentence": tally.total_macs() / n,

@@ -25,8 +25,8 @@ from accsim.transformer.opclass import Float64, OpModels, PerTensorScaled, pow2_
 from accsim.transformer.policies import (
     ATTENTION_CONTROLS,
     ATTENTION_KINDS,
-    LINEAR_CLASSES,
     LINEAR_KINDS,
+    PROJECTION_CLASSES,
     AttentionPolicy,
     LinearPolicy,
     OpTally,
@@ -36,7 +36,7 @@ from accsim.transformer.policies import (
     act_round,
 )
 
-__all__ = ["LINEAR_CLASSES", "LINEAR_KINDS", "ATTENTION_KINDS", "ATTENTION_CONTROLS",
+__all__ = ["PROJECTION_CLASSES", "LINEAR_KINDS", "ATTENTION_KINDS", "ATTENTION_CONTROLS",
            "LinearPolicy", "AttentionPolicy", "OpTally", "ReferenceRunner", "SimRunner",
            "act_round"]
 
@@ -110,7 +110,7 @@ class SimRunner(RunState):
             return v
         call = self._calls.get((layer, cls), 0)  # q, k, v: calls 0, 1, 2 of "qkv"
         self._calls[(layer, cls)] = call + 1
-        call = 16 * call + LINEAR_CLASSES.index(cls)
+        call = 16 * call + PROJECTION_CLASSES.index(cls)
         ctx = _Ctx(self, W, X, np.broadcast_to(b[:, None], (m, X.shape[1])), activation,
                    scales)
         v_low = ctx.compute(low)

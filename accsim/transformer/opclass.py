@@ -31,10 +31,11 @@ The special model name ``"fp64"`` (:class:`Float64`) is the binary64 BLAS refere
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from accsim.graph import scaling
 
 __all__ = ["OP_CLASSES", "MATMUL_CLASSES", "REDUCTION_CLASSES", "OpModels", "Float64",
            "PerTensorScaled", "pow2_scale", "matmul_op", "reduce_op", "op_result",
@@ -89,17 +90,9 @@ class Float64:
 
 
 def pow2_scale(X: np.ndarray, fmax: float) -> float:
-    """Power of two ``2^s`` with ``max|X| 2^s <= fmax < max|X| 2^(s+1)`` (1 if X is 0).
-
-    ``s = floor(log2(fmax / amax))`` taken from ``frexp`` (exact, never ``log2``).
-    """
-    amax = float(np.max(np.abs(X), initial=0.0))
-    if not (amax > 0) or not math.isfinite(amax):
-        return 1.0
-    m1, e1 = math.frexp(fmax)   # fmax = m1 2^e1, m1 in [0.5, 1)
-    m2, e2 = math.frexp(amax)
-    s = e1 - e2 - (1 if m1 < m2 else 0)
-    return math.ldexp(1.0, s)
+    """Per-tensor scale of ``X``: :func:`accsim.graph.scaling.pow2_scale` of ``max|X|``
+    (``max|X| 2^s <= fmax < max|X| 2^(s+1)``; 1 if X is 0)."""
+    return float(scaling.pow2_scale(np.max(np.abs(X), initial=0.0), fmax))
 
 
 @dataclass

@@ -91,12 +91,12 @@ from accsim.transformer.opclass import (
     pow2_scale,
 )
 
-__all__ = ["LINEAR_CLASSES", "LINEAR_KINDS", "ATTENTION_KINDS", "ATTENTION_CONTROLS",
+__all__ = ["PROJECTION_CLASSES", "LINEAR_KINDS", "ATTENTION_KINDS", "ATTENTION_CONTROLS",
            "LinearPolicy", "AttentionPolicy", "OpTally", "RunState", "act_round",
            "assignment", "reference_assignment", "tally"]
 
 #: the projections (weights x activations), in the order that keys their random controls
-LINEAR_CLASSES = ("qkv", "attn_out", "ffn_in", "ffn_out")
+PROJECTION_CLASSES = ("qkv", "attn_out", "ffn_in", "ffn_out")
 _SMALL = 16384  # output components below which a product runs single-threaded
 LINEAR_KINDS = ("uniform", "adaptive", "random", "random-active", "oracle")
 #: attention policies: uniform, every registered LAMP criterion, the matched controls
@@ -140,7 +140,7 @@ class LinearPolicy:
     tau: float = np.inf
     criterion: str = "predicted"
     guard: bool = False
-    classes: tuple = LINEAR_CLASSES
+    classes: tuple = PROJECTION_CLASSES
 
     def __post_init__(self):
         if self.kind not in LINEAR_KINDS:
@@ -148,10 +148,10 @@ class LinearPolicy:
                              f"{', '.join(LINEAR_KINDS)}")
         if self.kind != "uniform" and self.high is None:
             raise ValueError(f"linear policy {self.kind!r} needs a 'high' model")
-        bad = sorted(set(self.classes) - set(LINEAR_CLASSES))
+        bad = sorted(set(self.classes) - set(PROJECTION_CLASSES))
         if bad:
             raise ValueError(f"linear policy classes {bad} are not projections; valid: "
-                             f"{', '.join(LINEAR_CLASSES)}")
+                             f"{', '.join(PROJECTION_CLASSES)}")
 
 
 @dataclass
@@ -364,7 +364,7 @@ class _ModelStrategy(Strategy):
         m, n, P = W.shape[0], W.shape[1], X.shape[1]
         if self.op_class in REDUCTION_CLASSES:
             v = self._reduce(ctx, meta)
-        elif self.op_class in LINEAR_CLASSES:
+        elif self.op_class in PROJECTION_CLASSES:
             v = self.state.mm(self.model, W, X, ctx.C, self.state.scales(self.model, W, X))
             level = np.zeros(v.shape, np.int8)
             return Decision(v, level, self.models, self._cost(m, P, n + 1),  # bias a term
@@ -536,7 +536,7 @@ class _ReferenceStrategy(_ModelStrategy):
         m, n, P = W.shape[0], W.shape[1], X.shape[1]
         oa, ob = _REFERENCE_ORDER[self.op_class]
         v = self.model.matmul(np.asarray(W, order=oa), np.asarray(X, order=ob))
-        if self.op_class in LINEAR_CLASSES:
+        if self.op_class in PROJECTION_CLASSES:
             v = v + ctx.C
             n += 1
         elif self.op_class == "scores":
