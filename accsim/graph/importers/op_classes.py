@@ -33,11 +33,10 @@ import re
 from dataclasses import dataclass
 
 from accsim.graph.ops import LINEAR_CLASSES
+from accsim.graph.tensor_ops import FoldedLinear
 
 __all__ = ["Selector", "parse_op_classes", "assign_op_classes"]
 
-#: the classes the PyTorch front end gives (:mod:`accsim.graph.importers.torch_lowerings`)
-_GENERIC = ("conv", "dense", "avgpool", "matmul", "softmax", "norm", "sum")
 _SELECTOR = re.compile(r"^(?P<path>[^:\[\]]+)(?::(?P<generic>[a-z_]+)(?:\[(?P<k>\d+)\])?)?$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9_*]+$")
 
@@ -108,12 +107,13 @@ def assign_op_classes(linear_ops, paths: dict, selectors: list[Selector],
     """
     if not selectors:
         return
-    seen = {}
+    seen, where = {}, {}
     hit = {s.text: False for s in selectors}
     bad = []
     for op in linear_ops:
         path = paths.get(op.name, "")
         generic = op.op_class
+        where[f"{path}:{generic}"] = None
         k = seen.get((path, generic), 0)
         seen[(path, generic)] = k + 1
         got = [s for s in selectors if s.matches(path, generic, k)]
@@ -124,12 +124,11 @@ def assign_op_classes(linear_ops, paths: dict, selectors: list[Selector],
             bad.append(f"{root}.{path} ({generic} [{k}], op {op.name!r}): selectors "
                        f"{[s.text for s in got]} give different classes {classes}")
         elif classes:
-            inner = getattr(op, "op", op)  # a folded op's class is its inner op's
+            inner = op.op if isinstance(op, FoldedLinear) else op  # its inner op's class
             inner.op_class = classes[0]
     missed = [t for t, h in hit.items() if not h]
     if missed:
-        where = sorted({f"{paths.get(op.name, '')}:{op.op_class}" for op in linear_ops
-                        if op.op_class in _GENERIC})
+        where = list(where)
         bad += [f"op_classes: selector {t!r} matches no inner product or reduction of the "
                 "model" for t in missed]
         bad.append(f"(module paths with their generic classes: {', '.join(where[:12])}"
