@@ -256,11 +256,11 @@ def _layer_norm(b, node, name, a):
     q = b.add(Elementwise(name + ".square", "square", [d.name]))
     v = _sum(b, name + ".sumsq", axes, "norm", q)
     var = b.add(Elementwise(name + ".var", "div", [v.name, float(n)]))
-    return _affine(b, node, name, _T(var.name, None), d, a, eps=float(a["eps"]),
+    return _normalize(b, node, name, _T(var.name, None), d, a, eps=float(a["eps"]),
                    beta=a.get("bias"))
 
 
-def _affine(b, node, name, var, x, a, eps, beta=None):
+def _normalize(b, node, name, var, x, a, eps, beta=None):
     """``x * (1 / sqrt(var + eps))``, then ``* gamma (+ beta)`` (each rounded once)."""
     gamma = a.get("weight")
     if gamma is None and beta is None:
@@ -288,7 +288,7 @@ def _rms_norm(b, node, name, a):
     q = b.add(Elementwise(name + ".square", "square", [x.name]))
     v = _sum(b, name + ".sumsq", axes, "norm", q)
     ms = b.add(Elementwise(name + ".ms", "div", [v.name, float(n)]))
-    return _affine(b, node, name, _T(ms.name, None), x, a, eps=float(eps))
+    return _normalize(b, node, name, _T(ms.name, None), x, a, eps=float(eps))
 
 
 def _max_pool(b, node, name, a):
