@@ -6,7 +6,8 @@
 ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer`` arrive as linear, view and
 SDPA nodes) and lowers every node through ONE table,
 :data:`~accsim.graph.importers.torch_lowerings.LOWERINGS` (ATen op -> lowering, where
-the op classes of the inner products and reductions are chosen). Tensors keep
+the generic op classes of the inner products and reductions are chosen; ``op_classes``
+reassigns them by module path, :mod:`accsim.graph.importers.op_classes`). Tensors keep
 PyTorch's per-image layout with the images stacked in front
 (:mod:`accsim.graph.tensor_ops`).
 
