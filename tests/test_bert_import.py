@@ -177,6 +177,14 @@ def _compare(g, ids, weights, ops):
         assert getattr(t, f) == ref, f
     assert {k: t.bits[k] for k in PROJECTION_CLASSES} == \
         {k: enc.tally.bits[k] for k in PROJECTION_CLASSES}
+    # ... and the other classes' bits are the native ones with that one term more
+    plus_one = {}
+    for op, r in zip(enc.graph.graph.linear_ops, enc.results, strict=True):
+        if op.op_class not in PROJECTION_CLASSES and op.op_class not in HEAD:
+            n = sum(c.components for c in r.cost)
+            plus_one[op.op_class] = plus_one.get(op.op_class, 0.0) + \
+                n * float(ops[op.op_class].cost_bits(op.inner_length + 1))
+    assert {k: v for k, v in t.bits.items() if k not in PROJECTION_CLASSES} == plus_one
 
 
 def test_imported_bert_matches_torch_float64(ids):
