@@ -17,7 +17,8 @@ Linear-layer policies (``LinearPolicy.kind``) on the classes ``qkv``, ``attn_out
               :class:`accsim.run.strategies.Adaptive` (``kappa_phi`` of the layer's
               activation: GELU for ``ffn_in``, identity elsewhere) on ``high``;
 ``random``    as many components per sentence and layer as ``adaptive`` flags, chosen
-              uniformly at random (matched control);
+              uniformly at random (matched control; every control kind picks through
+              its one registration, :data:`accsim.run.strategies.CONTROLS`);
 ``random-active`` as many, uniformly among the active components
               (:func:`accsim.run.strategies.active_mask`); the projections' activations
               (identity, GELU) are flat nowhere, so every component is active and the
@@ -73,12 +74,13 @@ import numpy as np
 from accsim.analysis.kappa import kappa_phi as _kappa_phi
 from accsim.run.cost import LayerCost, hardware_counts
 from accsim.run.strategies import (
+    CONTROL_KINDS,
     Adaptive,
     Decision,
     Strategy,
     active_mask,
+    get_control,
     needs_estimate,
-    random_active_choice,
 )
 from accsim.transformer import lamp as _lamp
 from accsim.transformer.opclass import (
@@ -98,7 +100,8 @@ __all__ = ["PROJECTION_CLASSES", "LINEAR_KINDS", "ATTENTION_KINDS", "ATTENTION_C
 #: the projections (weights x activations), in the order that keys their random controls
 PROJECTION_CLASSES = ("qkv", "attn_out", "ffn_in", "ffn_out")
 _SMALL = 16384  # output components below which a product runs single-threaded
-LINEAR_KINDS = ("uniform", "adaptive", "random", "random-active", "oracle")
+#: linear policies: uniform, adaptive and the registered controls
+LINEAR_KINDS = ("uniform", "adaptive", *CONTROL_KINDS)
 #: attention policies: uniform, every registered LAMP criterion, the matched controls
 ATTENTION_CONTROLS = ("random", "oracle")
 ATTENTION_KINDS = ("uniform", *_lamp.CRITERIA, *ATTENTION_CONTROLS)
@@ -286,25 +289,21 @@ class RunState:
 
     def matched_mask(self, kind, mask, v_low, ref, layer, call, active=None):
         """A projection's matched control: per sentence as many components as ``mask``
-        flags, chosen uniformly at random (``kind = "random"``, generator keyed by the
-        sentence's global index, ``layer`` and ``call``), uniformly among the ``active``
-        ones (``"random-active"``, another stream) or those with the largest
-        ``|v_low - ref|`` (``"oracle"``; NaN counts as largest, ties by index)."""
+        flags, picked by the registered control ``kind``
+        (:data:`accsim.run.strategies.CONTROLS`: ``"random"`` uniformly,
+        ``"random-active"`` uniformly among the ``active`` ones, ``"oracle"`` those with
+        the largest ``|v_low - ref|``), its generator keyed by the seed, the sentence's
+        global index, ``layer``, ``call`` and the kind's stream tag."""
+        ctl = get_control(kind)
         m = mask.shape[0]
         new = np.zeros_like(mask)
         for (a, b), sid in zip(self.segments, self.sids, strict=True):
             k = int(mask[:, a:b].sum())
             if k == 0:
                 continue
-            if kind == "random":
-                pick = self.rng(sid, layer, call).permutation(m * (b - a))[:k]
-            elif kind == "random-active":
-                pick = random_active_choice(self.rng(sid, layer, call, 0x41435456),
-                                            active[:, a:b].ravel(), k)
-            else:
-                err = np.abs(v_low[:, a:b] - ref[:, a:b]).ravel()
-                err = np.where(np.isnan(err), np.inf, err)
-                pick = np.argsort(-err, kind="stable")[:k]
+            act = None if active is None else active[:, a:b].ravel()
+            err = None if ref is None else np.abs(v_low[:, a:b] - ref[:, a:b]).ravel()
+            pick = ctl.pick(self.rng(sid, layer, call, ctl.tag), k, m * (b - a), act, err)
             sub = np.zeros(m * (b - a), bool)
             sub[pick] = True
             new[:, a:b] = sub.reshape(m, b - a)
@@ -431,7 +430,7 @@ class _LinearStrategy(_ModelStrategy):
         v_low = c.compute(low)
         mask, _ = Adaptive(low, pol.high, pol.tau, criterion=pol.criterion,
                            guard=pol.guard).select(c, v_low)
-        if pol.kind in ("random", "random-active", "oracle"):
+        if pol.kind in CONTROL_KINDS:
             active = active_mask(c, low, v_low) if pol.kind == "random-active" else None
             mask = st.matched_mask(pol.kind, mask, v_low, W @ X + C if pol.kind == "oracle"
                                    else None, meta.layer, meta.call, active)
