@@ -15,26 +15,28 @@ import numpy as np
 from accsim.graph.engine import ComputeCache
 from accsim.graph.ops import LINEAR_CLASSES
 from accsim.graph.runner import Assignment, Tally, run_graph
-from accsim.run.experiment import make_strategy, resolve_model, select_samples
+from accsim.run.experiment import (
+    RunOptions,
+    check_formats,
+    make_strategy,
+    resolve_model,
+    select_samples,
+)
 from accsim.run.parallel import ordered_map
 from accsim.run.strategies import CONTROLS, Control
 
 __all__ = ["GraphPlan", "prepare_graph", "load_graph", "run_graph_plan"]
 
 @dataclass
-class GraphPlan:
+class GraphPlan(RunOptions):
+    """Everything :func:`run_graph_plan` needs, validated."""
+
     graph: object
     x: np.ndarray
     y: np.ndarray
     assignments: list
     controls: dict = field(default_factory=dict)  # adaptive label -> (low, high, scale)
     batch: int = 20
-    seed: int = 0
-    record_samples: int = 0
-    input_format: str = "binary32"
-    activation_format: str = "binary32"
-    models: dict = field(default_factory=dict)
-    config: object = None
     control_seeds: int = 1
     reference: bool = True
 
@@ -115,11 +117,7 @@ def prepare_graph(cfg) -> GraphPlan:
 
     r = cfg.run
     base = Path(cfg._source).parent if cfg._source != "<config>" else None
-    for key in ("input_format", "activation_format"):
-        try:
-            get_format(getattr(r, key))
-        except ValueError as exc:
-            raise ValueError(f"{cfg.where(f'run.{key}')}: {exc}") from None
+    check_formats(r, cfg.where)
     try:
         graph = load_graph(cfg.network, base)
     except ValueError as exc:

@@ -31,6 +31,7 @@ from accsim.run.strategies import (
 )
 
 __all__ = ["evaluate", "pack_bits", "unpack_bits", "prepare", "run_plan", "run_dataset", "Plan",
+           "RunOptions",
            "resolve_model",
            "select_samples", "SUMMARY_KEYS", "EXTRA_KEYS", "GRAPH_SUMMARY_KEYS",
            "default_reference"]
@@ -206,8 +207,23 @@ def make_controls(st, kinds, seeds: int = 1) -> list:
     return out
 
 
+@dataclass(kw_only=True)
+class RunOptions:
+    """What every network run's plan holds besides its network, inputs and rows (the
+    keyword fields of :class:`Plan` and :class:`accsim.graph.experiment.GraphPlan`):
+    the seed of every random stream, the inputs whose components are recorded, the
+    input and activation formats, the named models and the configuration it came from."""
+
+    seed: int = 0
+    record_samples: int = 0
+    input_format: str = "binary32"
+    activation_format: str = "binary32"
+    models: dict = field(default_factory=dict)
+    config: object = None
+
+
 @dataclass
-class Plan:
+class Plan(RunOptions):
     """Everything :func:`run_plan` needs, validated."""
 
     network: object
@@ -215,31 +231,37 @@ class Plan:
     y: np.ndarray
     strategies: list
     batch: int = 256
-    seed: int = 0
-    record_samples: int = 0
-    input_format: str = "binary32"
-    activation_format: str = "binary32"
-    models: dict = field(default_factory=dict)
-    config: RunConfig | None = None
     dataset: str = "digits"
     reference: str | None = None
     bootstrap: int = 10000
     bias: str = "initial"
 
 
-def prepare(cfg: RunConfig) -> Plan:
-    """Validate a configuration fully (network, models, data) and build the plan."""
+def check_formats(run, where) -> None:
+    """The ``input_format`` and ``activation_format`` of a ``[run]`` section name
+    formats (:func:`accsim.numbers.formats.format`).
+
+    Raises
+    ------
+    ValueError
+        Naming the key as ``where("run.KEY")`` says (the config file and line).
+    """
     from accsim.numbers.formats import format as get_format
 
+    for key in ("input_format", "activation_format"):
+        try:
+            get_format(getattr(run, key))
+        except ValueError as exc:
+            raise ValueError(f"{where(f'run.{key}')}: {exc}") from None
+
+
+def prepare(cfg: RunConfig) -> Plan:
+    """Validate a configuration fully (network, models, data) and build the plan."""
     r = cfg.run
 
     def where(key):
         return cfg.where(key) if hasattr(cfg, "where") else key
-    for key in ("input_format", "activation_format"):
-        try:
-            get_format(getattr(r, key))
-        except ValueError as exc:
-            raise ValueError(f"{where(f'run.{key}')}: {exc}") from None
+    check_formats(r, where)
     try:
         net = load_network(r.network, r.activations)
     except ValueError as exc:
