@@ -430,9 +430,10 @@ class _LinearStrategy(_ModelStrategy):
         v_low = c.compute(low)
         mask, _ = Adaptive(low, pol.high, pol.tau, criterion=pol.criterion,
                            guard=pol.guard).select(c, v_low)
+        needs = get_control(pol.kind).needs if pol.kind in CONTROL_KINDS else None
         if pol.kind in CONTROL_KINDS:
-            active = active_mask(c, low, v_low) if pol.kind == "random-active" else None
-            mask = st.matched_mask(pol.kind, mask, v_low, W @ X + C if pol.kind == "oracle"
+            active = active_mask(c, low, v_low) if needs == "active" else None
+            mask = st.matched_mask(pol.kind, mask, v_low, W @ X + C if needs == "error"
                                    else None, meta.layer, meta.call, active)
         v = v_low.copy()
         k = int(mask.sum())
@@ -441,7 +442,7 @@ class _LinearStrategy(_ModelStrategy):
         est = m * P * low.cost_bits(n + 1) if pol.kind == "adaptive" else 0.0
         level = mask.astype(np.int8)
         hw_est = "low" if pol.kind == "adaptive" or (
-            pol.kind == "random-active" and needs_estimate(c, low)) else "none"
+            needs == "active" and needs_estimate(c, low)) else "none"
         return Decision(v, level, self.models, self._cost(m, P, n + 1, k, pol.high, est),
                         {"hw": hardware_counts([low, pol.high], level, n, hw_est)})
 
