@@ -259,13 +259,23 @@ def tally(graph, results, into: OpTally | None = None) -> OpTally:
 class RunState:
     """What the strategies of one run share: the seed and activation format, and the
     current batch's :class:`~accsim.transformer.minilm_graph.MiniLMGraph` op facts,
-    token ranges and global sentence indices (set by :meth:`begin`)."""
+    token ranges and global sentence indices (set by :meth:`begin`).
+
+    ``counts``: the per-sentence counts the adaptive linear policies recorded, shared by
+    the encoders of one run (``{(match, sentence, layer, call): k}``), ``match`` the key
+    of this encoder's adaptive cell (:func:`accsim.transformer.minilm_run.match_key`):
+    an adaptive policy records its counts there, a control recomputes exactly those
+    (the matched adaptive encoder runs first on every batch). Without a store
+    (``counts=None``) a control recomputes as many components as the criterion flags on
+    its own forward pass."""
 
     seed: int = 0
     act_format: str = "binary32"
     meta: dict = field(default_factory=dict)
     segments: list = field(default_factory=list)
     sids: list = field(default_factory=list)
+    counts: dict | None = None
+    match: object = None
 
     def begin(self, mg, sentence_ids):
         self.meta, self.segments = mg.meta, mg.segments
@@ -287,18 +297,42 @@ class RunState:
                 return matmul_op(model, A, B, C, seed=self.seed, scales=scales)
         return matmul_op(model, A, B, C, seed=self.seed, scales=scales)
 
-    def matched_mask(self, kind, mask, v_low, ref, layer, call, active=None):
-        """A projection's matched control: per sentence as many components as ``mask``
-        flags, picked by the registered control ``kind``
+    def segment_counts(self, mask) -> list:
+        """Per sentence, the number of components ``mask`` flags."""
+        return [int(mask[:, a:b].sum()) for a, b in self.segments]
+
+    def record_counts(self, mask, layer, call) -> None:
+        """Record the adaptive policy's per-sentence counts (no store: nothing)."""
+        if self.counts is not None:
+            for sid, k in zip(self.sids, self.segment_counts(mask), strict=True):
+                self.counts[(self.match, sid, layer, call)] = k
+
+    def recorded_counts(self, layer, call) -> list:
+        """The matched adaptive policy's per-sentence counts of this projection.
+
+        Raises
+        ------
+        RuntimeError
+            The adaptive encoder has not run on these sentences before the control.
+        """
+        try:
+            return [self.counts[(self.match, sid, layer, call)] for sid in self.sids]
+        except KeyError:
+            raise RuntimeError(f"control of layer {layer}, call {call}: the matched "
+                               "adaptive cell has not run on these sentences before "
+                               "it") from None
+
+    def matched_mask(self, kind, counts, v_low, ref, layer, call, active=None):
+        """A projection's matched control: per sentence ``counts[s]`` components,
+        picked by the registered control ``kind``
         (:data:`accsim.run.strategies.CONTROLS`: ``"random"`` uniformly,
         ``"random-active"`` uniformly among the ``active`` ones, ``"oracle"`` those with
         the largest ``|v_low - ref|``), its generator keyed by the seed, the sentence's
         global index, ``layer``, ``call`` and the kind's stream tag."""
         ctl = get_control(kind)
-        m = mask.shape[0]
-        new = np.zeros_like(mask)
-        for (a, b), sid in zip(self.segments, self.sids, strict=True):
-            k = int(mask[:, a:b].sum())
+        m = v_low.shape[0]
+        new = np.zeros(v_low.shape, bool)
+        for (a, b), sid, k in zip(self.segments, self.sids, counts, strict=True):
             if k == 0:
                 continue
             act = None if active is None else active[:, a:b].ravel()
@@ -428,12 +462,19 @@ class _LinearStrategy(_ModelStrategy):
         act = "gelu" if self.op_class == "ffn_in" else "identity"
         c = _Ctx(st, W, X, C, act, st.scales(low, W, X))
         v_low = c.compute(low)
-        mask, _ = Adaptive(low, pol.high, pol.tau, criterion=pol.criterion,
-                           guard=pol.guard).select(c, v_low)
-        needs = get_control(pol.kind).needs if pol.kind in CONTROL_KINDS else None
-        if pol.kind in CONTROL_KINDS:
+        control = pol.kind in CONTROL_KINDS
+        if control and st.counts is not None:  # the matched adaptive cell's counts
+            counts = st.recorded_counts(meta.layer, meta.call)
+        else:
+            mask, _ = Adaptive(low, pol.high, pol.tau, criterion=pol.criterion,
+                               guard=pol.guard).select(c, v_low)
+            if not control:
+                st.record_counts(mask, meta.layer, meta.call)
+            counts = st.segment_counts(mask)
+        needs = get_control(pol.kind).needs if control else None
+        if control:
             active = active_mask(c, low, v_low) if needs == "active" else None
-            mask = st.matched_mask(pol.kind, mask, v_low, W @ X + C if needs == "error"
+            mask = st.matched_mask(pol.kind, counts, v_low, W @ X + C if needs == "error"
                                    else None, meta.layer, meta.call, active)
         v = v_low.copy()
         k = int(mask.sum())
