@@ -160,3 +160,17 @@ def test_a_control_without_its_adaptive_cell_is_refused(tmp_path):
                                          "adaptive cell it matches"):
         run(load_config(p))
     assert not (tmp_path / "res").exists()
+
+
+def test_a_control_listed_before_its_adaptive_cell_reads_its_counts(tmp_path):
+    from test_minilm_config import _model_or_skip
+
+    _model_or_skip()
+    from accsim.transformer.minilm_run import load_config, run
+
+    p = tmp_path / "c.toml"
+    p.write_text(CONFIG.format(out=tmp_path / "res", extra=_strategy("o", "oracle")
+                               + _strategy("a", "adaptive")))
+    rows = {r["label"]: r for r in run(load_config(p))["rows"]}
+    assert [r for r in rows] == ["u", "o lin-tau=100", "a lin-tau=100"]
+    assert 0 < rows["o lin-tau=100"]["lin_recomputed"] == rows["a lin-tau=100"]["lin_recomputed"]
