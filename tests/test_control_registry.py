@@ -94,14 +94,10 @@ def test_mlp_controls_pick_through_the_registry(picks):
 
 def test_cnn_controls_pick_through_the_registry(picks):
     rng = np.random.default_rng(4)
-
-    def e4m3(shape):
-        return networks.to_e4m3(rng.standard_normal(shape)).astype(np.float64)
-
-    g = Graph("c", (2, 6, 6), [Conv2d("c1", e4m3((3, 2, 3, 3)), e4m3(3), padding=1,
-                                      activation="relu"),
-                               MaxPool2d("p", 2), Flatten("f"),
-                               Dense("d", e4m3((4, 27)), e4m3(4))])
+    w = [networks.to_e4m3(rng.standard_normal(s)).astype(np.float64)
+         for s in ((3, 2, 3, 3), (3,), (4, 27), (4,))]
+    conv = Conv2d("c1", w[0], w[1], padding=1, activation="relu")
+    g = Graph("c", (2, 6, 6), [conv, MaxPool2d("p", 2), Flatten("f"), Dense("d", *w[2:])])
     lo, hi = build_model(dict(FP8)), build_model(dict(FP16))
     rows = [Assignment({"conv": Adaptive(lo, hi, 0.5), "dense": Uniform(lo)}, "a", None,
                        {"conv"})]
