@@ -42,10 +42,12 @@ components of each layer and batch, and the ``round(f * size)`` highest are reco
 (ties by index, NaN scores last), so criteria and controls compare at equal cost without
 tuning ``tau``.
 
-Controls (:class:`Control`, at the matched strategy's per-layer and per-batch count):
-``random`` (uniform over all components), ``random-active`` (uniform over the ACTIVE
-components, :func:`active_mask`: those whose recomputation can change the layer output)
-and ``oracle`` (largest actual error).
+Controls (:class:`Control`, at the matched strategy's per-layer and per-batch count, or
+at its per-op fraction over the run): ``random`` (uniform over all components),
+``random-active`` (uniform over the ACTIVE components, :func:`active_mask`: those whose
+recomputation can change the layer output) and ``oracle`` (largest actual error), each
+registered once in :data:`CONTROLS` (:func:`register_control`), the one registry every
+network kind's controls pick through.
 """
 
 from __future__ import annotations
