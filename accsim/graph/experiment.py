@@ -27,6 +27,7 @@ from accsim.run.strategies import CONTROLS, Control
 
 __all__ = ["GraphPlan", "prepare_graph", "load_graph", "run_graph_plan"]
 
+
 @dataclass
 class GraphPlan(RunOptions):
     """Everything :func:`run_graph_plan` needs, validated."""
