@@ -77,10 +77,12 @@ def _graph_run_locked(cfg, config, out, console, digest, quiet, show_table, prog
 
     from accsim.graph.experiment import prepare_graph, run_graph_plan
     from accsim.run.datasets import write_dataset
-    from accsim.run.experiment import run_dataset
+    from accsim.run.experiment import control_labels, run_dataset
+    from accsim.run.strategies import CONTROLS
 
     plan = prepare_graph(cfg)
-    n_ctrl = 2 * len(plan.controls)
+    n_ctrl = sum(len(control_labels(k, lab, plan.control_seeds))
+                 for lab in plan.controls for k in CONTROLS)
     total = len(plan.x) * (len(plan.assignments) + n_ctrl)
     console.print(f"[bold]accsim run[/bold] {config}: network {plan.graph.name} "
                   f"({len(plan.graph.linear_ops)} linear ops, {plan.graph.macs()} MACs/image), "
