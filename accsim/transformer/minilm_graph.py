@@ -14,7 +14,7 @@ and the roundings are those of the BERT forward pass of :mod:`networks.transform
 * embeddings: ``act(act(word[ids] + type[0]) + position[pos])`` (Hugging Face
   ``BertEmbeddings``' order: the token type first);
 * LayerNorm: ``mean = act(sum_ln_mean(x) / H)``, ``d = act(x - mean)``,
-  ``var = act(sum_ln_var(act(d d)) / H)``, ``act(act(d / sqrt(var + eps)) gamma + beta)``;
+  ``var = act(sum_ln_var(act(d d)) / H)``, ``act(act(d * (1 / sqrt(var + eps))) gamma + beta)``;
   the sums are not rounded before the division (``round_output = False``);
 * per layer: the projections ``q``, ``k``, ``v`` (class ``qkv``) on all tokens of the
   batch; per sentence the scores ``Q_h K_h^T`` of every head (class ``scores``: its
@@ -284,10 +284,18 @@ class GraphEncoder:
     reference : bool
         The binary64 forward pass: every class on the binary64 model, no activation
         rounding (``ops``, the policies and ``act_format`` must not be given).
+    counts, match : dict, object, optional
+        The store of the adaptive linear policies' per-sentence counts shared by the
+        encoders of one run and the key of this encoder's adaptive cell
+        (:class:`~accsim.transformer.policies.RunState`): an adaptive policy records its
+        counts, a control recomputes exactly the matched cell's (which must have encoded
+        the same sentences first). Without them a control recomputes as many components
+        as the criterion flags on its own forward pass.
     """
 
     def __init__(self, weights, ops=None, linear=None, attention=None, *, seed: int = 0,
-                 act_format: str = "binary32", reference: bool = False):
+                 act_format: str = "binary32", reference: bool = False,
+                 counts: dict | None = None, match=None):
         self.weights = weights
         sc = scale(weights)
         if reference:
@@ -298,7 +306,7 @@ class GraphEncoder:
         else:
             if ops is None:
                 raise ValueError("give the op-class models (ops) or reference=True")
-            self.state = RunState(int(seed), act_format)
+            self.state = RunState(int(seed), act_format, counts=counts, match=match)
             self.assignment = assignment(ops, linear, attention, state=self.state, scale=sc)
         self.tally = OpTally()
         self.graph, self.results = None, []
