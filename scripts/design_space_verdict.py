@@ -99,7 +99,10 @@ def run_rows(ds, alpha: float = 0.01) -> tuple[list[dict], dict]:
 
 
 def _p(p) -> str:
-    return "n/a" if p != p else (f"{p:.1e}" if p < 1e-3 else f"{p:.3f}")
+    """A p-value for the tables ("< 1e-300" where it underflows binary64)."""
+    if p != p:
+        return "n/a"
+    return "< 1e-300" if p == 0 else (f"{p:.1e}" if p < 1e-3 else f"{p:.3f}")
 
 
 def print_runs(paths, alpha: float) -> None:
@@ -141,6 +144,66 @@ def print_runs(paths, alpha: float) -> None:
         print()
 
 
+def print_runs_compact(paths, alpha: float) -> None:
+    """One row per adaptive point, one column group per run dataset (e.g. the training
+    seeds of a data set): the median paired difference against ``random-active`` (Holm
+    p), against the best affordable uniform row (Holm p), and the Pareto front; then per
+    dataset the counts of points that beat each at Holm p < alpha and that are on the
+    front under each cost model."""
+    from verdict_tables import COSTS
+
+    from accsim.run.datasets import load
+
+    tabs = [(run_rows(load(p), alpha)) for p in paths]
+    names = [h["network"] for _, h in tabs]
+    print("| adaptive point | " + " | ".join(
+        f"{n}: vs random-active (Holm p) | vs best uniform <= bits (Holm p) | front"
+        for n in names) + " |")
+    print("|" + " --- |" * (1 + 3 * len(tabs)))
+    points = [r["row"] for r in tabs[0][0]]
+    for pt in points:
+        cells = []
+        for rows, _ in tabs:
+            r = next((x for x in rows if x["row"] == pt), None)
+            if r is None:
+                cells += ["n/a"] * 3
+                continue
+            c = r["cmp"]
+            out = []
+            for j in (r["rel"].get("random-active"), r["best_uniform"]):
+                if j is None:
+                    out.append("n/a")
+                    continue
+                d, ph = c["median_log10_diff"][j], c["p_wilcoxon_holm"][j]
+                mark = "**" if ph < alpha else ""
+                name = "" if j == r["rel"].get("random-active") else \
+                    str(c["other"][j]).removeprefix("uniform-") + " "
+                out.append(f"{name}{mark}{d:+.3f}{mark} ({_p(ph)})")
+            cells += out + [", ".join(r["front"]) or "none"]
+        print(f"| {pt} | " + " | ".join(cells) + " |")
+    print()
+    for rows, h in tabs:
+        beat_ra = sum(1 for r in rows if (j := r["rel"].get("random-active")) is not None
+                      and r["cmp"]["median_log10_diff"][j] < 0
+                      and r["cmp"]["p_wilcoxon_holm"][j] < alpha)
+        lose_ra = sum(1 for r in rows if (j := r["rel"].get("random-active")) is not None
+                      and r["cmp"]["median_log10_diff"][j] > 0
+                      and r["cmp"]["p_wilcoxon_holm"][j] < alpha)
+        agree_ra = sum(1 for r in rows if (j := r["rel"].get("random-active")) is not None
+                       and r["cmp"]["agree_b"][j] > r["cmp"]["agree_c"][j]
+                       and r["cmp"]["p_mcnemar_agree_holm"][j] < alpha)
+        beat_u = sum(1 for r in rows if (j := r["best_uniform"]) is not None
+                     and r["cmp"]["median_log10_diff"][j] < 0
+                     and r["cmp"]["p_wilcoxon_holm"][j] < alpha)
+        front = {k: sum(1 for r in rows if k in r["front"]) for k in COSTS}
+        print(f"* {h['network']} (n = {h['n']}, m = {h['m']}, MDD {h['mdd'][0]:.3f}-"
+              f"{h['mdd'][1]:.3f}): of {len(rows)} points, {beat_ra} beat random-active "
+              f"on output error, {lose_ra} lose to it, {agree_ra} beat it on agreement; "
+              f"{beat_u} beat the best affordable uniform row; on the Pareto front: " +
+              ", ".join(f"{k} {v}" for k, v in front.items()) +
+              f" (Holm p < {alpha}); run {h['seconds']:.0f} s")
+
+
 def main(argv=None) -> int:
     import numpy as np
 
@@ -155,9 +218,11 @@ def main(argv=None) -> int:
     p.add_argument("--runs", action="store_true",
                    help="the stores are run datasets of configs/design_space_full.toml")
     p.add_argument("--alpha", type=float, default=0.01)
+    p.add_argument("--compact", action="store_true",
+                   help="with --runs: one table over all datasets, then counts")
     a = p.parse_args(argv)
     if a.runs:
-        print_runs(a.store, a.alpha)
+        (print_runs_compact if a.compact else print_runs)(a.store, a.alpha)
         return 0
     if len(a.store) != 1:
         p.error("one sweep store (several datasets only with --runs)")
