@@ -88,7 +88,8 @@ def run_rows(ds, alpha: float = 0.01) -> tuple[list[dict], dict]:
         rows.append({"row": lab, "recomputed": float(ds["recomputed_fraction"].values[i]),
                      "median": float(med[i]), "cmp": c, "rel": rel, "best_uniform": best,
                      "front": [k for k in COSTS if fronts[k][i]]})
-    mdd = c["mdd_log10"] if "mdd_log10" in c else np.array([np.nan])
+    mdd = np.asarray(c["mdd_log10"], float)
+    mdd = mdd[mdd > 0] if (mdd > 0).any() else np.array([np.nan])  # 0: identical rows
     head = {"network": ds.attrs.get("network", "?"), "n": int(ds.attrs.get("n_samples", 0)),
             "m": int(ds.attrs.get("comparison_family_size", 0)),
             "mdd": (float(np.nanmin(mdd)), float(np.nanmax(mdd))),
