@@ -59,7 +59,7 @@ def run_rows(ds, alpha: float = 0.01) -> tuple[list[dict], dict]:
     """The design-space verdict rows of one run dataset (``--runs``; module docstring),
     and the table's header facts (network, n, m, MDD range)."""
     import numpy as np
-    from verdict_tables import COSTS, pareto
+    from verdict_tables import COSTS, fronts
 
     from accsim.analysis.stats import log10_error
 
@@ -67,15 +67,7 @@ def run_rows(ds, alpha: float = 0.01) -> tuple[list[dict], dict]:
     kinds = [str(x) for x in ds["strategy_kind"].values]
     med = np.median(log10_error(ds["logit_rel_error"].values), axis=1)
     c = {k.removeprefix("cmp_"): ds[k].values for k in ds.data_vars if k.startswith("cmp_")}
-    impl = np.array([k in ("uniform", "adaptive", "multilevel", "random", "random-active")
-                     for k in kinds])
-    fronts = {}
-    for name, var in COSTS.items():
-        cost = ds[var].values
-        ok = impl & np.isfinite(cost)
-        f = np.zeros(len(labels), bool)
-        f[ok] = pareto(cost[ok], med[ok])
-        fronts[name] = f
+    front = fronts(ds)
     rows = []
     for i, lab in enumerate(labels):
         if kinds[i] not in ("adaptive", "multilevel"):
@@ -87,7 +79,7 @@ def run_rows(ds, alpha: float = 0.01) -> tuple[list[dict], dict]:
             if unis else None
         rows.append({"row": lab, "recomputed": float(ds["recomputed_fraction"].values[i]),
                      "median": float(med[i]), "cmp": c, "rel": rel, "best_uniform": best,
-                     "front": [k for k in COSTS if fronts[k][i]]})
+                     "front": [k for k in COSTS if front[k][i]]})
     mdd = np.asarray(c["mdd_log10"], float)
     mdd = mdd[mdd > 0] if (mdd > 0).any() else np.array([np.nan])  # 0: identical rows
     head = {"network": ds.attrs.get("network", "?"), "n": int(ds.attrs.get("n_samples", 0)),
