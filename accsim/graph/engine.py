@@ -386,7 +386,10 @@ class ExactPass(Strategy):
 
 
 def _per_level(dec, fn) -> np.ndarray:
-    """``fn(model)[k]`` on the components the strategy took from level ``k``."""
+    """``fn(model)[k]`` on the components the strategy took from level ``k`` (one
+    model: every component is level 0, so ``fn`` of it, uncopied)."""
+    if len(dec.models) == 1:
+        return fn(dec.models[0])
     out = np.empty_like(dec.v_hat)
     for k, m in enumerate(dec.models):
         sel = dec.level == k
