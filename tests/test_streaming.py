@@ -10,11 +10,11 @@ from __future__ import annotations
 import weakref
 
 import numpy as np
+from helpers import tiny_cnn
 from test_parallel import _dense_plan, _same_bits
 
-import networks
 from accsim.accumulators.factory import build_model
-from accsim.graph import Assignment, Conv2d, Dense, Flatten, Graph, MaxPool2d, engine, runner
+from accsim.graph import Assignment, engine, runner
 from accsim.graph.experiment import GraphPlan, graph_dataset, run_graph_plan
 from accsim.graph.tally import Tally
 from accsim.run.experiment import run_plan, to_dataset
@@ -28,14 +28,7 @@ FP32 = {"family": "recursive", "acc_format": "binary32", "mode": "rne", "product
 
 def _graph_plan(batch, controls=True, n=23):
     rng = np.random.default_rng(4)
-
-    def e4m3(shape):
-        return networks.to_e4m3(rng.standard_normal(shape)).astype(np.float64)
-
-    g = Graph("c", (2, 6, 6), [Conv2d("c1", e4m3((3, 2, 3, 3)), e4m3(3), padding=1,
-                                      activation="relu"),
-                               MaxPool2d("p", 2), Flatten("f"), Dense("d", e4m3((4, 27)),
-                                                                      e4m3(4))])
+    g = tiny_cnn(rng)
     lo, hi, f32 = (build_model(dict(m)) for m in (FP8, FP16, FP32))
     assignments = [Assignment({"default": Uniform(hi)}, "fp16"),
                    Assignment({"default": Uniform(lo)}, "fp8-scaled", "float8_e4m3fn"),
