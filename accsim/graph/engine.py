@@ -394,7 +394,7 @@ def _per_level(dec, fn) -> np.ndarray:
     for k, m in enumerate(dec.models):
         sel = dec.level == k
         if sel.any():
-            out[sel] = fn(m)[sel]
+            np.copyto(out, fn(m), where=sel)
     return out
 
 
