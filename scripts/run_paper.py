@@ -7,7 +7,7 @@ Usage::
 
 The configuration's ``[run]`` section is overridden by the options; everything else
 (models, strategies, controls, reference) is the configuration's. Writes the dataset
-(``accsim.run.experiment.to_dataset``) and prints the summary table.
+(``accsim.run.experiment.run_dataset``) and prints the summary table.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def main(argv=None) -> int:
 
     from accsim.cli.run import summary_table, write_dataset
     from accsim.run.config import load_config
-    from accsim.run.experiment import prepare, run_plan, to_dataset
+    from accsim.run.experiment import prepare, run_dataset, run_plan
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("config")
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
         "output": a.out, "plots": False})})
     plan = prepare(cfg)
     acc, secs = run_plan(plan)
-    ds = to_dataset(plan, acc, secs)
+    ds = run_dataset(plan, acc, secs)
     write_dataset(ds, Path(a.out))
     Console(width=200).print(summary_table(ds))
     print(f"run time {secs:.1f} s -> {a.out}")

@@ -147,10 +147,9 @@ LAYERS = (
     # the run layer holds the one engine and its network IR (accsim/graph's core: the
     # ops, the graph, the engine, the runner, the tally), so the MLP runs go through it
     ("accsim.run", "accsim.graph"),
-    # the front ends of graphs: configs, importers, public API, controls, CLI helpers
-    ("accsim.graph.api", "accsim.graph.cli", "accsim.graph.config", "accsim.graph.controls",
-     "accsim.graph.data", "accsim.graph.experiment", "accsim.graph.importers",
-     "accsim.transformer"),
+    # the front ends of graphs: configs, importers, public API, CLI helpers
+    ("accsim.graph.api", "accsim.graph.cli", "accsim.graph.config", "accsim.graph.data",
+     "accsim.graph.experiment", "accsim.graph.importers", "accsim.transformer"),
     ("accsim.batch",),
     ("accsim.plots", "accsim.cli", "accsim.warmup"),
 )

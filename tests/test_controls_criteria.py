@@ -13,12 +13,11 @@ import pytest
 
 import networks
 from accsim.accumulators.factory import build_model
-from accsim.graph.controls import CONTROL_CLASSES, RandomActiveControl
 from accsim.graph.engine import TaskContext
 from accsim.graph.graph import Graph
 from accsim.graph.ops import Dense
 from accsim.graph.runner import Assignment, run_graph
-from accsim.run.experiment import Plan, make_controls, make_strategy, run_plan, to_dataset
+from accsim.run.experiment import Plan, make_controls, make_strategy, run_dataset, run_plan
 from accsim.run.strategies import (
     CONTROL_KINDS,
     CRITERIA,
@@ -246,7 +245,7 @@ def test_every_criterion_budgeted_with_three_controls_on_the_executor(criterion)
     ra = acc[f"random-active@{a.label}"].cost
     assert ra.estimate_bits[0] > 0 and ra.estimate_bits[1] == 0
     assert acc[f"random@{a.label}"].cost.estimate_bits.sum() == 0
-    ds = to_dataset(plan, acc)
+    ds = run_dataset(plan, acc)
     assert ds["budget"].values[2] == 0.2 and np.isnan(ds["budget"].values[0])
     assert ds["control_seed"].values.tolist() == [-1, -1, -1, 0, 1, 0, 1, 0]
     for k in ("energy_pj", "h100_time_ns", "h100_tile_time_ns"):
@@ -300,12 +299,13 @@ def test_graph_controls_random_active_and_budget():
     a = make_strategy("adaptive", low=lo, high=hi, budget=0.2, criterion="absolute")
     _, (ra,) = run_graph(g, Assignment({"dense": a}, "a"), x)
     assert int((ra.level == 1).sum()) == 64
-    for kind, cls in CONTROL_CLASSES.items():
-        _, (r,) = run_graph(g, Assignment({"dense": cls(lo, hi, {0: 0.2})}, kind), x)
+    for kind in CONTROL_KINDS:
+        c = Control(lo, hi, kind, fractions={0: 0.2})
+        _, (r,) = run_graph(g, Assignment({"dense": c}, kind), x)
         assert int((r.level == 1).sum()) == 64, kind
     # random-active draws only active components: recompute them independently
-    _, (r,) = run_graph(g, Assignment({"dense": RandomActiveControl(lo, hi, {0: 0.2})},
-                                      "ra"), x)
+    ra = Control(lo, hi, "random-active", fractions={0: 0.2})
+    _, (r,) = run_graph(g, Assignment({"dense": ra}, "ra"), x)
     _, (u,) = run_graph(g, Assignment({"dense": Uniform(lo)}, "u"), x)
     W, b = g.ops[0].weight, g.ops[0].bias
     X = np.asarray(x, np.float32).astype(np.float64)

@@ -23,9 +23,8 @@ from accsim.graph import (
     MaxPool2d,
     run_graph,
 )
-from accsim.graph.controls import OracleControl, RandomControl
 from accsim.graph.scaling import pow2_scale
-from accsim.run.strategies import Adaptive, Uniform
+from accsim.run.strategies import Adaptive, Control, Uniform
 
 FP8 = {"family": "blocked", "block": 8, "inner_format": "float8_e4m3",
        "outer_format": "float8_e4m3", "mode": "rne"}
@@ -186,12 +185,13 @@ def test_controls_recompute_matched_counts():
                                  activation="relu")])
     x = rng.standard_normal((8, 64))
     lo, hi = build_model(FP8), build_model(FP16)
-    for cls in (RandomControl, OracleControl):
-        c = cls(lo, hi, {0: 0.25}, label="c")
+    for kind in ("random", "oracle"):
+        c = Control(lo, hi, kind, label="c", fractions={0: 0.25})
         _, (r,) = run_graph(g, Assignment({"dense": c}, "c"), x)
         assert int((r.level == 1).sum()) == 32
     # oracle: every recomputed component has an output error >= every kept one's
-    _, (r,) = run_graph(g, Assignment({"dense": OracleControl(lo, hi, {0: 0.25})}, "o"), x)
+    o = Control(lo, hi, "oracle", fractions={0: 0.25})
+    _, (r,) = run_graph(g, Assignment({"dense": o}, "o"), x)
     _, (r0,) = run_graph(g, Assignment({"dense": Uniform(lo)}, "u"), x)
     err = np.abs(np.maximum(r0.computed, 0) - np.maximum(r0.exact, 0))
     assert err[r.level == 1].min() >= err[r.level == 0].max()

@@ -82,14 +82,12 @@ def test_controls_recompute_the_adaptive_count(run_ds):
     rows = {(r["label"], r["seed"]): r for r in res["rows"]}
     a = rows[("a lin-tau=100", 0)]
     assert 0 < a["lin_recomputed"] < 1
-    # a control recomputes as many components as the criterion selects on the
-    # control's own forward pass (per sentence and projection): the same count where
-    # the inputs are the same (the first projection), close elsewhere (its earlier
-    # choices change the later inputs)
+    # a control recomputes, per sentence and projection, exactly the count the adaptive
+    # cell recorded (not the criterion's count on its own forward pass, whose inputs
+    # differ after the first projection)
     for lab, sd in [("r lin-tau=100", 0), ("r lin-tau=100", 1), ("ra lin-tau=100", 0),
                     ("ra lin-tau=100", 1), ("o lin-tau=100", 0)]:
-        assert rows[(lab, sd)]["lin_recomputed"] == pytest.approx(a["lin_recomputed"],
-                                                                  rel=0.01)
+        assert rows[(lab, sd)]["lin_recomputed"] == a["lin_recomputed"], (lab, sd)
     # random-active draws from its own stream: not the random control's components
     assert rows[("ra lin-tau=100", 0)]["emb_err_median"] != \
         rows[("r lin-tau=100", 0)]["emb_err_median"]
@@ -151,3 +149,28 @@ def test_verdict_configs_parse(name):
     kinds = {(c.linear.kind, c.attention.kind) for c in cells}
     ctrl = {k for pair in kinds for k in pair} & {"random", "oracle"}
     assert ctrl == {"random", "oracle"}
+
+
+def test_a_control_without_its_adaptive_cell_is_refused(tmp_path):
+    from accsim.transformer.minilm_run import load_config, run
+
+    p = tmp_path / "c.toml"
+    p.write_text(CONFIG.format(out=tmp_path / "res", extra=_strategy("r", "random")))
+    with pytest.raises(ValueError, match="'r lin-tau=100': a linear control needs the "
+                                         "adaptive cell it matches"):
+        run(load_config(p))
+    assert not (tmp_path / "res").exists()
+
+
+def test_a_control_listed_before_its_adaptive_cell_reads_its_counts(tmp_path):
+    from test_minilm_config import _model_or_skip
+
+    _model_or_skip()
+    from accsim.transformer.minilm_run import load_config, run
+
+    p = tmp_path / "c.toml"
+    p.write_text(CONFIG.format(out=tmp_path / "res", extra=_strategy("o", "oracle")
+                               + _strategy("a", "adaptive")))
+    rows = {r["label"]: r for r in run(load_config(p))["rows"]}
+    assert [r for r in rows] == ["u", "o lin-tau=100", "a lin-tau=100"]
+    assert 0 < rows["o lin-tau=100"]["lin_recomputed"] == rows["a lin-tau=100"]["lin_recomputed"]

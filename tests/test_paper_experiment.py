@@ -19,7 +19,7 @@ from accsim.accumulators.factory import build_model
 from accsim.analysis.stats import bootstrap_ci, mcnemar, paired_summary
 from accsim.graph.engine import ComputeCache, TaskContext
 from accsim.numbers import exact
-from accsim.run.experiment import Plan, run_plan, to_dataset
+from accsim.run.experiment import Plan, run_dataset, run_plan
 from accsim.run.strategies import (
     Adaptive,
     Control,
@@ -175,7 +175,7 @@ def test_controls_match_the_recomputed_count_per_layer():
         assert np.array_equal(acc[lab].cost.recomputed, acc["a"].cost.recomputed)
         assert acc[lab].cost.estimate_bits.sum() == 0
     assert acc["a"].cost.recomputed.sum() > 0
-    ds = to_dataset(plan, acc)
+    ds = run_dataset(plan, acc)
     assert ds["strategy_kind"].values.tolist() == ["uniform", "adaptive", "random", "oracle"]
     assert ds["matched_to"].values.tolist() == ["", "", "a", "a"]
     # the same seed gives the same random choice
@@ -243,7 +243,7 @@ def test_dataset_has_label_free_metrics_paired_stats_and_bound_facts():
     a = Adaptive(lo, hi, 3.0, label="adaptive")
     plan = _plan([Uniform(lo, label="uniform-fp8"), Uniform(hi, label="uniform-fp16"), a])
     acc, _ = run_plan(plan)
-    ds = to_dataset(plan, acc)
+    ds = run_dataset(plan, acc)
     assert ds.attrs["reference"] == "uniform-fp16"
     ref = list(ds["strategy"].values).index("uniform-fp16")
     assert ds["delta"].values[ref] == 0 and ds["p_mcnemar"].values[ref] == 1.0

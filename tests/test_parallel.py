@@ -14,9 +14,9 @@ from helpers import tiny_cnn
 import networks
 from accsim.accumulators.factory import build_model
 from accsim.graph import Assignment
-from accsim.graph.experiment import GraphPlan, graph_dataset, run_graph_plan
+from accsim.graph.experiment import GraphPlan, run_graph_plan
 from accsim.run import parallel
-from accsim.run.experiment import Plan, run_plan, to_dataset
+from accsim.run.experiment import Plan, run_dataset, run_plan
 from accsim.run.strategies import Adaptive, Control, Uniform
 
 FP8 = {"family": "blocked", "block": 8, "inner_format": "float8_e4m3",
@@ -63,7 +63,7 @@ def test_network_run_same_bits_for_any_worker_count(workers):
     plan = _dense_plan()
     acc1, _ = run_plan(plan, workers=1)
     accn, _ = run_plan(plan, workers=workers)
-    _same_bits(to_dataset(plan, acc1), to_dataset(plan, accn))
+    _same_bits(run_dataset(plan, acc1), run_dataset(plan, accn))
 
 
 def test_graph_run_same_bits_for_any_worker_count(monkeypatch):
@@ -88,7 +88,7 @@ def test_graph_run_same_bits_for_any_worker_count(monkeypatch):
     acc2, _ = run_graph_plan(p2)
     labels = [a.label for a in p1.assignments]
     assert labels[:2] == ["u", "a"] and {"random@a", "oracle@a"} <= set(labels)
-    _same_bits(graph_dataset(p1, acc1), graph_dataset(p2, acc2))
+    _same_bits(run_dataset(p1, acc1), run_dataset(p2, acc2))
 
 
 def test_ordered_map_order_bound_and_errors(monkeypatch):

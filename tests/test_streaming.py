@@ -15,9 +15,9 @@ from test_parallel import _dense_plan, _same_bits
 
 from accsim.accumulators.factory import build_model
 from accsim.graph import Assignment, engine, runner
-from accsim.graph.experiment import GraphPlan, graph_dataset, run_graph_plan
+from accsim.graph.experiment import GraphPlan, run_graph_plan
 from accsim.graph.tally import Tally
-from accsim.run.experiment import run_plan, to_dataset
+from accsim.run.experiment import run_dataset, run_plan
 from accsim.run.strategies import Adaptive, Uniform
 
 FP8 = {"family": "blocked", "block": 8, "inner_format": "float8_e4m3",
@@ -62,8 +62,8 @@ def test_cache_budget_changes_no_bit(monkeypatch):
     acc0, _ = run_graph_plan(p0, workers=1)
     net0, _ = run_plan(plan, workers=1)
     assert sizes and max(sizes) == 0  # nothing droppable was kept
-    _same_bits(graph_dataset(p1, acc1), graph_dataset(p0, acc0))
-    _same_bits(to_dataset(plan, net1), to_dataset(plan, net0))
+    _same_bits(run_dataset(p1, acc1), run_dataset(p0, acc0))
+    _same_bits(run_dataset(plan, net1), run_dataset(plan, net0))
 
 
 def test_batch_size_changes_no_bit_where_promised():
@@ -71,8 +71,8 @@ def test_batch_size_changes_no_bit_where_promised():
     results do not depend on the batching (docs/graph.md), except the sums over
     batches of floating-point numbers (means), which are left out."""
     pa, pb = _graph_plan(4, controls=False), _graph_plan(7, controls=False)
-    da = graph_dataset(pa, run_graph_plan(pa, workers=1)[0])
-    db = graph_dataset(pb, run_graph_plan(pb, workers=1)[0])
+    da = run_dataset(pa, run_graph_plan(pa, workers=1)[0])
+    db = run_dataset(pb, run_graph_plan(pb, workers=1)[0])
     sums = {"net_rel_error_mean_layer"}
     compared = [k for k in da.data_vars if k not in sums]
     assert {"computed", "exact", "bound", "level", "input_scale", "logit_rel_error",

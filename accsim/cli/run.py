@@ -178,7 +178,7 @@ def _run_locked(cfg, config, out, plots, console, digest, quiet, client=None):
     )
 
     from accsim.cli.console import detail, print_table, progress_enabled
-    from accsim.run.experiment import prepare, run_plan, to_dataset
+    from accsim.run.experiment import prepare, run_dataset, run_plan
 
     if client is not None:  # every worker compiles (or loads) the kernels once, at once
         from accsim.batch.runner import warm_models
@@ -197,7 +197,7 @@ def _run_locked(cfg, config, out, plots, console, digest, quiet, client=None):
         task = prog.add_task("inputs x strategies", total=total)
         acc, secs = run_plan(plan, progress=lambda k: prog.advance(task, k),
                              client=client)
-    ds = to_dataset(plan, acc, secs)
+    ds = run_dataset(plan, acc, secs)
     ds.attrs.update(accsim_kind="run", config_sha256=digest)
     images = _publish_run(ds, out, plots if plots is not None else cfg.run.plots)
     print_table(summary_table(ds))

@@ -155,8 +155,9 @@ def simulate(graph, inputs, strategy, *, reference: bool = True,
         A bad model or strategy, an op class without a model, bad formats or inputs,
         before any work.
     """
-    from accsim.graph.experiment import GraphPlan, graph_dataset, run_graph_plan
+    from accsim.graph.experiment import GraphPlan, run_graph_plan
     from accsim.numbers.formats import format as get_format
+    from accsim.run.experiment import run_dataset
     from accsim.run.strategies import Adaptive
 
     if input_format is None:  # integer inputs (token ids) are indices: never rounded
@@ -206,7 +207,7 @@ def simulate(graph, inputs, strategy, *, reference: bool = True,
                      reference=bool(reference))
     outs: dict = {}
     acc, secs = run_graph_plan(plan, outputs=outs)
-    ds = graph_dataset(plan, acc, secs)
+    ds = run_dataset(plan, acc, secs)
     ds.attrs["reference"] = int(bool(reference))
     if not reference:
         ds = ds.drop_vars([v for v in REFERENCE_VARS if v in ds])

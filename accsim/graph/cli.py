@@ -75,11 +75,14 @@ def graph_run_command(config: Path, out: Path | None = None, quiet: bool = False
 def _graph_run_locked(cfg, config, out, console, digest, quiet, show_table, progress):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from accsim.graph.experiment import graph_dataset, prepare_graph, run_graph_plan
+    from accsim.graph.experiment import prepare_graph, run_graph_plan
     from accsim.run.datasets import write_dataset
+    from accsim.run.experiment import control_labels, run_dataset
+    from accsim.run.strategies import CONTROLS
 
     plan = prepare_graph(cfg)
-    n_ctrl = 2 * len(plan.controls)
+    n_ctrl = sum(len(control_labels(k, lab, plan.control_seeds))
+                 for lab in plan.controls for k in CONTROLS)
     total = len(plan.x) * (len(plan.assignments) + n_ctrl)
     console.print(f"[bold]accsim run[/bold] {config}: network {plan.graph.name} "
                   f"({len(plan.graph.linear_ops)} linear ops, {plan.graph.macs()} MACs/image), "
@@ -89,7 +92,7 @@ def _graph_run_locked(cfg, config, out, console, digest, quiet, show_table, prog
                   TimeElapsedColumn(), console=console, disable=quiet or not progress) as prog:
         task = prog.add_task("inputs x strategies", total=total)
         acc, secs = run_graph_plan(plan, progress=lambda k: prog.advance(task, k))
-    ds = graph_dataset(plan, acc, secs)
+    ds = run_dataset(plan, acc, secs)
     ds.attrs.update(accsim_kind="run", config_sha256=digest)
     write_dataset(ds, out)
     show_table(graph_table(ds))

@@ -341,6 +341,13 @@ class TaskContext:
                                          failure_prob=PROB_FAILURE), np.float64)
         return self._bound_after(model, B) if after else B
 
+    def phi(self, z: np.ndarray) -> np.ndarray:
+        """The task's activation of ``z`` in binary64
+        (:func:`accsim.graph.ops.apply_activation`)."""
+        from accsim.graph.ops import apply_activation
+
+        return apply_activation(self.activation, z)
+
     def kappa_phi(self, z: np.ndarray) -> np.ndarray:
         """Condition number of the activation, :func:`accsim.analysis.kappa.kappa_phi`
         (0/0 is 0)."""

@@ -1,48 +1,43 @@
 """Layer-graph runs from a configuration (:mod:`accsim.graph.config`): validate, run
-every assignment on every batch, add the random/oracle controls of the adaptive rows,
-and store an :class:`xarray.Dataset`.
+every assignment on every batch, add the random/oracle controls of the adaptive rows;
+the dataset is :func:`accsim.run.experiment.run_dataset`, as for every run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from accsim.graph.controls import CONTROL_CLASSES
 from accsim.graph.engine import ComputeCache
 from accsim.graph.ops import LINEAR_CLASSES
 from accsim.graph.runner import Assignment, Tally, run_graph
-from accsim.run.experiment import make_strategy, resolve_model, select_samples
+from accsim.run.experiment import (
+    RunOptions,
+    check_formats,
+    make_strategy,
+    resolve_model,
+    select_samples,
+)
 from accsim.run.parallel import ordered_map
+from accsim.run.strategies import CONTROLS, Control
 
-__all__ = ["GraphPlan", "prepare_graph", "load_graph", "run_graph_plan", "graph_dataset",
-           "SUMMARY_KEYS"]
-
-SUMMARY_KEYS = ("accuracy", "agreement", "logit_rel_error_median", "logit_rel_error_max",
-                "recomputed_fraction", "bit_cost", "max_error_bound_ratio", "max_rel_error",
-                "violations", "nonfinite", "n_samples", "energy_pj", "h100_time_ns",
-                "h100_tile_time_ns")
+__all__ = ["GraphPlan", "prepare_graph", "load_graph", "run_graph_plan"]
 
 
 @dataclass
-class GraphPlan:
+class GraphPlan(RunOptions):
+    """Everything :func:`run_graph_plan` needs, validated."""
+
     graph: object
     x: np.ndarray
     y: np.ndarray
     assignments: list
     controls: dict = field(default_factory=dict)  # adaptive label -> (low, high, scale)
     batch: int = 20
-    seed: int = 0
-    record_samples: int = 0
-    input_format: str = "binary32"
-    activation_format: str = "binary32"
-    models: dict = field(default_factory=dict)
-    config: object = None
     control_seeds: int = 1
     reference: bool = True
 
@@ -123,11 +118,7 @@ def prepare_graph(cfg) -> GraphPlan:
 
     r = cfg.run
     base = Path(cfg._source).parent if cfg._source != "<config>" else None
-    for key in ("input_format", "activation_format"):
-        try:
-            get_format(getattr(r, key))
-        except ValueError as exc:
-            raise ValueError(f"{cfg.where(f'run.{key}')}: {exc}") from None
+    check_formats(r, cfg.where)
     try:
         graph = load_graph(cfg.network, base)
     except ValueError as exc:
@@ -265,9 +256,10 @@ def run_graph_plan(plan: GraphPlan, progress=None, outputs: dict | None = None,
     for lab, (low, high, scale, fixed) in plan.controls.items():
         fracs = acc[lab].cost.layer_fractions()
         fr = dict(zip(lin, fracs, strict=True))
-        for kind, cls in CONTROL_CLASSES.items():
+        for kind in CONTROLS:
             for k, clab in enumerate(control_labels(kind, lab, plan.control_seeds)):
-                c = cls(low, high, fr, label=clab, seed=derive(plan.seed, k))
+                c = Control(low, high, kind, lab, label=clab, seed=derive(plan.seed, k),
+                            fractions=fr)
                 strat = dict(fixed)
                 for op in plan.graph.linear_ops:
                     strat.setdefault(op.op_class, c)
@@ -290,104 +282,3 @@ def run_graph_plan(plan: GraphPlan, progress=None, outputs: dict | None = None,
                 outputs[a.label] = outputs[alias[a.label]]
     plan.assignments = plan.assignments + ctrl
     return acc, time.perf_counter() - t0
-
-
-def graph_dataset(plan: GraphPlan, acc: dict, seconds: float | None = None):
-    """Summary over ``strategy``, per-op over ``(strategy, layer)``, and the records of
-    the first ``record_samples`` images over ``(strategy, component)``."""
-    import xarray as xr
-
-    labels = [a.label for a in plan.assignments]
-    ops = plan.graph.linear_ops
-    sums = {lab: acc[lab].summary() for lab in labels}
-    data = {k: ("strategy", np.array([sums[lab][k] for lab in labels])) for k in SUMMARY_KEYS}
-    per = {
-        "recomputed_fraction_layer": lambda a: a.cost.layer_fractions(),
-        "bit_cost_layer": lambda a: a.cost.bits / max(a.n_samples, 1),
-        "max_error_bound_ratio_layer": lambda a: a.max_ratio,
-        "violations_layer": lambda a: a.violations,
-        "max_rel_error_layer": lambda a: a.max_rel,
-        "net_rel_error_max_layer": lambda a: a.net_rel_max,
-        "net_rel_error_mean_layer": lambda a: a.net_rel_sum / max(a.n_samples, 1),
-        "weight_scale_layer": lambda a: a.w_scale,
-    }
-    for k, f in per.items():
-        data[k] = (("strategy", "layer"), np.array([f(acc[lab]) for lab in labels]))
-    data["strategy_kind"] = ("strategy", np.array([a.main.kind for a in plan.assignments]))
-    data["criterion"] = ("strategy", np.array([a.main.criterion for a in plan.assignments]))
-    data["tau"] = ("strategy", np.array([float(getattr(a.main, "tau", math.nan))
-                                         for a in plan.assignments]))
-    data["scale_format"] = ("strategy", np.array([a.scale or "" for a in plan.assignments]))
-    data["budget"] = ("strategy", np.array([
-        math.nan if getattr(a.main, "budget", None) is None else float(a.main.budget)
-        for a in plan.assignments]))
-    matched = {lab: "" for lab in labels}
-    for lab in labels:
-        if "@" in lab and lab.split("@", 1)[0] in CONTROL_CLASSES:
-            matched[lab] = lab.split("@", 1)[1].split("#", 1)[0]
-    data["matched_to"] = ("strategy", np.array([matched[lab] for lab in labels]))
-    per_img = {lab: acc[lab].per_image() for lab in labels}
-    if labels and per_img[labels[0]]["logit_rel_error"].size:
-        data["logit_rel_error"] = (("strategy", "image"), np.stack(
-            [per_img[lab]["logit_rel_error"] for lab in labels]))
-        data["agree"] = (("strategy", "image"), np.stack(
-            [per_img[lab]["agree"] for lab in labels]))
-    data["models"] = ("strategy", np.array([
-        ";".join(f"{c}:{','.join(m.name for m in s.models)}"
-                 for c, s in sorted(a.strategies.items())) for a in plan.assignments]))
-    coords = {"strategy": labels, "layer": [op.name for op in ops],
-              "layer_class": ("layer", [op.op_class for op in ops]),
-              "layer_K": ("layer", [op.inner_length for op in ops]),
-              "layer_macs": ("layer", [op.macs() for op in ops])}
-    recs = {lab: acc[lab].record for lab in labels}
-    if plan.record_samples and labels and recs[labels[0]][0]:
-        lay, feat, samp = [], [], []
-        first = recs[labels[0]]
-        for li, parts in enumerate(first):
-            r = np.concatenate([p["computed"] for p in parts], axis=0)  # (S, comp)
-            ns, nf = r.shape
-            lay.append(np.full(ns * nf, li))
-            samp.append(np.repeat(np.arange(ns), nf))
-            feat.append(np.tile(np.arange(nf), ns))
-        coords["component_layer"] = ("component", np.concatenate(lay))
-        coords["component_feature"] = ("component", np.concatenate(feat))
-        coords["component_sample"] = ("component", np.concatenate(samp))
-        for k in ("computed", "exact", "bound", "level"):
-            data[k] = (("strategy", "component"), np.stack([
-                np.concatenate([np.concatenate([p[k] for p in parts], axis=0).ravel()
-                                for parts in recs[lab]]) for lab in labels]))
-        data["input_scale"] = (("strategy", "layer", "sample"), np.stack([
-            np.stack([np.concatenate([p["x_scale"] for p in parts]) for parts in recs[lab]])
-            for lab in labels]))
-    cmp_attrs = {}
-    if "logit_rel_error" in data:
-        from accsim.analysis.stats import comparison_family, family_variables
-
-        rows = [{"label": lab, "kind": a.main.kind, "matched_to": matched[lab],
-                 "cost": sums[lab]["bit_cost"], "error": per_img[lab]["logit_rel_error"],
-                 "agree": per_img[lab]["agree"], "correct": per_img[lab]["correct"]}
-                for lab, a in zip(labels, plan.assignments, strict=True)]
-        cmp_vars, cmp_attrs = family_variables(comparison_family(rows))
-        data.update(cmp_vars)
-    ds = xr.Dataset(data, coords=coords)
-    ds.attrs.update(cmp_attrs)
-    from accsim.run.hwcost import HW_COLUMNS
-
-    for k, (ln, un) in HW_COLUMNS.items():
-        ds[k].attrs.update(long_name=ln, units=un)
-    ds.attrs.update({
-        "network": plan.graph.name, "n_samples": int(len(plan.x)), "seed": int(plan.seed),
-        "input_format": plan.input_format, "activation_format": plan.activation_format,
-        "macs_per_image": int(plan.graph.macs()),
-        "paper": "El Arar, Filip, Mary, Riccietti, arXiv:2503.15568 (2025)",
-        "bound_kind": "deterministic",
-        "scaling": "per-tensor power-of-two: weights per op, activations per image",
-    })
-    if seconds is not None:
-        ds.attrs["run_seconds"] = float(seconds)
-        total = plan.graph.macs() * len(plan.x) * len(labels)
-        ds.attrs["simulated_macs_per_second"] = float(total / seconds) if seconds else 0.0
-    from accsim.run.attributes import annotate, models_attr
-
-    ds.attrs["model_descriptions"] = models_attr(plan.models)
-    return annotate(ds)

@@ -1,7 +1,7 @@
 """Experiments: run strategies on a network and test split; the ``evaluate`` entry point.
 
 :func:`evaluate` is the one-cell API the batch sweep calls; :func:`prepare` +
-:func:`run_plan` + :func:`to_dataset` are what ``accsim run`` does with a configuration
+:func:`run_plan` + :func:`run_dataset` are what ``accsim run`` does with a configuration
 (:mod:`accsim.run.config`). All validation happens in :func:`prepare`, before any work.
 """
 
@@ -30,14 +30,16 @@ from accsim.run.strategies import (
     check_kind,
 )
 
-__all__ = ["evaluate", "pack_bits", "unpack_bits", "prepare", "run_plan", "to_dataset", "Plan",
+__all__ = ["evaluate", "pack_bits", "unpack_bits", "prepare", "run_plan", "run_dataset", "Plan",
+           "RunOptions",
            "resolve_model",
-           "select_samples", "SUMMARY_KEYS", "EXTRA_KEYS", "default_reference"]
+           "select_samples", "SUMMARY_KEYS", "EXTRA_KEYS", "GRAPH_SUMMARY_KEYS",
+           "default_reference"]
 
 SUMMARY_KEYS = ("accuracy", "recomputed_fraction", "bit_cost", "max_error_bound_ratio",
                 "max_rel_error", "n_samples", "violations", "nonfinite")
 #: Further per-strategy summaries of :meth:`accsim.graph.tally.Tally.summary` stored by
-#: :func:`to_dataset` (cost parts, label-free metrics, probabilistic-bound check).
+#: :func:`run_dataset` (cost parts, label-free metrics, probabilistic-bound check).
 EXTRA_KEYS = ("base_bit_cost", "estimate_bit_cost", "recompute_bit_cost", "agreement",
               "logit_rel_error_median", "logit_rel_error_max", "violations_prob",
               "energy_pj", "h100_time_ns", "h100_tile_time_ns")
@@ -205,8 +207,23 @@ def make_controls(st, kinds, seeds: int = 1) -> list:
     return out
 
 
+@dataclass(kw_only=True)
+class RunOptions:
+    """What every network run's plan holds besides its network, inputs and rows (the
+    keyword fields of :class:`Plan` and :class:`accsim.graph.experiment.GraphPlan`):
+    the seed of every random stream, the inputs whose components are recorded, the
+    input and activation formats, the named models and the configuration it came from."""
+
+    seed: int = 0
+    record_samples: int = 0
+    input_format: str = "binary32"
+    activation_format: str = "binary32"
+    models: dict = field(default_factory=dict)
+    config: object = None
+
+
 @dataclass
-class Plan:
+class Plan(RunOptions):
     """Everything :func:`run_plan` needs, validated."""
 
     network: object
@@ -214,31 +231,37 @@ class Plan:
     y: np.ndarray
     strategies: list
     batch: int = 256
-    seed: int = 0
-    record_samples: int = 0
-    input_format: str = "binary32"
-    activation_format: str = "binary32"
-    models: dict = field(default_factory=dict)
-    config: RunConfig | None = None
     dataset: str = "digits"
     reference: str | None = None
     bootstrap: int = 10000
     bias: str = "initial"
 
 
-def prepare(cfg: RunConfig) -> Plan:
-    """Validate a configuration fully (network, models, data) and build the plan."""
+def check_formats(run, where) -> None:
+    """The ``input_format`` and ``activation_format`` of a ``[run]`` section name
+    formats (:func:`accsim.numbers.formats.format`).
+
+    Raises
+    ------
+    ValueError
+        Naming the key as ``where("run.KEY")`` says (the config file and line).
+    """
     from accsim.numbers.formats import format as get_format
 
+    for key in ("input_format", "activation_format"):
+        try:
+            get_format(getattr(run, key))
+        except ValueError as exc:
+            raise ValueError(f"{where(f'run.{key}')}: {exc}") from None
+
+
+def prepare(cfg: RunConfig) -> Plan:
+    """Validate a configuration fully (network, models, data) and build the plan."""
     r = cfg.run
 
     def where(key):
         return cfg.where(key) if hasattr(cfg, "where") else key
-    for key in ("input_format", "activation_format"):
-        try:
-            get_format(getattr(r, key))
-        except ValueError as exc:
-            raise ValueError(f"{where(f'run.{key}')}: {exc}") from None
+    check_formats(r, where)
     try:
         net = load_network(r.network, r.activations)
     except ValueError as exc:
@@ -538,40 +561,144 @@ def default_reference(strategies) -> str | None:
     return uni[-1].label if uni else None
 
 
-def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
-    """The run as an :class:`xarray.Dataset`.
+#: The per-strategy summaries of a layer-graph run (a ``[network] file`` config,
+#: :func:`accsim.simulate`): :data:`SUMMARY_KEYS` and :data:`EXTRA_KEYS` without the
+#: cost parts and the probabilistic-bound check (docs/datasets.md).
+GRAPH_SUMMARY_KEYS = ("accuracy", "agreement", "logit_rel_error_median",
+                      "logit_rel_error_max", "recomputed_fraction", "bit_cost",
+                      "max_error_bound_ratio", "max_rel_error", "violations", "nonfinite",
+                      "n_samples", "energy_pj", "h100_time_ns", "h100_tile_time_ns")
+#: Per-op variables of every run: ``name -> Tally -> (n_ops,) array``.
+LAYER_VARIABLES = {
+    "recomputed_fraction_layer": lambda a: a.cost.layer_fractions(),
+    "bit_cost_layer": lambda a: a.cost.bits / max(a.n_samples, 1),
+    "max_error_bound_ratio_layer": lambda a: a.max_ratio,
+    "violations_layer": lambda a: a.violations,
+    "max_rel_error_layer": lambda a: a.max_rel,
+}
+#: Per-op variables of a layer-graph run only (docs/datasets.md).
+GRAPH_LAYER_VARIABLES = {
+    "net_rel_error_max_layer": lambda a: a.net_rel_max,
+    "net_rel_error_mean_layer": lambda a: a.net_rel_sum / max(a.n_samples, 1),
+    "weight_scale_layer": lambda a: a.w_scale,
+}
+#: Per-op variables of a shipped network's run only (the engine's extras).
+NETWORK_LAYER_VARIABLES = {
+    "base_bit_cost_layer": lambda a: a.cost.base_bits / max(a.n_samples, 1),
+    "estimate_bit_cost_layer": lambda a: a.cost.estimate_bits / max(a.n_samples, 1),
+    "recompute_bit_cost_layer": lambda a: a.cost.recompute_bits / max(a.n_samples, 1),
+    "vacuous_bound_fraction_layer": lambda a: a.vacuous / np.maximum(a.components, 1),
+    "violations_prob_layer": lambda a: a.violations_prob,
+}
 
-    Summary variables over ``strategy`` (and ``layer``); per-component records of the
+
+def _rows(plan) -> tuple[list, list, bool]:
+    """``(labels, strategies, network)`` of a plan's rows: a :class:`Plan` (a shipped
+    network, run with the engine's extras: ``network`` True) lists its strategies, a
+    :class:`accsim.graph.experiment.GraphPlan` its assignments (the row's strategy is
+    the assignment's main one)."""
+    if hasattr(plan, "assignments"):
+        return [a.label for a in plan.assignments], [a.main for a in plan.assignments], False
+    return [s.label for s in plan.strategies], list(plan.strategies), True
+
+
+def run_dataset(plan, acc: dict, seconds: float | None = None):
+    """The run as an :class:`xarray.Dataset`: the one builder of every ``accsim run``,
+    :func:`accsim.simulate` and sweep-free network run (docs/datasets.md).
+
+    ``plan`` is a :class:`Plan` (a shipped network) or a
+    :class:`accsim.graph.experiment.GraphPlan` (a layer graph, MiniLM or a torch module);
+    ``acc`` maps each row's label to its :class:`accsim.graph.tally.Tally`. Summary
+    variables over ``strategy``, per-op variables over ``(strategy, layer)``,
+    per-input ones over ``(strategy, image)``, and the per-component records of the
     first ``record_samples`` inputs over ``(strategy, component)`` with coordinates
-    ``layer``, ``feature`` and ``sample`` of each component.
+    ``component_layer``, ``component_feature`` and ``component_sample``. A shipped
+    network's run adds the engine's extras (condition numbers, the probabilistic bound,
+    the bound constants, paired statistics against the reference row); a layer-graph run
+    adds the per-op scaling and the network-level error after each op. The variables of
+    the two kinds are listed in docs/datasets.md.
     """
     import xarray as xr
 
-    labels = [s.label for s in plan.strategies]
-    L = len(plan.network.layers)
+    labels, rows, network = _rows(plan)
     sums = {lab: acc[lab].summary() for lab in labels}
-    data = {}
-    for k in SUMMARY_KEYS + EXTRA_KEYS:
-        data[k] = ("strategy", np.array([sums[lab][k] for lab in labels]))
-    data["matched_to"] = ("strategy", np.array([getattr(s, "matched_to", "")
-                                                for s in plan.strategies]))
-    data["budget"] = ("strategy", np.array([_budget(s) for s in plan.strategies]))
+    keys = SUMMARY_KEYS + EXTRA_KEYS if network else GRAPH_SUMMARY_KEYS
+    data = {k: ("strategy", np.array([sums[lab][k] for lab in labels])) for k in keys}
+    per_layer = {**LAYER_VARIABLES,
+                 **(NETWORK_LAYER_VARIABLES if network else GRAPH_LAYER_VARIABLES)}
+    for k, f in per_layer.items():
+        data[k] = (("strategy", "layer"), np.array([f(acc[lab]) for lab in labels]))
+    matched = [getattr(s, "matched_to", "") for s in rows]
+    data["matched_to"] = ("strategy", np.array(matched))
+    data["budget"] = ("strategy", np.array([_budget(s) for s in rows]))
+    data["strategy_kind"] = ("strategy", np.array([s.kind for s in rows]))
+    data["criterion"] = ("strategy", np.array([s.criterion for s in rows]))
+    data["tau"] = ("strategy", np.array([float(getattr(s, "tau", math.nan)) for s in rows]))
+    per = {lab: acc[lab].per_image() for lab in labels}
+    if network:
+        coords = _network_variables(plan, acc, labels, rows, per, data)
+    else:
+        coords = _graph_variables(plan, acc, labels, per, data)
+    cmp_attrs = {}
+    if labels and "logit_rel_error" in data:
+        from accsim.analysis.stats import comparison_family, family_variables
+
+        fam = [{"label": lab, "kind": s.kind, "matched_to": m,
+                "cost": sums[lab]["bit_cost"], "error": per[lab]["logit_rel_error"],
+                "agree": per[lab]["agree"], "correct": per[lab]["correct"]}
+               for lab, s, m in zip(labels, rows, matched, strict=True)]
+        cmp_vars, cmp_attrs = family_variables(comparison_family(fam))
+        data.update(cmp_vars)
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update(cmp_attrs)
+    from accsim.run.hwcost import HW_COLUMNS
+
+    for k, (ln, un) in HW_COLUMNS.items():
+        ds[k].attrs.update(long_name=ln, units=un)
+    name = plan.network.name if network else plan.graph.name
+    ds.attrs.update({
+        "network": name, "n_samples": int(len(plan.x)), "seed": int(plan.seed),
+        "input_format": plan.input_format, "activation_format": plan.activation_format,
+        "paper": "El Arar, Filip, Mary, Riccietti, arXiv:2503.15568 (2025)",
+        "bound_kind": "deterministic",
+    })
+    if network:
+        ds.attrs.update({
+            "prob_failure": PROB_FAILURE,
+            "dataset": plan.dataset,
+            "reference": str(plan.reference or default_reference(plan.strategies) or ""),
+            "normalization": str(_normalization(name)),
+            "activations": ",".join(lay.activation for lay in plan.network.layers),
+            "bias": plan.bias,
+        })
+    else:
+        ds.attrs.update({
+            "macs_per_image": int(plan.graph.macs()),
+            "scaling": "per-tensor power-of-two: weights per op, activations per image",
+        })
+    if seconds is not None:
+        ds.attrs["run_seconds"] = float(seconds)
+        if not network:
+            total = plan.graph.macs() * len(plan.x) * len(labels)
+            ds.attrs["simulated_macs_per_second"] = float(total / seconds) if seconds else 0.0
+    from accsim.run.attributes import annotate, models_attr
+
+    ds.attrs["model_descriptions"] = models_attr(plan.models)
+    return annotate(ds)
+
+
+def _network_variables(plan, acc, labels, rows, per, data) -> dict:
+    """The variables only a shipped network's run has (into ``data``); its coordinates."""
+    L = len(plan.network.layers)
     data["control_seed"] = ("strategy", np.array([int(getattr(s, "seed", 0))
                                                   if s.kind in CONTROL_KINDS else -1
-                                                  for s in plan.strategies]))
-    for k in ("base_bits", "estimate_bits", "recompute_bits"):
-        data[k.replace("_bits", "_bit_cost") + "_layer"] = (("strategy", "layer"), np.array(
-            [getattr(acc[lab].cost, k) / max(acc[lab].n_samples, 1) for lab in labels]))
-    data["vacuous_bound_fraction_layer"] = (("strategy", "layer"), np.array(
-        [acc[lab].vacuous / np.maximum(acc[lab].components, 1) for lab in labels]))
-    data["violations_prob_layer"] = (("strategy", "layer"),
-                                     np.array([acc[lab].violations_prob for lab in labels]))
+                                                  for s in rows]))
     from accsim.accumulators.bounds import lam_from_failure_prob
 
-    n_layer = [lay.W.shape[1] for lay in plan.network.layers]
-    coords_extra = {"prob_lambda": ("layer", np.array(
-        [lam_from_failure_prob(PROB_FAILURE, n + 1) for n in n_layer]))}
-    per = {lab: acc[lab].per_image() for lab in labels}
+    n_in = [lay.W.shape[1] for lay in plan.network.layers]
+    coords = {"strategy": labels, "layer": np.arange(L),
+              "prob_lambda": ("layer", np.array(
+                  [lam_from_failure_prob(PROB_FAILURE, n + 1) for n in n_in]))}
     if labels and per[labels[0]]["correct"].size:
         data["correct"] = (("strategy", "image"), np.stack([per[lab]["correct"]
                                                             for lab in labels]))
@@ -584,56 +711,36 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
         if ref is not None:
             from accsim.analysis.stats import paired_summary
 
-            rows = [paired_summary(per[lab]["correct"], per[ref]["correct"],
-                                   n_boot=plan.bootstrap, seed=plan.seed)
-                    for lab in labels]
+            pairs = [paired_summary(per[lab]["correct"], per[ref]["correct"],
+                                    n_boot=plan.bootstrap, seed=plan.seed)
+                     for lab in labels]
             for k in ("accuracy_lo", "accuracy_hi", "delta", "delta_lo", "delta_hi",
                       "p_mcnemar", "flip_rate"):
-                data[k] = ("strategy", np.array([r[k] for r in rows], np.float64))
-            data["mcnemar_b"] = ("strategy", np.array([r["b"] for r in rows], np.int64))
-            data["mcnemar_c"] = ("strategy", np.array([r["c"] for r in rows], np.int64))
-    data["recomputed_fraction_layer"] = (("strategy", "layer"), np.array(
-        [acc[lab].cost.layer_fractions() for lab in labels]))
-    data["bit_cost_layer"] = (("strategy", "layer"), np.array(
-        [acc[lab].cost.bits / max(acc[lab].n_samples, 1) for lab in labels]))
-    data["max_error_bound_ratio_layer"] = (("strategy", "layer"),
-                                           np.array([acc[lab].max_ratio for lab in labels]))
-    data["violations_layer"] = (("strategy", "layer"),
-                                np.array([acc[lab].violations for lab in labels]))
-    data["max_rel_error_layer"] = (("strategy", "layer"),
-                                   np.array([acc[lab].max_rel for lab in labels]))
-    data["strategy_kind"] = ("strategy", np.array([s.kind for s in plan.strategies]))
-    data["criterion"] = ("strategy", np.array([s.criterion for s in plan.strategies]))
-    data["tau"] = ("strategy", np.array([float(getattr(s, "tau", math.nan))
-                                         for s in plan.strategies]))
-    data["guard"] = ("strategy", np.array([int(getattr(s, "guard", 0))
-                                           for s in plan.strategies]))
+                data[k] = ("strategy", np.array([r[k] for r in pairs], np.float64))
+            data["mcnemar_b"] = ("strategy", np.array([r["b"] for r in pairs], np.int64))
+            data["mcnemar_c"] = ("strategy", np.array([r["c"] for r in pairs], np.int64))
+    data["guard"] = ("strategy", np.array([int(getattr(s, "guard", 0)) for s in rows]))
     data["models"] = ("strategy", np.array([",".join(m.name for m in s.models)
-                                            for s in plan.strategies]))
+                                            for s in rows]))
     data["constant_kind_layer"] = (("strategy", "layer"), np.array(
         [[str(acc[lab].info[li].get("constant_kind", "none")) for li in range(L)]
          for lab in labels]))
     from accsim.run.strategies import bound_constant
 
-    n_in = [lay.W.shape[1] for lay in plan.network.layers]
-    data["probabilistic_constant_layer"] = (("strategy", "layer"), np.array(
-        [[bound_constant(s.models[0], n, "probabilistic") for n in n_in]
-         for s in plan.strategies]))
-    data["deterministic_constant_layer"] = (("strategy", "layer"), np.array(
-        [[bound_constant(s.models[0], n, "deterministic") for n in n_in]
-         for s in plan.strategies]))
-    coords = {"strategy": labels, "layer": np.arange(L), **coords_extra}
+    for kind in ("probabilistic", "deterministic"):
+        data[f"{kind}_constant_layer"] = (("strategy", "layer"), np.array(
+            [[bound_constant(s.models[0], n, kind) for n in n_in] for s in rows]))
     rec = {lab: acc[lab].records() for lab in labels}
     if plan.record_samples and labels and rec[labels[0]][0]:
+        # component order: per layer, feature-major (all recorded samples of feature 0,
+        # then of feature 1, ...)
         lay, feat, samp = [], [], []
         for li, r in enumerate(rec[labels[0]]):
             ns, nf = r["computed"].shape
             lay.append(np.full(nf * ns, li))
             feat.append(np.repeat(np.arange(nf), ns))
             samp.append(np.tile(np.arange(ns), nf))
-        coords["component_layer"] = ("component", np.concatenate(lay))
-        coords["component_feature"] = ("component", np.concatenate(feat))
-        coords["component_sample"] = ("component", np.concatenate(samp))
+        _component_coords(coords, lay, feat, samp)
         for k in ("computed", "exact", "bound", "kappa_v", "kappa_phi", "level",
                   "propagated"):
             arr = np.stack([np.concatenate([r[k].T.ravel() for r in rec[lab]])
@@ -645,40 +752,48 @@ def to_dataset(plan: Plan, acc: dict, seconds: float | None = None):
             rel = np.where(err == 0, 0.0, err / np.abs(data["exact"][1]))
             data["rel_error"] = (("strategy", "component"), rel)
             data["holds"] = (("strategy", "component"), err <= data["bound"][1])
-    cmp_attrs = {}
-    if labels and "logit_rel_error" in data:
-        from accsim.analysis.stats import comparison_family, family_variables
+    return coords
 
-        rows = [{"label": lab, "kind": s.kind, "matched_to": getattr(s, "matched_to", ""),
-                 "cost": sums[lab]["bit_cost"], "error": per[lab]["logit_rel_error"],
-                 "agree": per[lab]["agree"], "correct": per[lab]["correct"]}
-                for lab, s in zip(labels, plan.strategies, strict=True)]
-        cmp_vars, cmp_attrs = family_variables(comparison_family(rows))
-        data.update(cmp_vars)
-    ds = xr.Dataset(data, coords=coords)
-    ds.attrs.update(cmp_attrs)
-    from accsim.run.hwcost import HW_COLUMNS
 
-    for k, (ln, un) in HW_COLUMNS.items():
-        ds[k].attrs.update(long_name=ln, units=un)
-    ds.attrs.update({
-        "network": plan.network.name,
-        "n_samples": int(len(plan.x)),
-        "seed": int(plan.seed),
-        "input_format": plan.input_format,
-        "activation_format": plan.activation_format,
-        "paper": "El Arar, Filip, Mary, Riccietti, arXiv:2503.15568 (2025)",
-        "bound_kind": "deterministic",
-        "prob_failure": PROB_FAILURE,
-        "dataset": plan.dataset,
-        "reference": str(plan.reference or default_reference(plan.strategies) or ""),
-        "normalization": str(_normalization(plan.network.name)),
-        "activations": ",".join(lay.activation for lay in plan.network.layers),
-        "bias": plan.bias,
-    })
-    if seconds is not None:
-        ds.attrs["run_seconds"] = float(seconds)
-    from accsim.run.attributes import annotate, models_attr
+def _graph_variables(plan, acc, labels, per, data) -> dict:
+    """The variables only a layer-graph run has (into ``data``); its coordinates."""
+    assignments, ops = plan.assignments, plan.graph.linear_ops
+    data["scale_format"] = ("strategy", np.array([a.scale or "" for a in assignments]))
+    if labels and per[labels[0]]["logit_rel_error"].size:
+        data["logit_rel_error"] = (("strategy", "image"), np.stack(
+            [per[lab]["logit_rel_error"] for lab in labels]))
+        data["agree"] = (("strategy", "image"), np.stack(
+            [per[lab]["agree"] for lab in labels]))
+    data["models"] = ("strategy", np.array([
+        ";".join(f"{c}:{','.join(m.name for m in s.models)}"
+                 for c, s in sorted(a.strategies.items())) for a in assignments]))
+    coords = {"strategy": labels, "layer": [op.name for op in ops],
+              "layer_class": ("layer", [op.op_class for op in ops]),
+              "layer_K": ("layer", [op.inner_length for op in ops]),
+              "layer_macs": ("layer", [op.macs() for op in ops])}
+    recs = {lab: acc[lab].record for lab in labels}
+    if plan.record_samples and labels and recs[labels[0]][0]:
+        # component order: per op, sample-major (the op's components of sample 0, then
+        # of sample 1, ...)
+        lay, feat, samp = [], [], []
+        for li, parts in enumerate(recs[labels[0]]):
+            r = np.concatenate([p["computed"] for p in parts], axis=0)  # (S, comp)
+            ns, nf = r.shape
+            lay.append(np.full(ns * nf, li))
+            samp.append(np.repeat(np.arange(ns), nf))
+            feat.append(np.tile(np.arange(nf), ns))
+        _component_coords(coords, lay, feat, samp)
+        for k in ("computed", "exact", "bound", "level"):
+            data[k] = (("strategy", "component"), np.stack([
+                np.concatenate([np.concatenate([p[k] for p in parts], axis=0).ravel()
+                                for parts in recs[lab]]) for lab in labels]))
+        data["input_scale"] = (("strategy", "layer", "sample"), np.stack([
+            np.stack([np.concatenate([p["x_scale"] for p in parts]) for parts in recs[lab]])
+            for lab in labels]))
+    return coords
 
-    ds.attrs["model_descriptions"] = models_attr(plan.models)
-    return annotate(ds)
+
+def _component_coords(coords, lay, feat, samp) -> None:
+    coords["component_layer"] = ("component", np.concatenate(lay))
+    coords["component_feature"] = ("component", np.concatenate(feat))
+    coords["component_sample"] = ("component", np.concatenate(samp))

@@ -42,10 +42,12 @@ components of each layer and batch, and the ``round(f * size)`` highest are reco
 (ties by index, NaN scores last), so criteria and controls compare at equal cost without
 tuning ``tau``.
 
-Controls (:class:`Control`, at the matched strategy's per-layer and per-batch count):
-``random`` (uniform over all components), ``random-active`` (uniform over the ACTIVE
-components, :func:`active_mask`: those whose recomputation can change the layer output)
-and ``oracle`` (largest actual error).
+Controls (:class:`Control`, at the matched strategy's per-layer and per-batch count, or
+at its per-op fraction over the run): ``random`` (uniform over all components),
+``random-active`` (uniform over the ACTIVE components, :func:`active_mask`: those whose
+recomputation can change the layer output) and ``oracle`` (largest actual error), each
+registered once in :data:`CONTROLS` (:func:`register_control`), the one registry every
+network kind's controls pick through.
 """
 
 from __future__ import annotations
@@ -69,14 +71,13 @@ from accsim.run.criteria import (
 __all__ = ["Decision", "Strategy", "Uniform", "Adaptive", "MultiLevel", "bound_constant",
            "CRITERIA", "CONSTANTS", "STRATEGY_KINDS", "check_kind", "StrategyKind",
            "model_key", "cauchy_schwarz_estimate", "Control", "CONTROL_KINDS",
+           "ControlKind", "CONTROLS", "register_control", "get_control",
            "record_count", "active_mask", "top_fraction", "random_active_choice",
            "needs_estimate"]
 
 #: The built-in criteria (:mod:`accsim.run.criteria`; ``criterion_names()`` also lists
 #: any registered later).
 CRITERIA = criterion_names()
-#: Controls of an adaptive strategy (``strategy_kind`` of their results).
-CONTROL_KINDS = ("random", "random-active", "oracle")
 CONSTANTS = ("auto", "deterministic", "probabilistic")
 #: The strategy kinds a configuration may ask for (single runs and sweeps alike);
 #: controls (:data:`CONTROL_KINDS`) are derived from adaptive strategies, never asked for.
@@ -518,42 +519,127 @@ def record_count(ctx, label: str, mask: np.ndarray) -> None:
 
 
 
+@dataclass(frozen=True)
+class ControlKind:
+    """One control kind: how it picks ``k`` of a task's components, without a criterion.
+
+    ``pick(rng, k, size, active, err)`` returns ``k`` distinct flat indices of the
+    ``size`` components; ``needs`` says which input it reads (``"active"``: the mask of
+    :func:`active_mask`, ``"error"``: the actual error of the low pass, ``None``:
+    neither); ``tag`` keys its random stream (a kind whose choice is not random never
+    draws from it).
+    """
+
+    name: str
+    pick: object
+    needs: str | None = None
+    tag: int = 0
+
+
+#: The one registry of control kinds: kind -> :class:`ControlKind`
+#: (:func:`register_control`); every network kind's controls
+#: (:class:`Control`, MiniLM's projections in :mod:`accsim.transformer.policies`) pick
+#: their components through it.
+CONTROLS: dict = {}
+
+
+def register_control(kind: ControlKind) -> ControlKind:
+    """Register a control kind (once per name)."""
+    if kind.name in CONTROLS:
+        raise ValueError(f"control {kind.name!r} is already registered")
+    CONTROLS[kind.name] = kind
+    return kind
+
+
+def get_control(name: str) -> ControlKind:
+    """The registered control kind ``name``.
+
+    Raises
+    ------
+    ValueError
+        An unknown name, listing the registered ones.
+    """
+    try:
+        return CONTROLS[name]
+    except KeyError:
+        raise ValueError(f"unknown control {name!r}; valid: {', '.join(CONTROLS)}") from None
+
+
+def _pick_random(rng, k, size, active, err):
+    """Uniform without replacement (``Generator.choice``)."""
+    return rng.choice(size, k, replace=False)
+
+
+def _pick_random_active(rng, k, size, active, err):
+    """Uniform among the active components, completed uniformly from the others
+    (:func:`random_active_choice`)."""
+    return random_active_choice(rng, active, k)
+
+
+def _pick_oracle(rng, k, size, active, err):
+    """The ``k`` largest actual errors (NaN counts as largest, ties by index)."""
+    err = np.where(np.isnan(err), np.inf, err)
+    return np.argsort(-err, kind="stable")[:k]
+
+
+register_control(ControlKind("random", _pick_random, None, 0x52414E44))
+register_control(ControlKind("random-active", _pick_random_active, "active", 0x41435456))
+register_control(ControlKind("oracle", _pick_oracle, "error"))
+#: Controls of an adaptive strategy (``strategy_kind`` of their results).
+CONTROL_KINDS = tuple(CONTROLS)
+
+
 @dataclass
 class Control(Strategy):
-    """A control for an adaptive strategy: same number of recomputed components in every
-    layer (and batch) as the strategy it is matched to, chosen without its criterion.
+    """A control for an adaptive strategy: as many recomputed components as the strategy
+    it is matched to, chosen by a registered :class:`ControlKind` instead of its
+    criterion, recomputed on its highest model.
 
-    ``kind="random"``: a seeded uniform choice of components (``numpy.random.Generator``
-    seeded from the run seed, the layer and the batch offset, so results do not depend on
-    the thread or worker count; ``seed`` > 0 gives further independent replicates).
-    ``kind="random-active"``: the same uniform choice among the active components
-    (:func:`active_mask`), completed uniformly from the others if the count exceeds
-    them; it pays the estimation pass on layers with a flat activation (it needs
-    ``fl_low(|W||x| + |b|)``). ``kind="oracle"``: the components with the largest
-    actual error ``|v_low - v_exact|`` against the exact layer output (not implementable:
-    it shows how much a perfect criterion could gain). All recompute on the matched
-    strategy's highest model; random and oracle pay no estimation pass.
+    The count, one of two rules:
 
-    The matched strategy must run before the control on the same batch (run_plan
-    runs strategies in list order; :func:`accsim.run.experiment.prepare` checks it).
+    * ``fractions=None`` (the shipped networks): on every task (layer and batch) the
+      count the matched strategy recorded there (:func:`record_count`); the matched
+      strategy runs before the control on the same batch (:func:`accsim.run.experiment.
+      prepare` orders them);
+    * ``fractions`` given (layer-graph configs, :func:`accsim.simulate`): ``round(f *
+      size)`` with ``f`` the matched strategy's recomputed fraction of the op over the
+      whole run (``{op index: f}``).
+
+    The two rules keep the bits they had before they shared this class, so they differ
+    in three more ways (docs/datasets.md): the random stream (per task:
+    ``[seed of the task, tag] (+ [seed] for a replicate)``; per op: ``[seed, seed of the
+    task, *task key] (+ [tag], except for random)``), the error the oracle ranks
+    (per task: ``|v_low - v_exact|``; per op: the op OUTPUT's ``|phi(v_low) -
+    phi(v_exact)|``) and the ``criterion`` of the row (``"none"``; the kind).
+
+    ``kind="random"``: a seeded uniform choice (results do not depend on the thread or
+    worker count; ``seed`` > 0 gives further independent replicates).
+    ``kind="random-active"``: the same among the active components (:func:`active_mask`),
+    completed uniformly from the others if the count exceeds them; it pays the
+    estimation pass on ops with a flat activation (it needs ``fl_low(|W||x| + |b|)``).
+    ``kind="oracle"``: the components with the largest actual error (not implementable:
+    it shows how much a perfect criterion could gain). Random and oracle pay no
+    estimation pass.
     """
 
     low: object
     high: object
     control: str
-    matched_to: str
+    matched_to: str = ""
     label: str = ""
     seed: int = 0
-    criterion = "none"
+    fractions: dict | None = None
 
     def __post_init__(self):
-        if self.control not in CONTROL_KINDS:
-            raise ValueError(f"unknown control {self.control!r}; valid: "
-                             f"{', '.join(CONTROL_KINDS)}")
+        get_control(self.control)
 
     @property
     def kind(self) -> str:  # noqa: D401 - strategy_kind of the dataset
         return self.control
+
+    @property
+    def criterion(self) -> str:  # noqa: D401 - criterion of the dataset
+        return "none" if self.fractions is None else self.control
 
     @property
     def models(self):
@@ -564,43 +650,51 @@ class Control(Strategy):
         d.update(matched_to=self.matched_to, control_seed=self.seed)
         return d
 
-    def _rng(self, ctx, tag: int):
-        key = [int(ctx.seed) % 2**63, tag] + ([int(self.seed)] if self.seed else [])
+    def _rng(self, ctx, kind: ControlKind):
+        if self.fractions is None:
+            key = [int(ctx.seed) % 2**63, kind.tag] + ([int(self.seed)] if self.seed else [])
+        else:
+            key = [int(self.seed), int(ctx.seed) % 2**63, *ctx.index[1]] + (
+                [kind.tag] if kind.name != "random" else [])
         return np.random.default_rng(key)
 
-    def select(self, ctx, v_low, k: int) -> np.ndarray:
-        """Mask of the ``k`` components this control recomputes."""
-        size = v_low.size
-        k = min(int(k), size)
-        flat = np.zeros(size, bool)
-        if k <= 0:
-            return flat.reshape(v_low.shape)
-        if self.control == "random":
-            flat[self._rng(ctx, 0x52414E44).choice(size, k, replace=False)] = True
-        elif self.control == "random-active":
-            flat[random_active_choice(self._rng(ctx, 0x41435456),
-                                      active_mask(ctx, self.low, v_low).ravel(), k)] = True
-        else:
-            with np.errstate(invalid="ignore"):
-                err = np.abs(v_low - ctx.exact()).ravel()
-            err = np.where(np.isnan(err), np.inf, err)
-            order = np.argsort(-err, kind="stable")  # largest first, ties by index
-            flat[order[:k]] = True
-        return flat.reshape(v_low.shape)
+    def _error(self, ctx, v_low):
+        with np.errstate(invalid="ignore", over="ignore"):
+            if self.fractions is None:
+                return np.abs(v_low - ctx.exact()).ravel()
+            return np.abs(ctx.phi(v_low) - ctx.phi(ctx.exact())).ravel()
 
-    def layer(self, ctx) -> Decision:
+    def count(self, ctx, size: int) -> int:
+        """How many of this task's ``size`` components the control recomputes."""
+        if self.fractions is not None:
+            f = self.fractions.get(ctx.index[0], 0.0)
+            return int(min(size, max(0, round(f * size))))
         key = ("count", self.matched_to, ctx.index)
         if key not in ctx.cache:
             raise RuntimeError(f"control {self.label!r}: the matched strategy "
                                f"{self.matched_to!r} has not run on this batch before it")
+        return min(int(ctx.cache[key]), size)
+
+    def select(self, ctx, v_low, k: int) -> np.ndarray:
+        """Mask of the ``k`` components this control recomputes."""
+        kind = CONTROLS[self.control]
+        flat = np.zeros(v_low.size, bool)
+        if k > 0:
+            active = active_mask(ctx, self.low, v_low).ravel() \
+                if kind.needs == "active" else None
+            err = self._error(ctx, v_low) if kind.needs == "error" else None
+            flat[kind.pick(self._rng(ctx, kind), k, v_low.size, active, err)] = True
+        return flat.reshape(v_low.shape)
+
+    def layer(self, ctx) -> Decision:
         v_low = ctx.compute(self.low)
-        mask = self.select(ctx, v_low, ctx.cache[key])
+        mask = self.select(ctx, v_low, self.count(ctx, v_low.size))
         v = v_low.copy()
         if mask.any():
             v[mask] = ctx.compute_selected(self.high, mask)[mask]
         level = mask.astype(np.int8)
-        est = "low" if self.control == "random-active" and needs_estimate(ctx, self.low) \
-            else "none"
+        est = "low" if CONTROLS[self.control].needs == "active" and \
+            needs_estimate(ctx, self.low) else "none"
         cost = layer_cost(self.models, level, ctx.n, estimate=est)
         return Decision(v, level, self.models, cost, {"criterion": self.control,
                                                       "matched_to": self.matched_to})

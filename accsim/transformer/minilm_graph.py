@@ -269,10 +269,18 @@ class GraphEncoder:
     reference : bool
         The binary64 forward pass: every class on the binary64 model, no activation
         rounding (``ops``, the policies and ``act_format`` must not be given).
+    counts, match : dict, object, optional
+        The store of the adaptive linear policies' per-sentence counts shared by the
+        encoders of one run and the key of this encoder's adaptive cell
+        (:class:`~accsim.transformer.policies.RunState`): an adaptive policy records its
+        counts, a control recomputes exactly the matched cell's (which must have encoded
+        the same sentences first). Without them a control recomputes as many components
+        as the criterion flags on its own forward pass.
     """
 
     def __init__(self, weights, ops=None, linear=None, attention=None, *, seed: int = 0,
-                 act_format: str = "binary32", reference: bool = False):
+                 act_format: str = "binary32", reference: bool = False,
+                 counts: dict | None = None, match=None):
         self.weights = weights
         sc = scale(weights)
         if reference:
@@ -283,7 +291,7 @@ class GraphEncoder:
         else:
             if ops is None:
                 raise ValueError("give the op-class models (ops) or reference=True")
-            self.state = RunState(int(seed), act_format)
+            self.state = RunState(int(seed), act_format, counts=counts, match=match)
             self.assignment = assignment(ops, linear, attention, state=self.state, scale=sc)
         self.tally = OpTally()
         self.graph, self.results = None, []

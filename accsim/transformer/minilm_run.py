@@ -32,9 +32,14 @@ Example (``configs/minilm.toml``)::
     attention = { kind = "random", rule = "lamp", high = "fp64", tau = [0.1] }
 
 ``"fp64"`` names the binary64 BLAS reference. A list of ``tau`` gives one cell per
-value (linear x attention). Attention kinds: ``uniform``, the registered LAMP criteria
-(:data:`accsim.transformer.lamp.CRITERIA`: ``lamp-v1``, ``lamp``, ``lamp-relaxed``) and
-the controls ``random`` / ``oracle``, which name the criterion they match (``rule``).
+value (linear x attention). A linear control (``random``, ``random-active``,
+``oracle``) recomputes, per sentence and projection, exactly the count its matched
+adaptive cell recorded (the adaptive cell with the same models, ``high``, ``tau``,
+criterion, guard, classes and attention policy, :func:`match_key`; a config with a
+control and no such cell is refused before any work). Attention kinds: ``uniform``, the
+registered LAMP criteria (:data:`accsim.transformer.lamp.CRITERIA`: ``lamp-v1``,
+``lamp``, ``lamp-relaxed``) and the controls ``random`` / ``oracle``, which name the
+criterion they match (``rule``).
 ``m_bits`` (a list, 1..23) gives one cell per ``m``: the ``scores`` class runs on
 ``{family = "recursive", acc_format = "e8m<m>", mode = "rne", product = "exact"}``
 (binary32 operands, exact products, the sum rounded to ``m`` fraction bits after every
@@ -70,6 +75,7 @@ from pydantic import (
     model_validator,
 )
 
+from accsim.run.strategies import CONTROL_KINDS
 from accsim.transformer import embed_metrics as em
 from accsim.transformer import lamp as _lamp
 from accsim.transformer.opclass import OP_CLASSES, OpModels, resolve_model
@@ -81,7 +87,7 @@ from accsim.transformer.policies import (
 )
 
 __all__ = ["MiniLMConfig", "load_config", "expand", "run", "Cell", "inputs", "comparisons",
-           "m_bits_model"]
+           "m_bits_model", "match_key"]
 
 
 class _Strict(BaseModel):
@@ -295,6 +301,48 @@ def expand(cfg: MiniLMConfig) -> list[Cell]:
     return cells
 
 
+def match_key(c: Cell) -> tuple:
+    """What a linear control shares with its matched adaptive cell: the models of every
+    op class, the linear policy but its kind, the attention policy and ``m_bits``."""
+    lin, att = c.linear, c.attention
+    return (tuple(sorted((k, id(m)) for k, m in c.ops.items())), id(lin.high), lin.tau,
+            lin.criterion, lin.guard, tuple(lin.classes), att.kind, id(att.high), att.tau,
+            att.rule, str(att.score_format), c.m_bits)
+
+
+def _match(c: Cell, seed: int):
+    """The key under which a cell's linear policy records or reads its counts: with a
+    random attention control the adaptive cell runs once per seed, and each seed's
+    control reads that seed's counts."""
+    if c.linear.kind == "uniform":
+        return None
+    return match_key(c), (seed if c.attention.kind == "random" else None)
+
+
+def _check_matches(cells) -> None:
+    """Every linear control has its adaptive cell, covering its inputs.
+
+    Raises
+    ------
+    ValueError
+        Naming the control cell without one.
+    """
+    adaptive = {}
+    for c in cells:
+        if c.linear.kind == "adaptive":
+            adaptive.setdefault(match_key(c), c)
+    for c in cells:
+        if c.linear.kind in CONTROL_KINDS:
+            a = adaptive.get(match_key(c))
+            if a is None:
+                raise ValueError(f"strategy cell {c.label!r}: a linear control needs the "
+                                 "adaptive cell it matches (same models, high, tau, "
+                                 "criterion, guard, classes and attention); add it")
+            if a.limit is not None and (c.limit is None or c.limit > a.limit):
+                raise ValueError(f"strategy cell {c.label!r}: runs on more inputs than "
+                                 f"its adaptive cell {a.label!r} (inputs = {a.limit})")
+
+
 def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
     """Run every cell on the configured sentences; write the results; return them.
 
@@ -314,6 +362,7 @@ def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
 
     rs = cfg.run
     cells = expand(cfg)
+    _check_matches(cells)
     weights = load_weights(layers=rs.layers)
     tok = load_tokenizer(rs.max_length)
     sents = inputs(rs, tok)
@@ -326,6 +375,9 @@ def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
            for j in range(len(jobs))}
     state = {"E_ref": [], "ref_sq": [], "t_ref": 0.0, "ids": ids}
     reference = GraphEncoder(weights, reference=True)
+    counts: dict = {}  # the adaptive cells' per-sentence counts, read by their controls
+    # on every batch the adaptive cells run before the controls (rows keep their order)
+    order = sorted(range(len(jobs)), key=lambda j: jobs[j][0].linear.kind in CONTROL_KINDS)
     res = None
     for b0 in range(0, len(ids), rs.batch):
         bid = ids[b0:b0 + rs.batch]
@@ -337,13 +389,15 @@ def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
         state["t_ref"] += time.perf_counter() - t
         state["ref_sq"].append(np.array([[np.sum(h[a:b] * h[a:b]) for h in ref_hidden]
                                          for a, b in _segments(bid)]))
-        for j, (c, sd) in enumerate(jobs):
+        for j in order:
+            c, sd = jobs[j]
             k = len(bid) if c.limit is None else min(len(bid), c.limit - b0)
             if k <= 0:
                 continue
             a = acc[j]
-            runner = a["runner"] or GraphEncoder(weights, c.ops, c.linear, c.attention,
-                                                 seed=sd, act_format=rs.act_format)
+            runner = a["runner"] or GraphEncoder(
+                weights, c.ops, c.linear, c.attention, seed=sd, act_format=rs.act_format,
+                counts=counts, match=_match(c, sd))
             a["runner"] = runner
             t = time.perf_counter()
             emb, hidden, probs = runner.encode(bid[:k], sentence_ids=sid[:k],

@@ -118,7 +118,8 @@ class SimRunner(RunState):
         mask, _ = strat.select(ctx, v_low)
         if pol.kind in ("random", "random-active", "oracle"):
             active = active_mask(ctx, low, v_low) if pol.kind == "random-active" else None
-            mask = self.matched_mask(pol.kind, mask, v_low, W @ X + b[:, None]
+            mask = self.matched_mask(pol.kind, self.segment_counts(mask), v_low,
+                                     W @ X + b[:, None]
                                      if pol.kind == "oracle" else None, layer, call, active)
         v = v_low.copy()
         k = int(mask.sum())

@@ -17,7 +17,8 @@ Linear-layer policies (``LinearPolicy.kind``) on the classes ``qkv``, ``attn_out
               :class:`accsim.run.strategies.Adaptive` (``kappa_phi`` of the layer's
               activation: GELU for ``ffn_in``, identity elsewhere) on ``high``;
 ``random``    as many components per sentence and layer as ``adaptive`` flags, chosen
-              uniformly at random (matched control);
+              uniformly at random (matched control; every control kind picks through
+              its one registration, :data:`accsim.run.strategies.CONTROLS`);
 ``random-active`` as many, uniformly among the active components
               (:func:`accsim.run.strategies.active_mask`); the projections' activations
               (identity, GELU) are flat nowhere, so every component is active and the
@@ -73,12 +74,13 @@ import numpy as np
 from accsim.analysis.kappa import kappa_phi as _kappa_phi
 from accsim.run.cost import LayerCost, hardware_counts
 from accsim.run.strategies import (
+    CONTROL_KINDS,
     Adaptive,
     Decision,
     Strategy,
     active_mask,
+    get_control,
     needs_estimate,
-    random_active_choice,
 )
 from accsim.transformer import lamp as _lamp
 from accsim.transformer.opclass import (
@@ -98,7 +100,8 @@ __all__ = ["PROJECTION_CLASSES", "LINEAR_KINDS", "ATTENTION_KINDS", "ATTENTION_C
 #: the projections (weights x activations), in the order that keys their random controls
 PROJECTION_CLASSES = ("qkv", "attn_out", "ffn_in", "ffn_out")
 _SMALL = 16384  # output components below which a product runs single-threaded
-LINEAR_KINDS = ("uniform", "adaptive", "random", "random-active", "oracle")
+#: linear policies: uniform, adaptive and the registered controls
+LINEAR_KINDS = ("uniform", "adaptive", *CONTROL_KINDS)
 #: attention policies: uniform, every registered LAMP criterion, the matched controls
 ATTENTION_CONTROLS = ("random", "oracle")
 ATTENTION_KINDS = ("uniform", *_lamp.CRITERIA, *ATTENTION_CONTROLS)
@@ -256,13 +259,23 @@ def tally(graph, results, into: OpTally | None = None) -> OpTally:
 class RunState:
     """What the strategies of one run share: the seed and activation format, and the
     current batch's :class:`~accsim.transformer.minilm_graph.MiniLMGraph` op facts,
-    token ranges and global sentence indices (set by :meth:`begin`)."""
+    token ranges and global sentence indices (set by :meth:`begin`).
+
+    ``counts``: the per-sentence counts the adaptive linear policies recorded, shared by
+    the encoders of one run (``{(match, sentence, layer, call): k}``), ``match`` the key
+    of this encoder's adaptive cell (:func:`accsim.transformer.minilm_run.match_key`):
+    an adaptive policy records its counts there, a control recomputes exactly those
+    (the matched adaptive encoder runs first on every batch). Without a store
+    (``counts=None``) a control recomputes as many components as the criterion flags on
+    its own forward pass."""
 
     seed: int = 0
     act_format: str = "binary32"
     meta: dict = field(default_factory=dict)
     segments: list = field(default_factory=list)
     sids: list = field(default_factory=list)
+    counts: dict | None = None
+    match: object = None
 
     def begin(self, mg, sentence_ids):
         self.meta, self.segments = mg.meta, mg.segments
@@ -284,27 +297,47 @@ class RunState:
                 return matmul_op(model, A, B, C, seed=self.seed, scales=scales)
         return matmul_op(model, A, B, C, seed=self.seed, scales=scales)
 
-    def matched_mask(self, kind, mask, v_low, ref, layer, call, active=None):
-        """A projection's matched control: per sentence as many components as ``mask``
-        flags, chosen uniformly at random (``kind = "random"``, generator keyed by the
-        sentence's global index, ``layer`` and ``call``), uniformly among the ``active``
-        ones (``"random-active"``, another stream) or those with the largest
-        ``|v_low - ref|`` (``"oracle"``; NaN counts as largest, ties by index)."""
-        m = mask.shape[0]
-        new = np.zeros_like(mask)
-        for (a, b), sid in zip(self.segments, self.sids, strict=True):
-            k = int(mask[:, a:b].sum())
+    def segment_counts(self, mask) -> list:
+        """Per sentence, the number of components ``mask`` flags."""
+        return [int(mask[:, a:b].sum()) for a, b in self.segments]
+
+    def record_counts(self, mask, layer, call) -> None:
+        """Record the adaptive policy's per-sentence counts (no store: nothing)."""
+        if self.counts is not None:
+            for sid, k in zip(self.sids, self.segment_counts(mask), strict=True):
+                self.counts[(self.match, sid, layer, call)] = k
+
+    def recorded_counts(self, layer, call) -> list:
+        """The matched adaptive policy's per-sentence counts of this projection.
+
+        Raises
+        ------
+        RuntimeError
+            The adaptive encoder has not run on these sentences before the control.
+        """
+        try:
+            return [self.counts[(self.match, sid, layer, call)] for sid in self.sids]
+        except KeyError:
+            raise RuntimeError(f"control of layer {layer}, call {call}: the matched "
+                               "adaptive cell has not run on these sentences before "
+                               "it") from None
+
+    def matched_mask(self, kind, counts, v_low, ref, layer, call, active=None):
+        """A projection's matched control: per sentence ``counts[s]`` components,
+        picked by the registered control ``kind``
+        (:data:`accsim.run.strategies.CONTROLS`: ``"random"`` uniformly,
+        ``"random-active"`` uniformly among the ``active`` ones, ``"oracle"`` those with
+        the largest ``|v_low - ref|``), its generator keyed by the seed, the sentence's
+        global index, ``layer``, ``call`` and the kind's stream tag."""
+        ctl = get_control(kind)
+        m = v_low.shape[0]
+        new = np.zeros(v_low.shape, bool)
+        for (a, b), sid, k in zip(self.segments, self.sids, counts, strict=True):
             if k == 0:
                 continue
-            if kind == "random":
-                pick = self.rng(sid, layer, call).permutation(m * (b - a))[:k]
-            elif kind == "random-active":
-                pick = random_active_choice(self.rng(sid, layer, call, 0x41435456),
-                                            active[:, a:b].ravel(), k)
-            else:
-                err = np.abs(v_low[:, a:b] - ref[:, a:b]).ravel()
-                err = np.where(np.isnan(err), np.inf, err)
-                pick = np.argsort(-err, kind="stable")[:k]
+            act = None if active is None else active[:, a:b].ravel()
+            err = None if ref is None else np.abs(v_low[:, a:b] - ref[:, a:b]).ravel()
+            pick = ctl.pick(self.rng(sid, layer, call, ctl.tag), k, m * (b - a), act, err)
             sub = np.zeros(m * (b - a), bool)
             sub[pick] = True
             new[:, a:b] = sub.reshape(m, b - a)
@@ -429,11 +462,19 @@ class _LinearStrategy(_ModelStrategy):
         act = "gelu" if self.op_class == "ffn_in" else "identity"
         c = _Ctx(st, W, X, C, act, st.scales(low, W, X))
         v_low = c.compute(low)
-        mask, _ = Adaptive(low, pol.high, pol.tau, criterion=pol.criterion,
-                           guard=pol.guard).select(c, v_low)
-        if pol.kind in ("random", "random-active", "oracle"):
-            active = active_mask(c, low, v_low) if pol.kind == "random-active" else None
-            mask = st.matched_mask(pol.kind, mask, v_low, W @ X + C if pol.kind == "oracle"
+        control = pol.kind in CONTROL_KINDS
+        if control and st.counts is not None:  # the matched adaptive cell's counts
+            counts = st.recorded_counts(meta.layer, meta.call)
+        else:
+            mask, _ = Adaptive(low, pol.high, pol.tau, criterion=pol.criterion,
+                               guard=pol.guard).select(c, v_low)
+            if not control:
+                st.record_counts(mask, meta.layer, meta.call)
+            counts = st.segment_counts(mask)
+        needs = get_control(pol.kind).needs if control else None
+        if control:
+            active = active_mask(c, low, v_low) if needs == "active" else None
+            mask = st.matched_mask(pol.kind, counts, v_low, W @ X + C if needs == "error"
                                    else None, meta.layer, meta.call, active)
         v = v_low.copy()
         k = int(mask.sum())
@@ -442,7 +483,7 @@ class _LinearStrategy(_ModelStrategy):
         est = m * P * low.cost_bits(n + 1) if pol.kind == "adaptive" else 0.0
         level = mask.astype(np.int8)
         hw_est = "low" if pol.kind == "adaptive" or (
-            pol.kind == "random-active" and needs_estimate(c, low)) else "none"
+            needs == "active" and needs_estimate(c, low)) else "none"
         return Decision(v, level, self.models, self._cost(m, P, n + 1, k, pol.high, est),
                         {"hw": hardware_counts([low, pol.high], level, n, hw_est)})
 
