@@ -134,8 +134,8 @@ def table(ds, alpha: float) -> str:
                    f"{_fmt_p(c['p_mcnemar_agree_holm'])} | {c['mdd_log10']:.3f} | "
                    f"{c['mdd_agreement']:.4f} |")
     out += ["", "| row | kind | seed | median log10 emb. err | agreement | "
-            "linear / scores recomputed | Gbit/sentence | projections: energy uJ / H100 us / "
-            "H100 tiles us per sentence |",
+            "linear / scores recomputed | Gbit/sentence | projections and scores: energy uJ "
+            "/ H100 us / H100 tiles us per sentence |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         out.append(f"| {r['label']} | {r['kind']} | {r['seed']} | "

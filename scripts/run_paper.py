@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 def main(argv=None) -> int:
     from rich.console import Console
 
-    from accsim.cli.run import summary_table, write_dataset
+    from accsim.cli.run import _publish_run, summary_table
     from accsim.run.config import load_config
     from accsim.run.experiment import prepare, run_dataset, run_plan
 
@@ -41,7 +41,8 @@ def main(argv=None) -> int:
     plan = prepare(cfg)
     acc, secs = run_plan(plan)
     ds = run_dataset(plan, acc, secs)
-    write_dataset(ds, Path(a.out))
+    ds.attrs.update(accsim_kind="run")
+    _publish_run(ds, Path(a.out), plots=False)
     Console(width=200).print(summary_table(ds))
     print(f"run time {secs:.1f} s -> {a.out}")
     return 0

@@ -54,6 +54,28 @@ def pareto(cost, err) -> np.ndarray:
     return keep
 
 
+IMPLEMENTABLE = ("uniform", "adaptive", "multilevel", "random", "random-active")
+
+
+def fronts(ds) -> dict:
+    """Per cost model (:data:`COSTS`), the mask of the dataset's rows on the Pareto front
+    of (cost, median log10 output error) among the implementable rows (the oracle is
+    not implementable; rows with a non-finite cost are left out)."""
+    from accsim.analysis.stats import log10_error
+
+    kinds = [str(x) for x in ds["strategy_kind"].values]
+    med = np.median(log10_error(ds["logit_rel_error"].values), axis=1)
+    impl = np.array([k in IMPLEMENTABLE for k in kinds])
+    out = {}
+    for name, var in COSTS.items():
+        cost = ds[var].values
+        ok = impl & np.isfinite(cost)
+        f = np.zeros(len(kinds), bool)
+        f[ok] = pareto(cost[ok], med[ok])
+        out[name] = f
+    return out
+
+
 def tables(ds, alpha: float) -> str:
     from accsim.analysis.stats import log10_error
 
@@ -93,21 +115,13 @@ def tables(ds, alpha: float) -> str:
                  "agreement vs random-active | on Pareto front: " +
                  " | ".join(COSTS) + " |")
     lines.append("| --- | --- | --- | " + " | ".join("---" for _ in COSTS) + " |")
-    impl = np.array([k in ("uniform", "adaptive", "multilevel", "random", "random-active")
-                     for k in kinds])
-    fronts = {}
-    for name, var in COSTS.items():
-        cost = ds[var].values
-        ok = impl & np.isfinite(cost)
-        f = np.zeros(len(labels), bool)
-        f[ok] = pareto(cost[ok], med[ok])
-        fronts[name] = f
+    front = fronts(ds)
     for i, lab in enumerate(labels):
         if kinds[i] not in ("adaptive", "multilevel"):
             continue
         e, a = verdict.get(lab, ("n/a", "n/a"))
         lines.append(f"| {lab} | {e} | {a} | " +
-                     " | ".join("yes" if fronts[k][i] else "no" for k in COSTS) + " |")
+                     " | ".join("yes" if front[k][i] else "no" for k in COSTS) + " |")
     lines.append("")
     lines.append("| row | kind | median log10 err | agreement | accuracy | recomputed | "
                  "bits/input | energy uJ/input | H100 ns/input | H100 tiles ns/input |")
@@ -130,7 +144,6 @@ def compact(paths, alpha: float) -> str:
     """One row per adaptive strategy, one column group per dataset: the median paired
     log10 difference against random-active with its Holm p, the agreement discordance
     against it, and the cost models under which the row is on the Pareto front."""
-    from accsim.analysis.stats import log10_error
 
     dss = [(Path(p).stem, _open(p)) for p in paths]
     head = "| adaptive row | " + " | ".join(
@@ -147,18 +160,8 @@ def compact(paths, alpha: float) -> str:
             i = [j for j in range(len(c["row"]))
                  if str(c["row"][j]) == row and str(c["relation"][j]) == "random-active"]
             labels = [str(x) for x in ds["strategy"].values]
-            kinds = [str(x) for x in ds["strategy_kind"].values]
-            med = np.median(log10_error(ds["logit_rel_error"].values), axis=1)
-            impl = np.array([k in ("uniform", "adaptive", "multilevel", "random",
-                                   "random-active") for k in kinds])
-            on = []
-            for name, var in COSTS.items():
-                cost = ds[var].values
-                ok = impl & np.isfinite(cost)
-                f = np.zeros(len(labels), bool)
-                f[ok] = pareto(cost[ok], med[ok])
-                if row in labels and f[labels.index(row)]:
-                    on.append(name)
+            front = fronts(ds)
+            on = [name for name in COSTS if row in labels and front[name][labels.index(row)]]
             if not i:
                 cells += ["n/a", "n/a", ", ".join(on) or "none"]
                 continue

@@ -13,7 +13,7 @@ from accsim.run.experiment import evaluate, pack_bits, unpack_bits
 
 ROOT = Path(__file__).resolve().parents[1]
 COSTS = ("recomputed_fraction", "bit_cost", "base_bit_cost", "estimate_bit_cost",
-         "recompute_bit_cost")
+         "recompute_bit_cost", "energy_pj", "h100_time_ns", "h100_tile_time_ns")
 
 
 @pytest.fixture(scope="module")

@@ -483,9 +483,12 @@ def test_sweep_over_minilm_gives_the_rows_of_accsim_minilm(tmp_path):
         (row,) = json.loads((tmp_path / f"one{i}.json").read_text())["rows"]
         assert int(ds["n_samples"].values[i]) == row["inputs"] == 3
         for k in ("emb_err_median", "emb_err_max", "cos_min", "spearman", "kl_mean",
-                  "lin_recomputed", "scores_recomputed", "macs_per_sentence"):
+                  "lin_recomputed", "scores_recomputed", "macs_per_sentence",
+                  "energy_pj", "h100_time_ns", "h100_tile_time_ns"):
             assert same_bits(ds[k].values[i], row[k]), (k, cell.coords)
         assert same_bits(ds["recomputed_fraction"].values[i], row["lin_recomputed"])
+        for k in ("energy_pj", "h100_time_ns", "h100_tile_time_ns"):  # priced, not NaN
+            assert ds[k].values[i] > 0, (k, cell.coords)
         assert np.isnan(ds["accuracy"].values[i])
     adaptive = [c.index for c in load_config(cfg).cells if c.kwargs["strategy"] == "adaptive"]
     assert all(ds["recomputed_fraction"].values[i] > 0 for i in adaptive)

@@ -160,15 +160,17 @@ def layer_cost(models, level: np.ndarray, n: int, *, estimate) -> LayerCost:
 _HW_MODELS: dict = {}
 
 
-def hardware_counts(models, level: np.ndarray, n: int, estimate: str) -> dict:
+def hardware_counts(models, level: np.ndarray, n: int, estimate: str, *,
+                    bias: bool = True) -> dict:
     """Integer operation counts of a layer for the hardware columns
     (:mod:`accsim.run.hwcost`), keyed ``(what, model key, terms)``: ``"ip"`` inner
     products of ``terms`` terms (energy), ``"mac"`` multiply-adds of a gathered GEMM
     (time), ``"tile"`` multiply-adds with recomputations per touched output tile (tile
     time), ``"reread"`` recomputed components re-reading ``terms`` operand pairs. The base
     pass runs on ``models[0]``, the estimate as in :func:`layer_cost`, a component with
-    ``level = k > 0`` is recomputed on ``models[k]``. Counts are integers, so tallies over
-    batches do not depend on the batch size."""
+    ``level = k > 0`` is recomputed on ``models[k]``. An inner product sums ``n`` products
+    plus the bias (``bias=False``: ``n`` terms, e.g. attention scores ``q . k``). Counts
+    are integers, so tallies over batches do not depend on the batch size."""
     level = np.asarray(level)
     total = int(level.size)
     lvl2 = level.reshape(level.shape[0], -1) if level.ndim else level.reshape(1, 1)
@@ -187,7 +189,8 @@ def hardware_counts(models, level: np.ndarray, n: int, estimate: str) -> dict:
 
     low = models[0]
     passes = 2 if estimate == "low" else 1
-    add("ip", low, n + 1, passes * total)
+    terms = n + 1 if bias else n
+    add("ip", low, terms, passes * total)
     gemm(low, passes * total * n)
     if estimate == "cs":
         hi = models[-1]
@@ -199,7 +202,7 @@ def hardware_counts(models, level: np.ndarray, n: int, estimate: str) -> dict:
         cnt = int(sel.sum())
         if not cnt:
             continue
-        add("ip", models[k], n + 1, cnt)
+        add("ip", models[k], terms, cnt)
         add("reread", models[k], n, cnt)
         gemm(models[k], cnt * n, hw.tiles_touched(sel)[1] * n)
     return out

@@ -151,6 +151,7 @@ class SimRunner(RunState):
         n_valid = T * T if valid is None else int(np.count_nonzero(valid))
         if pol.kind == "uniform":
             self.tally.add("scores", n_valid, 0, n_valid * d, n_valid * low.cost_bits(d))
+            self.tally.add_hw([low], np.zeros(s_low.shape, np.int8), d, "none", bias=False)
             return softmax(self, s_low, layer)
         mask = _lamp.select(pol.criterion, s_low, pol.tau, valid)
         if pol.kind == "random":
@@ -167,6 +168,7 @@ class SimRunner(RunState):
             s = np.where(mask, s_high, s_low)
         self.tally.add("scores", n_valid, k, n_valid * d,
                        n_valid * low.cost_bits(d) + k * pol.high.cost_bits(d))
+        self.tally.add_hw([low, pol.high], mask.astype(np.int8), d, "none", bias=False)
         return softmax(self, s, layer)
 
     # -------------------------------------------------------------- others

@@ -88,6 +88,14 @@ class Float64:
     def describe(self) -> dict:
         return {"family": "fp64"}
 
+    @property
+    def out_format(self):
+        """binary64: the format the hardware columns price its products and sums in
+        (:func:`accsim.run.hwcost.model_format`; dense FP64 tensor-core rate)."""
+        from accsim.numbers.formats import format as _format
+
+        return _format("binary64")
+
 
 def pow2_scale(X: np.ndarray, fmax: float) -> float:
     """Per-tensor scale of ``X``: :func:`accsim.graph.scaling.pow2_scale` of ``max|X|``
@@ -200,6 +208,12 @@ class PerTensorScaled:
     @property
     def family(self) -> str:
         return self.hw.family
+
+    @property
+    def accumulator(self):
+        """The instruction's accumulator: what the hardware columns price its sums in
+        (:func:`accsim.run.hwcost.model_format`, as for the unscaled instruction)."""
+        return self.hw.accumulator
 
     def describe(self) -> dict:
         d = dict(self.hw.describe())

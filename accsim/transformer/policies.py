@@ -59,8 +59,12 @@ inner product of ``n`` terms, bias included for the projections; the adaptive
 strategy's estimation pass ``fl_low(|W||x| + |b|)`` is charged, the controls do not
 need it and are not charged for it). The hardware columns of :mod:`accsim.run.hwcost`
 (energy, H100 time, H100 time per touched 64x8 tile) are tallied for the projections
+and the attention scores ``Q_h K_h^T`` (``d`` terms per score, no bias; LAMP's
+recomputed scores as a gathered GEMM on the high model, its tiles per touched 64x8 tile
+of the ``T x T`` score matrix, and an operand re-read per recomputed score)
 (:meth:`OpTally.hardware`), with the operation counts of
-:func:`accsim.run.cost.hardware_counts`.
+:func:`accsim.run.cost.hardware_counts`. The other products (``A V``, LayerNorm sums)
+are not priced.
 """
 
 from __future__ import annotations
@@ -212,17 +216,17 @@ class OpTally:
                      (self.macs, macs), (self.bits, bits)):
             d[cls] = d.get(cls, 0) + v
 
-    def add_hw(self, models, level, n, estimate):
-        """Add the hardware operation counts of one projection
-        (:func:`accsim.run.cost.hardware_counts`)."""
-        self.add_counts(hardware_counts(models, level, n, estimate))
+    def add_hw(self, models, level, n, estimate, *, bias=True):
+        """Add the hardware operation counts of one projection (or, ``bias=False``, one
+        head's scores) (:func:`accsim.run.cost.hardware_counts`)."""
+        self.add_counts(hardware_counts(models, level, n, estimate, bias=bias))
 
     def add_counts(self, counts: dict):
         for k, v in counts.items():
             self.hw[k] = self.hw.get(k, 0) + v
 
     def hardware(self, n_inputs: int) -> dict:
-        """The projections' hardware columns per input
+        """The hardware columns of the projections and the scores, per input
         (:data:`accsim.run.hwcost.HW_COLUMNS`)."""
         from accsim.run.cost import _hw_values
 
@@ -250,6 +254,7 @@ def tally(graph, results, into: OpTally | None = None) -> OpTally:
         for c in r.cost:
             out.add(op.op_class, c.components, c.recomputed, c.components * op.inner_length,
                     c.base_bits + c.estimate_bits + c.recompute_bits)
+            out.add_counts(c.hw)  # the scores' hardware counts (one task per head)
         if "hw" in r.info:  # the projections' hardware counts (one task each)
             out.add_counts(r.info["hw"])
     return out
@@ -364,12 +369,12 @@ class _ModelStrategy(Strategy):
     def models(self):
         return [self.model]
 
-    def _cost(self, m, P, n, k=0, high=None, est=0.0):
+    def _cost(self, m, P, n, k=0, high=None, est=0.0, hw=None):
         low = self.model
         base = m * P * low.cost_bits(n)
         rec = k * high.cost_bits(n) if k else 0.0
         return LayerCost(m * P, k, [m * P - k, k] if high is not None else [m * P], base,
-                         est, rec)
+                         est, rec, hw=hw or {})
 
     def _reduce(self, ctx, meta):
         X = ctx.X
@@ -515,8 +520,11 @@ class _ScoresStrategy(_ModelStrategy):
                 s_low = _round(s_low, pol.score_format, "rne")
         n_valid = T * KT.shape[1]
         if pol.kind == "uniform":
-            return Decision(s_low, np.zeros(s_low.shape, np.int8), self.models,
-                            self._cost(T, KT.shape[1], d))
+            # the hardware counts ride on the task's cost: a scores op has a task per
+            # head and sentence, and the runner keeps every task's cost (one info)
+            level = np.zeros(s_low.shape, np.int8)
+            hw = hardware_counts([low], level, d, "none", bias=False)
+            return Decision(s_low, level, self.models, self._cost(T, KT.shape[1], d, hw=hw))
         mask = _lamp.select(pol.criterion, s_low, pol.tau, None)
         if pol.kind == "random":
             rng = st.rng(st.sids[meta.sentence], meta.layer, head, 7)
@@ -530,8 +538,10 @@ class _ScoresStrategy(_ModelStrategy):
             s_high = st.act(st.mm(pol.high, Q, KT, None, None) * self.scale)
             s = np.where(mask, s_high, s_low)
         assert n_valid == mask.size
-        return Decision(s, mask.astype(np.int8), self.models,
-                        self._cost(T, KT.shape[1], d, k, pol.high))
+        level = mask.astype(np.int8)
+        hw = hardware_counts([low, pol.high], level, d, "none", bias=False)
+        return Decision(s, level, self.models,
+                        self._cost(T, KT.shape[1], d, k, pol.high, hw=hw))
 
 
 def assignment(ops: OpModels, linear: LinearPolicy | None = None,
