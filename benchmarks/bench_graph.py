@@ -31,7 +31,20 @@ gives the kernel time of exactly the run's tasks; the same on one thread in CPU 
 (``time.thread_time``: the share of the kernels in the work, independent of the
 machine's load); and with the default workers (both cores), as ``accsim run`` does.
 ``ratio`` = kernel time / run time (target >= 0.5); the runs' per-strategy results must
-agree bit for bit. With ``--before REF`` (default :data:`BEFORE`, the commit before the
+agree bit for bit.
+
+What "raw kernel" means here: the model calls the run makes, on exactly its tasks
+(shapes, operands, seeds), each ``Accumulator.matmul_values``, i.e. the model as a user
+calls it (its operand checks, about 8 % of it in a profile, and the jitted kernel);
+everything else (lowering, the exact reference, the bounds, the strategies' selection,
+activations, rounding, the tally) is the run's overhead. In the CPU-time run every model
+call is repeated alone right after it, warm, and that repeat is the kernel time (the
+repeat's time is not counted in the run's), so a kernel slowed by the run around it
+(cold caches) does not flatter the ratio. ``--rounds N`` alternates the before and
+after runs N times; each row is then the round of the median ratio and its note lists
+every round, with the time and the load average (1 min) at its start and end.
+
+With ``--before REF`` (default :data:`BEFORE`, the commit before the
 network-run speed work, when the repository has it) the network run is first measured
 on a clone of ``REF`` (its own numba cache, compiled first), in the same session, and
 its rows are labelled ``before (REF)``.
@@ -41,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -164,8 +178,8 @@ def bench_run(n_images):
     _run_plan(small, 1)  # compile
     orig = Accumulator.matmul_values
 
-    def instrumented(clock, threads):
-        spent = [0.0, 0]
+    def instrumented(clock, threads, again=False):
+        spent = [0.0, 0, 0.0]
 
         def timed(self, *a, **kw):
             t = clock()
@@ -174,6 +188,10 @@ def bench_run(n_images):
             finally:
                 spent[0] += clock() - t
                 spent[1] += 1
+                if again:  # the same call once more, alone and warm (not part of the run)
+                    t = clock()
+                    orig(self, *a, **kw)
+                    spent[2] += clock() - t
 
         Accumulator.matmul_values = timed
         before = numba.get_num_threads()
@@ -183,19 +201,22 @@ def bench_run(n_images):
             with _blas_threads(threads):
                 c0 = clock()
                 _, summ, plan = _run_plan(cfg, 1)
-                total = clock() - c0
+                total = clock() - c0 - spent[2]
         finally:
             Accumulator.matmul_values = orig
             numba.set_num_threads(before)
-        return spent[0], spent[1], total, summ, plan
+        return spent[0], spent[1], total, summ, plan, spent[2]
 
-    tk, calls, t1, s1, plan = instrumented(time.perf_counter, numba.get_num_threads())
-    tk_cpu, _, t1_cpu, s_cpu, _ = instrumented(time.thread_time, 1)
+    when0, load0 = time.strftime("%H:%M", time.gmtime()), os.getloadavg()[0]
+    tk, calls, t1, s1, plan, _ = instrumented(time.perf_counter, numba.get_num_threads())
+    tk_in, _, t1_cpu, s_cpu, _, tk_cpu = instrumented(time.thread_time, 1, again=True)
     workers = default_workers()
     tw, sw, _ = _run_plan(cfg, workers)
     for other in (sw, s_cpu):
         if set(s1) != set(other) or any(repr(s1[k]) != repr(other[k]) for k in s1):
             raise SystemExit("bench_run: runs with other worker or thread counts differ")
+    when = f"{when0}-{time.strftime('%H:%M', time.gmtime())} UTC, load " \
+        f"{load0:.1f}-{os.getloadavg()[0]:.1f}"
     rows_n = len(s1)
     macs = plan.graph.macs() * len(plan.x) * rows_n
     name = f"{plan.graph.name} network run, reference + bounds, {rows_n} rows"
@@ -206,14 +227,15 @@ def bench_run(n_images):
              "raw kernels: the run's own model calls, timed in the 1-worker run"),
             ("1 batch worker", t1, tk, "raw kernels: the run's own model calls, same run"),
             ("CPU time, one thread", t1_cpu, tk_cpu,
-             "raw kernels: the run's own model calls, CPU time, same run")):
+             "raw kernels: each of the run's model calls repeated alone right after it "
+             f"(warm), CPU time, same run; in the run they took {tk_in:.1f} s")):
         out.append({"benchmark": "graph", "case": f"{name}: {case}",
                     "value": macs / t / 1e6,
                     "unit": "M MAC/CPU-s" if "CPU" in case else "M MAC/s",
                     "baseline": base, "baseline_value": macs / k / 1e6, "ratio": k / t,
                     "note": f"{what}; {calls} model calls ({k:.1f} s); run {t:.1f} s; "
                             f"target ratio >= 0.5; same results with 1 and {workers} "
-                            "workers"})
+                            f"workers; {when}"})
         print(f"{out[-1]['case']:80s} {out[-1]['value']:8.2f}  kernel "
               f"{out[-1]['baseline_value']:8.2f}  ratio {out[-1]['ratio']:.2f}", flush=True)
     return out
@@ -223,26 +245,33 @@ def bench_run(n_images):
 BEFORE = "e79f940"
 
 
-def before_rows(ref, n_images):
-    """:func:`bench_run` on a clone of ``ref`` (a subprocess running this script with
-    ``--tree``); rows labelled ``before (ref)``, or none if ``ref`` is not in the repo.
-    ``ref`` may also be a checkout directory (of that commit, its numba cache warm)."""
+def before_tree(ref, tmp):
+    """``(tree, short ref)`` of the commit ``ref`` (a clone in ``tmp``) or of a checkout
+    directory ``ref`` (its numba cache warm); None if ``ref`` is not in the repo."""
+    import subprocess
+
+    if Path(ref).is_dir():
+        tree = Path(ref)
+        short = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree,
+                               check=True, capture_output=True, text=True).stdout.strip()
+        return tree, short
+    if subprocess.run(["git", "cat-file", "-e", f"{ref}^{{commit}}"], cwd=ROOT,
+                      capture_output=True).returncode:
+        print(f"--before {ref}: not a commit of this repository; skipped")
+        return None
+    tree = Path(tmp) / "repo"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(tree)], check=True)
+    subprocess.run(["git", "checkout", "--quiet", ref], cwd=tree, check=True)
+    return tree, ref
+
+
+def before_rows(tree, ref, n_images):
+    """:func:`bench_run` on the checkout ``tree`` of ``ref`` (a subprocess running this
+    script with ``--tree``); rows labelled ``before (ref)``."""
     import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="accsim-before-") as tmp:
-        if Path(ref).is_dir():
-            tree = Path(ref)
-            ref = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree,
-                                 check=True, capture_output=True, text=True).stdout.strip()
-        elif subprocess.run(["git", "cat-file", "-e", f"{ref}^{{commit}}"], cwd=ROOT,
-                            capture_output=True).returncode:
-            print(f"--before {ref}: not a commit of this repository; skipped")
-            return []
-        else:
-            tree = Path(tmp) / "repo"
-            subprocess.run(["git", "clone", "--quiet", str(ROOT), str(tree)], check=True)
-            subprocess.run(["git", "checkout", "--quiet", ref], cwd=tree, check=True)
         res = Path(tmp) / "rows.json"
         subprocess.run([sys.executable, __file__, "--only-run", "--images", str(n_images),
                         "--tree", str(tree), "--rows", str(res)], check=True)
@@ -252,12 +281,33 @@ def before_rows(ref, n_images):
     return rows
 
 
+def median_rows(rounds):
+    """One row per case from several rounds of the same rows: the round of the median
+    ratio (the lower one of an even count), its note listing every round's ratio."""
+    if len(rounds) < 2:
+        return rounds[0] if rounds else []
+    out = []
+    for per_case in zip(*rounds, strict=True):
+        ratios = sorted(r["ratio"] for r in per_case)
+        med = ratios[(len(ratios) - 1) // 2]
+        row = dict(next(r for r in per_case if r["ratio"] == med))
+        row["note"] += (f"; ratio of {len(ratios)} alternated before/after rounds: median "
+                        f"{med:.3f}, range {ratios[0]:.3f}-{ratios[-1]:.3f} (rounds: "
+                        + ", ".join(f"{r['ratio']:.3f}" for r in per_case) + ")")
+        out.append(row)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--images", type=int, default=None,
                     help="MNIST images of the network run (default 200, --quick 50)")
-    ap.add_argument("--only-run", action="store_true", help="only the network run")
+    ap.add_argument("--only-run", action="store_true",
+                    help="only the network run (the other rows of graph.json are kept)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="network runs, alternated with the before runs; each row is the "
+                         "round of the median ratio, its note lists every round")
     ap.add_argument("--before", default=BEFORE,
                     help=f"commit (or a checkout of it) measured first for the before "
                          f"rows (default {BEFORE}; 'none' skips)")
@@ -269,12 +319,22 @@ def main():
     if args.rows:
         Path(args.rows).write_text(json.dumps(bench_run(n_images)))
         return
-    rows = before_rows(args.before, n_images) if args.before != "none" else []
-    rows += bench_run(n_images)
-    if not args.only_run:
+    import tempfile
+
+    before, after = [], []
+    with tempfile.TemporaryDirectory(prefix="accsim-before-") as tmp:
+        tree = before_tree(args.before, tmp) if args.before != "none" else None
+        for _ in range(max(1, args.rounds)):
+            if tree is not None:
+                before.append(before_rows(*tree, n_images))
+            after.append(bench_run(n_images))
+    rows = median_rows(before) + median_rows(after)
+    out = Path(__file__).resolve().parent / "results" / "graph.json"
+    if args.only_run and out.exists():  # keep the rows of the other cases
+        rows += [r for r in json.loads(out.read_text()) if "network run" not in r["case"]]
+    else:
         rows += bench("configs/mnist_cnn.toml", 20, reps)
         rows += bench("configs/cifar_cnn.toml", 1 if args.quick else 2, reps)
-    out = Path(__file__).resolve().parent / "results" / "graph.json"
     out.write_text(json.dumps(rows, indent=1))
     print(f"wrote {out}")
 

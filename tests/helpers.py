@@ -4,7 +4,7 @@ directory on ``sys.path``): bit-level equality and the mode list of the referenc
 import numpy as np
 from reference import MODES  # noqa: F401 - the reference's own list, independent of accsim
 
-__all__ = ["MODES", "same_bits", "bits_equal", "run_network", "LayerRun"]
+__all__ = ["MODES", "same_bits", "bits_equal", "run_network", "LayerRun", "tiny_cnn"]
 
 
 def same_bits(a, b) -> np.ndarray:
@@ -44,3 +44,19 @@ def run_network(net, strategy, x, **kw):
     outs, res = run_graph(g, Assignment({"default": strategy}, "test"), x, extras=True,
                           **kw)
     return outs[g.ops[-1].name], [LayerRun(r) for r in res]
+
+
+def tiny_cnn(rng):
+    """A small conv -> maxpool -> flatten -> dense graph on (2, 6, 6) inputs with e4m3
+    weights drawn from ``rng`` (the worker-count and streaming tests' network)."""
+    import networks
+    from accsim.graph import Conv2d, Dense, Flatten, Graph, MaxPool2d
+
+    def e4m3(shape):
+        return networks.to_e4m3(rng.standard_normal(shape)).astype(np.float64)
+
+    return Graph("c", (2, 6, 6), [Conv2d("c1", e4m3((3, 2, 3, 3)), e4m3(3), padding=1,
+                                         activation="relu"),
+                                  MaxPool2d("p", 2), Flatten("f"),
+                                  Dense("d", e4m3((4, 27)), e4m3(4))])
+

@@ -9,10 +9,11 @@ import time
 
 import numpy as np
 import pytest
+from helpers import tiny_cnn
 
 import networks
 from accsim.accumulators.factory import build_model
-from accsim.graph import Assignment, Conv2d, Dense, Flatten, Graph, MaxPool2d
+from accsim.graph import Assignment
 from accsim.graph.experiment import GraphPlan, run_graph_plan
 from accsim.run import parallel
 from accsim.run.experiment import Plan, run_dataset, run_plan
@@ -67,14 +68,7 @@ def test_network_run_same_bits_for_any_worker_count(workers):
 
 def test_graph_run_same_bits_for_any_worker_count(monkeypatch):
     rng = np.random.default_rng(4)
-
-    def e4m3(shape):
-        return networks.to_e4m3(rng.standard_normal(shape)).astype(np.float64)
-
-    g = Graph("c", (2, 6, 6), [Conv2d("c1", e4m3((3, 2, 3, 3)), e4m3(3), padding=1,
-                                      activation="relu"),
-                               MaxPool2d("p", 2), Flatten("f"), Dense("d", e4m3((4, 27)),
-                                                                      e4m3(4))])
+    g = tiny_cnn(rng)
     lo, hi, sr = build_model(dict(FP8)), build_model(dict(FP16)), build_model(dict(FP16_SR))
     assignments = [Assignment({"conv": Uniform(sr), "dense": Uniform(hi)}, "u"),
                    Assignment({"conv": Adaptive(lo, hi, 0.5), "dense": Uniform(lo)}, "a",

@@ -49,6 +49,7 @@ input (all of them on the first op) share one computation.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,8 +120,52 @@ def _stochastic(model) -> bool:
     return any(str(v).lower() == "sr" for v in model.describe().values())
 
 
+#: Bytes of cached passes of a batch kept beyond the pinned ops (see :class:`ComputeCache`).
+CACHE_BYTES = 256 << 20
+
+
 class ComputeCache(dict):
-    """Results keyed by (task index, input digest, pass, model key, seed, bias)."""
+    """Results keyed by (task index, input digest, pass, model key, seed, bias).
+
+    The passes of one batch (:meth:`TaskContext._cached`, a pure function of the key)
+    are kept for the strategies run after on the same batch. Those of the pinned ops
+    (:meth:`pin`: the ops reading the graph input, which every strategy shares) stay;
+    the others are dropped oldest first once they hold more than ``max_bytes``, so a
+    batch's memory does not grow with the number of strategies. Dropping an entry only
+    costs its recomputation: every cached pass is a function of its key, so the results
+    are the same bits for any ``max_bytes``. Entries stored directly (``cache[key] =``:
+    the strategies' per-batch counts) are state, never dropped.
+    """
+
+    def __init__(self, *args, max_bytes: int | None = None, **kw):
+        super().__init__(*args, **kw)
+        self.max_bytes = CACHE_BYTES if max_bytes is None else int(max_bytes)
+        self.pinned: set = set()
+        self._order: deque = deque()
+        self._bytes = 0
+
+    def pin(self, op_index: int) -> None:
+        """Keep the passes of op ``op_index`` for the whole batch."""
+        self.pinned.add(op_index)
+
+    def remember(self, key, value):
+        """Store the pass ``value`` of ``key`` (droppable unless its op is pinned)."""
+        self[key] = value
+        index = key[0]
+        if isinstance(index, tuple) and index and index[0] in self.pinned:
+            return value
+        self._order.append((key, int(getattr(value, "nbytes", 0))))
+        self._bytes += self._order[-1][1]
+        while self._bytes > self.max_bytes and self._order:
+            old, nb = self._order.popleft()
+            self._bytes -= nb
+            self.pop(old, None)
+        return value
+
+    @property
+    def droppable_bytes(self) -> int:
+        """Bytes held by the passes :meth:`remember` may still drop."""
+        return self._bytes
 
     def of_op(self, op_index: int) -> dict:
         """The entries of the tasks of op ``op_index`` (a task index is
@@ -176,9 +221,13 @@ class TaskContext:
                 self.seed, "" if what in ("exact", "S") else self.bias)
 
     def _cached(self, key, fn):
-        if key not in self.cache:
-            self.cache[key] = fn()
-        return self.cache[key]
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        if isinstance(self.cache, ComputeCache):
+            return self.cache.remember(key, fn())
+        self.cache[key] = value = fn()
+        return value
 
     def _run(self, model, W, X, C, seed) -> np.ndarray:
         """``model`` on ``W X + C``, the bias as initial value or added after the sum."""
@@ -344,19 +393,22 @@ class ExactPass(Strategy):
 
 
 def _per_level(dec, fn) -> np.ndarray:
-    """``fn(model)[k]`` on the components the strategy took from level ``k``."""
+    """``fn(model)[k]`` on the components the strategy took from level ``k`` (one
+    model: every component is level 0, so ``fn`` of it, uncopied)."""
+    if len(dec.models) == 1:
+        return fn(dec.models[0])
     out = np.empty_like(dec.v_hat)
     for k, m in enumerate(dec.models):
         sel = dec.level == k
         if sel.any():
-            out[sel] = fn(m)[sel]
+            np.copyto(out, fn(m), where=sel)
     return out
 
 
 def run_task(task, strategy, *, index, seed: int, cache: ComputeCache | None = None,
              bias: str = "initial", last: bool = False, reference: bool = True,
              extras: bool = False, eps_in: np.ndarray | None = None,
-             u_act: float = 0.0) -> TaskResult:
+             u_act: float = 0.0, digest: str | None = None) -> TaskResult:
     """Run one task ``v = W X + C`` under ``strategy``.
 
     Parameters
@@ -381,10 +433,15 @@ def run_task(task, strategy, *, index, seed: int, cache: ComputeCache | None = N
         ``eps_in`` (the input's estimate lowered like ``X``), ``propagated``.
     u_act : float
         Unit roundoff of the activation format (the last term of ``propagated``).
+    digest : str, optional
+        The cache's name of the task input: any string that, with ``index``, determines
+        ``X`` and ``C`` (the runner gives the digest of the op's input, smaller than
+        ``X``); default the blake2b digest of ``X``.
     """
     cache = ComputeCache() if cache is None else cache
     ctx = TaskContext(index, _Weights(task.W, task.activation), np.ascontiguousarray(task.X),
-                      np.ascontiguousarray(task.C), seed, cache, last=last, bias=bias)
+                      np.ascontiguousarray(task.C), seed, cache, _digest=digest, last=last,
+                      bias=bias)
     dec = strategy.layer(ctx)
     if not reference:
         nan = np.full(dec.v_hat.shape, np.nan)

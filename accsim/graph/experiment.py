@@ -213,23 +213,27 @@ def _run(plan, assignments, acc, progress, outputs=None, workers=None):
 
     def batch(start):
         xb = plan.x[start:start + plan.batch]
+        yb = plan.y[start:start + plan.batch]
         ref = plan.graph.forward(_round(plan.graph.check_input(xb), plan.input_format),
                                  return_all=True)
         cache = ComputeCache()
-        outs = [run_graph(plan.graph, a, xb, seed=plan.seed, cache=cache, offset=start,
-                          act_format=plan.activation_format, input_format=plan.input_format,
-                          reference=plan.reference)
-                for a in assignments]
-        return start, ref, outs
+        stats, lasts = [], []
+        for a in assignments:  # each row reduced at once: its arrays freed before the next
+            o, res = run_graph(plan.graph, a, xb, seed=plan.seed, cache=cache, offset=start,
+                               act_format=plan.activation_format,
+                               input_format=plan.input_format, reference=plan.reference)
+            stats.append(acc[a.label].reduce(o, res, ref, yb, start))
+            lasts.append(o[plan.graph.ops[-1].name] if outputs is not None else None)
+            del o, res
+        return stats, lasts
 
-    for start, ref, outs in ordered_map(batch, range(0, len(plan.x), plan.batch), workers):
-        yb = plan.y[start:start + plan.batch]
-        for a, (o, res) in zip(assignments, outs, strict=True):
-            acc[a.label].add(o, res, ref, yb)
+    for stats, lasts in ordered_map(batch, range(0, len(plan.x), plan.batch), workers):
+        for a, st, last in zip(assignments, stats, lasts, strict=True):
+            acc[a.label].merge(st)
             if outputs is not None:
-                outputs.setdefault(a.label, []).append(o[plan.graph.ops[-1].name])
+                outputs.setdefault(a.label, []).append(last)
             if progress is not None:
-                progress(len(yb))
+                progress(st["B"])
 
 
 def run_graph_plan(plan: GraphPlan, progress=None, outputs: dict | None = None,

@@ -23,6 +23,7 @@ computed pre-activations and rounded once to ``act_format``.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -94,25 +95,76 @@ FIELDS = ("computed", "exact", "bound", "level")
 EXTRAS = ("abs_sum", "kappa_v", "kappa_phi", "bound_prob", "propagated")
 
 
-@dataclass
+def _component_array(name):
+    def get(self):
+        v = self._arrays.get(name)
+        if v is None and name in self._pending:
+            v = self._assemble(name, self._pending.pop(name))
+            self._arrays[name] = v
+        return v
+
+    def put(self, value):
+        self._pending.pop(name, None)
+        self._tasks = {}  # stats() then reads the arrays as set
+        self._arrays[name] = value
+
+    return property(get, put, doc=f"``{name}`` per component, ``(B, components)``.")
+
+
 class OpResult:
     """Per-component results of one linear op on one batch, each ``(B, components)``
     (the op's tasks' :class:`~accsim.graph.engine.TaskResult` in the op's output layout).
+
+    :func:`run_linear` builds it from the tasks' results (:meth:`from_tasks`); an array
+    is put into the op's layout (a copy) the first time it is read, so a tally that
+    only needs :meth:`stats` (maxima and counts, which do not depend on the layout)
+    never pays for that copy.
     """
 
-    computed: np.ndarray
-    exact: np.ndarray
-    bound: np.ndarray
-    level: np.ndarray
-    cost: list
-    info: dict
-    w_scale: float = 1.0
-    x_scale: np.ndarray | None = None
-    abs_sum: np.ndarray | None = None
-    kappa_v: np.ndarray | None = None
-    kappa_phi: np.ndarray | None = None
-    bound_prob: np.ndarray | None = None
-    propagated: np.ndarray | None = None
+    def __init__(self, computed, exact, bound, level, cost, info, w_scale=1.0,
+                 x_scale=None, abs_sum=None, kappa_v=None, kappa_phi=None,
+                 bound_prob=None, propagated=None):
+        self._arrays = {"computed": computed, "exact": exact, "bound": bound,
+                        "level": level, "abs_sum": abs_sum, "kappa_v": kappa_v,
+                        "kappa_phi": kappa_phi, "bound_prob": bound_prob,
+                        "propagated": propagated}
+        self._pending: dict = {}
+        self._tasks: dict = {}
+        self._op = None
+        self._batch = 0
+        self.cost = cost
+        self.info = info
+        self.w_scale = w_scale
+        self.x_scale = x_scale
+
+    @classmethod
+    def from_tasks(cls, op, batch: int, parts: dict, computed: np.ndarray, cost, info,
+                   w_scale=1.0, x_scale=None):
+        """The result of ``op`` on a batch of ``batch`` inputs from the per-task arrays
+        ``parts`` (key -> one array per task, as :meth:`LinearOp.assemble` takes them);
+        ``computed`` already assembled ``(B, components)``."""
+        res = cls(computed, None, None, None, cost, info, w_scale, x_scale)
+        res._op, res._batch = op, batch
+        res._tasks = parts
+        res._pending = {k: v for k, v in parts.items() if k != "computed"}
+        return res
+
+    def _assemble(self, name, parts):
+        v = self._op.assemble(parts, self._batch).reshape(self._batch, -1)
+        return v.astype(np.int8, copy=False) if name == "level" else v
+
+    computed = _component_array("computed")
+    exact = _component_array("exact")
+    bound = _component_array("bound")
+    level = _component_array("level")
+    abs_sum = _component_array("abs_sum")
+    kappa_v = _component_array("kappa_v")
+    kappa_phi = _component_array("kappa_phi")
+    bound_prob = _component_array("bound_prob")
+    propagated = _component_array("propagated")
+
+    def __repr__(self):
+        return f"OpResult({self._batch or ''} inputs, w_scale={self.w_scale})"
 
     @cached_property
     def abs_error(self):
@@ -141,6 +193,44 @@ class OpResult:
         r = np.where(err == 0, 0.0, r)
         return np.where(np.isnan(r), np.inf, r)
 
+    def stats(self) -> dict:
+        """Maxima and counts over the components, in one pass per task
+        (:func:`accsim.kernels.tallystats.component_stats`): ``max_ratio`` (of
+        :attr:`ratio`, at least 0), ``max_rel`` (of :attr:`rel_error`, at least 0, NaN
+        if one is), ``violations`` (``not holds``), ``nonfinite`` (computed values),
+        ``components``, and where the extras exist ``vacuous`` (``not bound <
+        abs_sum``) and ``violations_prob`` (``abs_error > bound_prob``)."""
+        from accsim.kernels.tallystats import component_stats
+
+        keys = ("computed", "exact", "bound", "abs_sum", "bound_prob")
+        if self._tasks:
+            cols = {k: self._tasks.get(k) for k in keys}
+        else:
+            cols = {k: None if getattr(self, k) is None else [getattr(self, k)]
+                    for k in keys}
+        none = np.zeros(0)
+        out = {"max_ratio": 0.0, "max_rel": 0.0, "violations": 0, "nonfinite": 0,
+               "components": 0, "vacuous": 0, "violations_prob": 0}
+        f, i = np.zeros(2), np.zeros(4, np.int64)
+
+        def flat(a):
+            return np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
+
+        for t in range(len(cols["computed"])):
+            c = flat(cols["computed"][t])
+            component_stats(c, flat(cols["exact"][t]), flat(cols["bound"][t]),
+                            none if cols["abs_sum"] is None else flat(cols["abs_sum"][t]),
+                            none if cols["bound_prob"] is None else
+                            flat(cols["bound_prob"][t]), f, i)
+            out["max_ratio"] = max(out["max_ratio"], float(f[0]))
+            out["max_rel"] = float(np.maximum(out["max_rel"], f[1]))
+            out["violations"] += int(i[0])
+            out["nonfinite"] += int(i[1])
+            out["vacuous"] += int(i[2])
+            out["violations_prob"] += int(i[3])
+            out["components"] += c.size
+        return out
+
 
 def _fmax(scale: str) -> float:
     from accsim.numbers.formats import format as get_format
@@ -167,6 +257,7 @@ def run_linear(op, op_index, x, strategy, *, seed, offset, cache, scale=None,
     costs, info = [], {}
     w_scale, x_scale = 1.0, None
     eps_tasks = op.lower(eps) if eps is not None else None
+    digest = _digest(x)
     for ti, t in enumerate(op.lower(x)):
         sw, sx = 1.0, None
         if scale is not None:
@@ -179,23 +270,33 @@ def run_linear(op, op_index, x, strategy, *, seed, offset, cache, scale=None,
         r = run_task(t, strategy, index=(op_index, t.key, sw),
                      seed=task_seed(seed, op_index, offset), cache=cache, bias=bias,
                      last=last, reference=reference, extras=extras,
-                     eps_in=None if eps_tasks is None else eps_tasks[ti].X, u_act=u_act)
+                     eps_in=None if eps_tasks is None else eps_tasks[ti].X, u_act=u_act,
+                     digest=digest)
         unscale = 1.0 if sx is None else 1.0 / (sw * sx)[None, :]
         for k in keys:
             v = getattr(r, k)
-            if k == "level":
-                v = v.astype(np.float64)
-            elif k in ("computed", "exact", "bound"):
+            if k in ("computed", "exact", "bound") and sx is not None:
                 v = v * unscale
             elif v is None:
                 v = np.full(r.computed.shape, np.nan)
             parts[k].append(v)
         costs.append(r.cost)
         info = r.info
-    out = {k: op.assemble(p, B).reshape(B, -1) for k, p in parts.items()}
-    out["level"] = out["level"].astype(np.int8)
-    res = OpResult(cost=costs, info=info, w_scale=w_scale, x_scale=x_scale, **out)
-    return op.assemble(parts["computed"], B), res
+        del r, t
+    v = op.assemble(parts["computed"], B)
+    res = OpResult.from_tasks(op, B, parts, v.reshape(B, -1), costs, info, w_scale, x_scale)
+    return v, res
+
+
+def _digest(x) -> str:
+    """blake2b digest of an op's input (its arrays' bytes, shapes and dtypes): with the
+    task index it names the task input in the cache (smaller than the lowered ``X``)."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in (x if isinstance(x, list) else [x]):
+        a = np.ascontiguousarray(a)
+        h.update(a.view(np.uint8).data if a.size else b"")
+        h.update(f"{a.shape}{a.dtype.str}".encode())
+    return h.hexdigest()
 
 
 def run_graph(graph, assignment: Assignment, x, *, seed: int = 0,
@@ -240,6 +341,10 @@ def run_graph(graph, assignment: Assignment, x, *, seed: int = 0,
 
     check_bias(bias)
     cache = ComputeCache() if cache is None else cache
+    if isinstance(cache, ComputeCache):
+        for i, op in enumerate(graph.ops):  # every strategy sees the graph input
+            if op.linear and set(op.inputs) == {"input"}:
+                cache.pin(i)
     x = graph.check_input(x)
     vals = {"input": _round(x, input_format)}
     eps = {"input": np.zeros_like(vals["input"])} if extras and reference else None

@@ -80,51 +80,80 @@ class Tally:
     def add(self, outputs: dict, results: list, reference: dict, labels=None) -> None:
         """Add one batch: ``outputs``/``results`` of :func:`run_graph`, ``reference`` the
         reference network's outputs on the same input (same keys), ``labels`` (entries
-        < 0: unlabelled) or None."""
+        < 0: unlabelled) or None. The same as ``merge(reduce(...))``."""
+        self.merge(self.reduce(outputs, results, reference, labels))
+
+    def reduce(self, outputs: dict, results: list, reference: dict, labels=None,
+               start: int | None = None) -> dict:
+        """The statistics of one batch, without changing the tally: what :meth:`merge`
+        adds. ``start`` is the index of the batch's first input (default: the inputs
+        added so far), which decides the records of the first ``record_samples`` inputs.
+
+        A worker reduces its batch as soon as each strategy has run on it, so the
+        batch's per-component arrays are freed before the next strategy runs; the
+        statistics (a few numbers per op, and the records) are merged in batch order.
+        """
+        start = self.n_samples if start is None else int(start)
         last = list(outputs)[-1]
         B = outputs[last].shape[0]
         logits, ref = outputs[last].reshape(B, -1), reference[last].reshape(B, -1)
         with np.errstate(invalid="ignore"):
             pred = np.argmax(logits, axis=1)
-        agree = pred == np.argmax(ref, axis=1)
-        self.agree += int(np.sum(agree))
-        self.agree_img.append(agree)
-        self.pred_img.append(pred.astype(np.int16))
+        st = {"B": B, "agree": pred == np.argmax(ref, axis=1), "pred": pred.astype(np.int16),
+              "correct": None, "labelled": 0, "logit_rel": normwise(logits, ref), "ops": []}
         if labels is not None:
             lab = np.asarray(labels)
             ok = lab >= 0
-            self.correct += int(np.sum((pred == lab) & ok))
-            self.labelled += int(ok.sum())
-            self.correct_img.append((pred == lab) & ok)
-        self.logit_rel.append(normwise(logits, ref))
-        take = max(0, min(self.record_samples - self.n_samples, B))
-        self.n_samples += B
-        for li, (name, r) in enumerate(zip(self.op_names, results, strict=True)):
-            for c in r.cost:
-                self.cost.add(li, c)
-            self.max_ratio[li] = max(self.max_ratio[li], float(np.max(r.ratio, initial=0)))
-            self.violations[li] += int(np.sum(~r.holds))
-            self.max_rel[li] = np.maximum(self.max_rel[li], np.max(r.rel_error, initial=0.0))
-            self.nonfinite[li] += int(np.sum(~np.isfinite(r.computed)))
-            self.components[li] += r.computed.size
-            if r.abs_sum is not None:
-                # the bound says nothing beyond |v_hat - v| <= |W||x| + |b| (or is inf)
-                self.vacuous[li] += int(np.sum(~(r.bound < r.abs_sum)))
-            if r.bound_prob is not None:
-                with np.errstate(invalid="ignore"):
-                    self.violations_prob[li] += int(np.sum(r.abs_error > r.bound_prob))
+            st["correct"] = (pred == lab) & ok
+            st["labelled"] = int(ok.sum())
+        take = max(0, min(self.record_samples - start, B))
+        for name, r in zip(self.op_names, results, strict=True):
             nr = normwise(outputs[name], reference[name])
-            self.net_rel_max[li] = max(self.net_rel_max[li], float(np.max(nr, initial=0)))
-            self.net_rel_sum[li] += float(np.sum(nr))
-            self.w_scale[li] = r.w_scale
-            self.info[li] = r.info
+            o = {"cost": list(r.cost), "stats": r.stats(),
+                 "net_rel_max": float(np.max(nr, initial=0)), "net_rel_sum": float(np.sum(nr)),
+                 "w_scale": r.w_scale, "info": r.info, "has_abs_sum": r.abs_sum is not None,
+                 "has_bound_prob": r.bound_prob is not None, "record": None}
             if take:
                 # copies: a view would keep the whole batch's arrays alive
                 rec = {k: getattr(r, k)[:take].copy() for k in RECORDED
                        if getattr(r, k) is not None}
                 rec["x_scale"] = (np.ones(take) if r.x_scale is None
                                   else np.asarray(r.x_scale[:take], np.float64))
-                self.record[li].append(rec)
+                o["record"] = rec
+            st["ops"].append(o)
+        return st
+
+    def merge(self, st: dict) -> None:
+        """Add the statistics :meth:`reduce` took of the next batch (batches in order)."""
+        self.agree += int(np.sum(st["agree"]))
+        self.agree_img.append(st["agree"])
+        self.pred_img.append(st["pred"])
+        if st["correct"] is not None:
+            self.correct += int(np.sum(st["correct"]))
+            self.labelled += st["labelled"]
+            self.correct_img.append(st["correct"])
+        self.logit_rel.append(st["logit_rel"])
+        self.n_samples += st["B"]
+        for li, o in enumerate(st["ops"]):
+            for c in o["cost"]:
+                self.cost.add(li, c)
+            s = o["stats"]
+            self.max_ratio[li] = max(self.max_ratio[li], s["max_ratio"])
+            self.violations[li] += s["violations"]
+            self.max_rel[li] = np.maximum(self.max_rel[li], s["max_rel"])
+            self.nonfinite[li] += s["nonfinite"]
+            self.components[li] += s["components"]
+            if o["has_abs_sum"]:
+                # the bound says nothing beyond |v_hat - v| <= |W||x| + |b| (or is inf)
+                self.vacuous[li] += s["vacuous"]
+            if o["has_bound_prob"]:
+                self.violations_prob[li] += s["violations_prob"]
+            self.net_rel_max[li] = max(self.net_rel_max[li], o["net_rel_max"])
+            self.net_rel_sum[li] += o["net_rel_sum"]
+            self.w_scale[li] = o["w_scale"]
+            self.info[li] = o["info"]
+            if o["record"] is not None:
+                self.record[li].append(o["record"])
 
     def summary(self) -> dict:
         """Scalar summary (the keys :func:`accsim.run.experiment.evaluate` returns and the

@@ -372,20 +372,22 @@ def run_plan(plan: Plan, progress=None, *, keep: dict | None = None,
             ref = kept[1]
         else:
             ref = exact_graph(graph, xb, cache=cache, offset=start, seed=plan.seed, **fmt)
-        outs = [run_graph(graph, a, xb, seed=plan.seed, cache=cache, offset=start,
-                          bias=plan.bias, extras=True, **fmt) for a in assign]
+        yb, ref_f, stats = plan.y[start:start + plan.batch], _feature_major(ref), []
+        for s, a in zip(plan.strategies, assign, strict=True):  # reduced row by row
+            o, res = run_graph(graph, a, xb, seed=plan.seed, cache=cache, offset=start,
+                               bias=plan.bias, extras=True, **fmt)
+            stats.append(acc[s.label].reduce(_feature_major(o), res, ref_f, yb, start))
+            del o, res
         first = cache.of_op(0) if keep is not None else None
-        return start, len(xb), ref, outs, first
+        return start, len(xb), ref, stats, first
 
     items = [(start, None if keep is None else keep.get(start))
              for start in range(0, N, plan.batch)]
     # batches run in parallel threads (accsim.run.parallel) and are added in batch order
-    for start, n, ref, outs, first in ordered_map(batch, items, workers,
-                                                    client=client):
-        yb = plan.y[start:start + plan.batch]
-        ref_f = _feature_major(ref)
-        for s, (o, res) in zip(plan.strategies, outs, strict=True):
-            acc[s.label].add(_feature_major(o), res, ref_f, yb)
+    for start, n, ref, stats, first in ordered_map(batch, items, workers,
+                                                     client=client):
+        for s, st in zip(plan.strategies, stats, strict=True):
+            acc[s.label].merge(st)
             if progress is not None:
                 progress(n)
         if keep is not None:
