@@ -4,7 +4,7 @@ The forward pass follows the BERT reference implementation (Devlin et al., "BERT
 NAACL 2019; the Hugging Face ``BertModel`` the published weights were trained with)
 and the sentence-transformers head (mean pooling over the tokens, L2 normalisation):
 
-1. embeddings: word + position + token type (type 0), LayerNorm;
+1. embeddings: (word + token type (type 0)) + position, in this order, LayerNorm;
 2. per layer: Q, K, V projections; per head ``s = Q_h K_h^T / sqrt(32)``; softmax over
    the sentence's own tokens; context ``P V_h``; output projection; residual;
    LayerNorm; FFN ``W_2 GELU(W_1 x + b_1) + b_2`` (exact erf GELU); residual;
@@ -118,9 +118,10 @@ def encode(weights, ids_list, runner, *, trace: Trace | None = None,
     runner.begin(segments, sids)
 
     pos = np.concatenate([np.arange(n) for n in lens])
+    # BertEmbeddings' order: (word + token type) + position
     x = runner.act(runner.act(weights["embeddings.word_embeddings.weight"][ids]
-                              + weights["embeddings.position_embeddings.weight"][pos])
-                   + weights["embeddings.token_type_embeddings.weight"][0])
+                              + weights["embeddings.token_type_embeddings.weight"][0])
+                   + weights["embeddings.position_embeddings.weight"][pos])
     x = _layernorm(runner, x, weights["embeddings.LayerNorm.weight"],
                    weights["embeddings.LayerNorm.bias"], cfg["ln_eps"], 0, "emb")
     if trace is not None:

@@ -477,6 +477,63 @@ def test_unsupported_op_is_refused_naming_module_and_op():
         accsim.import_torch(_WithLSTM(), torch.randn(2, 3, 4))
 
 
+class _Block(nn.Module):
+    """Two linear layers and a LayerNorm (for op classes by module path)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.norm = nn.Linear(6, 8), nn.Linear(8, 6), nn.LayerNorm(6)
+
+    def forward(self, x):
+        return self.norm(x + self.fc2(F.gelu(self.fc1(x))))
+
+
+class _Exploding(nn.Module):
+    def forward(self, x):
+        raise RuntimeError("traced")
+
+
+def test_op_classes_by_module_path():
+    torch.manual_seed(4)
+    m, x = _Block(), torch.randn(3, 5, 6)
+    g = accsim.import_torch(m, x, op_classes={"fc1": "ffn_in", "norm:norm[1]": "ln_var"})
+    assert [op.op_class for op in g.linear_ops] == ["ffn_in", "dense", "norm", "ln_var"]
+    generic = accsim.import_torch(m, x)  # the generic classes are unchanged without it
+    assert [op.op_class for op in generic.linear_ops] == ["dense", "dense", "norm", "norm"]
+    # each class on its own model: fc1 on fp16, everything else on the binary64 chain
+    mixed = accsim.simulate(g, x, {"ffn_in": FP16, "default": B64}, reference=False)
+    fp64 = accsim.simulate(g, x, B64, reference=False)
+    assert not np.array_equal(mixed.outputs, fp64.outputs)
+    with torch.no_grad():
+        ref = m.double()(x.double()).numpy()
+    r = accsim.simulate(g, x, B64, activation_format="binary64", reference=False)
+    assert _rel(r.outputs, ref) <= 1e-12
+
+
+@pytest.mark.parametrize(("op_classes", "message"), [
+    ({"fc1": "qkvv"}, r"op_classes\['fc1'\]: unknown op class 'qkvv'; valid: conv, "),
+    ({"fc1:lienar": "qkv"}, r"selector 'fc1:lienar': 'lienar' is not an op class"),
+    ({"fc1:dense[a]": "qkv"}, r"selector 'fc1:dense\[a\]' is not PATH, PATH:CLASS"),
+    ({"fc1..x": "qkv"}, r"selector 'fc1..x': module path 'fc1..x' must be"),
+    (["fc1"], r"a mapping selector -> op class expected"),
+])
+def test_bad_op_classes_are_refused_before_the_export(op_classes, message):
+    with pytest.raises(ValueError, match=message):
+        accsim.import_torch(_Exploding(), torch.randn(2, 3), op_classes=op_classes)
+
+
+def test_op_classes_matching_nothing_or_conflicting_are_refused():
+    m, x = _Block(), torch.randn(3, 5, 6)
+    with pytest.raises(ValueError, match=r"selector 'fc3' matches no inner product(.|\n)*"
+                                         r"module paths with their generic classes: "
+                                         r"fc1:dense, fc2:dense, norm:norm"):
+        accsim.import_torch(m, x, op_classes={"fc1": "qkv", "fc3": "qkv"})
+    with pytest.raises(ValueError, match=r"model\.fc1 \(dense \[0\].*selectors "
+                                         r"\['fc1', '\*'\] give different classes "
+                                         r"\['ffn_in', 'qkv'\]"):
+        accsim.import_torch(m, x, op_classes={"fc1": "qkv", "*": "ffn_in"})
+
+
 def test_a_wrong_lowering_is_caught_at_import(monkeypatch):
     """import_torch compares the lowered graph with torch's forward on the example image:
     a lowering that computes the wrong function is an error, not a silent result."""

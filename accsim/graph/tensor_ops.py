@@ -262,25 +262,6 @@ def _softmax_exp(x, axis):
     return np.exp(x - np.max(x, axis=axis, keepdims=True))
 
 
-def _center(x, s, n):
-    """``x - s / n``: the deviation from the mean, the mean ``s / n`` from a sum."""
-    return x - s / n
-
-
-def _layer_norm(d, q, n, eps, gamma=None, beta=None):
-    """``d / sqrt(q / n + eps) * gamma + beta`` (``q`` the sum of squared deviations)."""
-    y = d / np.sqrt(q / n + eps)
-    if gamma is not None:
-        y = y * gamma
-    return y if beta is None else y + beta
-
-
-def _rms_norm(x, q, n, eps, gamma=None):
-    """``x / sqrt(q / n + eps) * gamma`` (``q`` the sum of squares)."""
-    y = x / np.sqrt(q / n + eps)
-    return y if gamma is None else y * gamma
-
-
 def _mul_rsqrt(d, v, eps):
     """``d * (1 / sqrt(v + eps))``: a LayerNorm's deviations over its standard deviation
     (BERT's order of operations, :mod:`networks.transformer`)."""
@@ -324,9 +305,6 @@ ELEMENTWISE = {
     "square": (np.square, 1),
     "rsqrt": (lambda x: 1.0 / np.sqrt(x), 1),
     "softmax_exp": (_softmax_exp, 1),
-    "center": (_center, 2),
-    "layer_norm": (_layer_norm, 2),
-    "rms_norm": (_rms_norm, 2),
     "keep_where": (_keep_where, 2),
     "mul_rsqrt": (_mul_rsqrt, 2),
     "affine": (_affine, 1),

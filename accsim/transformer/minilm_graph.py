@@ -11,9 +11,10 @@ on the strategies of :mod:`accsim.transformer.policies` (one per class). The ops
 and the roundings are those of the BERT forward pass of :mod:`networks.transformer`
 (the test reference), op for op:
 
-* embeddings: ``act(act(word[ids] + position[pos]) + type[0])``;
+* embeddings: ``act(act(word[ids] + type[0]) + position[pos])`` (Hugging Face
+  ``BertEmbeddings``' order: the token type first);
 * LayerNorm: ``mean = act(sum_ln_mean(x) / H)``, ``d = act(x - mean)``,
-  ``var = act(sum_ln_var(act(d d)) / H)``, ``act(act(d / sqrt(var + eps)) gamma + beta)``;
+  ``var = act(sum_ln_var(act(d d)) / H)``, ``act(act(d * (1 / sqrt(var + eps))) gamma + beta)``;
   the sums are not rounded before the division (``round_output = False``);
 * per layer: the projections ``q``, ``k``, ``v`` (class ``qkv``) on all tokens of the
   batch; per sentence the scores ``Q_h K_h^T`` of every head (class ``scores``: its
@@ -64,7 +65,21 @@ from accsim.transformer.policies import (
     tally,
 )
 
-__all__ = ["OpMeta", "MiniLMGraph", "build_graph", "GraphEncoder"]
+__all__ = ["OpMeta", "MiniLMGraph", "build_graph", "GraphEncoder", "BERT_OP_CLASSES"]
+
+#: The MiniLM op classes of a Hugging Face ``BertModel`` (eager or SDPA attention) by
+#: module path, for ``accsim.import_torch(..., op_classes=BERT_OP_CLASSES)``
+#: (:mod:`accsim.graph.importers.op_classes`): the imported encoder then runs each class
+#: on the model this graph runs it on, with its bits (``tests/test_bert_import.py``).
+BERT_OP_CLASSES = {
+    "**.LayerNorm:norm[0]": "ln_mean", "**.LayerNorm:norm[1]": "ln_var",
+    "**.attention.self.query": "qkv", "**.attention.self.key": "qkv",
+    "**.attention.self.value": "qkv",
+    "**.attention.self:matmul[0]": "scores", "**.attention.self:softmax": "softmax_sum",
+    "**.attention.self:matmul[1]": "context",
+    "**.attention.output.dense": "attn_out", "**.intermediate.dense": "ffn_in",
+    "**.layer.*.output.dense": "ffn_out",
+}
 
 
 
@@ -167,10 +182,10 @@ def build_graph(weights, lens) -> MiniLMGraph:
     pos = np.concatenate([np.arange(n) for n in lens])
     w = b.add(Embedding("emb.word", weights["embeddings.word_embeddings.weight"],
                         inputs=["input"]), rounded=False)
-    x = b.add(Elementwise("emb.pos", "add",
-                          [w, weights["embeddings.position_embeddings.weight"][pos]]))
     x = b.add(Elementwise("emb.type", "add",
-                          [x, weights["embeddings.token_type_embeddings.weight"][0]]))
+                          [w, weights["embeddings.token_type_embeddings.weight"][0]]))
+    x = b.add(Elementwise("emb.pos", "add",
+                          [x, weights["embeddings.position_embeddings.weight"][pos]]))
     x = _layernorm(b, x, weights["embeddings.LayerNorm.weight"],
                    weights["embeddings.LayerNorm.bias"], eps, H, 0, "emb.ln")
     mg.hidden.append(x)

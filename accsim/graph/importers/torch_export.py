@@ -6,7 +6,8 @@
 ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer`` arrive as linear, view and
 SDPA nodes) and lowers every node through ONE table,
 :data:`~accsim.graph.importers.torch_lowerings.LOWERINGS` (ATen op -> lowering, where
-the op classes of the inner products and reductions are chosen). Tensors keep
+the generic op classes of the inner products and reductions are chosen; ``op_classes``
+reassigns them by module path, :mod:`accsim.graph.importers.op_classes`). Tensors keep
 PyTorch's per-image layout with the images stacked in front
 (:mod:`accsim.graph.tensor_ops`).
 
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from accsim.graph.graph import Graph
+from accsim.graph.importers.op_classes import assign_op_classes, parse_op_classes
 from accsim.graph.importers.torch_lowerings import _T, LOWERINGS, _Builder, _shape
 from accsim.graph.ops import Conv2d, Dense
 from accsim.graph.tensor_ops import Elementwise, Reshape
@@ -54,12 +56,19 @@ def _op_name(target) -> str:
     return str(packet) if packet is not None else getattr(target, "__name__", str(target))
 
 
-def _where(node, root: str) -> str:
-    """``root.path.to.module`` of the innermost module that called the node."""
+def _module_path(node) -> str:
+    """``path.to.module`` (below the root; "" for the root) of the innermost module
+    that called the node."""
     stack = node.meta.get("nn_module_stack") or {}
     path = ""
     for v in stack.values():
         path = v[0] if isinstance(v, tuple) else str(v)
+    return path
+
+
+def _where(node, root: str) -> str:
+    """``root.path.to.module`` of the innermost module that called the node."""
+    path = _module_path(node)
     return root + ("." + path if path else "")
 
 
@@ -121,13 +130,12 @@ def _fold(node, env):
 
 
 def _fuse_activations(ops: list) -> list:
-    """A dense layer or convolution whose only reader is an activation of the
-    executor's list (relu, gelu, silu, sigmoid, tanh) carries it as its fused
-    activation, as the hand-declared graphs do: the activation is applied to the computed
-    pre-activations before the one rounding, and the adaptive criterion sees its
-    condition number. (``relu(round(v)) == round(relu(v))``; for the others the fused
-    form skips one rounding.)"""
-    from accsim.graph.ops import ACTIVATIONS
+    """A dense layer or convolution whose only reader is a ReLU carries it as its fused
+    activation, as the hand-declared graphs do (the adaptive criterion sees its
+    condition number). Only ReLU: ``relu(round(v)) == round(relu(v))``, so fusing it
+    changes no bit; any other activation (GELU, SiLU, sigmoid, tanh) stays an op of its
+    own, applied to the rounded linear output as torch applies it to the layer's
+    float32 output."""
     from accsim.graph.tensor_ops import FoldedLinear
 
     by_name = {op.name: op for op in ops}
@@ -137,8 +145,7 @@ def _fuse_activations(ops: list) -> list:
             readers.setdefault(i, []).append(op)
     rename, drop = {}, set()
     for op in ops:
-        if not (isinstance(op, Elementwise) and op.fn in ACTIVATIONS and op.fn != "softmax"
-                and len(op.inputs) == 1):
+        if not (isinstance(op, Elementwise) and op.fn == "relu" and len(op.inputs) == 1):
             continue
         src = by_name[op.inputs[0]]
         inner = src.op if isinstance(src, FoldedLinear) else src
@@ -153,6 +160,26 @@ def _fuse_activations(ops: list) -> list:
         if op.inputs:
             op.inputs = [rename.get(i, i) for i in op.inputs]
     return out
+
+
+def _scale_epilogues(ops: list) -> None:
+    """A linear op whose only reader multiplies it by a scalar constant (the
+    ``1/sqrt(d)`` of attention scores, ``torch.matmul(q, k.T) * scaling``) is not
+    rounded to the activation format before that product: the scaling is the epilogue
+    of the product (GEMM's ``alpha``), ``round(v * s)`` with one rounding, as
+    :mod:`accsim.transformer.minilm_graph` computes the scores (in place)."""
+    readers = {}
+    for op in ops:
+        for i in op.inputs or []:
+            readers.setdefault(i, []).append(op)
+    for op in ops:
+        r = readers.get(op.name, [])
+        if not (op.linear and len(r) == 1 and isinstance(r[0], Elementwise)
+                and r[0].fn == "mul" and r[0].inputs == [op.name]):
+            continue
+        const = [o for o in r[0].operands if not isinstance(o, str)]
+        if len(const) == 1 and const[0].size == 1:
+            op.round_output = False
 
 
 def check_lowering(graph: Graph, ep, x1) -> float:
@@ -181,9 +208,12 @@ def check_lowering(graph: Graph, ep, x1) -> float:
     return err
 
 
-def import_exported(ep, name: str = "torch", root: str = "model") -> Graph:
+def import_exported(ep, name: str = "torch", root: str = "model",
+                    op_classes=None) -> Graph:
     """Lower an :class:`torch.export.ExportedProgram` traced on ONE image (batch 1) to a
     :class:`Graph` whose input is ``(B,) + shape[1:]`` of the traced input.
+
+    ``op_classes``: op classes by module path (:mod:`accsim.graph.importers.op_classes`).
 
     Raises
     ------
@@ -194,6 +224,7 @@ def import_exported(ep, name: str = "torch", root: str = "model") -> Graph:
     """
     from torch.export.graph_signature import InputKind
 
+    selectors = parse_op_classes(op_classes)
     sig = ep.graph_signature
     state, consts = ep.state_dict, ep.constants
     env, const_inputs, user = {}, set(), []
@@ -224,6 +255,7 @@ def import_exported(ep, name: str = "torch", root: str = "model") -> Graph:
         raise ValueError(f"{root}: the program was traced on input shape {in_shape}; "
                          "trace it on one image (batch 1)")
     b = _Builder()
+    paths = {}  # op name -> module path of the node it was lowered from
     env[inp] = b.add(Reshape(inp.name + ".image", in_shape, inputs=["input"]), in_shape)
     b.ops[-1].round_output = _floating(inp)
     out_node = None
@@ -237,10 +269,13 @@ def import_exported(ep, name: str = "torch", root: str = "model") -> Graph:
                 env[node] = env[node.args[0]][node.args[1]]
             else:
                 op = _op_name(node.target)
+                first = len(b.ops)
                 try:
                     v = LOWERINGS[op](b, node, node.name, _bind(node, env))
                 except ValueError as exc:
                     raise ValueError(f"{_where(node, root)}: {op}: {exc}") from None
+                for new in b.ops[first:]:
+                    paths[new.name] = _module_path(node)
                 n_out = len(node.target._schema.returns)
                 env[node] = (v,) + (None,) * (n_out - 1) if n_out > 1 else v
                 if isinstance(v, _T) and not _floating(node):  # indices: never rounded
@@ -259,7 +294,10 @@ def import_exported(ep, name: str = "torch", root: str = "model") -> Graph:
     out_shape = _shape(outs)
     per_image = out_shape[1:] if out_shape and out_shape[0] == 1 else out_shape
     b.add(Reshape("output", per_image, inputs=[y.name]), per_image)
-    graph = Graph(name, in_shape[1:], _fuse_activations(b.ops))
+    ops = _fuse_activations(b.ops)
+    _scale_epilogues(ops)
+    graph = Graph(name, in_shape[1:], ops)
+    assign_op_classes(graph.linear_ops, paths, selectors, root)
     # integer inputs (token ids) are indices, not values: simulate keeps them in binary64
     graph.integer_input = not _floating(inp)
     for op in graph.ops:
@@ -270,7 +308,8 @@ def import_exported(ep, name: str = "torch", root: str = "model") -> Graph:
     return graph
 
 
-def import_torch(module, example_inputs=None, *, name: str | None = None) -> Graph:
+def import_torch(module, example_inputs=None, *, name: str | None = None,
+                 op_classes=None) -> Graph:
     """A :class:`~accsim.graph.Graph` of a PyTorch module, through ``torch.export``.
 
     Parameters
@@ -283,6 +322,11 @@ def import_torch(module, example_inputs=None, *, name: str | None = None) -> Gra
         Batch first (not used with a path).
     name : str, optional
         The graph's name (default: the module's class name).
+    op_classes : mapping, optional
+        Selector -> op class, e.g. ``{"encoder.layer.*.attention.self.query": "qkv",
+        "**.LayerNorm:norm[0]": "ln_mean"}`` (:mod:`accsim.graph.importers.op_classes`):
+        the matched inner products and reductions run on that class's strategy; the
+        others keep their generic class (``dense``, ``matmul``, ``softmax``, ``norm``...).
 
     Returns
     -------
@@ -293,12 +337,14 @@ def import_torch(module, example_inputs=None, *, name: str | None = None) -> Gra
     ------
     ValueError
         Unsupported ops (``model.encoder.lstm: aten.lstm is not supported``) and
-        arguments, before any simulation.
+        arguments, bad ``op_classes`` (before the export), before any simulation.
     """
     import torch
 
+    parse_op_classes(op_classes)  # refuse a bad selector or class before any work
     if isinstance(module, str | Path):
-        return load_torch_file(str(module), None, name or Path(str(module)).stem)
+        return load_torch_file(str(module), None, name or Path(str(module)).stem,
+                               op_classes=op_classes)
     if not isinstance(module, torch.nn.Module):
         raise ValueError(f"import_torch needs a torch.nn.Module or a file, got "
                          f"{type(module).__name__}")
@@ -310,7 +356,7 @@ def import_torch(module, example_inputs=None, *, name: str | None = None) -> Gra
     module = module.eval()
     with torch.no_grad():
         ep = torch.export.export(module, (x1,))
-    graph = import_exported(ep, name or type(module).__name__)
+    graph = import_exported(ep, name or type(module).__name__, op_classes=op_classes)
     check_lowering(graph, ep, x1)
     return graph
 
@@ -334,7 +380,8 @@ def _pickled_module_hint(path: Path) -> str:
             "torch.export.export(model, (x[:1],)), 'model.pt2')")
 
 
-def load_torch_file(spec: str, base: Path | None = None, name: str = "torch"):
+def load_torch_file(spec: str, base: Path | None = None, name: str = "torch",
+                    op_classes=None):
     """The :class:`Graph` of ``[network] format = "torch"``.
 
     ``spec`` is ``FILE.py:FUNCTION`` (a function returning ``(module, example_inputs)``)
@@ -366,13 +413,13 @@ def load_torch_file(spec: str, base: Path | None = None, name: str = "torch"):
             raise ValueError(f"{path}:{func}(): {type(exc).__name__}: {exc}") from None
         if not (isinstance(res, tuple) and len(res) == 2):
             raise ValueError(f"{path}:{func}() must return (module, example_inputs)")
-        return import_torch(res[0], res[1], name=name)
+        return import_torch(res[0], res[1], name=name, op_classes=op_classes)
     path = resolve_file(spec, base)
     names = _zip_names(path)
     if any(n.endswith("serialized_exported_program.json") or "/models/" in n
            for n in names):
         ep = _batch_one(torch.export.load(str(path)), path)
-        graph = import_exported(ep, name)
+        graph = import_exported(ep, name, op_classes=op_classes)
         (inp,) = [n for n in ep.graph.nodes if n.op == "placeholder"
                   and n.name in {s.arg.name for s in ep.graph_signature.input_specs
                                  if s.kind.name == "USER_INPUT"}]

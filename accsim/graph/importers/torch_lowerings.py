@@ -214,8 +214,18 @@ def _softmax_ops(b, name, x, axis, out):
     ``e / sum`` (three ops, each rounded once to the activation format)."""
     ax = axis % len(x.shape)
     e = b.add(Elementwise(name + ".exp", "softmax_exp", [x.name], axis=ax + 1))
-    s = b.add(ReduceSum(name + ".sum", [ax], "softmax", inputs=[e.name]))
+    s = _sum(b, name + ".sum", [ax], "softmax", e)
     return b.add(Elementwise(name, "div", [e.name, s.name]), out)
+
+
+def _sum(b, name, axes, op_class, x):
+    """A reduction read only by the elementwise op that completes it (a division by
+    ``n`` or by the sum): its computed value is not rounded to the activation format
+    (the accumulator's output feeds that op, which is rounded once), as
+    :mod:`accsim.transformer.minilm_graph` does."""
+    s = ReduceSum(name, axes, op_class, inputs=[x.name])
+    s.round_output = False
+    return b.add(s)
 
 
 def _softmax(b, node, name, a):
@@ -233,19 +243,41 @@ def _norm_axes(x, normalized_shape):
 
 
 def _layer_norm(b, node, name, a):
+    """``mean = s / n``; ``d = x - mean``; ``var = q / n`` with ``q`` the sum of
+    ``d^2``; ``d * (1 / sqrt(var + eps))`` (torch's CPU kernel multiplies by
+    ``rstd = 1 / sqrt(var + eps)``); ``* gamma + beta``. Each elementwise step is rounded
+    once; the two sums (op class ``norm``) are not (:func:`_sum`). The op order of
+    :mod:`accsim.transformer.minilm_graph`."""
     x = _tensor(a["input"], "the LayerNorm input")
     axes, n = _norm_axes(x, a["normalized_shape"])
-    s = b.add(ReduceSum(name + ".sum", axes, "norm", inputs=[x.name]))
-    d = b.add(Elementwise(name + ".center", "center", [x.name, s.name], n=n))
+    s = _sum(b, name + ".sum", axes, "norm", x)
+    mean = b.add(Elementwise(name + ".mean", "div", [s.name, float(n)]))
+    d = b.add(Elementwise(name + ".center", "sub", [x.name, mean.name]))
     q = b.add(Elementwise(name + ".square", "square", [d.name]))
-    v = b.add(ReduceSum(name + ".sumsq", axes, "norm", inputs=[q.name]))
-    kw = {k: _np(a[t]) for k, t in (("gamma", "weight"), ("beta", "bias"))
-          if a.get(t) is not None}
-    return b.add(Elementwise(name, "layer_norm", [d.name, v.name], n=n,
-                             eps=float(a["eps"]), **kw), _shape(node))
+    v = _sum(b, name + ".sumsq", axes, "norm", q)
+    var = b.add(Elementwise(name + ".var", "div", [v.name, float(n)]))
+    return _normalize(b, node, name, _T(var.name, None), d, a, eps=float(a["eps"]),
+                   beta=a.get("bias"))
+
+
+def _normalize(b, node, name, var, x, a, eps, beta=None):
+    """``x * (1 / sqrt(var + eps))``, then ``* gamma (+ beta)`` (each rounded once)."""
+    gamma = a.get("weight")
+    if gamma is None and beta is None:
+        return b.add(Elementwise(name, "mul_rsqrt", [x.name, var.name], eps=eps),
+                     _shape(node))
+    y = b.add(Elementwise(name + ".norm", "mul_rsqrt", [x.name, var.name], eps=eps))
+    if gamma is not None and beta is not None:
+        return b.add(Elementwise(name, "affine", [y.name], gamma=_np(gamma),
+                                 beta=_np(beta)), _shape(node))
+    if gamma is not None:
+        return b.add(Elementwise(name, "mul", [y.name, _np(gamma)]), _shape(node))
+    return b.add(Elementwise(name, "add", [y.name, _np(beta)]), _shape(node))
 
 
 def _rms_norm(b, node, name, a):
+    """``ms = q / n`` with ``q`` the sum of ``x^2``; ``x * (1 / sqrt(ms + eps))``;
+    ``* gamma`` (as :func:`_layer_norm`, without centring)."""
     import torch
 
     x = _tensor(a["input"], "the RMSNorm input")
@@ -254,10 +286,9 @@ def _rms_norm(b, node, name, a):
     if eps is None:  # torch's default: the machine epsilon of the input's dtype
         eps = torch.finfo(node.args[0].meta["val"].dtype).eps
     q = b.add(Elementwise(name + ".square", "square", [x.name]))
-    v = b.add(ReduceSum(name + ".sumsq", axes, "norm", inputs=[q.name]))
-    kw = {} if a["weight"] is None else {"gamma": _np(a["weight"])}
-    return b.add(Elementwise(name, "rms_norm", [x.name, v.name], n=n, eps=float(eps),
-                             **kw), _shape(node))
+    v = _sum(b, name + ".sumsq", axes, "norm", q)
+    ms = b.add(Elementwise(name + ".ms", "div", [v.name, float(n)]))
+    return _normalize(b, node, name, _T(ms.name, None), x, a, eps=float(eps))
 
 
 def _max_pool(b, node, name, a):
@@ -329,7 +360,7 @@ def _unary(fn):
             appr = a.get("approximate", "none")
             if appr not in ("none", "tanh"):
                 raise ValueError(f"gelu(approximate={appr!r}) is not supported")
-            f = "gelu_tanh" if appr == "tanh" else "gelu"
+            f = "gelu_tanh" if appr == "tanh" else "gelu_bert"
         return b.add(Elementwise(name, f, [x.name]), _shape(node))
     return lower
 
@@ -408,9 +439,11 @@ def _reduce(mean):
         dims = a.get("dim")
         axes = list(range(len(x.shape))) if not dims else [int(d) for d in dims]
         n = int(np.prod([x.shape[d] for d in axes]))
-        s = b.add(ReduceSum(name + ".sum", axes, "sum", inputs=[x.name]))
         if mean:
+            s = _sum(b, name + ".sum", axes, "sum", x)
             s = b.add(Elementwise(name + ".mean", "div", [s.name, float(n)]))
+        else:
+            s = b.add(ReduceSum(name + ".sum", axes, "sum", inputs=[x.name]))
         return b.add(Reshape(name, _shape(node), inputs=[s.name]), _shape(node))
     return lower
 
