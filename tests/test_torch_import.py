@@ -10,6 +10,7 @@ the same network (configs/mnist_cnn.toml).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -651,3 +652,37 @@ class _Tripwire(nn.Module):
     def __setstate__(self, state):  # runs only if the file is unpickled
         open(state["path"], "w").close()
         super().__setstate__(state)
+
+
+def test_unfused_activation_is_seen_by_the_criterion_not_by_the_values():
+    """``Linear -> GELU`` (not fused: torch rounds the linear output first): the linear
+    op's tasks carry ``criterion_activation = "gelu"``; the engine's ``kappa_phi`` is
+    :func:`accsim.analysis.kappa.kappa_phi` of GELU at the exact ``v`` (not identity's 1),
+    the adaptive criterion's choice depends on it, and the computed values of every
+    uniform and adaptive level do not."""
+    from accsim.accumulators.factory import build_model
+    from accsim.analysis.kappa import kappa_phi
+    from accsim.graph.engine import run_task
+    from accsim.run.strategies import Adaptive, Uniform
+
+    torch.manual_seed(3)
+    m = nn.Sequential(nn.Linear(24, 16), nn.GELU(), nn.Linear(16, 4), nn.SiLU()).eval()
+    x = np.random.default_rng(3).standard_normal((5, 24)).astype(np.float32)
+    g = accsim.import_torch(m, torch.from_numpy(x))
+    first, second = g.linear_ops
+    assert (first.activation, first.criterion_activation) == ("identity", "gelu")
+    assert (second.activation, second.criterion_activation) == ("identity", "silu")
+    t = first.lower(x.astype(np.float64))[0]
+    assert t.criterion_activation == "gelu"
+    lo = build_model({"family": "recursive", "acc_format": "bfloat16", "mode": "rne",
+                      "product": "exact"})
+    hi = build_model(FP16)
+    plain = dataclasses.replace(t, criterion_activation=None)
+    r = run_task(t, Uniform(lo), index=(0,), seed=0, extras=True)
+    r0 = run_task(plain, Uniform(lo), index=(0,), seed=0, extras=True)
+    np.testing.assert_array_equal(r.kappa_phi, kappa_phi(r.exact, "gelu"))
+    assert np.all(r0.kappa_phi == 1.0) and not np.all(r.kappa_phi == 1.0)
+    np.testing.assert_array_equal(r.computed.view(np.uint64), r0.computed.view(np.uint64))
+    a = run_task(t, Adaptive(lo, hi, tau=1.0), index=(0,), seed=0)
+    a0 = run_task(plain, Adaptive(lo, hi, tau=1.0), index=(0,), seed=0)
+    assert not np.array_equal(a.level, a0.level)

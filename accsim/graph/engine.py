@@ -439,7 +439,8 @@ def run_task(task, strategy, *, index, seed: int, cache: ComputeCache | None = N
         ``X``); default the blake2b digest of ``X``.
     """
     cache = ComputeCache() if cache is None else cache
-    ctx = TaskContext(index, _Weights(task.W, task.activation), np.ascontiguousarray(task.X),
+    act = task.criterion_activation or task.activation
+    ctx = TaskContext(index, _Weights(task.W, act), np.ascontiguousarray(task.X),
                       np.ascontiguousarray(task.C), seed, cache, _digest=digest, last=last,
                       bias=bias)
     dec = strategy.layer(ctx)

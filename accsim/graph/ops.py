@@ -70,7 +70,10 @@ class MatmulTask:
 
     ``key`` identifies the task within the graph (op index, group) for caching;
     ``activation`` is applied to ``v`` by the runner (the adaptive criterion uses its
-    condition number).
+    condition number). ``criterion_activation``, when set, is the activation that the
+    op's sole reader applies to the rounded output (an imported ``Linear -> GELU``):
+    the criteria and controls see it (``kappa_phi``, ``phi'``, the active set), the
+    values do not (the runner applies only ``activation``).
     """
 
     W: np.ndarray
@@ -78,6 +81,7 @@ class MatmulTask:
     C: np.ndarray
     activation: str
     key: tuple
+    criterion_activation: str | None = None
 
 
 class Op:
@@ -122,6 +126,12 @@ class LinearOp(Op):
     @property
     def activation(self) -> str:
         return getattr(self, "_activation", "identity")
+
+    @property
+    def criterion_activation(self) -> str | None:
+        """The activation applied by the op's sole reader, not fused (set by the torch
+        importer); ``None`` when the fused :attr:`activation` is the one that follows."""
+        return getattr(self, "_reader_activation", None)
 
     def macs(self) -> int:
         """Multiply-adds per image."""
@@ -233,7 +243,8 @@ class Conv2d(LinearOp):
             W = self.weight[g * og:(g + 1) * og].reshape(og, cg * kh * kw)
             C = np.broadcast_to(self.bias[g * og:(g + 1) * og, None], (og, X.shape[1]))
             tasks.append(MatmulTask(np.ascontiguousarray(W), np.ascontiguousarray(X),
-                                    np.ascontiguousarray(C), self.activation, (g,)))
+                                    np.ascontiguousarray(C), self.activation, (g,),
+                                    self.criterion_activation))
         return tasks
 
     def _patches(self, x):
@@ -341,7 +352,8 @@ class Dense(LinearOp):
     def lower(self, x):
         X = np.ascontiguousarray(x.reshape(-1, self.weight.shape[1]).T)
         C = np.broadcast_to(self.bias[:, None], (self.weight.shape[0], X.shape[1]))
-        return [MatmulTask(self.weight, X, np.ascontiguousarray(C), self.activation, (0,))]
+        return [MatmulTask(self.weight, X, np.ascontiguousarray(C), self.activation, (0,),
+                           self.criterion_activation)]
 
     def assemble(self, outs, batch):
         return np.ascontiguousarray(outs[0].T).reshape((batch,) + self.shape)

@@ -94,6 +94,10 @@ class FoldedLinear(_Fold, LinearOp):
         return self.op.activation
 
     @property
+    def criterion_activation(self):
+        return self.op.criterion_activation
+
+    @property
     def weight(self):
         return self.op.weight
 

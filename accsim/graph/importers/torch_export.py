@@ -129,13 +129,22 @@ def _fold(node, env):
     return node.target(*args, **kwargs)
 
 
+#: Elementwise functions of the lowering -> the activation name of
+#: :data:`accsim.analysis.kappa.ACTIVATIONS` that the criteria see.
+_CRITERION_ACTIVATIONS = {"relu": "relu", "gelu_bert": "gelu", "gelu_tanh": "gelu",
+                          "silu": "silu", "sigmoid": "sigmoid", "tanh": "tanh"}
+
+
 def _fuse_activations(ops: list) -> list:
     """A dense layer or convolution whose only reader is a ReLU carries it as its fused
     activation, as the hand-declared graphs do (the adaptive criterion sees its
     condition number). Only ReLU: ``relu(round(v)) == round(relu(v))``, so fusing it
     changes no bit; any other activation (GELU, SiLU, sigmoid, tanh) stays an op of its
     own, applied to the rounded linear output as torch applies it to the layer's
-    float32 output."""
+    float32 output, and the linear op records it as its ``criterion_activation``: the
+    criteria and controls see its condition number and derivative, the values its own
+    rounding. (The tanh approximation of GELU is seen as GELU: the criterion's
+    ``kappa_phi`` is an estimate of the same order.)"""
     from accsim.graph.tensor_ops import FoldedLinear
 
     by_name = {op.name: op for op in ops}
@@ -145,12 +154,16 @@ def _fuse_activations(ops: list) -> list:
             readers.setdefault(i, []).append(op)
     rename, drop = {}, set()
     for op in ops:
-        if not (isinstance(op, Elementwise) and op.fn == "relu" and len(op.inputs) == 1):
+        if not (isinstance(op, Elementwise) and op.fn in _CRITERION_ACTIVATIONS
+                and len(op.inputs) == 1):
             continue
         src = by_name[op.inputs[0]]
         inner = src.op if isinstance(src, FoldedLinear) else src
         if not (type(inner) in (Dense, Conv2d) and inner.activation == "identity"
                 and len(readers[src.name]) == 1):
+            continue
+        if op.fn != "relu":
+            inner._reader_activation = _CRITERION_ACTIVATIONS[op.fn]
             continue
         inner._activation = op.fn
         rename[op.name] = src.name
