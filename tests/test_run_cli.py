@@ -238,14 +238,89 @@ def test_run_scheduler_unreachable(tmp_path):
     assert not out.exists() and not (tmp_path / "res").exists()
 
 
-def test_run_scheduler_refused_for_graph_configs(tmp_path):
-    """Layer-graph (imported CNN) configurations run locally only: --scheduler is refused
-    with exit 2 and a message saying so, before the scheduler is contacted."""
+def test_run_scheduler_graph_config_same_bits(tmp_path):
+    """A layer-graph configuration (the shipped MNIST CNN, 7 images in batches of 3) with
+    an adaptive row and its random / random-active / oracle controls: ``accsim run
+    --scheduler`` on a loopback cluster of two worker processes gives the local run's
+    dataset bit for bit, every variable.
+
+    The local run is made with one BLAS thread, as dask's workers run by default
+    (``OPENBLAS_NUM_THREADS=1``): a graph run's label-free reference is the binary64
+    forward through BLAS, whose last bits depend on its thread count (a known defect,
+    docs/graph.md "Determinism"); everything the accumulator models compute does not."""
     from pathlib import Path
 
-    cfg = Path(__file__).resolve().parents[1] / "configs" / "mnist_cnn.toml"
-    res = CliRunner().invoke(app, ["run", str(cfg), "--out", str(tmp_path / "g.zarr"),
-                                   "--scheduler", "tcp://127.0.0.1:1"])
-    assert res.exit_code == 2, res.output
-    assert "layer-graph" in res.output and "--scheduler" in res.output
-    assert not (tmp_path / "g.zarr").exists()
+    import xarray as xr
+    from distributed import LocalCluster
+
+    if _installed_ccexam() is None:
+        pytest.skip("ccexam not installed (scripts/install_pretrained.sh)")
+    src = (Path(__file__).resolve().parents[1] / "configs" / "mnist_cnn.toml").read_text()
+    head = src[:src.index("[run]")]
+    local, dist = tmp_path / "local.zarr", tmp_path / "dist.zarr"
+    text = head + f"""[run]
+samples = 7
+seed = 3
+batch = 3
+output = "{local}"
+
+[models.fp8]
+family = "blocked"
+block = 8
+inner_format = "float8_e4m3"
+outer_format = "float8_e4m3"
+mode = "rne"
+
+[models.fp16]
+family = "recursive"
+acc_format = "binary16"
+mode = "rne"
+product = "exact"
+
+[[strategies]]
+kind = "uniform"
+model = "fp16"
+
+[[strategies]]
+kind = "adaptive"
+low = "fp8"
+high = "fp16"
+criterion = "predicted"
+tau = 1.0
+controls = true
+"""
+    cfg = _write(tmp_path, text)
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        res = CliRunner().invoke(app, ["run", str(cfg)])
+    assert res.exit_code == 0, res.output
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, env={"NUMBA_NUM_THREADS": "1",
+                                                   "OPENBLAS_NUM_THREADS": "1",
+                                                   "OMP_NUM_THREADS": "1"}) as cluster:
+        addr = cluster.scheduler_address
+        res = CliRunner().invoke(app, ["run", str(cfg), "--out", str(dist),
+                                       "--scheduler", addr])
+        assert res.exit_code == 0, res.output
+        assert f"batches on {addr}" in res.output.replace("\n", "")
+    a = xr.open_zarr(local, consolidated=False).load()
+    b = xr.open_zarr(dist, consolidated=False).load()
+    assert a.sizes == b.sizes and set(a.data_vars) == set(b.data_vars)
+    assert a.sizes["strategy"] >= 5  # uniform, adaptive and its three controls
+    for k in a.data_vars:
+        if k in ("run_seconds", "wall_seconds"):
+            continue
+        va, vb = a[k].values, b[k].values
+        if va.dtype.kind == "f":  # compare bits (NaN payloads and signed zeros included)
+            va, vb = va.view(np.uint64 if va.itemsize == 8 else np.uint32), \
+                vb.view(np.uint64 if vb.itemsize == 8 else np.uint32)
+        np.testing.assert_array_equal(va, vb, err_msg=k)
+
+
+def _installed_ccexam():
+    from accsim.graph.config import resolve_file
+
+    try:
+        return resolve_file("pkg:ccexam/weights/mnist.pth")
+    except ValueError:
+        return None

@@ -104,26 +104,21 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
         stem = None if out is None else str(Path(out).with_suffix("")
                                             if Path(out).suffix == ".nc" else out)
         return minilm_command(config, stem, console=err), stem
-    if is_graph_config(config):  # a layer graph of an imported network (docs/graph.md)
-        if scheduler is not None:
-            raise ValueError(f"--scheduler: {config} is a layer-graph (imported CNN) "
-                             "configuration; graph runs execute locally only (drop "
-                             "--scheduler; $ACCSIM_WORKERS sets their batch threads)")
-        from accsim.graph.cli import graph_run_command
+    # configuration and output are checked before the scheduler is contacted
+    graph = is_graph_config(config)  # a layer graph of an imported network (docs/graph.md)
+    if graph:
+        from accsim.graph.config import load_graph_config
 
-        return graph_run_command(config, out, quiet=quiet, force=force, console=err,
-                                 show_table=cons.print_table,
-                                 progress=cons.progress_enabled(err))
-    out_given = out is not None
-
-    console = err
-    cfg = load_config(config)
-    out = Path(out) if out is not None else Path(cfg.run.output)
-    try:
-        check_output(out)
-    except ValueError as exc:
-        where = "--out" if out_given else cfg.where("run.output")
-        raise ValueError(f"{where}: {exc}") from None
+        load_graph_config(config)
+    else:
+        cfg = load_config(config)
+        out_given = out is not None
+        out = Path(out) if out is not None else Path(cfg.run.output)
+        try:
+            check_output(out)
+        except ValueError as exc:
+            where = "--out" if out_given else cfg.where("run.output")
+            raise ValueError(f"{where}: {exc}") from None
     client = None
     if scheduler is not None:  # reached before any work: a clear error, nothing written
         from accsim.batch.runner import connect, prepare_workers
@@ -135,8 +130,13 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
             client.close()
             raise
     try:
-        return _run_output(cfg, config, out, out_given, plots, console, quiet, force,
-                           client)
+        if graph:
+            from accsim.graph.cli import graph_run_command
+
+            return graph_run_command(config, out, quiet=quiet, force=force, console=err,
+                                     show_table=cons.print_table,
+                                     progress=cons.progress_enabled(err), client=client)
+        return _run_output(cfg, config, out, out_given, plots, err, quiet, force, client)
     finally:
         if client is not None:
             client.close()

@@ -34,14 +34,16 @@ def graph_table(ds):
 
 def graph_run_command(config: Path, out: Path | None = None, quiet: bool = False,
                       force: bool = False, console=None, show_table=None,
-                      progress: bool | None = None):
+                      progress: bool | None = None, client=None):
     """Validate, run, write, print; returns ``(dataset, path)``.
 
     The output gets the same guarantees as ``accsim run`` on a network config
     (:mod:`accsim.run.outputs`): checked before any work, locked, published atomically, and
     only an earlier run of the same configuration is replaced without ``force``. Messages
     and progress go to ``console`` (default: stderr), the table to ``show_table(table)``
-    (default: printed on stdout); ``progress`` (default: on a terminal) shows the bar."""
+    (default: printed on stdout); ``progress`` (default: on a terminal) shows the bar.
+    ``client``: a dask.distributed client whose cluster runs the input batches
+    (``accsim run --scheduler``; same bits as a local run)."""
     from rich.console import Console
 
     from accsim.graph.config import load_graph_config
@@ -69,10 +71,11 @@ def graph_run_command(config: Path, out: Path | None = None, quiet: bool = False
         check_replace(out, "run", digest, force=force, option=option)
         clean_leftovers(out)
         return _graph_run_locked(cfg, config, out, console, digest, quiet, show_table,
-                                 progress)
+                                 progress, client)
 
 
-def _graph_run_locked(cfg, config, out, console, digest, quiet, show_table, progress):
+def _graph_run_locked(cfg, config, out, console, digest, quiet, show_table, progress,
+                      client=None):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from accsim.graph.experiment import prepare_graph, run_graph_plan
@@ -80,6 +83,10 @@ def _graph_run_locked(cfg, config, out, console, digest, quiet, show_table, prog
     from accsim.run.experiment import control_labels, run_dataset
     from accsim.run.strategies import CONTROLS
 
+    if client is not None:  # every worker compiles (or loads) the kernels once, at once
+        from accsim.batch.runner import warm_models
+
+        client.run(warm_models, list(cfg.models.values()))
     plan = prepare_graph(cfg)
     n_ctrl = sum(len(control_labels(k, lab, plan.control_seeds))
                  for lab in plan.controls for k in CONTROLS)
@@ -87,11 +94,12 @@ def _graph_run_locked(cfg, config, out, console, digest, quiet, show_table, prog
     console.print(f"[bold]accsim run[/bold] {config}: network {plan.graph.name} "
                   f"({len(plan.graph.linear_ops)} linear ops, {plan.graph.macs()} MACs/image), "
                   f"{len(plan.x)} inputs, {len(plan.assignments)} strategies + {n_ctrl} "
-                  "controls")
+                  "controls" + (f", batches on {client.scheduler.address}" if client else ""))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, disable=quiet or not progress) as prog:
         task = prog.add_task("inputs x strategies", total=total)
-        acc, secs = run_graph_plan(plan, progress=lambda k: prog.advance(task, k))
+        acc, secs = run_graph_plan(plan, progress=lambda k: prog.advance(task, k),
+                                   client=client)
     ds = run_dataset(plan, acc, secs)
     ds.attrs.update(accsim_kind="run", config_sha256=digest)
     write_dataset(ds, out)

@@ -201,10 +201,11 @@ def prepare_graph(cfg) -> GraphPlan:
                      models=built, config=cfg, control_seeds=r.control_seeds)
 
 
-def _run(plan, assignments, acc, progress, outputs=None, workers=None):
+def _run(plan, assignments, acc, progress, outputs=None, workers=None, client=None):
     """Every assignment on every batch; batches run in parallel threads
-    (:func:`accsim.run.parallel.ordered_map`) and are added in batch order, so the
-    results do not depend on ``workers``."""
+    (:func:`accsim.run.parallel.ordered_map`), or on the dask cluster of ``client``, and
+    are added in batch order, so the results do not depend on ``workers`` or the
+    cluster."""
     from accsim import round as _round
 
     names = [op.name for op in plan.graph.linear_ops]
@@ -227,7 +228,8 @@ def _run(plan, assignments, acc, progress, outputs=None, workers=None):
             del o, res
         return stats, lasts
 
-    for stats, lasts in ordered_map(batch, range(0, len(plan.x), plan.batch), workers):
+    for stats, lasts in ordered_map(batch, range(0, len(plan.x), plan.batch), workers,
+                                    client=client):
         for a, st, last in zip(assignments, stats, lasts, strict=True):
             acc[a.label].merge(st)
             if outputs is not None:
@@ -237,20 +239,22 @@ def _run(plan, assignments, acc, progress, outputs=None, workers=None):
 
 
 def run_graph_plan(plan: GraphPlan, progress=None, outputs: dict | None = None,
-                   workers: int | None = None                   ) -> tuple[dict, float]:
+                   workers: int | None = None, client=None) -> tuple[dict, float]:
     """Run all assignments, then the controls of the adaptive rows at the per-op
     recomputed fractions those rows reached. Returns ``({label: Tally},
     seconds)`` (controls labelled ``random@LABEL``, ``random-active@LABEL``,
     ``oracle@LABEL``; further seeds of the random kinds ``random@LABEL#k``); with
     ``outputs`` (a dict), the network outputs of each row are appended to
     ``outputs[label]``, one array per batch. ``workers``: batches run at once (default
-    ``$ACCSIM_WORKERS`` or the CPU count; the results do not depend on it)."""
+    ``$ACCSIM_WORKERS`` or the CPU count; the results do not depend on it). ``client``:
+    a dask.distributed client whose cluster runs the batches instead (``accsim run
+    --scheduler``); same bits."""
     from accsim.numbers.seeds import derive
     from accsim.run.experiment import control_labels
 
     t0 = time.perf_counter()
     acc: dict = {}
-    _run(plan, plan.assignments, acc, progress, outputs, workers)
+    _run(plan, plan.assignments, acc, progress, outputs, workers, client)
     ctrl, unique, alias = [], [], {}
     lin = [i for i, op in enumerate(plan.graph.ops) if op.linear]
     for lab, (low, high, scale, fixed) in plan.controls.items():
@@ -274,7 +278,7 @@ def run_graph_plan(plan: GraphPlan, progress=None, outputs: dict | None = None,
                     alias[key] = clab
                     unique.append(ctrl[-1])
     if unique:
-        _run(plan, unique, acc, progress, outputs, workers)
+        _run(plan, unique, acc, progress, outputs, workers, client)
     for a in ctrl:
         if a.label not in acc:
             acc[a.label] = acc[alias[a.label]]
