@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from accsim.run.datasets import check_output
+from accsim.run.datasets import check_output, resolve_output
 
 __all__ = ["register", "run_command", "summary_table", "check_output"]
 
@@ -109,16 +109,11 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
     if graph:
         from accsim.graph.config import load_graph_config
 
-        load_graph_config(config)
+        resolve_output(out, load_graph_config(config))
     else:
         cfg = load_config(config)
         out_given = out is not None
-        out = Path(out) if out is not None else Path(cfg.run.output)
-        try:
-            check_output(out)
-        except ValueError as exc:
-            where = "--out" if out_given else cfg.where("run.output")
-            raise ValueError(f"{where}: {exc}") from None
+        out = resolve_output(out, cfg)
     client = None
     if scheduler is not None:  # reached before any work: a clear error, nothing written
         from accsim.batch.runner import connect, prepare_workers

@@ -47,7 +47,7 @@ def graph_run_command(config: Path, out: Path | None = None, quiet: bool = False
     from rich.console import Console
 
     from accsim.graph.config import load_graph_config
-    from accsim.run.datasets import check_output
+    from accsim.run.datasets import resolve_output
 
     console = console or Console(stderr=True, quiet=quiet)
     if show_table is None:
@@ -57,12 +57,7 @@ def graph_run_command(config: Path, out: Path | None = None, quiet: bool = False
         progress = console.is_terminal
     cfg = load_graph_config(config)
     out_given = out is not None
-    out = Path(out) if out is not None else Path(cfg.run.output)
-    try:
-        check_output(out)
-    except ValueError as exc:
-        raise ValueError(f"{'--out' if out_given else cfg.where('run.output')}: {exc}") \
-            from None
+    out = resolve_output(out, cfg)
     from accsim.run.outputs import OutputLock, check_replace, clean_leftovers, config_digest
 
     digest = config_digest(cfg.model_dump(exclude={"run": {"output", "plots"}}))

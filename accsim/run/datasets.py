@@ -41,7 +41,7 @@ VARIABLES = {
 
 __all__ = ["DIMS", "VARIABLES", "ENGINES", "SCHEMA_VERSION", "flat_attrs", "make_dataset",
            "validate", "normalise", "save", "load", "check_writable", "check_output",
-           "write_dataset"]
+           "resolve_output", "write_dataset"]
 
 
 def _version() -> str:
@@ -343,6 +343,18 @@ def load(path: str | os.PathLike, engine: str | None = None, *,
                 return _decode(out)
         time.sleep(0.02)
     raise ValueError(f"the dataset {str(p)!r} kept changing while being read")
+
+
+def resolve_output(out, cfg) -> Path:
+    """The output path of a run: ``out`` (``--out``) if given, else the configuration's
+    ``run.output``, checked by :func:`check_output`; the ``ValueError`` names where the
+    path came from (``--out`` or the ``FILE:LINE: run.output`` of ``cfg``)."""
+    path = Path(out) if out is not None else Path(cfg.run.output)
+    try:
+        return check_output(path)
+    except ValueError as exc:
+        where = "--out" if out is not None else cfg.where("run.output")
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def check_output(out: Path) -> Path:
