@@ -109,7 +109,8 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
     if graph:
         from accsim.graph.config import load_graph_config
 
-        resolve_output(out, load_graph_config(config))
+        gcfg = load_graph_config(config)
+        resolve_output(out, gcfg)
     else:
         cfg = load_config(config)
         out_given = out is not None
@@ -127,6 +128,11 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
     try:
         if graph:
             from accsim.graph.cli import graph_run_command
+
+            if client is not None:  # every worker compiles (or loads) the kernels once
+                from accsim.batch.runner import warm_models
+
+                client.run(warm_models, list(gcfg.models.values()))
 
             return graph_run_command(config, out, quiet=quiet, force=force, console=err,
                                      show_table=cons.print_table,

@@ -43,7 +43,8 @@ def graph_run_command(config: Path, out: Path | None = None, quiet: bool = False
     and progress go to ``console`` (default: stderr), the table to ``show_table(table)``
     (default: printed on stdout); ``progress`` (default: on a terminal) shows the bar.
     ``client``: a dask.distributed client whose cluster runs the input batches
-    (``accsim run --scheduler``; same bits as a local run)."""
+    (``accsim run --scheduler``, which warms its workers first; same bits as a local
+    run)."""
     from rich.console import Console
 
     from accsim.graph.config import load_graph_config
@@ -78,10 +79,6 @@ def _graph_run_locked(cfg, config, out, console, digest, quiet, show_table, prog
     from accsim.run.experiment import control_labels, run_dataset
     from accsim.run.strategies import CONTROLS
 
-    if client is not None:  # every worker compiles (or loads) the kernels once, at once
-        from accsim.batch.runner import warm_models
-
-        client.run(warm_models, list(cfg.models.values()))
     plan = prepare_graph(cfg)
     n_ctrl = sum(len(control_labels(k, lab, plan.control_seeds))
                  for lab in plan.controls for k in CONTROLS)
