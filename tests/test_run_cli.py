@@ -185,6 +185,19 @@ def test_semantic_errors_before_work(tmp_path):
         prepare(parse_config(d))
 
 
+def _assert_same_bits(a, b):
+    """Every variable of two run datasets equal bit for bit (NaN payloads and signed
+    zeros included), timings aside."""
+    for k in a.data_vars:
+        if k in ("run_seconds", "wall_seconds"):
+            continue
+        va, vb = a[k].values, b[k].values
+        if va.dtype.kind == "f":
+            va, vb = va.view(np.uint64 if va.itemsize == 8 else np.uint32), \
+                vb.view(np.uint64 if vb.itemsize == 8 else np.uint32)
+        np.testing.assert_array_equal(va, vb, err_msg=k)
+
+
 def test_run_scheduler_same_bits(tmp_path):
     """``accsim run --scheduler``: the batches run on a dask cluster (a scheduler and two
     single-thread worker processes on the loopback interface) and the dataset equals a
@@ -210,14 +223,7 @@ def test_run_scheduler_same_bits(tmp_path):
     b = xr.open_zarr(dist, consolidated=False).load()
     assert a.sizes == b.sizes and set(a.data_vars) == set(b.data_vars)
     assert int(a["n_samples"][0]) == 13
-    for k in a.data_vars:
-        if k in ("run_seconds", "wall_seconds"):
-            continue
-        va, vb = a[k].values, b[k].values
-        if va.dtype.kind == "f":  # compare bits (NaN payloads and signed zeros included)
-            va, vb = va.view(np.uint64 if va.itemsize == 8 else np.uint32), \
-                vb.view(np.uint64 if vb.itemsize == 8 else np.uint32)
-        np.testing.assert_array_equal(va, vb, err_msg=k)
+    _assert_same_bits(a, b)
 
 
 def test_run_scheduler_unreachable(tmp_path):
@@ -257,6 +263,7 @@ def test_run_scheduler_graph_config_same_bits(tmp_path):
         pytest.skip("ccexam not installed (scripts/install_pretrained.sh)")
     src = (Path(__file__).resolve().parents[1] / "configs" / "mnist_cnn.toml").read_text()
     head = src[:src.index("[run]")]
+    models = TINY[TINY.index("[models.fp8]"):TINY.index("[[strategies]]")]  # TINY's models
     local, dist = tmp_path / "local.zarr", tmp_path / "dist.zarr"
     text = head + f"""[run]
 samples = 7
@@ -264,19 +271,7 @@ seed = 3
 batch = 3
 output = "{local}"
 
-[models.fp8]
-family = "blocked"
-block = 8
-inner_format = "float8_e4m3"
-outer_format = "float8_e4m3"
-mode = "rne"
-
-[models.fp16]
-family = "recursive"
-acc_format = "binary16"
-mode = "rne"
-product = "exact"
-
+{models}
 [[strategies]]
 kind = "uniform"
 model = "fp16"
@@ -307,14 +302,7 @@ controls = true
     b = xr.open_zarr(dist, consolidated=False).load()
     assert a.sizes == b.sizes and set(a.data_vars) == set(b.data_vars)
     assert a.sizes["strategy"] >= 5  # uniform, adaptive and its three controls
-    for k in a.data_vars:
-        if k in ("run_seconds", "wall_seconds"):
-            continue
-        va, vb = a[k].values, b[k].values
-        if va.dtype.kind == "f":  # compare bits (NaN payloads and signed zeros included)
-            va, vb = va.view(np.uint64 if va.itemsize == 8 else np.uint32), \
-                vb.view(np.uint64 if vb.itemsize == 8 else np.uint32)
-        np.testing.assert_array_equal(va, vb, err_msg=k)
+    _assert_same_bits(a, b)
 
 
 def _installed_ccexam():
