@@ -686,3 +686,29 @@ def test_unfused_activation_is_seen_by_the_criterion_not_by_the_values():
     a = run_task(t, Adaptive(lo, hi, tau=1.0), index=(0,), seed=0)
     a0 = run_task(plain, Adaptive(lo, hi, tau=1.0), index=(0,), seed=0)
     assert not np.array_equal(a.level, a0.level)
+
+
+def test_conv1d_activation_is_seen_through_its_reshape():
+    """A conv1d is lowered as reshape -> conv2d -> reshape; the activation that reads it
+    commutes with the last reshape: ReLU is fused into the conv (same bits as the equal
+    Conv2d with a (1, k) kernel, whose ReLU is fused directly), SiLU becomes the conv's
+    ``criterion_activation``."""
+    torch.manual_seed(5)
+    c1 = nn.Conv1d(4, 6, 3, padding=1)
+    c2 = nn.Conv2d(4, 6, (1, 3), padding=(0, 1))
+    with torch.no_grad():
+        c2.weight.copy_(c1.weight[:, :, None, :])
+        c2.bias.copy_(c1.bias)
+    x = torch.randn(5, 4, 10)
+    g1 = accsim.import_torch(nn.Sequential(c1, nn.ReLU(), nn.Flatten()).eval(), x)
+    g2 = accsim.import_torch(nn.Sequential(c2, nn.ReLU(), nn.Flatten()).eval(),
+                             x[:, :, None, :])
+    (conv1,), (conv2,) = g1.linear_ops, g2.linear_ops
+    assert conv1.activation == conv2.activation == "relu"
+    assert not any(getattr(op, "fn", None) == "relu" for op in g1.ops)
+    r1 = accsim.simulate(g1, x.numpy(), FP16)
+    r2 = accsim.simulate(g2, x.numpy()[:, :, None, :], FP16)
+    np.testing.assert_array_equal(r1.outputs.view(np.uint64), r2.outputs.view(np.uint64))
+    g = accsim.import_torch(nn.Sequential(c1, nn.SiLU()).eval(), x)
+    (conv,) = g.linear_ops
+    assert (conv.activation, conv.criterion_activation) == ("identity", "silu")

@@ -144,7 +144,9 @@ def _fuse_activations(ops: list) -> list:
     float32 output, and the linear op records it as its ``criterion_activation``: the
     criteria and controls see its condition number and derivative, the values its own
     rounding. (The tanh approximation of GELU is seen as GELU: the criterion's
-    ``kappa_phi`` is an estimate of the same order.)"""
+    ``kappa_phi`` is an estimate of the same order.) A conv1d, lowered as reshape ->
+    conv2d -> reshape, is seen through its last reshape: an elementwise activation
+    commutes with it."""
     from accsim.graph.tensor_ops import FoldedLinear
 
     by_name = {op.name: op for op in ops}
@@ -158,6 +160,12 @@ def _fuse_activations(ops: list) -> list:
                 and len(op.inputs) == 1):
             continue
         src = by_name[op.inputs[0]]
+        if isinstance(src, Reshape) and len(readers[src.name]) == 1 and src.inputs:
+            # conv1d is lowered as reshape -> conv2d -> reshape: an elementwise
+            # activation commutes with the last reshape, so it is the conv's
+            linear = by_name.get(src.inputs[0])  # None: the graph's input
+            if linear is not None and linear.linear and len(readers[linear.name]) == 1:
+                src = linear
         inner = src.op if isinstance(src, FoldedLinear) else src
         if not (type(inner) in (Dense, Conv2d) and inner.activation == "identity"
                 and len(readers[src.name]) == 1):
@@ -166,7 +174,7 @@ def _fuse_activations(ops: list) -> list:
             inner._reader_activation = _CRITERION_ACTIVATIONS[op.fn]
             continue
         inner._activation = op.fn
-        rename[op.name] = src.name
+        rename[op.name] = op.inputs[0]  # the linear op, or the reshape that reads it
         drop.add(op.name)
     out = [op for op in ops if op.name not in drop]
     for op in out:
