@@ -38,6 +38,30 @@ def test_rate_classes_follow_the_h100_ratios():
     assert hw.pass_seconds(hi, 1e9) == pytest.approx(2 * hw.pass_seconds(lo, 1e9), rel=1e-4)
 
 
+def test_tensor_core_instructions_run_at_the_rate_of_their_input_type():
+    """H100 whitepaper: the dense rate is set by the input type, whatever the
+    accumulator: e4m3 inputs with fp32 output at the FP8 rate (was TF32, priced by the
+    fp32 accumulator), fp16 inputs with fp32 accumulation at the FP16 rate; a per-tensor
+    scaled instruction as the unscaled one; software models by their working format."""
+    from accsim.transformer.opclass import PerTensorScaled
+    from hwmodels import resolve
+
+    cases = {"hopper:wgmma.m64n8k32.f32.e4m3.e4m3": "fp8",
+             "ampere:mma.m16n8k16.f32.f16.f16.f32": "fp16",
+             "hopper:wgmma.m64n256k16.f32.bf16.bf16": "fp16",
+             "ampere:mma.m16n8k8.f32.tf32.tf32.f32": "tf32",
+             "ampere:mma.m8n8k4.f64.f64.f64.f64": "fp64"}
+    for name, rc in cases.items():
+        m = resolve(name)
+        assert hw.rate_class(m) == rc, name
+        assert hw.rate_class(PerTensorScaled(m)) == rc, name
+    hop = resolve("hopper:wgmma.m64n8k32.f32.e4m3.e4m3")
+    assert hw.pass_seconds(hop, 1e9) == hw.pass_seconds(build_model(dict(FP8)), 1e9)
+    fp32 = build_model({"family": "recursive", "acc_format": "binary32", "mode": "rne",
+                        "product": "exact"})
+    assert hw.operand_formats(fp32) is None and hw.rate_class(fp32) == "tf32"
+
+
 def test_tiles_touched_against_slow_loop():
     rng = np.random.default_rng(0)
     for shape in [(128, 16), (100, 13), (64, 8), (7, 3)]:

@@ -27,8 +27,10 @@ their reads are not charged.
 dense tensor-core rate of its format (NVIDIA H100 Tensor Core GPU Architecture
 whitepaper, 2022, H100 SXM5 dense: FP8 1978.9, FP16 / BF16 989.4, TF32 494.7, FP64 66.9
 TFLOPS; a MAC is 2 flops). The
-format class is that of the model's working format (:func:`rate_class`): width ``p + e
-<= 8`` FP8, ``<= 16`` FP16, ``<= 32`` TF32, else FP64. A recomputation is a GEMM over
+format class (:func:`rate_class`) is that of the operands where the model declares their
+formats (a tensor-core instruction: the rate is set by the input type), else that of
+its working format: width ``p + e <= 8`` FP8, ``<= 16`` FP16, ``<= 32`` TF32, else
+FP64. A recomputation is a GEMM over
 the recomputed components only (perfect gather).
 
 **Tile granularity** (ns, H100): as throughput, but a recomputation costs every output
@@ -43,8 +45,8 @@ import math
 import numpy as np
 
 __all__ = ["E_ADD", "E_MUL", "SRAM_PJ_PER_BIT", "OPERAND_BITS", "H100_TFLOPS", "TILE",
-           "model_format", "rate_class", "add_energy", "mul_energy", "inner_product_energy",
-           "pass_seconds", "tiles_touched", "HW_COLUMNS"]
+           "model_format", "operand_formats", "rate_class", "add_energy", "mul_energy",
+           "inner_product_energy", "pass_seconds", "tiles_touched", "HW_COLUMNS"]
 
 #: Horowitz (ISSCC 2014) 45 nm energies, pJ: (16-bit, 32-bit) FP add and multiply.
 E_ADD = (0.4, 0.9)
@@ -104,14 +106,28 @@ def model_format(model):
     return None
 
 
+def operand_formats(model) -> tuple | None:
+    """The declared formats ``(a, b)`` of a model's operands (a tensor-core instruction
+    declares its input types), or None when either is undeclared."""
+    acc = getattr(model, "accumulator", model)
+    a, b = getattr(acc, "a_format", None), getattr(acc, "b_format", None)
+    return (a, b) if hasattr(a, "p") and hasattr(b, "p") else None
+
+
 def rate_class(model) -> str:
-    """Tensor-core rate class (a key of :data:`H100_TFLOPS`) of a model's working format
-    (None without a format)."""
-    fmt = model_format(model)
-    if fmt is None:
-        return None
-    p, e = _pe(fmt)
-    w = p + e
+    """Tensor-core rate class (a key of :data:`H100_TFLOPS`) of a model: that of its
+    operand formats where it declares them (a tensor core's rate is set by its input
+    type: Hopper's e4m3 ``wgmma`` with fp32 output runs at the FP8 rate, Ampere's fp16
+    ``mma`` with fp32 accumulation at the FP16 rate; NVIDIA H100 whitepaper, 2022), else
+    that of its working format (:func:`model_format`); None without a format."""
+    ops = operand_formats(model)
+    if ops is not None:
+        w = max(sum(_pe(f)) for f in ops)
+    else:
+        fmt = model_format(model)
+        if fmt is None:
+            return None
+        w = sum(_pe(fmt))
     return "fp8" if w <= 8 else "fp16" if w <= 16 else "tf32" if w <= 32 else "fp64"
 
 
