@@ -33,8 +33,9 @@ BASELINE = Path(__file__).resolve().parent / "data" / "engine_baseline.json"
 #: where the configuration's input set allows (per-batch seeds and offsets)
 RUNS = {"paper_mlp": (24, 12), "paper_mlp_authors": (24, 12), "cnn": (24, 12),
         "mnist_cnn": (4, 2)}
-#: attributes that are not results: timings, the package version
-TIMING = ("run_seconds", "simulated_macs_per_second", "accsim_version")
+#: attributes that are not results: timings, the package version, the store's one-off
+#: publish id
+TIMING = ("run_seconds", "simulated_macs_per_second", "accsim_version", "publish_id")
 
 
 def fingerprint() -> dict:

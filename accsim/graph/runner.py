@@ -387,8 +387,10 @@ def exact_graph(graph, x, *, seed: int = 0, act_format: str = "binary32",
     """Outputs of the exact network: every linear op's ``W x + b`` exact
     (:func:`accsim.numbers.exact.matmul`, correctly rounded to binary64), activations
     and roundings as in :func:`run_graph`. The reference of the label-free metrics
-    (top-1 agreement, logit error) of the MLP runs; shares ``cache`` with the
-    strategies' passes."""
+    (top-1 agreement, logit error, the ops' ``net_rel`` error) of every network run,
+    shipped networks and layer graphs; shares ``cache`` with the strategies' passes.
+    Every value is a function of ``x`` alone (never of BLAS's summation order or thread
+    count)."""
     vals, _ = run_graph(graph, Assignment({"default": ExactPass()}, "exact"), x, seed=seed,
                         act_format=act_format, input_format=input_format, cache=cache,
                         offset=offset, reference=False)
