@@ -218,7 +218,7 @@ class TaskContext:
 
     def _key(self, what: str, model=None):
         return (self.index, self.digest, what, "" if model is None else model_key(model),
-                self.seed, "" if what in ("exact", "S") else self.bias)
+                self.seed, "" if what in ("exact", "S", "WX") else self.bias)
 
     def _cached(self, key, fn):
         hit = self.cache.get(key)
@@ -285,6 +285,22 @@ class TaskContext:
         with np.errstate(invalid="ignore", over="ignore"):
             return np.abs(self.layer.W) @ np.abs(self.X) + np.abs(self.C)
 
+    def abs_product(self) -> np.ndarray:
+        """``|W| @ |X|`` of the bounds (:func:`accsim.accumulators.bounds.abs_product`),
+        computed once per task for every model bounded on it."""
+        from accsim.accumulators.bounds import abs_product
+
+        return self._cached(self._key("WX"), lambda: abs_product(self.layer.W, self.X))
+
+    def _bound_kw(self, model) -> dict:
+        """``abs_product`` for a model bounded by :func:`accsim.accumulators.bounds.
+        error_bound` on the task's own ``W`` and ``X`` (not a wrapper with its own)."""
+        from accsim.accumulators.base import Accumulator
+
+        if getattr(type(model), "error_bound", None) is Accumulator.error_bound:
+            return {"abs_product": self.abs_product()}
+        return {}
+
     def bound(self, model) -> np.ndarray:
         """Deterministic componentwise bound of ``model`` on this task. With
         ``bias="after"``: the bound ``B0`` of ``W x`` (zero initial value) plus the
@@ -310,8 +326,8 @@ class TaskContext:
         after = self.bias == "after"
         C = np.zeros_like(self.C) if after else self.C
         if not model.quantizes_operands:
-            B = np.asarray(model.error_bound(self.layer.W, self.X, C, kind="deterministic"),
-                           np.float64)
+            B = np.asarray(model.error_bound(self.layer.W, self.X, C, kind="deterministic",
+                                             **self._bound_kw(model)), np.float64)
             return self._bound_after(model, B) if after else B
         if after:
             raise ValueError(f"bias = 'after' is not modelled for hardware model "
@@ -338,7 +354,8 @@ class TaskContext:
         after = self.bias == "after"
         C = np.zeros_like(self.C) if after else self.C
         B = np.asarray(model.error_bound(self.layer.W, self.X, C, kind="probabilistic",
-                                         failure_prob=PROB_FAILURE), np.float64)
+                                         failure_prob=PROB_FAILURE,
+                                         **self._bound_kw(model)), np.float64)
         return self._bound_after(model, B) if after else B
 
     def phi(self, z: np.ndarray) -> np.ndarray:
