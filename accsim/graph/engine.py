@@ -187,7 +187,9 @@ class TaskContext:
     """What a strategy sees of one task on one batch (with cached passes).
 
     ``layer`` has the task's ``W`` and ``activation``; ``last`` marks the network's last
-    accumulating op (the adaptive strategies' ``output_kappa``)."""
+    accumulating op (the adaptive strategies' ``output_kappa``); ``has_bias`` whether
+    ``C`` is a bias, a term the cost bills (:attr:`MatmulTask.bias
+    <accsim.graph.ops.MatmulTask>`)."""
 
     index: object
     layer: object
@@ -198,6 +200,7 @@ class TaskContext:
     _digest: str | None = None
     last: bool = False
     bias: str = "initial"
+    has_bias: bool = True
 
     @property
     def n(self) -> int:
@@ -459,7 +462,7 @@ def run_task(task, strategy, *, index, seed: int, cache: ComputeCache | None = N
     act = task.criterion_activation or task.activation
     ctx = TaskContext(index, _Weights(task.W, act), np.ascontiguousarray(task.X),
                       np.ascontiguousarray(task.C), seed, cache, _digest=digest, last=last,
-                      bias=bias)
+                      bias=bias, has_bias=task.bias)
     dec = strategy.layer(ctx)
     if not reference:
         nan = np.full(dec.v_hat.shape, np.nan)

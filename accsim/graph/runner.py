@@ -265,7 +265,7 @@ def run_linear(op, op_index, x, strategy, *, seed, offset, cache, scale=None,
             sw = float(pow2_scale(np.max(np.abs(op.weight)), fmax))
             sx = column_scales(x, t.X.shape[1], fmax)
             t = MatmulTask(t.W * sw, t.X * sx[None, :], t.C * (sw * sx)[None, :],
-                           t.activation, t.key, t.criterion_activation)
+                           t.activation, t.key, t.criterion_activation, t.bias)
             w_scale, x_scale = sw, sx[:: max(t.X.shape[1] // B, 1)]
         r = run_task(t, strategy, index=(op_index, t.key, sw),
                      seed=task_seed(seed, op_index, offset), cache=cache, bias=bias,
