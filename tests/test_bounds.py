@@ -349,3 +349,62 @@ def test_blas_abs_sums_are_a_proven_upper_bound_vs_fraction():
                 assert got <= T * (1 + 2 * gamma) * (1 + gamma) * (1 + Fraction(2) ** -50) \
                     + slack * (1 + Fraction(2) ** -50) + Fraction(tiny), (K, i, j)
                 assert Cabs[i, j] == abs(C[i, j])
+
+
+def test_abs_product_given_once_gives_the_same_bits():
+    """``error_bound(..., abs_product=abs_product(A, B))``: the same bits as the bound
+    computing ``|A| @ |B|`` itself, for every family, both kinds, with non-finite
+    operands; a product of the wrong shape is refused."""
+    rng = np.random.default_rng(11)
+    A = accsim.round(rng.standard_normal((5, 40)), "binary16")
+    B = accsim.round(rng.standard_normal((40, 7)), "binary16")
+    A[2, 3], B[4, 5] = np.inf, np.nan
+    C = accsim.round(rng.standard_normal((5, 7)), "binary16")
+    S = bounds.abs_product(A, B)
+    models = [hwmodels.resolve(n) for n in ("fp16-recursive-rne", "bf16-sr-accumulator",
+                                            "fp8-e4m3-blocked8", "fp16-pairwise",
+                                            "fp16-kahan", "fp8-promotion-128",
+                                            "kulisch-fp32", "fp16-fma-chain")]
+    for m in models:
+        for kind in bounds.KINDS:
+            own = bounds.error_bound(m, A, B, C, kind=kind)
+            given = bounds.error_bound(m, A, B, C, kind=kind, abs_product=S)
+            assert own.tobytes() == given.tobytes(), (m.name, kind)
+    with pytest.raises(ValueError, match="abs_product"):
+        bounds.error_bound(models[0], A, B, C, abs_product=S[:, :3])
+
+
+def test_engine_computes_abs_product_once_per_task(monkeypatch):
+    """Two models bounded on one task (an adaptive strategy's levels, deterministic and
+    probabilistic bounds): ``|W| @ |X|`` is computed once and the bounds are the bits
+    of each model's own ``error_bound``."""
+    from accsim.graph.engine import run_task
+    from accsim.graph.ops import MatmulTask
+    from accsim.run.strategies import Adaptive
+
+    rng = np.random.default_rng(12)
+    W = accsim.round(rng.standard_normal((6, 64)), "float8_e4m3")
+    X = accsim.round(rng.standard_normal((64, 9)), "binary32")
+    C = np.zeros((6, 9))
+    lo, hi = hwmodels.resolve("fp8-e4m3-blocked8"), hwmodels.resolve("fp16-recursive-rne")
+    calls, own = [], bounds.abs_product
+    monkeypatch.setattr(bounds, "abs_product", lambda A, B: calls.append(1) or own(A, B))
+    computed = []
+    orig = bounds._Ar.abs_matmul
+
+    def spy(self, A, B):
+        if A.shape == W.shape and B.shape == X.shape:  # not the criterion's constants
+            computed.append(self.product is None or A is not self.product[0])
+        return orig(self, A, B)
+
+    monkeypatch.setattr(bounds._Ar, "abs_matmul", spy)
+    r = run_task(MatmulTask(W, X, C, "identity", (0,)), Adaptive(lo, hi, 10.0),
+                 index=(0, (0,), 1.0), seed=1, extras=True)
+    assert set(np.unique(r.level)) == {0, 1}  # both models bounded
+    assert calls == [1] and len(computed) == 4 and not any(computed)
+    monkeypatch.setattr(bounds._Ar, "abs_matmul", orig)
+    for k, m in enumerate((lo, hi)):
+        sel = r.level == k
+        assert r.bound[sel].tobytes() == m.error_bound(W, X, C)[sel].tobytes()
+        assert r.bound_prob[sel].tobytes() == m.error_bound(
+            W, X, C, kind="probabilistic", failure_prob=1e-6)[sel].tobytes()

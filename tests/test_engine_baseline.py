@@ -33,8 +33,8 @@ BASELINE = Path(__file__).resolve().parent / "data" / "engine_baseline.json"
 #: where the configuration's input set allows (per-batch seeds and offsets)
 RUNS = {"paper_mlp": (24, 12), "paper_mlp_authors": (24, 12), "cnn": (24, 12),
         "mnist_cnn": (4, 2)}
-#: attributes that are not results: timings, the package version
-# attributes that differ between runs of the same configuration
+#: attributes that are not results: timings, the package version, the store's one-off
+#: publish id
 TIMING = ("run_seconds", "simulated_macs_per_second", "accsim_version", "publish_id")
 
 

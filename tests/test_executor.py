@@ -129,6 +129,31 @@ def test_cost_accounting_hand_built_layer():
     assert u.bit_cost == 6 * b0 and u.recomputed == 0
     with pytest.raises(ValueError):
         layer_cost([lo], level, 10, estimate=False)
+    # no bias: n terms, in the bits and in the hardware counts
+    assert inner_product_bits(hi, 10, bias=False) == hi.cost_bits(10)
+    nb = layer_cost([lo, hi], level, 10, estimate=True, bias=False)
+    assert nb.bit_cost == 12 * lo.cost_bits(10) + 3 * hi.cost_bits(10)
+    assert {k[2] for k in nb.hw if k[0] in ("ip", "reread")} == {10}
+
+
+def test_engine_bills_a_bias_term_only_to_tasks_with_a_bias():
+    """A dense layer built with a bias bills ``n + 1`` terms per component, the same
+    layer without one (and a sum over an axis) ``n``."""
+    from accsim.graph import Dense, Graph, run_graph
+    from accsim.graph.runner import Assignment
+    from accsim.graph.tensor_ops import ReduceSum
+    from accsim.run.strategies import Uniform
+
+    rng = np.random.default_rng(3)
+    W = accsim.round(rng.standard_normal((4, 6)), "float8_e4m3")
+    x = rng.uniform(0, 1, (3, 6))
+    hi = build_model(FP16)
+    a = Assignment({"default": Uniform(hi)}, "u")
+    for bias, terms in ((np.zeros(4), 7), (None, 6)):
+        g = Graph("d", (6,), [Dense("d", W, bias), ReduceSum("s", (0,))])
+        _, (rd, rs) = run_graph(g, a, x)
+        assert rd.cost[0].bit_cost == 12 * hi.cost_bits(terms)
+        assert rs.cost[0].bit_cost == 3 * hi.cost_bits(4)
 
 
 def test_cost_through_executor():

@@ -141,3 +141,53 @@ def test_ordered_map_runs_serially_where_concurrent_launches_are_unsafe(monkeypa
     monkeypatch.setattr(parallel, "concurrent_launch_safe", lambda: False)
     assert list(parallel.ordered_map(slow, range(8), 3)) == [-i for i in range(8)]
     assert peak[0] == 1
+
+
+def _wide_conv(rng):
+    """conv (16 -> 32 channels, 3x3, K = 144) -> maxpool -> flatten -> dense on
+    (16, 14, 14) inputs, binary32 weights: on 7 images the conv is one ``32 x 144 x
+    1372`` product, large enough for OpenBLAS to split it between threads (a binary64
+    ``W @ X`` of it differs in its last bits between 1 and 2 threads here)."""
+    from accsim.graph import Conv2d, Dense, Flatten, Graph, MaxPool2d
+
+    def w(shape):
+        return (rng.standard_normal(shape) * .3).astype(np.float32).astype(np.float64)
+
+    return Graph("wide", (16, 14, 14), [
+        Conv2d("c1", w((32, 16, 3, 3)), w(32), padding=1, activation="relu"),
+        MaxPool2d("p", 2), Flatten("f"), Dense("d", w((10, 32 * 49)), w(10))])
+
+
+#: Records of every image: the bounds of the components OpenBLAS sums on its second
+#: thread. The bounds' data sum |W||X| is a binary64 BLAS product (accsim.accumulators.
+#: bounds.abs_product): its last bits depend on the thread count (a known defect).
+ALL_RECORDS = pytest.param(7, marks=pytest.mark.xfail(
+    reason="known defect: the bounds' |W||X| is a BLAS product whose last bits depend "
+           "on BLAS's thread count (here 'bound' records differ)", strict=False))
+
+
+@pytest.mark.parametrize("record_samples", [2, ALL_RECORDS])
+def test_graph_run_same_bits_for_any_blas_thread_count(record_samples):
+    """The seed fixes every result whatever the BLAS thread count: a graph run (uniform
+    and adaptive rows, bounds, the label-free reference) with BLAS limited to 1 and to 2
+    threads gives the same dataset, every variable bit for bit. Binary32 inputs and
+    weights: binary64 sums of their 48-bit products are rarely exact, in any order.
+    With records of the first 2 images it holds (the label-free reference was the
+    BLAS forward before, and failed it); with records of all 7 the bounds' BLAS
+    product shows (xfail)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(7)
+    g = _wide_conv(rng)
+    lo, hi = build_model(dict(FP8)), build_model(dict(FP16))
+    assignments = [Assignment({"default": Uniform(hi)}, "u"),
+                   Assignment({"default": Adaptive(lo, hi, 0.5)}, "a")]
+    x = rng.uniform(0, 1, (7, 16, 14, 14))
+    y = rng.integers(0, 10, 7)
+    ds = []
+    for threads in (1, 2):
+        plan = GraphPlan(g, x, y, list(assignments), batch=7, seed=5,
+                         record_samples=record_samples)
+        with threadpoolctl.threadpool_limits(threads, user_api="blas"):
+            acc, _ = run_graph_plan(plan, workers=1)
+        ds.append(run_dataset(plan, acc))
+    _same_bits(*ds)

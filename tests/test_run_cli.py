@@ -248,12 +248,9 @@ def test_run_scheduler_graph_config_same_bits(tmp_path):
     """A layer-graph configuration (the shipped MNIST CNN, 7 images in batches of 3) with
     an adaptive row and its random / random-active / oracle controls: ``accsim run
     --scheduler`` on a loopback cluster of two worker processes gives the local run's
-    dataset bit for bit, every variable.
-
-    The local run is made with one BLAS thread, as dask's workers run by default
-    (``OPENBLAS_NUM_THREADS=1``): a graph run's label-free reference is the binary64
-    forward through BLAS, whose last bits depend on its thread count (a known defect,
-    docs/graph.md "Determinism"); everything the accumulator models compute does not."""
+    dataset bit for bit, every variable. The local run uses the process's BLAS threads
+    (both cores), the workers one each: the label-free reference is the exact network,
+    which does not depend on them."""
     from pathlib import Path
 
     import xarray as xr
@@ -285,9 +282,7 @@ tau = 1.0
 controls = true
 """
     cfg = _write(tmp_path, text)
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    with threadpoolctl.threadpool_limits(1, user_api="blas"):
-        res = CliRunner().invoke(app, ["run", str(cfg)])
+    res = CliRunner().invoke(app, ["run", str(cfg)])
     assert res.exit_code == 0, res.output
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None, env={"NUMBA_NUM_THREADS": "1",

@@ -36,6 +36,7 @@ class FakeModel:
 class FakeCtx:
     n = 4
     activation = "relu"
+    has_bias = True
 
     def __init__(self, activation="relu"):
         self.activation = activation

@@ -57,7 +57,7 @@ from accsim.numbers.formats import FloatFormat
 from accsim.numbers.formats import format as get_format
 from accsim.numbers.rounding import round as _round
 
-__all__ = ["error_bound", "gamma", "rounding_constants", "lam_from_failure_prob",
+__all__ = ["error_bound", "abs_product", "gamma", "rounding_constants", "lam_from_failure_prob",
            "failure_prob_from_lam", "MARGIN_MIN", "ABS_SLACK"]
 
 KINDS = ("deterministic", "probabilistic")
@@ -70,9 +70,19 @@ _U64 = 2.0**-53
 class _Ar:
     """Float or exact (Fraction) evaluation of the bound formulas."""
 
-    def __init__(self, exact: bool):
+    def __init__(self, exact: bool, product=None):
         self.exact = exact
         self.depth = 1  # longest chain of float64 roundings (float mode bookkeeping)
+        # (A, B, |A| @ |B|) given by the caller: the product of these very arrays
+        self.product = product
+
+    def abs_matmul(self, A, B) -> np.ndarray:
+        """The binary64 BLAS ``|A| @ |B|`` (float mode): the caller's product when ``A``
+        and ``B`` are the operands it was computed from, else computed here."""
+        p = self.product
+        if p is not None and A is p[0] and B is p[1]:
+            return p[2]
+        return np.abs(A) @ np.abs(B)
 
     def arr(self, X) -> np.ndarray:
         X = np.asarray(X, np.float64)
@@ -266,7 +276,7 @@ def _abs_sums(ar: _Ar, A, B, C):
         return _exact.matmul(np.abs(A), np.abs(B)), np.abs(C)
     infl, tiny = inf_tiny
     with np.errstate(over="ignore", invalid="ignore"):
-        S = np.abs(A) @ np.abs(B)
+        S = ar.abs_matmul(A, B)
         Tx = S * infl + tiny
     return np.nextafter(Tx, np.inf), np.abs(C)
 
@@ -291,7 +301,7 @@ def _affine(ar: _Ar, A, B, C, c_exact, g, eta_tot, maxv, pmax):
     inf_tiny = None if ar.exact else _inflation(A.shape[1])
     if inf_tiny is not None:
         with np.errstate(over="ignore", invalid="ignore"):
-            S = np.abs(A) @ np.abs(B)
+            S = ar.abs_matmul(A, B)
         out = np.empty(S.shape)
         _bsteps.affine_bound(S, np.ascontiguousarray(C, np.float64),
                              np.ascontiguousarray(c_exact, np.bool_),
@@ -649,8 +659,31 @@ def _family_bound(model, ar, A, B, C, prob):
     return np.where(ovf, np.inf, bound)
 
 
+def _finite_operands(A, B, C):
+    """``(A, B, C)`` checked (:func:`check_matmul_shapes`), the bound's operands ``(A0,
+    B0, C0)`` (non-finite entries zeroed) and the rows, columns holding them."""
+    A, B, C = check_matmul_shapes(A, B, C)
+    fin_a, fin_b, fin_c = np.isfinite(A), np.isfinite(B), np.isfinite(C)
+    bad_rows, bad_cols = ~fin_a.all(axis=1), ~fin_b.all(axis=0)
+    A0 = np.where(fin_a, A, 0.0) if bad_rows.any() else A
+    B0 = np.where(fin_b, B, 0.0) if bad_cols.any() else B
+    C0 = C if fin_c.all() else np.where(fin_c, C, 0.0)
+    return (A, B, C), (A0, B0, C0), bad_rows, bad_cols, fin_c
+
+
+def abs_product(A, B) -> np.ndarray:
+    """The binary64 BLAS ``|A| @ |B|`` (non-finite entries as 0) exactly as
+    :func:`error_bound` computes it: a caller bounding several models on the same
+    ``A``, ``B`` computes it once and passes it to each as ``abs_product`` (the bounds
+    are the same bits)."""
+    _, (A0, B0, _), _, _, _ = _finite_operands(A, B, None)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.abs(A0) @ np.abs(B0)
+
+
 def error_bound(model, A, B, C=None, kind: str = "deterministic", lam: float | None = None,
-                failure_prob: float | None = None, *, exact: bool = False) -> np.ndarray:
+                failure_prob: float | None = None, *, exact: bool = False,
+                abs_product: np.ndarray | None = None) -> np.ndarray:
     """Componentwise bound on ``|model.matmul(A, B, C) - (A @ B + C)|``.
 
     Parameters
@@ -669,6 +702,9 @@ def error_bound(model, A, B, C=None, kind: str = "deterministic", lam: float | N
     exact : bool
         Return the real bound as an object array of ``fractions.Fraction`` (``inf`` as
         float); slow, for re-checking few components.
+    abs_product : numpy.ndarray, optional
+        :func:`abs_product` of these ``A`` and ``B`` (the caller vouches for it), reused
+        instead of computing it again; ignored in exact mode.
 
     Returns
     -------
@@ -688,13 +724,15 @@ def error_bound(model, A, B, C=None, kind: str = "deterministic", lam: float | N
         failure_prob = 1e-6 if failure_prob is None else float(failure_prob)
         if not 0 < failure_prob < 1:
             raise ValueError(f"failure_prob must be in (0, 1), got {failure_prob!r}")
-    A, B, C = check_matmul_shapes(A, B, C)
-    fin_a, fin_b, fin_c = np.isfinite(A), np.isfinite(B), np.isfinite(C)
-    bad_rows, bad_cols = ~fin_a.all(axis=1), ~fin_b.all(axis=0)
-    A0 = np.where(fin_a, A, 0.0) if bad_rows.any() else A
-    B0 = np.where(fin_b, B, 0.0) if bad_cols.any() else B
-    C0 = C if fin_c.all() else np.where(fin_c, C, 0.0)
-    ar = _Ar(exact)
+    (A, B, C), (A0, B0, C0), bad_rows, bad_cols, fin_c = _finite_operands(A, B, C)
+    product = None
+    if abs_product is not None and not exact:
+        S = np.asarray(abs_product)
+        if S.shape != C.shape or S.dtype != np.float64:
+            raise ValueError(f"abs_product: expected float64 of shape {C.shape}, got "
+                             f"{S.dtype} {S.shape}")
+        product = (A0, B0, S)
+    ar = _Ar(exact, product)
     prob = _Prob(kind, lam, failure_prob, A.shape[1])
     with np.errstate(over="ignore", invalid="ignore"):
         bound = _family_bound(model, ar, A0, B0, C0, prob)

@@ -12,7 +12,7 @@
   drawn directly from ``Multinomial(N, observed frequencies)``: the same distribution as
   the image-level bootstrap, at O(B) cost. Seeded: the same seed gives the same interval.
 * :func:`log10_error`, :func:`wilcoxon_paired` -- the label-free paired comparison: per
-  input ``log10`` of the output error against the binary64 network, Wilcoxon signed-rank
+  input ``log10`` of the output error against the exact network, Wilcoxon signed-rank
   test of the paired differences (Wilcoxon, Biometrics Bulletin 1, 1945;
   ``scipy.stats.wilcoxon``, zero differences dropped).
 * :func:`holm` -- Holm's step-down adjustment (Holm, Scand. J. Statist. 6, 1979): with
@@ -40,7 +40,7 @@ __all__ = ["mcnemar", "bootstrap_ci", "paired_summary", "holm", "log10_error",
            "wilcoxon_paired", "mdd_wilcoxon", "mdd_mcnemar", "comparison_family",
            "LOG_FLOOR", "COMPARISON_FIELDS", "family_variables", "COMPARISON_ATTRS"]
 
-#: Output errors below this (an output equal to the binary64 network's) count as this in
+#: Output errors below this (an output equal to the exact network's) count as this in
 #: ``log10`` (so that two exact outputs differ by 0, not NaN); non-finite errors count
 #: as ``1 / LOG_FLOOR``.
 LOG_FLOOR = 1e-20
@@ -235,7 +235,7 @@ def comparison_family(rows, *, alpha: float = 0.01, power: float = 0.8) -> list[
         One per table row: ``label``, ``kind`` (uniform, adaptive, multilevel, or a
         control kind), ``matched_to`` (the adaptive label a control copies, else ""),
         ``cost`` (a scalar cost: uniform rows of cost ``<=`` an adaptive row's are its
-        comparators), ``error`` (per input output error against the binary64 network),
+        comparators), ``error`` (per input output error against the exact network),
         ``agree`` and ``correct`` (per input booleans; ``correct`` may be None).
         Replicates of a random control share ``kind`` and ``matched_to``: the Wilcoxon
         test uses their per-input mean ``log10`` error, McNemar the first replicate.

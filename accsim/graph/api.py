@@ -131,7 +131,9 @@ def simulate(graph, inputs, strategy, *, reference: bool = True,
         each).
     reference : bool
         Compute the exact reference and the bound of every component (False: only the
-        simulated values; the variables of :data:`REFERENCE_VARS` are left out).
+        simulated values; the variables of :data:`REFERENCE_VARS` are left out). The
+        exact network of the label-free metrics (agreement, logit error) is computed
+        either way, once per batch.
     activation_format, input_format : str
         Every op output is rounded to ``activation_format``; the input to
         ``input_format`` (default: ``activation_format``; binary64 for a graph imported

@@ -187,7 +187,9 @@ class TaskContext:
     """What a strategy sees of one task on one batch (with cached passes).
 
     ``layer`` has the task's ``W`` and ``activation``; ``last`` marks the network's last
-    accumulating op (the adaptive strategies' ``output_kappa``)."""
+    accumulating op (the adaptive strategies' ``output_kappa``); ``has_bias`` whether
+    ``C`` is a bias, a term the cost bills (:attr:`MatmulTask.bias
+    <accsim.graph.ops.MatmulTask>`)."""
 
     index: object
     layer: object
@@ -198,6 +200,7 @@ class TaskContext:
     _digest: str | None = None
     last: bool = False
     bias: str = "initial"
+    has_bias: bool = True
 
     @property
     def n(self) -> int:
@@ -218,7 +221,7 @@ class TaskContext:
 
     def _key(self, what: str, model=None):
         return (self.index, self.digest, what, "" if model is None else model_key(model),
-                self.seed, "" if what in ("exact", "S") else self.bias)
+                self.seed, "" if what in ("exact", "S", "WX") else self.bias)
 
     def _cached(self, key, fn):
         hit = self.cache.get(key)
@@ -285,6 +288,22 @@ class TaskContext:
         with np.errstate(invalid="ignore", over="ignore"):
             return np.abs(self.layer.W) @ np.abs(self.X) + np.abs(self.C)
 
+    def abs_product(self) -> np.ndarray:
+        """``|W| @ |X|`` of the bounds (:func:`accsim.accumulators.bounds.abs_product`),
+        computed once per task for every model bounded on it."""
+        from accsim.accumulators.bounds import abs_product
+
+        return self._cached(self._key("WX"), lambda: abs_product(self.layer.W, self.X))
+
+    def _bound_kw(self, model) -> dict:
+        """``abs_product`` for a model bounded by :func:`accsim.accumulators.bounds.
+        error_bound` on the task's own ``W`` and ``X`` (not a wrapper with its own)."""
+        from accsim.accumulators.base import Accumulator
+
+        if getattr(type(model), "error_bound", None) is Accumulator.error_bound:
+            return {"abs_product": self.abs_product()}
+        return {}
+
     def bound(self, model) -> np.ndarray:
         """Deterministic componentwise bound of ``model`` on this task. With
         ``bias="after"``: the bound ``B0`` of ``W x`` (zero initial value) plus the
@@ -310,8 +329,8 @@ class TaskContext:
         after = self.bias == "after"
         C = np.zeros_like(self.C) if after else self.C
         if not model.quantizes_operands:
-            B = np.asarray(model.error_bound(self.layer.W, self.X, C, kind="deterministic"),
-                           np.float64)
+            B = np.asarray(model.error_bound(self.layer.W, self.X, C, kind="deterministic",
+                                             **self._bound_kw(model)), np.float64)
             return self._bound_after(model, B) if after else B
         if after:
             raise ValueError(f"bias = 'after' is not modelled for hardware model "
@@ -338,7 +357,8 @@ class TaskContext:
         after = self.bias == "after"
         C = np.zeros_like(self.C) if after else self.C
         B = np.asarray(model.error_bound(self.layer.W, self.X, C, kind="probabilistic",
-                                         failure_prob=PROB_FAILURE), np.float64)
+                                         failure_prob=PROB_FAILURE,
+                                         **self._bound_kw(model)), np.float64)
         return self._bound_after(model, B) if after else B
 
     def phi(self, z: np.ndarray) -> np.ndarray:
@@ -442,7 +462,7 @@ def run_task(task, strategy, *, index, seed: int, cache: ComputeCache | None = N
     act = task.criterion_activation or task.activation
     ctx = TaskContext(index, _Weights(task.W, act), np.ascontiguousarray(task.X),
                       np.ascontiguousarray(task.C), seed, cache, _digest=digest, last=last,
-                      bias=bias)
+                      bias=bias, has_bias=task.bias)
     dec = strategy.layer(ctx)
     if not reference:
         nan = np.full(dec.v_hat.shape, np.nan)

@@ -14,7 +14,7 @@ import numpy as np
 
 from accsim.graph.engine import ComputeCache
 from accsim.graph.ops import LINEAR_CLASSES
-from accsim.graph.runner import Assignment, Tally, run_graph
+from accsim.graph.runner import Assignment, Tally, exact_graph, run_graph
 from accsim.run.experiment import (
     RunOptions,
     check_formats,
@@ -206,8 +206,6 @@ def _run(plan, assignments, acc, progress, outputs=None, workers=None, client=No
     (:func:`accsim.run.parallel.ordered_map`), or on the dask cluster of ``client``, and
     are added in batch order, so the results do not depend on ``workers`` or the
     cluster."""
-    from accsim import round as _round
-
     names = [op.name for op in plan.graph.linear_ops]
     for a in assignments:
         acc[a.label] = Tally(names, plan.record_samples)
@@ -215,9 +213,12 @@ def _run(plan, assignments, acc, progress, outputs=None, workers=None, client=No
     def batch(start):
         xb = plan.x[start:start + plan.batch]
         yb = plan.y[start:start + plan.batch]
-        ref = plan.graph.forward(_round(plan.graph.check_input(xb), plan.input_format),
-                                 return_all=True)
         cache = ComputeCache()
+        # the reference of the label-free metrics: the exact network, as for the MLP
+        # runs (its first ops' exact products are the rows' references, shared)
+        ref = exact_graph(plan.graph, xb, seed=plan.seed, cache=cache, offset=start,
+                          act_format=plan.activation_format,
+                          input_format=plan.input_format)
         stats, lasts = [], []
         for a in assignments:  # each row reduced at once: its arrays freed before the next
             o, res = run_graph(plan.graph, a, xb, seed=plan.seed, cache=cache, offset=start,

@@ -9,7 +9,7 @@ Example (your own network; see docs/graph.md)::
         Flatten("flat"),
         Dense("fc", w2, b2),                                      # w2: (10, 64)
     ])
-    logits = g.forward(x)          # binary64 reference, x of shape (B, 1, 8, 8)
+    logits = g.forward(x)          # binary64 (numpy/BLAS), x of shape (B, 1, 8, 8)
 """
 
 from __future__ import annotations
@@ -96,9 +96,11 @@ class Graph:
         return x
 
     def forward(self, x, dtype=np.float64, *, return_all: bool = False):
-        """Reference evaluation with numpy in ``dtype`` (float64: the exact network's
-        reference up to binary64 rounding; float32: what a float32 framework computes,
-        up to summation order)."""
+        """Evaluation with numpy in ``dtype`` (float64: the network in binary64, each
+        product summed in BLAS's order, whose last bits may depend on its thread count;
+        float32: what a float32 framework computes, up to summation order). The runs'
+        label-free reference is the exact network,
+        :func:`accsim.graph.runner.exact_graph`."""
         x = self.check_input(x).astype(dtype)
         vals = {"input": x}
         for op in self.ops:

@@ -73,7 +73,10 @@ class MatmulTask:
     condition number). ``criterion_activation``, when set, is the activation that the
     op's sole reader applies to the rounded output (an imported ``Linear -> GELU``):
     the criteria and controls see it (``kappa_phi``, ``phi'``, the active set), the
-    values do not (the runner applies only ``activation``).
+    values do not (the runner applies only ``activation``). ``bias``: whether ``C`` is a
+    bias, one more term of every inner product (the cost bills it); False for a product
+    or reduction without one (``C`` zero: attention scores, sums, a layer built
+    without a bias).
     """
 
     W: np.ndarray
@@ -82,6 +85,7 @@ class MatmulTask:
     activation: str
     key: tuple
     criterion_activation: str | None = None
+    bias: bool = True
 
 
 class Op:
@@ -192,6 +196,7 @@ class Conv2d(LinearOp):
             raise ValueError(f"layer {name!r}: tensor weight has shape {self.weight.shape}, "
                              "expected (out_channels, in_channels/groups, kh, kw)")
         O = self.weight.shape[0]
+        self.has_bias = bias is not None
         self.bias = np.zeros(O) if bias is None else _finite(name, "bias", bias)
         if self.bias.shape != (O,):
             raise ValueError(f"layer {name!r}: tensor bias has shape {self.bias.shape}, "
@@ -244,7 +249,7 @@ class Conv2d(LinearOp):
             C = np.broadcast_to(self.bias[g * og:(g + 1) * og, None], (og, X.shape[1]))
             tasks.append(MatmulTask(np.ascontiguousarray(W), np.ascontiguousarray(X),
                                     np.ascontiguousarray(C), self.activation, (g,),
-                                    self.criterion_activation))
+                                    self.criterion_activation, self.has_bias))
         return tasks
 
     def _patches(self, x):
@@ -326,6 +331,7 @@ class Dense(LinearOp):
             raise ValueError(f"layer {name!r}: tensor weight has shape {self.weight.shape}, "
                              "expected (out_features, in_features)")
         m = self.weight.shape[0]
+        self.has_bias = bias is not None
         self.bias = np.zeros(m) if bias is None else _finite(name, "bias", bias)
         if self.bias.shape != (m,):
             raise ValueError(f"layer {name!r}: tensor bias has shape {self.bias.shape}, "
@@ -353,7 +359,7 @@ class Dense(LinearOp):
         X = np.ascontiguousarray(x.reshape(-1, self.weight.shape[1]).T)
         C = np.broadcast_to(self.bias[:, None], (self.weight.shape[0], X.shape[1]))
         return [MatmulTask(self.weight, X, np.ascontiguousarray(C), self.activation, (0,),
-                           self.criterion_activation)]
+                           self.criterion_activation, self.has_bias)]
 
     def assemble(self, outs, batch):
         return np.ascontiguousarray(outs[0].T).reshape((batch,) + self.shape)

@@ -265,7 +265,7 @@ def run_linear(op, op_index, x, strategy, *, seed, offset, cache, scale=None,
             sw = float(pow2_scale(np.max(np.abs(op.weight)), fmax))
             sx = column_scales(x, t.X.shape[1], fmax)
             t = MatmulTask(t.W * sw, t.X * sx[None, :], t.C * (sw * sx)[None, :],
-                           t.activation, t.key, t.criterion_activation)
+                           t.activation, t.key, t.criterion_activation, t.bias)
             w_scale, x_scale = sw, sx[:: max(t.X.shape[1] // B, 1)]
         r = run_task(t, strategy, index=(op_index, t.key, sw),
                      seed=task_seed(seed, op_index, offset), cache=cache, bias=bias,
@@ -387,8 +387,10 @@ def exact_graph(graph, x, *, seed: int = 0, act_format: str = "binary32",
     """Outputs of the exact network: every linear op's ``W x + b`` exact
     (:func:`accsim.numbers.exact.matmul`, correctly rounded to binary64), activations
     and roundings as in :func:`run_graph`. The reference of the label-free metrics
-    (top-1 agreement, logit error) of the MLP runs; shares ``cache`` with the
-    strategies' passes."""
+    (top-1 agreement, logit error, the ops' ``net_rel`` error) of every network run,
+    shipped networks and layer graphs; shares ``cache`` with the strategies' passes.
+    Every value is a function of ``x`` alone (never of BLAS's summation order or thread
+    count)."""
     vals, _ = run_graph(graph, Assignment({"default": ExactPass()}, "exact"), x, seed=seed,
                         act_format=act_format, input_format=input_format, cache=cache,
                         offset=offset, reference=False)

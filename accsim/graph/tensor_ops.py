@@ -436,7 +436,7 @@ class MatMul(LinearOp):
         for idx in np.ndindex((B,) + self._batch):
             W, X = np.ascontiguousarray(a[idx]), np.ascontiguousarray(b[idx])
             tasks.append(MatmulTask(W, X, np.zeros((W.shape[0], X.shape[1])), "identity",
-                                    idx + (_digest(W),)))
+                                    idx + (_digest(W),), bias=False))
         return tasks
 
     def assemble(self, outs, batch):
@@ -476,7 +476,8 @@ class ReduceSum(LinearOp):
         keep = [i + 1 for i in range(len(self._in)) if i not in self.axes]
         red = [a + 1 for a in self.axes]
         X = np.ascontiguousarray(x.transpose(red + [0] + keep).reshape(self._n, -1))
-        return [MatmulTask(self.weight, X, np.zeros((1, X.shape[1])), "identity", (0,))]
+        return [MatmulTask(self.weight, X, np.zeros((1, X.shape[1])), "identity", (0,),
+                           bias=False)]
 
     def assemble(self, outs, batch):
         return outs[0].reshape((batch,) + self.shape)

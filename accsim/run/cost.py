@@ -3,10 +3,12 @@
 The hardware cost model (documented in ``docs/executor.md``)
 -----------------------------------------------------------
 One inner product of length ``n`` plus a bias (``n + 1`` terms) run on accumulator model
-``M`` costs ``M.cost_bits(n + 1)``: the accumulator's significand bits times the number
-of terms (see :meth:`accsim.accumulators.Accumulator.cost_bits`; a family may refine it,
-e.g. a blocked sum charges its inner and outer precisions). A strategy's cost for one
-layer is the sum over its output components of
+``M`` costs ``M.cost_bits(n + 1)`` (``M.cost_bits(n)`` for a task without a bias:
+attention scores, sums; :attr:`accsim.graph.ops.MatmulTask.bias`): the accumulator's
+significand bits times the number of terms (see
+:meth:`accsim.accumulators.Accumulator.cost_bits`; a family may refine it, e.g. a
+blocked sum charges its inner and outer precisions). A strategy's cost for one layer is
+the sum over its output components of
 
 * the pass every component gets (the low accumulator, or the uniform model),
 * the estimation of ``|W||x| + |b|``, only when the strategy's criterion or guard uses it
@@ -41,7 +43,7 @@ from accsim.run import hwcost as hw
 __all__ = ["LayerCost", "CostTally", "inner_product_bits", "layer_cost", "ESTIMATES"]
 
 
-def inner_product_bits(model, n: int) -> float:
+def inner_product_bits(model, n: int, bias: bool = True) -> float:
     """Bit cost of one inner product of ``n`` products plus a bias on ``model``.
 
     Parameters
@@ -50,13 +52,17 @@ def inner_product_bits(model, n: int) -> float:
         Any accumulator model (``cost_bits`` is part of the model contract).
     n : int
         Number of products (the layer's fan-in).
+    bias : bool
+        Whether there is a bias (False: a product or reduction without one, e.g.
+        attention scores).
 
     Returns
     -------
     float
-        ``model.cost_bits(n + 1)`` (the bias is one more term).
+        ``model.cost_bits(n + 1)`` (the bias is one more term), ``model.cost_bits(n)``
+        without a bias.
     """
-    return float(model.cost_bits(int(n) + 1))
+    return float(model.cost_bits(int(n) + (1 if bias else 0)))
 
 
 @dataclass
@@ -107,7 +113,7 @@ class LayerCost:
 ESTIMATES = ("none", "low", "cs")
 
 
-def layer_cost(models, level: np.ndarray, n: int, *, estimate) -> LayerCost:
+def layer_cost(models, level: np.ndarray, n: int, *, estimate, bias: bool = True) -> LayerCost:
     """Cost of a layer whose component ``k`` took its final value from ``models[level[k]]``.
 
     Every component pays one pass on ``models[0]`` (the base/low model); the estimate of
@@ -125,6 +131,9 @@ def layer_cost(models, level: np.ndarray, n: int, *, estimate) -> LayerCost:
     estimate : {"none", "low", "cs"} or bool
         Which estimate of ``|W||x| + |b|`` the strategy computed (``True`` is "low",
         ``False`` "none").
+    bias : bool
+        Whether the inner products add a bias (one more term each); False for a product
+        or reduction without one (attention scores, sums).
 
     Returns
     -------
@@ -138,7 +147,7 @@ def layer_cost(models, level: np.ndarray, n: int, *, estimate) -> LayerCost:
         estimate = "low" if estimate else "none"
     if estimate not in ESTIMATES:
         raise ValueError(f"unknown estimate {estimate!r}; valid: {', '.join(ESTIMATES)}")
-    bits = [inner_product_bits(m, n) for m in models]
+    bits = [inner_product_bits(m, n, bias) for m in models]
     total = int(level.size)
     base = total * bits[0]
     if estimate == "low":
@@ -153,7 +162,7 @@ def layer_cost(models, level: np.ndarray, n: int, *, estimate) -> LayerCost:
     return LayerCost(components=total, recomputed=int(total - counts[0]),
                      per_level=[int(c) for c in counts], base_bits=float(base),
                      estimate_bits=float(est), recompute_bits=rec,
-                     hw=hardware_counts(models, level, n, estimate))
+                     hw=hardware_counts(models, level, n, estimate, bias=bias))
 
 
 #: Models seen by :func:`hardware_counts`, by class name and ``describe()``.

@@ -237,7 +237,8 @@ class Uniform(Strategy):
         v = ctx.compute(self.model)
         level = np.zeros(v.shape, np.int8)
         return Decision(v, level, self.models, layer_cost(self.models, level, ctx.n,
-                                                          estimate=False))
+                                                          estimate=False,
+                                                          bias=ctx.has_bias))
 
 
 def _estimates(ctx, low, v_low, estimate="low"):
@@ -384,7 +385,7 @@ class Adaptive(Strategy):
         level = mask.astype(np.int8)
         record_count(ctx, self.label, mask)
         est = self.estimate if self.uses_estimate else "none"
-        cost = layer_cost(self.models, level, ctx.n, estimate=est)
+        cost = layer_cost(self.models, level, ctx.n, estimate=est, bias=ctx.has_bias)
         return Decision(v, level, self.models, cost, info)
 
 
@@ -454,7 +455,7 @@ class MultiLevel(Strategy):
             mask = level == k
             if mask.any():
                 v[mask] = ctx.compute_selected(self.levels[k], mask)[mask]
-        cost = layer_cost(self.models, level, ctx.n, estimate=True)
+        cost = layer_cost(self.models, level, ctx.n, estimate=True, bias=ctx.has_bias)
         info = {"criterion": "predicted", "constant_kind": ",".join(k for _, k in consts),
                 "constant": consts[0][0]}
         return Decision(v, level, self.models, cost, info)
@@ -695,7 +696,7 @@ class Control(Strategy):
         level = mask.astype(np.int8)
         est = "low" if CONTROLS[self.control].needs == "active" and \
             needs_estimate(ctx, self.low) else "none"
-        cost = layer_cost(self.models, level, ctx.n, estimate=est)
+        cost = layer_cost(self.models, level, ctx.n, estimate=est, bias=ctx.has_bias)
         return Decision(v, level, self.models, cost, {"criterion": self.control,
                                                       "matched_to": self.matched_to})
 
