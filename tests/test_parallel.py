@@ -158,23 +158,16 @@ def _wide_conv(rng):
         MaxPool2d("p", 2), Flatten("f"), Dense("d", w((10, 32 * 49)), w(10))])
 
 
-#: Records of every image: the bounds of the components OpenBLAS sums on its second
-#: thread. The bounds' data sum |W||X| is a binary64 BLAS product (accsim.accumulators.
-#: bounds.abs_product): its last bits depend on the thread count (a known defect).
-ALL_RECORDS = pytest.param(7, marks=pytest.mark.xfail(
-    reason="known defect: the bounds' |W||X| is a BLAS product whose last bits depend "
-           "on BLAS's thread count (here 'bound' records differ)", strict=False))
-
-
-@pytest.mark.parametrize("record_samples", [2, ALL_RECORDS])
+@pytest.mark.parametrize("record_samples", [2, 7])
 def test_graph_run_same_bits_for_any_blas_thread_count(record_samples):
     """The seed fixes every result whatever the BLAS thread count: a graph run (uniform
     and adaptive rows, bounds, the label-free reference) with BLAS limited to 1 and to 2
     threads gives the same dataset, every variable bit for bit. Binary32 inputs and
     weights: binary64 sums of their 48-bit products are rarely exact, in any order.
-    With records of the first 2 images it holds (the label-free reference was the
-    BLAS forward before, and failed it); with records of all 7 the bounds' BLAS
-    product shows (xfail)."""
+    With records of the first 2 images it failed while the label-free reference was the
+    BLAS forward; with records of all 7 it failed while the bounds' and the condition
+    estimates' ``|W||X|`` was a BLAS product (now :func:`accsim.kernels.absmatmul.
+    abs_matmul`, fixed order)."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     rng = np.random.default_rng(7)
     g = _wide_conv(rng)

@@ -50,6 +50,7 @@ import numpy as np
 from accsim.accumulators.fused_spec import OUT_ROUNDINGS, ZSENT, decode_exponents, truncate_tf32
 from accsim.accumulators.registry import family_names, get_family
 from accsim.kernels import boundsteps as _bsteps
+from accsim.kernels.absmatmul import abs_matmul as _abs_matmul
 from accsim.kernels.vocab import RoundingMode
 from accsim.numbers import exact as _exact
 from accsim.numbers.arrays import check_matmul_shapes
@@ -77,12 +78,13 @@ class _Ar:
         self.product = product
 
     def abs_matmul(self, A, B) -> np.ndarray:
-        """The binary64 BLAS ``|A| @ |B|`` (float mode): the caller's product when ``A``
+        """The binary64 ``|A| @ |B|`` in a fixed order (float mode,
+        :func:`accsim.kernels.absmatmul.abs_matmul`): the caller's product when ``A``
         and ``B`` are the operands it was computed from, else computed here."""
         p = self.product
         if p is not None and A is p[0] and B is p[1]:
             return p[2]
-        return np.abs(A) @ np.abs(B)
+        return _abs_matmul(A, B)
 
     def arr(self, X) -> np.ndarray:
         X = np.asarray(X, np.float64)
@@ -258,8 +260,10 @@ def _inflation(K: int):
 def _abs_sums(ar: _Ar, A, B, C):
     """(Tx, |C|): ``sum_k |a_ik b_kj|`` and ``|c_ij|``.
 
-    Float mode returns a proven UPPER bound of the exact sums from one BLAS product:
-    every term is non-negative, so any evaluation order, with or without FMA, satisfies
+    Float mode returns a proven UPPER bound of the exact sums from one binary64 product
+    (:func:`accsim.kernels.absmatmul.abs_matmul`, fixed order, so the bits do not depend
+    on a thread count): every term is non-negative, so any evaluation order, with or
+    without FMA, satisfies
     ``|S - T| <= gamma_{K+1}(2^-53) T`` (Higham 2002, §3.1, products rounded too), hence
     ``T <= S / (1 - gamma)``, evaluated here as ``S (1 + 2 gamma)`` (valid for
     ``gamma <= 1/2``) rounded up, plus ``(2K + 1) 2^-1022`` for underflow (covers a
@@ -672,13 +676,13 @@ def _finite_operands(A, B, C):
 
 
 def abs_product(A, B) -> np.ndarray:
-    """The binary64 BLAS ``|A| @ |B|`` (non-finite entries as 0) exactly as
+    """The binary64 ``|A| @ |B|`` (fixed order; non-finite entries as 0) exactly as
     :func:`error_bound` computes it: a caller bounding several models on the same
     ``A``, ``B`` computes it once and passes it to each as ``abs_product`` (the bounds
     are the same bits)."""
     _, (A0, B0, _), _, _, _ = _finite_operands(A, B, None)
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.abs(A0) @ np.abs(B0)
+        return _abs_matmul(A0, B0)
 
 
 def error_bound(model, A, B, C=None, kind: str = "deterministic", lam: float | None = None,

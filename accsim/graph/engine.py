@@ -17,8 +17,8 @@ of length ``n`` plus ``C[i, p]``); :func:`run_task` runs one of them under a
 
 and, with ``extras=True`` (the MLP runs):
 
-``abs_sum``    ``|W||X| + |C|`` (binary64 BLAS product of non-negative terms, relative
-               error below ``(n + 1) 2^-53``);
+``abs_sum``    ``|W||X| + |C|`` (binary64 product of non-negative terms in a fixed
+               order, relative error below ``(n + 1) 2^-53``);
 ``kappa_v``    ``abs_sum / |v|`` with ``v`` exact;
 ``kappa_phi``  the activation's condition number at the exact ``v``;
 ``bound_prob`` the probabilistic bound (Higham-Mary, failure probability
@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from accsim.accumulators.base import run_model
+from accsim.kernels.absmatmul import abs_matmul
 from accsim.run.strategies import Decision, Strategy, model_key
 
 __all__ = ["TaskContext", "TaskResult", "ComputeCache", "run_task",
@@ -279,14 +280,15 @@ class TaskContext:
                             lambda: exact.matmul(self.layer.W, self.X, self.C))
 
     def abs_sum(self) -> np.ndarray:
-        """``|W||X| + |b|`` in binary64 (BLAS; non-negative terms)."""
+        """``|W||X| + |b|`` in binary64 (non-negative terms; the product in a fixed
+        order, :func:`accsim.kernels.absmatmul.abs_matmul`)."""
         return self._cached(self._key("S"), self._abs_sum)
 
     def _abs_sum(self) -> np.ndarray:
         # non-finite activations (an overflowed layer) give inf/NaN here; they are
         # counted and reported as non-finite results, so numpy's warning is noise
         with np.errstate(invalid="ignore", over="ignore"):
-            return np.abs(self.layer.W) @ np.abs(self.X) + np.abs(self.C)
+            return abs_matmul(self.layer.W, self.X) + np.abs(self.C)
 
     def abs_product(self) -> np.ndarray:
         """``|W| @ |X|`` of the bounds (:func:`accsim.accumulators.bounds.abs_product`),
@@ -481,7 +483,7 @@ def run_task(task, strategy, *, index, seed: int, cache: ComputeCache | None = N
     if eps_in is not None:
         kp, kv = res.kappa_phi, res.kappa_v
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            carried = np.abs(ctx.layer.W) @ np.ascontiguousarray(np.abs(ctx.X) * eps_in)
+            carried = abs_matmul(ctx.layer.W, np.abs(ctx.X) * eps_in)
             g = np.where(S > 0, res.bound / S, 0.0)
             prop = kp * (carried / np.abs(v) + kv * g)
             res.propagated = np.where(kp == 0, 0.0, prop) + u_act
