@@ -225,6 +225,16 @@ class OpTally:
         for k, v in counts.items():
             self.hw[k] = self.hw.get(k, 0) + v
 
+    def merge(self, other: OpTally) -> None:
+        """Add ``other``'s sums (another batch's tally). Every sum is of integers or
+        integer-valued floats (counts and ``count x bits``), so merging per-batch
+        tallies in batch order gives the bits of one tally run over all batches."""
+        for mine, theirs in ((self.components, other.components),
+                             (self.recomputed, other.recomputed), (self.macs, other.macs),
+                             (self.bits, other.bits), (self.hw, other.hw)):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + v
+
     def hardware(self, n_inputs: int) -> dict:
         """The hardware columns of the projections and the scores, per input
         (:data:`accsim.run.hwcost.HW_COLUMNS`)."""
