@@ -44,7 +44,7 @@ from accsim.run.strategies import Uniform  # noqa: E402
 from accsim.transformer.minilm_graph import BERT_OP_CLASSES, GraphEncoder  # noqa: E402
 from accsim.transformer.minilm_run import expand, load_config  # noqa: E402
 from accsim.transformer.opclass import OP_CLASSES, OpModels  # noqa: E402
-from accsim.transformer.policies import PROJECTION_CLASSES, tally  # noqa: E402
+from accsim.transformer.policies import PROJECTION_CLASSES, op_costs, tally  # noqa: E402
 from accsim.accumulators.factory import build_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,9 +181,9 @@ def _compare(g, ids, weights, ops):
     plus_one = {}
     for op, r in zip(enc.graph.graph.linear_ops, enc.results, strict=True):
         if op.op_class not in PROJECTION_CLASSES and op.op_class not in HEAD:
-            n = sum(c.components for c in r.cost)
-            plus_one[op.op_class] = plus_one.get(op.op_class, 0.0) + \
-                n * float(ops[op.op_class].cost_bits(op.inner_length + 1))
+            for c, n in op_costs(op, r):  # the native attention: a cost per product
+                plus_one[op.op_class] = plus_one.get(op.op_class, 0.0) + \
+                    c.components * float(ops[op.op_class].cost_bits(n + 1))
     assert {k: v for k, v in t.bits.items() if k not in PROJECTION_CLASSES} == plus_one
 
 
