@@ -307,3 +307,112 @@ def _installed_ccexam():
         return resolve_file("pkg:ccexam/weights/mnist.pth")
     except ValueError:
         return None
+
+
+MINILM_TINY = """
+[run]
+sentences = 5
+batch = 2
+layers = 1
+seeds = [0, 1]
+output = "{out}"
+plots = false
+
+[models.bf16acc]
+family = "recursive"
+acc_format = "bfloat16"
+mode = "rne"
+product = "exact"
+
+[models.fp16sr]
+family = "recursive"
+acc_format = "binary16"
+mode = "sr"
+product = "exact"
+
+[models.fp32acc]
+family = "recursive"
+acc_format = "binary32"
+mode = "rne"
+product = "exact"
+
+[[strategies]]
+name = "u-bf16"
+default = "bf16acc"
+ops = {{ ln_mean = "fp32acc", ln_var = "fp32acc", softmax_sum = "fp32acc" }}
+
+[[strategies]]
+name = "u-sr"
+default = "fp16sr"
+
+[[strategies]]
+name = "r"
+default = "fp32acc"
+ops = {{ qkv = "bf16acc", attn_out = "bf16acc", ffn_in = "bf16acc", ffn_out = "bf16acc" }}
+linear = {{ kind = "random", high = "fp32acc", tau = 100.0 }}
+
+[[strategies]]
+name = "a"
+default = "fp32acc"
+ops = {{ qkv = "bf16acc", attn_out = "bf16acc", ffn_in = "bf16acc", ffn_out = "bf16acc" }}
+linear = {{ kind = "adaptive", high = "fp32acc", tau = 100.0 }}
+
+[[strategies]]
+name = "lamp"
+default = "fp32acc"
+ops = {{ scores = "bf16acc" }}
+attention = {{ kind = "lamp-v1", high = "fp32acc", tau = 1.5 }}
+"""
+
+
+def test_run_scheduler_minilm_same_bits(tmp_path, monkeypatch):
+    """A MiniLM configuration (5 sentences in batches of 2, one layer; uniform bf16,
+    uniform stochastic rounding, an adaptive cell with its random control listed before
+    it (2 seeds), LAMP): ``accsim run --scheduler`` on a loopback cluster of two worker
+    processes gives the local run's dataset and JSON rows bit for bit, timings aside.
+
+    Both runs use one BLAS thread (the binary64 reference and the "fp64" classes go
+    through BLAS, whose last bits depend on its thread count; dask's workers use 1)."""
+    import json
+
+    import xarray as xr
+    from distributed import LocalCluster
+    from test_minilm_config import _model_or_skip
+
+    _model_or_skip()
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    cfg = _write(tmp_path, MINILM_TINY.format(out=tmp_path / "local"))
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        res = CliRunner().invoke(app, ["run", str(cfg)])
+    assert res.exit_code == 0, res.output
+    # the client computes nothing itself: it prices the workers' hardware counts
+    from accsim.run import cost
+
+    monkeypatch.setattr(cost, "_HW_MODELS", {})
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, env={"NUMBA_NUM_THREADS": "1",
+                                                   "OPENBLAS_NUM_THREADS": "1",
+                                                   "OMP_NUM_THREADS": "1"}) as cluster:
+        addr = cluster.scheduler_address
+        res = CliRunner().invoke(app, ["run", str(cfg), "--out", str(tmp_path / "dist"),
+                                       "--scheduler", addr])
+        assert res.exit_code == 0, res.output
+        assert f"batches on {addr}" in res.output.replace("\n", "")
+    timing = ("seconds", "mac_per_s")
+    with xr.open_dataset(tmp_path / "local.nc", engine="h5netcdf") as a, \
+            xr.open_dataset(tmp_path / "dist.nc", engine="h5netcdf") as b:
+        assert a.sizes == b.sizes and set(a.data_vars) == set(b.data_vars)
+        assert a.sizes["strategy"] == 6 and a.attrs["sentences"] == 5
+        for k in a.data_vars:
+            if k not in timing:
+                va, vb = a[k].values, b[k].values
+                assert va.dtype == vb.dtype and va.tobytes() == vb.tobytes(), k
+        assert float(a["lin_recomputed"].sel(strategy="a lin-tau=100")) > 0
+    ra = json.loads((tmp_path / "local.json").read_text())
+    rb = json.loads((tmp_path / "dist.json").read_text())
+    for d in (ra, rb):
+        d.pop("reference_seconds")
+        for r in d["rows"]:
+            for k in timing:
+                r.pop(k)
+    assert ra == rb

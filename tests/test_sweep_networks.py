@@ -357,7 +357,8 @@ def test_minilm_text_file_is_checked_before_any_work(tmp_path, case, content, ma
 
 def test_accsim_run_takes_a_minilm_config(tmp_path):
     """``accsim run`` on a MiniLM configuration does what ``accsim minilm`` does (same
-    results, timings aside); its text-file errors are the same; --scheduler refused."""
+    results, timings aside); its text-file errors are the same, reported before a
+    --scheduler is contacted; an unreachable scheduler is exit 2 with nothing written."""
     import xarray as xr
 
     cfg = tmp_path / "m.toml"
@@ -370,12 +371,16 @@ def test_accsim_run_takes_a_minilm_config(tmp_path):
         for k in a.data_vars:
             if k not in timing:
                 assert a[k].equals(b[k]), k
-    r = cli("run", cfg, "--scheduler", "tcp://127.0.0.1:1")
-    assert r.exit_code == 2 and "MiniLM configuration; it runs locally only" in r.output
+    r = cli("run", cfg, "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "0.5",
+            "--out", tmp_path / "d")
+    assert r.exit_code == 2 and "cannot reach the dask scheduler" in r.output
+    assert not list(tmp_path.glob("d*"))
     cfg.write_text(MINILM.format(text=tmp_path / "none.txt", out=tmp_path / "c",
                                  plots="false"))
-    r = cli("run", cfg)
-    assert r.exit_code == 2 and "m.toml:7: run.text_file:" in " ".join(r.output.split())
+    for extra in ([], ["--scheduler", "tcp://127.0.0.1:1"]):  # before the scheduler
+        r = cli("run", cfg, *extra)
+        assert r.exit_code == 2 and "m.toml:7: run.text_file:" in " ".join(r.output.split())
+        assert "scheduler" not in r.output
     assert not list(tmp_path.glob("c*"))
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accsim.accumulators import bounds
+from accsim.accumulators._batch import pack, unpack
 from accsim.accumulators.base import Accumulator, _representable
 from accsim.accumulators.fused_spec import OUT_ROUNDINGS, TRUNCS, decode_exponents, truncate_tf32
 from accsim.accumulators.registry import Family, register_family
@@ -274,6 +275,23 @@ class FusedDot(Accumulator):
         return fk.nv_fused_matmul(A, B, C, EA, EB, self.L, self.F, self.trunc == "floor",
                                   self.e_zero, self.c_format.emin, self.out_format.emin,
                                   p, emin, maxv, rz)
+
+    def _matmul_batch(self, As, Bs, Cs, seed=0):
+        """:meth:`_matmul` of many products (operands checked, K a multiple of the
+        instruction's) in one kernel call (:func:`accsim.kernels.fused.nv_fused_matmul_batch`),
+        each the bits of its own call; None for the units without a batched kernel
+        (block scales, groups, tf32 truncation, the CDNA3 step)."""
+        if self.tf32_truncate or self.group > 1 or self.block or self.c_separate:
+            return None
+        _, p, emin, maxv, rz = OUT_ROUNDINGS[self.out_rounding]
+        A, B, C, dims, offs, tiles, size = pack(As, Bs, Cs, fk.RB, fk.NT)
+        D = np.empty(size)
+        fk.nv_fused_matmul_batch(A, B, C, decode_exponents(A, self.a_format.emin),
+                                 decode_exponents(B, self.b_format.emin), D, dims, offs,
+                                 tiles, self.L, self.F, self.trunc == "floor", self.e_zero,
+                                 self.c_format.emin, self.out_format.emin, p, emin, maxv,
+                                 rz)
+        return unpack(D, dims, offs)
 
     def cost_bits(self, n: int) -> float:
         """Width of the aligned fixed-point adder (F fractional bits, 2 integer bits and

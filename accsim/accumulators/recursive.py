@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accsim.accumulators import bounds
+from accsim.accumulators._batch import pack, unpack
 from accsim.accumulators._checks import (
     check_format_products,
     check_mode,
@@ -37,7 +38,7 @@ from accsim.accumulators._checks import (
 from accsim.accumulators._exact_products import SingleFormatSum
 from accsim.accumulators.registry import Family, register_family
 from accsim.kernels.recursive import EXACT, FMA64, ROUNDED
-from accsim.kernels.tiles import recursive_kernel
+from accsim.kernels.tiles import JB, RB, recursive_kernel, recursive_kernel_batch
 from accsim.numbers.formats import FloatFormat
 
 PRODUCTS = ("exact", "rounded", "fused")
@@ -103,6 +104,25 @@ class RecursiveSum(SingleFormatSum):
         recursive_kernel(A, B, C, out, self.acc_format.kernel_params(), m, r,
                          np.uint64(seed), kind, pf.kernel_params(), fast, exact)
         return out
+
+    def _matmul_batch(self, As, Bs, Cs, seed):
+        """:meth:`_matmul` of many products (operands checked) in one kernel call
+        (:func:`accsim.kernels.tiles.recursive_kernel_batch`), each the bits of its own
+        call (its own stream keys)."""
+        m, r = check_mode(self.mode, self.sr_bits)
+        kind = {"exact": EXACT, "fused": EXACT, "rounded": ROUNDED}[self.product]
+        if self._fma64:
+            kind = FMA64
+        pf = self.product_format or self.acc_format
+        exact = np.array([kind == EXACT and sums_exact(A, B, C, [self.acc_format],
+                                                       A.shape[1])
+                          for A, B, C in zip(As, Bs, Cs, strict=True)], np.bool_)
+        A, B, C, dims, offs, tiles, size = pack(As, Bs, Cs, RB, JB)
+        out = np.empty(size)
+        recursive_kernel_batch(A, B, C, out, dims, offs, tiles, exact,
+                               self.acc_format.kernel_params(), m, r, np.uint64(seed), kind,
+                               pf.kernel_params(), True)
+        return unpack(out, dims, offs)
 
     def cost_bits(self, n: int) -> float:
         return float(self.acc_format.p * n)

@@ -23,7 +23,8 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["check_minilm_config", "is_minilm_config", "minilm", "register"]
+__all__ = ["check_minilm_config", "check_minilm_run", "is_minilm_config", "minilm",
+           "minilm_command", "register"]
 
 _SUFFIXES = (".nc", ".json", ".png")
 
@@ -163,10 +164,28 @@ def _staging_dir() -> str:
     return tempfile.mkdtemp(prefix=f"accsim-minilm-{os.getpid()}-", dir=base)
 
 
-def minilm_command(config: Path, out: str | None = None, console=None) -> dict:
+def check_minilm_run(config: Path, out: str | None = None):
+    """Check the configuration and the output stem before any work (nothing is written):
+    ``(cfg, stem, option)``, or ``ValueError`` naming the problem (``accsim run
+    --scheduler`` calls it before contacting the scheduler)."""
+    from accsim.run.outputs import check_fileset
+    from accsim.transformer.minilm_run import load_config
+
+    check_minilm_config(config)
+    cfg = load_config(config)
+    option = "--out" if out else "run.output"
+    stem = _check_stem(Path(out or cfg.run.output), option)
+    check_fileset(stem, "minilm", _SUFFIXES, option=option)
+    return cfg, stem, option
+
+
+def minilm_command(config: Path, out: str | None = None, console=None,
+                   client=None) -> dict:
     """Validate, run, publish; returns the results dict of
     :func:`accsim.transformer.minilm_run.run` with the final ``paths``. The table goes to
-    stdout, messages to ``console`` (default: stderr, :mod:`accsim.cli.console`)."""
+    stdout, messages to ``console`` (default: stderr, :mod:`accsim.cli.console`).
+    ``client``: a dask.distributed client whose cluster runs the sentence batches
+    (``accsim run --scheduler``; same bits as a local run)."""
     from rich.table import Table
 
     from accsim.cli.console import err_console, print_table
@@ -176,14 +195,14 @@ def minilm_command(config: Path, out: str | None = None, console=None) -> dict:
         clean_fileset_leftovers,
         publish_fileset,
     )
-    from accsim.transformer.minilm_run import load_config, run
+    from accsim.transformer.minilm_run import run
 
     console = console or err_console()
-    check_minilm_config(config)
-    cfg = load_config(config)
-    option = "--out" if out else "run.output"
-    stem = _check_stem(Path(out or cfg.run.output), option)
+    cfg, stem, option = check_minilm_run(config, out)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    if client is not None:
+        console.print(f"accsim minilm {config}: batches on {client.scheduler.address}",
+                      highlight=False)
 
     published = {"at": None}
 
@@ -212,7 +231,7 @@ def minilm_command(config: Path, out: str | None = None, console=None) -> dict:
         try:
             staged = Path(stage) / stem.name
             try:
-                res = run(cfg, progress=progress, out=str(staged))
+                res = run(cfg, progress=progress, out=str(staged), client=client)
             except KeyboardInterrupt:
                 if getattr(cfg.run, "checkpoint", False):
                     publish_checkpoint()

@@ -96,14 +96,7 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
     from accsim.cli.minilm import is_minilm_config
 
     if is_minilm_config(config):  # MiniLM (docs/transformer.md): what accsim minilm does
-        if scheduler is not None:
-            raise ValueError(f"--scheduler: {config} is a MiniLM configuration; it runs "
-                             "locally only (drop --scheduler)")
-        from accsim.cli.minilm import minilm_command
-
-        stem = None if out is None else str(Path(out).with_suffix("")
-                                            if Path(out).suffix == ".nc" else out)
-        return minilm_command(config, stem, console=err), stem
+        return _minilm(config, out, err, scheduler, connect_timeout)
     # configuration and output are checked before the scheduler is contacted
     graph = is_graph_config(config)  # a layer graph of an imported network (docs/graph.md)
     if graph:
@@ -115,16 +108,7 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
         cfg = load_config(config)
         out_given = out is not None
         out = resolve_output(out, cfg)
-    client = None
-    if scheduler is not None:  # reached before any work: a clear error, nothing written
-        from accsim.batch.runner import connect, prepare_workers
-
-        client = connect(scheduler, connect_timeout)
-        try:
-            prepare_workers(client)
-        except BaseException:
-            client.close()
-            raise
+    client = _connect(scheduler, connect_timeout)
     try:
         if graph:
             from accsim.graph.cli import graph_run_command
@@ -138,6 +122,44 @@ def run_command(config: Path, out: Path | None = None, plots: bool | None = None
                                      show_table=cons.print_table,
                                      progress=cons.progress_enabled(err), client=client)
         return _run_output(cfg, config, out, out_given, plots, err, quiet, force, client)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _connect(scheduler: str | None, connect_timeout: float):
+    """The dask client of ``scheduler`` with its workers prepared (None: a local run);
+    reached before any work: a clear ``ValueError``, nothing written."""
+    if scheduler is None:
+        return None
+    from accsim.batch.runner import connect, prepare_workers
+
+    client = connect(scheduler, connect_timeout)
+    try:
+        prepare_workers(client)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _minilm(config, out, console, scheduler, connect_timeout):
+    """``accsim run`` on a MiniLM configuration: ``accsim minilm CONFIG`` (``--out`` the
+    output stem), its sentence batches on the cluster of ``scheduler`` if given, the
+    configuration and the output checked before the scheduler is contacted."""
+    from accsim.cli.minilm import check_minilm_run, minilm_command
+
+    stem = None if out is None else str(Path(out).with_suffix("")
+                                        if Path(out).suffix == ".nc" else out)
+    cfg, _, _ = check_minilm_run(config, stem)
+    client = _connect(scheduler, connect_timeout)
+    try:
+        if client is not None:  # every worker compiles (or loads) the kernels once
+            from accsim.batch.runner import warm_models
+
+            client.run(warm_models, [s["name"] if set(s) == {"name"} else s
+                                     for s in cfg.models.values()])
+        return minilm_command(config, stem, console=console, client=client), stem
     finally:
         if client is not None:
             client.close()
@@ -239,6 +261,7 @@ _EPILOG = (
     "accsim run configs/paper_mlp.toml" "\n\n"
     "accsim run configs/tanh_mlp.toml --out results/tanh.nc --no-plots" "\n\n"
     "accsim run configs/paper_mlp.toml --scheduler tcp://10.0.0.5:8786" "\n\n"
+    "accsim run configs/minilm.toml --scheduler tcp://10.0.0.5:8786" "\n\n"
     "The whole configuration and the output path are checked before any work (errors name "
     "FILE:LINE and the key; exit code 2). An earlier run of the same configuration at the "
     "output is replaced atomically; anything else needs --force (accsim run datasets "
@@ -262,8 +285,8 @@ def register(app: typer.Typer) -> None:
             "the output (never other files).")] = False,
         scheduler: Annotated[str | None, typer.Option(
             "--scheduler", help="Address of a running dask scheduler, tcp://HOST:PORT: its "
-            "workers run the input batches (same bits as a local run; graph configs "
-            "refuse it). Unreachable: exit 2 before any work.")] = None,
+            "workers run the input batches (MiniLM configs: the sentence batches), same "
+            "bits as a local run. Unreachable: exit 2 before any work.")] = None,
         connect_timeout: Annotated[float, typer.Option(
             "--connect-timeout", min=0.1, help="Seconds to wait for --scheduler.")] = 10.0,
     ) -> None:

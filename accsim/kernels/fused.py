@@ -116,6 +116,97 @@ RB = 4  # rows per tile (B rows are reused RB times from L1)
 NT = 256  # columns per tile
 
 
+@njit(**JIT)
+def _nv_tile(A, B, C, EA, EB, D, t, M, K, N, L, F, floor_mode, e_zero, c_emin0, c_emin,
+             p_out, emin_out, maxv_out, rz_out):
+    """Tile ``t`` (RB rows x NT columns, row-major over tiles) of the M x N output ``D``
+    of :func:`nv_fused_matmul`: the same operations for every tile of every call."""
+    ntl = (N + NT - 1) // NT
+    i0 = (t // ntl) * RB
+    j0 = (t % ntl) * NT
+    nr = min(RB, M - i0)
+    nj = min(NT, N - j0)
+    acc = np.empty((RB, NT))
+    emax = np.empty((RB, NT), np.int64)
+    scale = np.empty((RB, NT))
+    S = np.empty((RB, NT))
+    for r in range(nr):
+        for j in range(nj):
+            acc[r, j] = C[i0 + r, j0 + j]
+    cem = c_emin0
+    for k0 in range(0, K, L):
+        k1 = min(k0 + L, K)
+        for r in range(nr):
+            ar = acc[r]
+            er = emax[r]
+            for j in range(nj):
+                c = ar[j]
+                ec = max(exp_of(c), cem)
+                er[j] = e_zero if c == 0.0 else ec
+        for k in range(k0, k1):
+            ebk = EB[k, j0:j0 + nj]
+            for r in range(nr):
+                ea = np.int64(EA[i0 + r, k])
+                em = emax[r]
+                for j in range(nj):
+                    e = ea + ebk[j]
+                    e = e_zero if e < _ZLIM else e
+                    em[j] = max(em[j], e)
+        for r in range(nr):
+            er = emax[r]
+            sr = scale[r]
+            for j in range(nj):
+                m = min(max(er[j], -1000), 1000)
+                er[j] = m
+                sr[j] = pow2v(F - m)
+        if floor_mode:
+            for r in range(nr):
+                Sr = S[r]
+                ar = acc[r]
+                sr = scale[r]
+                for j in range(nj):
+                    Sr[j] = np.floor(ar[j] * sr[j])
+            for k in range(k0, k1):
+                bk = B[k, j0:j0 + nj]
+                for r in range(nr):
+                    a = A[i0 + r, k]
+                    Sr = S[r]
+                    sr = scale[r]
+                    for j in range(nj):
+                        Sr[j] += np.floor((a * bk[j]) * sr[j])
+        else:
+            for r in range(nr):
+                Sr = S[r]
+                ar = acc[r]
+                sr = scale[r]
+                for j in range(nj):
+                    Sr[j] = np.trunc(ar[j] * sr[j])
+            for k in range(k0, k1):
+                bk = B[k, j0:j0 + nj]
+                for r in range(nr):
+                    a = A[i0 + r, k]
+                    Sr = S[r]
+                    sr = scale[r]
+                    for j in range(nj):
+                        Sr[j] += np.trunc((a * bk[j]) * sr[j])
+        for r in range(nr):
+            Sr = S[r]
+            er = emax[r]
+            ar = acc[r]
+            if rz_out:
+                for j in range(nj):
+                    v = Sr[j] * pow2v(er[j] - F)
+                    ar[j] = round_out_fast(v, p_out, emin_out, maxv_out, True)
+            else:
+                for j in range(nj):
+                    v = Sr[j] * pow2v(er[j] - F)
+                    ar[j] = round_out_fast(v, p_out, emin_out, maxv_out, False)
+        cem = c_emin
+    for r in range(nr):
+        for j in range(nj):
+            D[i0 + r, j0 + j] = acc[r, j]
+
+
 @njit(**PJIT)
 def nv_fused_matmul(A, B, C, EA, EB, L, F, floor_mode, e_zero, c_emin0, c_emin,
                     p_out, emin_out, maxv_out, rz_out):
@@ -123,7 +214,7 @@ def nv_fused_matmul(A, B, C, EA, EB, L, F, floor_mode, e_zero, c_emin0, c_emin,
 
     ``c_emin0``: minimum exponent of C's format (first step); ``c_emin``: of the output's
     storage format (later steps read the previous output back). Work is split into
-    independent tiles of RB rows x NT columns (``prange`` over tiles).
+    independent tiles of RB rows x NT columns (``prange`` over tiles, :func:`_nv_tile`).
     """
     M, K = A.shape
     N = B.shape[1]
@@ -131,90 +222,29 @@ def nv_fused_matmul(A, B, C, EA, EB, L, F, floor_mode, e_zero, c_emin0, c_emin,
     nrb = (M + RB - 1) // RB
     ntl = (N + NT - 1) // NT
     for t in prange(nrb * ntl):
-        i0 = (t // ntl) * RB
-        j0 = (t % ntl) * NT
-        nr = min(RB, M - i0)
-        nj = min(NT, N - j0)
-        acc = np.empty((RB, NT))
-        emax = np.empty((RB, NT), np.int64)
-        scale = np.empty((RB, NT))
-        S = np.empty((RB, NT))
-        for r in range(nr):
-            for j in range(nj):
-                acc[r, j] = C[i0 + r, j0 + j]
-        cem = c_emin0
-        for k0 in range(0, K, L):
-            k1 = min(k0 + L, K)
-            for r in range(nr):
-                ar = acc[r]
-                er = emax[r]
-                for j in range(nj):
-                    c = ar[j]
-                    ec = max(exp_of(c), cem)
-                    er[j] = e_zero if c == 0.0 else ec
-            for k in range(k0, k1):
-                ebk = EB[k, j0:j0 + nj]
-                for r in range(nr):
-                    ea = np.int64(EA[i0 + r, k])
-                    em = emax[r]
-                    for j in range(nj):
-                        e = ea + ebk[j]
-                        e = e_zero if e < _ZLIM else e
-                        em[j] = max(em[j], e)
-            for r in range(nr):
-                er = emax[r]
-                sr = scale[r]
-                for j in range(nj):
-                    m = min(max(er[j], -1000), 1000)
-                    er[j] = m
-                    sr[j] = pow2v(F - m)
-            if floor_mode:
-                for r in range(nr):
-                    Sr = S[r]
-                    ar = acc[r]
-                    sr = scale[r]
-                    for j in range(nj):
-                        Sr[j] = np.floor(ar[j] * sr[j])
-                for k in range(k0, k1):
-                    bk = B[k, j0:j0 + nj]
-                    for r in range(nr):
-                        a = A[i0 + r, k]
-                        Sr = S[r]
-                        sr = scale[r]
-                        for j in range(nj):
-                            Sr[j] += np.floor((a * bk[j]) * sr[j])
-            else:
-                for r in range(nr):
-                    Sr = S[r]
-                    ar = acc[r]
-                    sr = scale[r]
-                    for j in range(nj):
-                        Sr[j] = np.trunc(ar[j] * sr[j])
-                for k in range(k0, k1):
-                    bk = B[k, j0:j0 + nj]
-                    for r in range(nr):
-                        a = A[i0 + r, k]
-                        Sr = S[r]
-                        sr = scale[r]
-                        for j in range(nj):
-                            Sr[j] += np.trunc((a * bk[j]) * sr[j])
-            for r in range(nr):
-                Sr = S[r]
-                er = emax[r]
-                ar = acc[r]
-                if rz_out:
-                    for j in range(nj):
-                        v = Sr[j] * pow2v(er[j] - F)
-                        ar[j] = round_out_fast(v, p_out, emin_out, maxv_out, True)
-                else:
-                    for j in range(nj):
-                        v = Sr[j] * pow2v(er[j] - F)
-                        ar[j] = round_out_fast(v, p_out, emin_out, maxv_out, False)
-            cem = c_emin
-        for r in range(nr):
-            for j in range(nj):
-                D[i0 + r, j0 + j] = acc[r, j]
+        _nv_tile(A, B, C, EA, EB, D, t, M, K, N, L, F, floor_mode, e_zero, c_emin0,
+                 c_emin, p_out, emin_out, maxv_out, rz_out)
     return D
+
+
+@njit(**PJIT)
+def nv_fused_matmul_batch(A, B, C, EA, EB, D, dims, offs, tiles, L, F, floor_mode, e_zero,
+                          c_emin0, c_emin, p_out, emin_out, maxv_out, rz_out):
+    """:func:`nv_fused_matmul` of many independent products in one call: product ``g``
+    is ``(M, K, N) = dims[g]``, its operands and output stored row-major in the flat
+    arrays from ``offs[g] = (A, B, C, D offsets)``; ``tiles[g]`` its first tile in the
+    flat tile numbering (``tiles[-1]`` the total). ``prange`` over every tile of every
+    product; each tile computes exactly what it computes in a call of its own."""
+    G = dims.shape[0]
+    for u in prange(tiles[G]):
+        g = np.searchsorted(tiles, u, side="right") - 1
+        M, K, N = dims[g, 0], dims[g, 1], dims[g, 2]
+        a, b, c, d = offs[g, 0], offs[g, 1], offs[g, 2], offs[g, 3]
+        _nv_tile(A[a:a + M * K].reshape((M, K)), B[b:b + K * N].reshape((K, N)),
+                 C[c:c + M * N].reshape((M, N)), EA[a:a + M * K].reshape((M, K)),
+                 EB[b:b + K * N].reshape((K, N)), D[d:d + M * N].reshape((M, N)),
+                 u - tiles[g], M, K, N, L, F, floor_mode, e_zero, c_emin0, c_emin, p_out,
+                 emin_out, maxv_out, rz_out)
 
 
 # --------------------------------------------------------------------- AMD CDNA3 step

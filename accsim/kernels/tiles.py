@@ -95,6 +95,27 @@ def recursive_kernel(A, B, C, out, fmt, mode, r, seed, kind, pfmt, fast, exact):
 
 
 @njit(parallel=True, **JIT)
+def recursive_kernel_batch(A, B, C, out, dims, offs, tiles, exact, fmt, mode, r, seed, kind,
+                           pfmt, fast):
+    """:func:`recursive_kernel` of many independent products in one call (the flat
+    layout of :func:`accsim.accumulators._batch.pack`; ``exact[g]`` per product):
+    ``prange`` over every tile of every product, each started and summed as in a call of
+    its own (its stream keys ``i * N + j`` of its own output)."""
+    G = dims.shape[0]
+    aux = np.empty((1, 1))
+    for u in prange(tiles[G]):
+        g = np.searchsorted(tiles, u, side="right") - 1
+        M, K, N = dims[g, 0], dims[g, 1], dims[g, 2]
+        a, b, c, d = offs[g, 0], offs[g, 1], offs[g, 2], offs[g, 3]
+        Ag = A[a:a + M * K].reshape((M, K))
+        Og = out[d:d + M * N].reshape((M, N))
+        i0, rows, j0, n, acc, keys = begin_tile(C[c:c + M * N].reshape((M, N)), u - tiles[g],
+                                                M, N, RB, fmt, mode, r, seed, 2 * K)
+        recursive_tile(Ag, B[b:b + K * N].reshape((K, N)), Og, aux, i0, rows, j0, n, N, acc,
+                       keys, fmt, pfmt, mode, r, seed, (kind, fast, exact[g], False))
+
+
+@njit(parallel=True, **JIT)
 def blocked_kernel(A, B, C, out, block, ifmt, ofmt, mode, r, seed, fast, iexact, oexact):
     """Blocked summation of every output (:mod:`accsim.kernels.blocked`)."""
     M, K = A.shape

@@ -40,7 +40,8 @@ import numpy as np
 
 from accsim.run import hwcost as hw
 
-__all__ = ["LayerCost", "CostTally", "inner_product_bits", "layer_cost", "ESTIMATES"]
+__all__ = ["LayerCost", "CostTally", "inner_product_bits", "layer_cost", "ESTIMATES",
+           "register_hw_model"]
 
 
 def inner_product_bits(model, n: int, bias: bool = True) -> float:
@@ -169,6 +170,15 @@ def layer_cost(models, level: np.ndarray, n: int, *, estimate, bias: bool = True
 _HW_MODELS: dict = {}
 
 
+def register_hw_model(model) -> str:
+    """The key of ``model`` in the counts of :func:`hardware_counts` (class name and
+    ``describe()``), registered so that :func:`_hw_values` can price it. A process that
+    merges counts made elsewhere (a dask worker) registers the run's models first."""
+    key = type(model).__name__ + repr(sorted(model.describe().items()))
+    _HW_MODELS.setdefault(key, model)
+    return key
+
+
 def hardware_counts(models, level: np.ndarray, n: int, estimate: str, *,
                     bias: bool = True) -> dict:
     """Integer operation counts of a layer for the hardware columns
@@ -187,8 +197,7 @@ def hardware_counts(models, level: np.ndarray, n: int, estimate: str, *,
 
     def add(what, model, terms, count):
         if count:
-            key = type(model).__name__ + repr(sorted(model.describe().items()))
-            _HW_MODELS.setdefault(key, model)
+            key = register_hw_model(model)
             k = (what, key, int(terms))
             out[k] = out.get(k, 0) + int(count)
 

@@ -17,11 +17,13 @@ and the roundings are those of the BERT forward pass of :mod:`networks.transform
   ``var = act(sum_ln_var(act(d d)) / H)``, ``act(act(d * (1 / sqrt(var + eps))) gamma + beta)``;
   the sums are not rounded before the division (``round_output = False``);
 * per layer: the projections ``q``, ``k``, ``v`` (class ``qkv``) on all tokens of the
-  batch; per sentence the scores ``Q_h K_h^T`` of every head (class ``scores``: its
-  strategy scales by ``1/sqrt(d_h)`` and rounds, and applies the LAMP policies), softmax
-  ``act(exp(s - max))`` / ``sum_softmax_sum`` (rounded once), the context ``P V_h``
-  (class ``context``); the heads concatenated, ``attn_out``, residual, LayerNorm, FFN
-  ``ffn_in``, exact-erf GELU, ``ffn_out``, residual, LayerNorm;
+  batch; the scores ``Q_h K_h^T`` of every head of every sentence (class ``scores``, one
+  :class:`~accsim.transformer.head_products.HeadProducts` op: one batched kernel call;
+  its strategy scales by ``1/sqrt(d_h)`` and rounds, and applies the LAMP policies), per
+  sentence the softmax ``act(exp(s - max))`` / ``sum_softmax_sum`` (rounded once), the
+  contexts ``P V_h`` of every head of every sentence (class ``context``, one op); the
+  heads concatenated, ``attn_out``, residual, LayerNorm, FFN ``ffn_in``, exact-erf
+  GELU, ``ffn_out``, residual, LayerNorm;
 * head: per sentence the mean over its tokens (class ``pool_sum``), the squared norm
   (class ``l2_sum``), ``act(pooled / max(sqrt(q), 1e-12))``.
 
@@ -39,7 +41,7 @@ other orders of the same operations give other bits in binary64.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -51,11 +53,11 @@ from accsim.graph.tensor_ops import (
     Elementwise,
     Embedding,
     Index,
-    MatMul,
     Permute,
     ReduceSum,
     Reshape,
 )
+from accsim.transformer.head_products import HeadProducts
 from accsim.transformer.policies import (
     PROJECTION_CLASSES,
     OpTally,
@@ -92,7 +94,9 @@ class OpMeta:
     projection's key ``16 c + i`` (``c``: q, k, v = 0, 1, 2; ``i``: index in
     :data:`accsim.transformer.policies.PROJECTION_CLASSES`); ``token_columns``: the task's
     columns are the batch's tokens (per-sentence scaling); ``block``: columns scaled
-    together otherwise (one head's softmax rows; 0: all)."""
+    together otherwise (one head's softmax rows; 0: all); ``problems``: the products of a
+    :class:`~accsim.transformer.head_products.HeadProducts` op (sentence, head, shape),
+    computed by one batched kernel call."""
 
     op_class: str
     layer: int
@@ -100,6 +104,7 @@ class OpMeta:
     call: int = 0
     token_columns: bool = False
     block: int = 0
+    problems: tuple = ()
 
 
 @dataclass
@@ -199,28 +204,40 @@ def build_graph(weights, lens) -> MiniLMGraph:
         qkv = [_dense(b, f"{p}.{n}", P(f"attention.self.{t}.weight"),
                       P(f"attention.self.{t}.bias"), x, "qkv", lay, c)
                for c, (n, t) in enumerate((("q", "query"), ("k", "key"), ("v", "value")))]
-        ctxs, probs = [], []
+        heads = []  # per sentence: its (q, k^T, v) head stacks
         for si, (a, e) in enumerate(segs):
-            T, s = e - a, f"{p}.s{si}"
-            heads = []
+            T, hs = e - a, []
             for n, perm in zip(qkv, ((1, 0, 2), (1, 2, 0), (1, 0, 2)), strict=True):
                 r = b.add(Index(f"{n}.s{si}", (slice(a, e),), inputs=[n]))
                 r = b.add(Reshape(f"{n}.s{si}.heads", (T, nh, dh), inputs=[r]))
-                heads.append(b.add(Permute(f"{n}.s{si}.perm", perm, inputs=[r])))
-            qh, kt, vh = heads
-            sc = MatMul(f"{s}.scores", [qh, kt])
-            sc.op_class = "scores"
-            sc = b.add(sc, OpMeta("scores", lay, si), rounded=False)  # the strategy rounds
-            ex = b.add(Elementwise(f"{s}.exp", "softmax_exp", [sc], axis=-1))
+                hs.append(b.add(Permute(f"{n}.s{si}.perm", perm, inputs=[r])))
+            heads.append(hs)
+        # the scores of every head of every sentence: one op, one batched kernel call
+        sc = b.add(HeadProducts(f"{p}.heads.scores", "scores", [x for qh, kt, _ in heads
+                                                          for x in (qh, kt)]),
+                   OpMeta("scores", lay), rounded=False)  # the strategy rounds
+        ctxs, probs, off = [], [], 0
+        for si, (a, e) in enumerate(segs):
+            T, s = e - a, f"{p}.s{si}"
+            r = b.add(Index(f"{s}.scores", (slice(off, off + nh * T * T),), inputs=[sc]),
+                      rounded=False)
+            r = b.add(Reshape(f"{s}.scores.heads", (nh, T, T), inputs=[r]), rounded=False)
+            off += nh * T * T
+            ex = b.add(Elementwise(f"{s}.exp", "softmax_exp", [r], axis=-1))
             den = b.add(ReduceSum(f"{s}.den", (2,), "softmax_sum", inputs=[ex]),
                         OpMeta("softmax_sum", lay, si, block=T), rounded=False)
-            pr = b.add(Elementwise(f"{s}.probs", "div", [ex, den]))
-            probs.append(pr)
-            cx = MatMul(f"{s}.context", [pr, vh])
-            cx.op_class = "context"
-            cx = b.add(cx, OpMeta("context", lay, si))
-            cx = b.add(Permute(f"{s}.context.perm", (1, 0, 2), inputs=[cx]))
-            ctxs.append(b.add(Reshape(f"{s}.context.cat", (T, H), inputs=[cx])))
+            probs.append(b.add(Elementwise(f"{s}.probs", "div", [ex, den])))
+        cx = b.add(HeadProducts(f"{p}.heads.context", "context",
+                                [x for pr, (_, _, vh) in zip(probs, heads, strict=True)
+                                 for x in (pr, vh)]), OpMeta("context", lay))
+        off = 0
+        for si, (a, e) in enumerate(segs):
+            T, s = e - a, f"{p}.s{si}"
+            r = b.add(Index(f"{s}.context", (slice(off, off + nh * T * dh),), inputs=[cx]))
+            r = b.add(Reshape(f"{s}.context.heads", (nh, T, dh), inputs=[r]))
+            off += nh * T * dh
+            r = b.add(Permute(f"{s}.context.perm", (1, 0, 2), inputs=[r]))
+            ctxs.append(b.add(Reshape(f"{s}.context.cat", (T, H), inputs=[r])))
         cat = b.add(Cat(f"{p}.context", 0, inputs=ctxs))
         att = _dense(b, f"{p}.attn_out", P("attention.output.dense.weight"),
                      P("attention.output.dense.bias"), cat, "attn_out", lay)
@@ -250,6 +267,9 @@ def build_graph(weights, lens) -> MiniLMGraph:
         embs.append(b.add(Elementwise(f"{s}.emb", "l2_normalize", [pm, q])))
     b.add(Cat("embeddings", 0, inputs=embs))
     mg.graph = Graph("all-MiniLM-L6-v2", (sum(lens),), b.ops)
+    for i, m in b.meta.items():  # the batched products' problems, known once inferred
+        if isinstance(b.ops[i], HeadProducts):
+            b.meta[i] = replace(m, problems=tuple(b.ops[i].problems))
     mg.meta = b.meta
     return mg
 

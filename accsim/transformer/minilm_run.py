@@ -84,10 +84,11 @@ from accsim.transformer.policies import (
     PROJECTION_CLASSES,
     AttentionPolicy,
     LinearPolicy,
+    OpTally,
 )
 
-__all__ = ["MiniLMConfig", "load_config", "expand", "run", "Cell", "inputs", "comparisons",
-           "m_bits_model", "match_key"]
+__all__ = ["MiniLMConfig", "load_config", "expand", "run", "BatchRunner", "Cell", "inputs",
+           "comparisons", "m_bits_model", "match_key"]
 
 
 class _Strict(BaseModel):
@@ -343,8 +344,14 @@ def _check_matches(cells) -> None:
                                  f"its adaptive cell {a.label!r} (inputs = {a.limit})")
 
 
-def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
+def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None,
+        client=None) -> dict:
     """Run every cell on the configured sentences; write the results; return them.
+
+    The sentence batches are independent (:class:`BatchRunner`): they run one after the
+    other, or, given a dask.distributed ``client`` (``accsim run --scheduler``), as tasks
+    of its cluster (:func:`accsim.run.parallel.ordered_map`); either way their results
+    are merged in batch order, so both give the same bits.
 
     With ``[run] checkpoint = true`` the results are written after every batch (the
     inputs done so far; ``inputs`` in the rows says how many), so a run stopped early
@@ -357,65 +364,128 @@ def run(cfg: MiniLMConfig, *, progress=None, out: str | None = None) -> dict:
         ``{"rows": [...], "layer_errors": ..., "paths": {...}}``: one row per cell and
         seed with the metrics of :mod:`accsim.transformer.embed_metrics` and the cost columns.
     """
-    from accsim.transformer.minilm_graph import GraphEncoder, build_graph
-    from networks.minilm import TruncationWarning, load_tokenizer, load_weights
+    from accsim.run.cost import register_hw_model
+    from accsim.run.parallel import ordered_map
+    from networks.minilm import TruncationWarning, load_tokenizer
 
     rs = cfg.run
-    cells = expand(cfg)
-    _check_matches(cells)
-    weights = load_weights(layers=rs.layers)
+    batches = BatchRunner(cfg)
+    jobs = batches.jobs
     tok = load_tokenizer(rs.max_length)
     sents = inputs(rs, tok)
     with warnings.catch_warnings():
         if rs.min_tokens:  # long sequences are cut at max_length on purpose
             warnings.simplefilter("ignore", TruncationWarning)
         ids = tok.encode(sents)
-    jobs = [(c, sd) for c in cells for sd in (rs.seeds if c.random else [rs.seeds[0]])]
-    acc = {j: {"emb": [], "sq": None, "kl": [], "kl_in": [], "time": 0.0, "runner": None}
-           for j in range(len(jobs))}
+    for c, _ in jobs:  # the hardware columns price counts made on the workers too
+        for m in [*c.ops.values(), c.ops.default, c.linear.high, c.attention.high]:
+            if m is not None:
+                register_hw_model(m)
+    acc = {j: {"emb": [], "sq": None, "kl": [], "kl_in": [], "time": 0.0,
+               "tally": OpTally()} for j in range(len(jobs))}
     state = {"E_ref": [], "ref_sq": [], "t_ref": 0.0, "ids": ids}
-    reference = GraphEncoder(weights, reference=True)
-    counts: dict = {}  # the adaptive cells' per-sentence counts, read by their controls
-    # on every batch the adaptive cells run before the controls (rows keep their order)
-    order = sorted(range(len(jobs)), key=lambda j: jobs[j][0].linear.kind in CONTROL_KINDS)
+    items = [(b0, ids[b0:b0 + rs.batch]) for b0 in range(0, len(ids), rs.batch)]
     res = None
-    for b0 in range(0, len(ids), rs.batch):
-        bid = ids[b0:b0 + rs.batch]
+    outs = ordered_map(batches, items, workers=None if client is not None else 1,
+                       client=client)
+    for (b0, _), out_b in zip(items, outs, strict=True):
+        state["E_ref"].append(out_b["E_ref"])
+        state["ref_sq"].append(out_b["ref_sq"])
+        state["t_ref"] += out_b["t_ref"]
+        for j, part in out_b["jobs"]:
+            a = acc[j]
+            a["emb"].append(part["emb"])
+            a["time"] += part["time"]
+            a["sq"] = part["sq"] if a["sq"] is None else np.concatenate([a["sq"],
+                                                                         part["sq"]])
+            a["kl"].append(part["kl"])
+            a["kl_in"].append(part["kl_in"])
+            a["tally"].merge(part["tally"])
+            if progress:
+                c, sd = jobs[j]
+                progress(b0 + part["k"], len(ids), c.label, sd)
+        if rs.checkpoint or b0 + rs.batch >= len(ids):
+            res = _results(rs, jobs, acc, state, out)
+    return res
+
+
+class BatchRunner:
+    """The work of one sentence batch of a run: ``runner((b0, ids))`` encodes the batch
+    ``ids`` (token ids of the sentences ``b0, b0 + 1, ...``) with the binary64
+    reference and every cell (the adaptive cells before their controls, which read the
+    counts they record: :func:`match_key`) and returns what :func:`run` merges: the
+    reference embeddings and squared norms and, per job (cell and seed, in
+    :attr:`jobs` order), the embeddings, squared errors per layer, attention KLs, time
+    and cost tally of its sentences.
+
+    Every random stream is keyed by the seed and the sentences' global indices, and a
+    batch's counts store is its own, so a batch's results do not depend on which
+    process runs it. Picklable (dask workers): only the configuration travels; the
+    cells, weights and reference encoder are built on first use in each process.
+    """
+
+    def __init__(self, cfg: MiniLMConfig):
+        self.cfg = cfg
+        self.cells = expand(cfg)
+        _check_matches(self.cells)
+        rs = cfg.run
+        #: (cell, seed) of every row, in row order
+        self.jobs = [(c, sd) for c in self.cells
+                     for sd in (rs.seeds if c.random else [rs.seeds[0]])]
+        self._weights = None
+
+    def __getstate__(self):
+        return {"cfg": self.cfg}
+
+    def __setstate__(self, state):
+        self.__init__(state["cfg"])
+
+    @property
+    def weights(self):
+        if self._weights is None:
+            from networks.minilm import load_weights
+
+            self._weights = load_weights(layers=self.cfg.run.layers)
+        return self._weights
+
+    def __call__(self, item) -> dict:
+        from accsim.transformer.minilm_graph import GraphEncoder, build_graph
+
+        b0, bid = item
+        weights, jobs = self.weights, self.jobs
         sid = list(range(b0, b0 + len(bid)))
         graph = build_graph(weights, [len(i) for i in bid])  # shared by the cells
         t = time.perf_counter()
-        e_ref, ref_hidden, ref_probs = reference.encode(bid, sentence_ids=sid, graph=graph)
-        state["E_ref"].append(e_ref)
-        state["t_ref"] += time.perf_counter() - t
-        state["ref_sq"].append(np.array([[np.sum(h[a:b] * h[a:b]) for h in ref_hidden]
-                                         for a, b in _segments(bid)]))
+        e_ref, ref_hidden, ref_probs = GraphEncoder(weights, reference=True).encode(
+            bid, sentence_ids=sid, graph=graph)
+        out = {"E_ref": e_ref, "t_ref": time.perf_counter() - t,
+               "ref_sq": np.array([[np.sum(h[a:b] * h[a:b]) for h in ref_hidden]
+                                   for a, b in _segments(bid)]), "jobs": []}
+        counts: dict = {}  # the adaptive cells' per-sentence counts, read by their controls
+        # the adaptive cells run before the controls (rows keep their order)
+        order = sorted(range(len(jobs)),
+                       key=lambda j: jobs[j][0].linear.kind in CONTROL_KINDS)
         for j in order:
             c, sd = jobs[j]
             k = len(bid) if c.limit is None else min(len(bid), c.limit - b0)
             if k <= 0:
                 continue
-            a = acc[j]
-            runner = a["runner"] or GraphEncoder(
-                weights, c.ops, c.linear, c.attention, seed=sd, act_format=rs.act_format,
-                counts=counts, match=_match(c, sd))
-            a["runner"] = runner
+            runner = GraphEncoder(weights, c.ops, c.linear, c.attention, seed=sd,
+                                  act_format=self.cfg.run.act_format, counts=counts,
+                                  match=_match(c, sd))
             t = time.perf_counter()
             emb, hidden, probs = runner.encode(bid[:k], sentence_ids=sid[:k],
                                                graph=graph if k == len(bid) else None)
-            a["emb"].append(emb)
-            a["time"] += time.perf_counter() - t
+            dt = time.perf_counter() - t
             sq = np.array([[np.sum((h[a0:b1] - r[a0:b1]) ** 2)
                             for h, r in zip(hidden, ref_hidden, strict=True)]
                            for a0, b1 in _segments(bid[:k])])
-            a["sq"] = sq if a["sq"] is None else np.concatenate([a["sq"], sq])
             ref_k = [lay[:k] for lay in ref_probs]
-            a["kl"].append(em.attention_kl(probs, ref_k))
-            a["kl_in"].append(em.attention_kl_per_input(probs, ref_k))
-            if progress:
-                progress(b0 + k, len(ids), c.label, sd)
-        if rs.checkpoint or b0 + rs.batch >= len(ids):
-            res = _results(rs, jobs, acc, state, out)
-    return res
+            out["jobs"].append((j, {"k": k, "emb": emb, "time": dt, "sq": sq,
+                                    "kl": em.attention_kl(probs, ref_k),
+                                    "kl_in": em.attention_kl_per_input(probs, ref_k),
+                                    "tally": runner.tally}))
+        return out
 
 
 def _segments(bid):
@@ -440,7 +510,7 @@ def _results(rs, jobs, acc, state, out):
         n = E.shape[0]
         E_ref = E_ref_all[:n]
         kl = np.concatenate([np.concatenate(k) for k in a["kl"]])
-        tally = a["runner"].tally
+        tally = a["tally"]
         err = em.embedding_rel_error(E, E_ref)
         per_sentence[(c.label, sd)] = err
         per_att[(c.label, sd)] = np.concatenate(a["kl_in"])

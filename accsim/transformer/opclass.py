@@ -38,7 +38,7 @@ import numpy as np
 from accsim.graph import scaling
 
 __all__ = ["OP_CLASSES", "MATMUL_CLASSES", "REDUCTION_CLASSES", "OpModels", "Float64",
-           "PerTensorScaled", "pow2_scale", "matmul_op", "reduce_op", "op_result",
+           "PerTensorScaled", "pow2_scale", "matmul_op", "matmul_batch", "reduce_op", "op_result",
            "OpResult", "resolve_model"]
 
 #: inner products (matrix products) of a BERT encoder
@@ -181,6 +181,41 @@ class PerTensorScaled:
         Aq, Bq, Cq, s = self.quantize(A, B, C, scales)
         return self.hw.matmul_values(Aq, Bq, Cq) / s
 
+    def matmul_batch(self, As, Bs) -> list | None:
+        """``[self.matmul(A, B) for A, B in zip(As, Bs)]`` (each product its own
+        per-tensor scales, no C) with one rounding call per operand kind and one kernel
+        call (the instruction's accumulator's ``_matmul_batch``), the same bits; None
+        when the instruction's accumulator has no batched kernel."""
+        batch = getattr(self.hw.accumulator, "_matmul_batch", None)
+        if batch is None or not hasattr(self.hw, "k"):
+            return None
+        k = int(self.hw.k)
+        sA, Aq = self._scaled_flat(As, 0)
+        sB, Bq = self._scaled_flat(Bs, 1)
+        s = list(zip(sA, sB, strict=True))
+        pad = [(-A.shape[1]) % k for A in As]  # K padded with zero terms (matmul_values)
+        Aq = [np.pad(a, ((0, 0), (0, p))) if p else a for a, p in zip(Aq, pad, strict=True)]
+        Bq = [np.pad(b, ((0, p), (0, 0))) if p else b for b, p in zip(Bq, pad, strict=True)]
+        Cq = [np.zeros((a.shape[0], b.shape[1])) for a, b in zip(Aq, Bq, strict=True)]
+        D = batch(Aq, Bq, Cq, 0)  # the instruction (hw.matmul_values: seed 0)
+        if D is None:
+            return None
+        return [d / (sA * np.float64(sB)) for d, (sA, sB) in zip(D, s, strict=True)]
+
+    def _scaled_flat(self, Xs, which: int):
+        """``(scales, rounded)``: each of ``Xs`` (operand ``which``: 0 A, 1 B) scaled by
+        its own per-tensor scale (:func:`pow2_scale` of its maximum, as :meth:`scales`)
+        and rounded (RNE) into the operand's format, by one elementwise call each."""
+        sizes = np.array([x.size for x in Xs])
+        flat = np.concatenate([np.ascontiguousarray(x, np.float64).ravel() for x in Xs])
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        amax = np.maximum(np.maximum.reduceat(np.abs(flat), starts), 0.0)
+        sc = scaling.pow2_scale(amax, self._fmax[which])
+        flat = self._round(flat * np.repeat(sc, sizes), self._fmt[which])
+        out = [flat[o:o + x.size].reshape(x.shape)
+               for x, o in zip(Xs, starts.tolist(), strict=True)]
+        return sc.tolist(), out
+
     def exact(self, A, B, C=None, scales=None) -> np.ndarray:
         """Exact ``A_q B_q + C_q`` of the rounded operands, descaled."""
         from accsim.numbers import exact
@@ -281,6 +316,41 @@ def matmul_op(model, A, B, C=None, *, seed: int = 0, scales=None) -> np.ndarray:
     if C is None:
         C = np.zeros((A.shape[0], B.shape[1]))
     return np.asarray(model.matmul(A, B, C, seed=seed), np.float64)
+
+
+def matmul_batch(model, As, Bs, *, seed: int = 0, small=None) -> list:
+    """``[matmul_op(model, A, B, seed=seed) for A, B in zip(As, Bs)]``, the same bits, in
+    one kernel call where the model has a batched kernel (recursive summation, the
+    NVIDIA fused dot-product units, those behind per-tensor scaling:
+    :mod:`accsim.accumulators._batch`), else one call per product (``small(A, B)``: a
+    context manager wrapped around each of those calls, e.g. one numba thread)."""
+    from contextlib import nullcontext
+
+    As = [np.ascontiguousarray(a, np.float64) for a in As]
+    Bs = [np.ascontiguousarray(b, np.float64) for b in Bs]
+    out = None
+    if not As:
+        return []
+    if isinstance(model, PerTensorScaled):
+        out = model.matmul_batch(As, Bs)
+    elif not isinstance(model, Float64) and hasattr(model, "_matmul_batch") \
+            and hasattr(model, "check_inputs"):
+        from accsim.numbers.arrays import check_matmul_shapes
+        from accsim.numbers.rounding import check_seed
+
+        Cs = []
+        for A, B in zip(As, Bs, strict=True):
+            C = np.zeros((A.shape[0], B.shape[1]))
+            check_matmul_shapes(A, B, C)
+            model.check_inputs(A, B, C)
+            Cs.append(C)
+        out = model._matmul_batch(As, Bs, Cs, check_seed(seed))
+    if out is None:  # fresh operands, as a product's own task has (BLAS: same layout)
+        out = []
+        for A, B in zip(As, Bs, strict=True):
+            with small(A, B) if small is not None else nullcontext():
+                out.append(matmul_op(model, np.array(A), np.array(B), None, seed=seed))
+    return out
 
 
 def reduce_op(model, X, *, seed: int = 0) -> np.ndarray:

@@ -69,7 +69,7 @@ are not priced.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numba
@@ -93,13 +93,14 @@ from accsim.transformer.opclass import (
     Float64,
     OpModels,
     PerTensorScaled,
+    matmul_batch,
     matmul_op,
     pow2_scale,
 )
 
 __all__ = ["PROJECTION_CLASSES", "LINEAR_KINDS", "ATTENTION_KINDS", "ATTENTION_CONTROLS",
            "LinearPolicy", "AttentionPolicy", "OpTally", "RunState", "act_round",
-           "assignment", "reference_assignment", "tally"]
+           "assignment", "reference_assignment", "tally", "op_costs"]
 
 #: the projections (weights x activations), in the order that keys their random controls
 PROJECTION_CLASSES = ("qkv", "attn_out", "ffn_in", "ffn_out")
@@ -225,6 +226,16 @@ class OpTally:
         for k, v in counts.items():
             self.hw[k] = self.hw.get(k, 0) + v
 
+    def merge(self, other: OpTally) -> None:
+        """Add ``other``'s sums (another batch's tally). Every sum is of integers or
+        integer-valued floats (counts and ``count x bits``), so merging per-batch
+        tallies in batch order gives the bits of one tally run over all batches."""
+        for mine, theirs in ((self.components, other.components),
+                             (self.recomputed, other.recomputed), (self.macs, other.macs),
+                             (self.bits, other.bits), (self.hw, other.hw)):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + v
+
     def hardware(self, n_inputs: int) -> dict:
         """The hardware columns of the projections and the scores, per input
         (:data:`accsim.run.hwcost.HW_COLUMNS`)."""
@@ -246,15 +257,26 @@ class OpTally:
         return int(sum(self.macs.values()))
 
 
+def op_costs(op, result) -> list:
+    """``[(cost, n), ...]``: the :class:`~accsim.run.cost.LayerCost` of every task of a
+    linear op's result with its inner-product length; a
+    :class:`~accsim.transformer.head_products.HeadProducts` op has one task with a cost
+    per product, each with its own length."""
+    if getattr(op, "problems", None):
+        (costs,) = result.cost
+        return list(zip(costs, [p.K for p in op.problems], strict=True))
+    return [(c, op.inner_length) for c in result.cost]
+
+
 def tally(graph, results, into: OpTally | None = None) -> OpTally:
     """Per-class cost of one :func:`~accsim.graph.run_graph` call (its ``results``, one per
     linear op of ``graph``), added to ``into``."""
     out = OpTally() if into is None else into
     for op, r in zip(graph.linear_ops, results, strict=True):
-        for c in r.cost:
-            out.add(op.op_class, c.components, c.recomputed, c.components * op.inner_length,
+        for c, n in op_costs(op, r):
+            out.add(op.op_class, c.components, c.recomputed, c.components * n,
                     c.base_bits + c.estimate_bits + c.recompute_bits)
-            out.add_counts(c.hw)  # the scores' hardware counts (one task per head)
+            out.add_counts(c.hw)  # the scores' hardware counts (one per head)
         if "hw" in r.info:  # the projections' hardware counts (one task each)
             out.add_counts(r.info["hw"])
     return out
@@ -301,6 +323,16 @@ class RunState:
             with _one_thread():
                 return matmul_op(model, A, B, C, seed=self.seed, scales=scales)
         return matmul_op(model, A, B, C, seed=self.seed, scales=scales)
+
+    def mm_batch(self, model, As, Bs) -> list:
+        """``[A @ B for A, B in zip(As, Bs)]`` on ``model`` with the run's seed, one
+        batched kernel call where the model has one
+        (:func:`~accsim.transformer.opclass.matmul_batch`), else one call each (small
+        ones on one thread, as :meth:`mm`); the bits of one :meth:`mm` call each."""
+        def small(A, B):
+            return _one_thread() if A.shape[0] * B.shape[1] < _SMALL else nullcontext()
+
+        return matmul_batch(model, As, Bs, seed=self.seed, small=small)
 
     def segment_counts(self, mask) -> list:
         """Per sentence, the number of components ``mask`` flags."""
@@ -396,8 +428,19 @@ class _ModelStrategy(Strategy):
             scales = (1.0, sB)
         return st.mm(model, np.ones((1, n)), X, None, scales)
 
+    def _products(self, ctx, meta) -> Decision:
+        """A :class:`~accsim.transformer.head_products.HeadProducts` task: every product
+        on the model in one batched call, a cost per product."""
+        ops = [p.operands(ctx.layer.W, ctx.X) for p in meta.problems]
+        vs = self.state.mm_batch(self.model, [a for a, _ in ops], [b for _, b in ops])
+        v = np.concatenate([x.ravel() for x in vs])
+        return Decision(v, np.zeros(v.shape, np.int8), self.models,
+                        [self._cost(p.M, p.N, p.K) for p in meta.problems])
+
     def layer(self, ctx) -> Decision:
         meta = self.state.meta[ctx.index[0]]
+        if meta.problems:
+            return self._products(ctx, meta)
         W, X = ctx.layer.W, ctx.X
         m, n, P = W.shape[0], W.shape[1], X.shape[1]
         if self.op_class in REDUCTION_CLASSES:
@@ -506,42 +549,94 @@ class _ScoresStrategy(_ModelStrategy):
     def models(self):
         return [self.model] if self.policy.high is None else [self.model, self.policy.high]
 
-    def layer(self, ctx) -> Decision:
-        meta = self.state.meta[ctx.index[0]]
-        head = int(ctx.index[1][1])  # task key: (image, head, digest)
-        st, low, pol = self.state, self.model, self.policy
-        Q, KT = ctx.layer.W, ctx.X
-        T, d = Q.shape
-        s_low = st.act(st.mm(low, Q, KT, None, None) * self.scale)
-        if pol.score_format is not None:
-            from accsim.numbers.rounding import round as _round
+    def _round_scores(self, s_low):
+        fmt = self.policy.score_format
+        if fmt is None:
+            return s_low
+        from accsim.numbers.rounding import round as _round
 
-            with _one_thread():  # one head's scores: no thread-pool wake-up
-                s_low = _round(s_low, pol.score_format, "rne")
-        n_valid = T * KT.shape[1]
-        if pol.kind == "uniform":
-            # the hardware counts ride on the task's cost: a scores op has a task per
-            # head and sentence, and the runner keeps every task's cost (one info)
-            level = np.zeros(s_low.shape, np.int8)
-            hw = hardware_counts([low], level, d, "none", bias=False)
-            return Decision(s_low, level, self.models, self._cost(T, KT.shape[1], d, hw=hw))
+        with _one_thread():  # one head's scores: no thread-pool wake-up
+            return _round(s_low, fmt, "rne")
+
+    def _select(self, s_low, Q, KT, sentence, layer, head):
+        """The scores the policy recomputes on ``high`` (one head of one sentence)."""
+        st, pol = self.state, self.policy
         mask = _lamp.select(pol.criterion, s_low, pol.tau, None)
         if pol.kind == "random":
-            rng = st.rng(st.sids[meta.sentence], meta.layer, head, 7)
+            rng = st.rng(st.sids[sentence], layer, head, 7)
             mask = _lamp.random_select(mask.sum(axis=-1), KT.shape[1], rng)
         elif pol.kind == "oracle":
-            ref = (Q @ KT) * self.scale
+            ref = (np.array(Q) @ np.array(KT)) * self.scale
             mask = _lamp.oracle_select(mask.sum(axis=-1), np.abs(s_low - ref), None)
+        return mask
+
+    def _decide(self, s_low, mask, s_high, d, uniform_hw=None):
+        """``(scores, level, cost)`` of one head from its low scores, the recomputed
+        mask (None: uniform) and its high scores (None: nothing recomputed);
+        ``uniform_hw``: a cache of the uniform hardware counts by shape (they depend on
+        the shape alone)."""
+        low, pol = self.model, self.policy
+        T, N = s_low.shape
+        if mask is None:
+            # the hardware counts ride on the task's cost (one per head and sentence)
+            level = np.zeros(s_low.shape, np.int8)
+            cache = {} if uniform_hw is None else uniform_hw
+            if (T, N, d) not in cache:
+                cache[(T, N, d)] = hardware_counts([low], level, d, "none", bias=False)
+            return s_low, level, self._cost(T, N, d, hw=dict(cache[(T, N, d)]))
         k = int(mask.sum())
-        s = s_low
-        if k:
-            s_high = st.act(st.mm(pol.high, Q, KT, None, None) * self.scale)
-            s = np.where(mask, s_high, s_low)
-        assert n_valid == mask.size
+        s = s_low if s_high is None else np.where(mask, s_high, s_low)
         level = mask.astype(np.int8)
         hw = hardware_counts([low, pol.high], level, d, "none", bias=False)
-        return Decision(s, level, self.models,
-                        self._cost(T, KT.shape[1], d, k, pol.high, hw=hw))
+        return s, level, self._cost(T, N, d, k, pol.high, hw=hw)
+
+    def _products(self, ctx, meta) -> Decision:
+        """Every head of every sentence (a HeadProducts task): the low scores in one
+        batched call, the selected heads' high scores in another; per head the bits of
+        :meth:`layer` on that head's own task."""
+        st, pol = self.state, self.policy
+        probs = meta.problems
+        ops = [p.operands(ctx.layer.W, ctx.X) for p in probs]
+        lows = st.mm_batch(self.model, [a for a, _ in ops], [b for _, b in ops])
+        flat = self._round_scores(st.act(np.concatenate([v.ravel() for v in lows])
+                                         * self.scale))
+        s_low, o = [], 0
+        for p in probs:
+            s_low.append(flat[o:o + p.M * p.N].reshape(p.M, p.N))
+            o += p.M * p.N
+        masks = [None] * len(probs) if pol.kind == "uniform" else [
+            self._select(s, a, b, p.sentence, meta.layer, p.head)
+            for s, (a, b), p in zip(s_low, ops, probs, strict=True)]
+        todo = [g for g, m in enumerate(masks) if m is not None and m.any()]
+        high = dict(zip(todo, st.mm_batch(pol.high, [ops[g][0] for g in todo],
+                                          [ops[g][1] for g in todo]), strict=True)) \
+            if todo else {}
+        hw: dict = {}
+        out = [self._decide(s_low[g], masks[g],
+                            st.act(high[g] * self.scale) if g in high else None, p.K, hw)
+               for g, p in enumerate(probs)]
+        return Decision(np.concatenate([v.ravel() for v, _, _ in out]),
+                        np.concatenate([lv.ravel() for _, lv, _ in out]), self.models,
+                        [c for _, _, c in out])
+
+    def layer(self, ctx) -> Decision:
+        meta = self.state.meta[ctx.index[0]]
+        if meta.problems:
+            return self._products(ctx, meta)
+        head = int(ctx.index[1][1])  # task key: (image, head, digest)
+        st, pol = self.state, self.policy
+        Q, KT = ctx.layer.W, ctx.X
+        d = Q.shape[1]
+        s_low = self._round_scores(st.act(st.mm(self.model, Q, KT, None, None)
+                                          * self.scale))
+        if pol.kind == "uniform":
+            s, level, cost = self._decide(s_low, None, None, d)
+            return Decision(s, level, self.models, cost)
+        mask = self._select(s_low, Q, KT, meta.sentence, meta.layer, head)
+        s_high = st.act(st.mm(pol.high, Q, KT, None, None) * self.scale) \
+            if mask.any() else None
+        s, level, cost = self._decide(s_low, mask, s_high, d)
+        return Decision(s, level, self.models, cost)
 
 
 def assignment(ops: OpModels, linear: LinearPolicy | None = None,
@@ -580,9 +675,25 @@ class _ReferenceStrategy(_ModelStrategy):
         super().__init__(op_class, Float64(), state)
         self.scale = float(scale)
 
+    def _products(self, ctx, meta) -> Decision:
+        """Every product of a HeadProducts task as its own BLAS call, operands copied
+        into fresh arrays of the hand-written pass's layouts."""
+        oa, ob = _REFERENCE_ORDER[self.op_class]
+        vs, costs = [], []
+        for p in meta.problems:
+            A, B = p.operands(ctx.layer.W, ctx.X)
+            v = self.model.matmul(np.array(A, order=oa), np.array(B, order=ob))
+            vs.append((v * self.scale if self.op_class == "scores" else v).ravel())
+            costs.append(self._cost(p.M, p.N, p.K))
+        v = np.concatenate(vs)
+        return Decision(v, np.zeros(v.shape, np.int8), self.models, costs)
+
     def layer(self, ctx) -> Decision:
         if self.op_class in REDUCTION_CLASSES:
             return super().layer(ctx)
+        meta = self.state.meta.get(ctx.index[0])
+        if meta is not None and meta.problems:
+            return self._products(ctx, meta)
         W, X = ctx.layer.W, ctx.X
         m, n, P = W.shape[0], W.shape[1], X.shape[1]
         oa, ob = _REFERENCE_ORDER[self.op_class]
