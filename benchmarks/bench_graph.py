@@ -281,8 +281,11 @@ def before_rows(tree, ref, n_images):
 
     with tempfile.TemporaryDirectory(prefix="accsim-before-") as tmp:
         res = Path(tmp) / "rows.json"
+        # the clone has no data directory of its own: it reads this checkout's
+        env = dict(os.environ)
+        env.setdefault("ACCSIM_DATA_DIR", str(ROOT / ".data"))
         subprocess.run([sys.executable, __file__, "--only-run", "--images", str(n_images),
-                        "--tree", str(tree), "--rows", str(res)], check=True)
+                        "--tree", str(tree), "--rows", str(res)], check=True, env=env)
         rows = json.loads(res.read_text())
     for r in rows:
         r["case"] = f"before ({ref}): {r['case']}"
