@@ -93,12 +93,16 @@ class RecursiveSum(SingleFormatSum):
     def _products_exact_by_construction(self) -> bool:
         return self._fma64
 
+    def _kernel_kind(self) -> int:
+        """The kernel's product kind: EXACT, ROUNDED or FMA64 (the binary64 FMA chain)."""
+        if self._fma64:
+            return FMA64
+        return {"exact": EXACT, "fused": EXACT, "rounded": ROUNDED}[self.product]
+
     def _matmul(self, A, B, C, seed, *, fast: bool = True):
         m, r = check_mode(self.mode, self.sr_bits)
         out = np.empty((A.shape[0], B.shape[1]))
-        kind = {"exact": EXACT, "fused": EXACT, "rounded": ROUNDED}[self.product]
-        if self._fma64:
-            kind = FMA64
+        kind = self._kernel_kind()
         pf = self.product_format or self.acc_format
         exact = kind == EXACT and fast and sums_exact(A, B, C, [self.acc_format], A.shape[1])
         recursive_kernel(A, B, C, out, self.acc_format.kernel_params(), m, r,
@@ -110,9 +114,7 @@ class RecursiveSum(SingleFormatSum):
         (:func:`accsim.kernels.tiles.recursive_kernel_batch`), each the bits of its own
         call (its own stream keys)."""
         m, r = check_mode(self.mode, self.sr_bits)
-        kind = {"exact": EXACT, "fused": EXACT, "rounded": ROUNDED}[self.product]
-        if self._fma64:
-            kind = FMA64
+        kind = self._kernel_kind()
         pf = self.product_format or self.acc_format
         exact = np.array([kind == EXACT and sums_exact(A, B, C, [self.acc_format],
                                                        A.shape[1])
